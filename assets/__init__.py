@@ -1,0 +1,1 @@
+"""Plain-Python computation behind each HiSpatial asset: no Dagster imports here."""
