@@ -1,0 +1,212 @@
+"""What a level generator needs to know about one scene, and how it names an object in text.
+
+`QAContext` bundles the scene, its gravity frame (None when undefined), the random generator, the config and the
+optional point map, and caches per-object geometry so the L1/L2/L3 generators do not recompute box corners per
+question. `refer` is the one place that turns an object into words (and, for objects with no verified textual
+reference, into a coloured box drawn on the image, as in paper Sec. 3.2). `qa_id` is the one question-id scheme.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from assets.geometry import GravityFrame, extent_along
+from assets.qa.config import QAConfig
+from assets.records import Box3D, DrawBox, QAFormat, Scene, SceneObject, Task
+
+# Colours for box-fallback references, in assignment order; distinct and easy to name.
+BOX_COLORS = ("red", "green", "blue", "yellow", "orange", "purple", "cyan", "magenta", "white", "black", "pink",
+              "brown")
+# reference_kind values that mean "no verified text: draw the box".
+BOX_REFERENCE_KINDS = frozenset({"box", "box_fallback", "bbox", "visual", "fallback"})
+_COLOR_IN_TEXT = re.compile(r"highlighted by (?:the |a )?([a-z]+) box", re.IGNORECASE)
+
+AXIS_NAMES = ("right", "forward", "up")
+
+
+def qa_id(scene_id: str, task: Task | str, template_id: str, object_ids: list[int] | tuple[int, ...],
+          fmt: QAFormat | str, extra: str = "") -> str:
+    """Stable question id: the same scene, task, template, objects, format (and `extra`, e.g. the pixel pair of an
+    L0 question or the subtask) always give the same id, across runs and machines."""
+    key = f"{scene_id}|{task}|{template_id}|{','.join(map(str, object_ids))}|{fmt}|{extra}"
+    return hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
+
+
+@dataclass
+class ObjectGeom:
+    """Cached geometry of one object: camera-frame center, gravity-frame center and per-axis extents."""
+
+    obj: SceneObject
+    center_cam: np.ndarray  # (3,) meters, camera frame
+    center_grav: np.ndarray | None  # (3,) meters, gravity frame (x right, y forward, z up); None without gravity
+    extents: dict[str, tuple[float, float]] = field(default_factory=dict)  # axis -> (min, max) in gravity frame
+
+    @property
+    def box(self) -> Box3D:
+        return self.obj.box3d
+
+    @property
+    def distance(self) -> float:
+        """Object-to-camera distance = |center| (docs/CONVENTIONS.md)."""
+        return float(np.linalg.norm(self.center_cam))
+
+    @property
+    def volume(self) -> float:
+        b = self.obj.box3d
+        return b.width * b.height * b.length
+
+
+@dataclass
+class QAContext:
+    """Everything a generator reads for one scene.
+
+    `frame` is None when the scene has no gravity or the camera looks (almost) straight up/down: gravity-dependent
+    questions must then be skipped. `objects` holds only objects whose boxes are usable (finite, in front of the
+    camera, not degenerate); `skips` collects human-readable reasons for what was left out.
+    """
+
+    scene: Scene
+    frame: GravityFrame | None
+    rng: np.random.Generator
+    config: QAConfig
+    point_map: np.ndarray | None = None  # (H, W, 3) camera-frame meters
+    valid: np.ndarray | None = None  # (H, W) bool
+    shard: str = ""
+    objects: list[SceneObject] = field(default_factory=list)
+    skips: list[str] = field(default_factory=list)
+    _geom: dict[int, ObjectGeom] = field(default_factory=dict, repr=False)
+    _colors: dict[int, str] = field(default_factory=dict, repr=False)
+    _coins: dict[str, bool] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def build(cls, scene: Scene, config: QAConfig | None = None, rng: np.random.Generator | None = None,
+              point_map: np.ndarray | None = None, valid: np.ndarray | None = None) -> QAContext:
+        """Make a context: derive the gravity frame, drop unusable objects (with reasons), assign box colours."""
+        config = config or QAConfig()
+        if rng is None:
+            rng = np.random.default_rng(
+                int.from_bytes(hashlib.blake2b(f"{config.seed}|{scene.scene_id}".encode(), digest_size=8).digest(),
+                               "little"))
+        skips: list[str] = []
+        frame: GravityFrame | None = None
+        if scene.gravity_cam is None:
+            skips.append("no gravity: gravity-dependent questions skipped")
+        else:
+            try:
+                frame = GravityFrame.from_gravity(scene.gravity_cam)
+            except ValueError as err:
+                skips.append(f"gravity frame undefined ({err}): gravity-dependent questions skipped")
+        if point_map is not None and valid is None:
+            valid = np.isfinite(point_map).all(axis=-1)
+        ctx = cls(scene=scene, frame=frame, rng=rng, config=config, point_map=point_map, valid=valid,
+                  shard=scene.shard, skips=skips)
+        for obj in scene.objects:
+            reason = ctx._unusable(obj)
+            if reason:
+                skips.append(f"object {obj.instance_id} ({obj.category}): {reason}")
+            else:
+                ctx.objects.append(obj)
+        ctx._assign_colors()
+        return ctx
+
+    def _unusable(self, obj: SceneObject) -> str | None:
+        box = obj.box3d
+        sizes = np.array(box.size, dtype=np.float64)
+        center = np.asarray(box.center_cam, dtype=np.float64)
+        if not (np.isfinite(sizes).all() and np.isfinite(center).all() and np.isfinite(box.yaw)):
+            return "non-finite 3D box"
+        if sizes.min() < self.config.min_object_size_m:
+            return f"degenerate 3D box (smallest extent {sizes.min():.4f} m)"
+        if sizes.max() > 200.0:
+            return f"implausible 3D box (largest extent {sizes.max():.1f} m)"
+        if center[2] < self.config.min_object_depth_m:
+            return f"box center not in front of the camera (z = {center[2]:.3f} m)"
+        if obj.front_grav is not None and not 0.9 < float(np.linalg.norm(obj.front_grav)) < 1.1:
+            return "front direction is not a unit vector"
+        return None
+
+    def _assign_colors(self) -> None:
+        """Colours for box-fallback objects: the one named in the reference text when present, otherwise the first
+        palette colour not yet used in this scene (so two highlighted objects never share a colour)."""
+        used: set[str] = set()
+        pending: list[SceneObject] = []
+        for obj in self.objects:
+            if not is_box_reference(obj):
+                continue
+            match = _COLOR_IN_TEXT.search(obj.reference or "")
+            if match and match.group(1).lower() not in used:
+                self._colors[obj.instance_id] = match.group(1).lower()
+                used.add(match.group(1).lower())
+            else:
+                pending.append(obj)
+        free = [c for c in BOX_COLORS if c not in used]
+        for i, obj in enumerate(pending):
+            self._colors[obj.instance_id] = free[i % len(free)] if free else BOX_COLORS[i % len(BOX_COLORS)]
+
+    @property
+    def has_gravity(self) -> bool:
+        return self.frame is not None
+
+    def geom(self, obj: SceneObject) -> ObjectGeom:
+        """Cached geometry of `obj` (extents are filled for all three gravity axes when gravity is known)."""
+        cached = self._geom.get(obj.instance_id)
+        if cached is not None:
+            return cached
+        center_cam = np.asarray(obj.box3d.center_cam, dtype=np.float64)
+        center_grav = None
+        extents: dict[str, tuple[float, float]] = {}
+        if self.frame is not None:
+            center_grav = self.frame.to_grav(center_cam)
+            for axis, vec in zip(AXIS_NAMES, np.eye(3), strict=True):
+                extents[axis] = extent_along(obj.box3d, self.frame, vec)
+        geom = ObjectGeom(obj=obj, center_cam=center_cam, center_grav=center_grav, extents=extents)
+        self._geom[obj.instance_id] = geom
+        return geom
+
+    def flip(self, key: str) -> bool:
+        """Alternating coin per `key` from a random start: exact True/False balance within a scene."""
+        if key not in self._coins:
+            self._coins[key] = bool(self.rng.random() < 0.5)
+        self._coins[key] = not self._coins[key]
+        return self._coins[key]
+
+    def color_of(self, obj: SceneObject) -> str | None:
+        return self._colors.get(obj.instance_id)
+
+    def qa_id(self, task: Task | str, template_id: str, objects: list[SceneObject] | list[int],
+              fmt: QAFormat | str, extra: str = "") -> str:
+        ids = [o if isinstance(o, int) else o.instance_id for o in objects]
+        return qa_id(self.scene.scene_id, task, template_id, ids, fmt, extra)
+
+
+def is_box_reference(obj: SceneObject) -> bool:
+    """True when the object has no verified textual reference and must be shown as a coloured box."""
+    if not obj.reference:
+        return True
+    if obj.reference_kind and obj.reference_kind.lower() in BOX_REFERENCE_KINDS:
+        return True
+    return "highlighted by" in obj.reference.lower()
+
+
+def refer(obj: SceneObject, ctx: QAContext) -> tuple[str, list[DrawBox]]:
+    """Text naming `obj` in a question, and the boxes to draw for it (empty for a textual reference).
+
+    A verified reference is used as written ("the red mug on the left"). Otherwise the object is named by category
+    with a visual cue, "the chair (highlighted by the red box)", and its 2D box must be drawn in that colour.
+    """
+    if not is_box_reference(obj):
+        return obj.reference, []  # type: ignore[return-value]
+    color = ctx.color_of(obj)
+    if color is None:  # object not in ctx.objects (e.g. a caller built its own list): still deterministic
+        match = _COLOR_IN_TEXT.search(obj.reference or "")
+        color = match.group(1).lower() if match else BOX_COLORS[(obj.instance_id - 1) % len(BOX_COLORS)]
+    category = obj.category.strip()
+    if not category.lower().startswith(("the ", "a ", "an ")):
+        category = f"the {category}"
+    return f"{category} (highlighted by the {color} box)", [
+        DrawBox.model_construct(instance_id=obj.instance_id, color=color, box2d=obj.box2d)
+    ]
