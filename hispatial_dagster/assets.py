@@ -1,0 +1,295 @@
+"""The HiSpatial asset graph. Each asset names its upstream, calls exactly one plain-Python entry point (the stage
+contract in docs/ARCHITECTURE.md) and turns the returned report into metadata; no computation lives here.
+
+    source_images -> filtered_images -> point_maps -> object_clouds -> object_references -> qa_shards  (per shard)
+    qa_dataset (all shards) -> checkpoint -> benchmark_scores (per benchmark)
+
+Data flows through files under the data root, not through Dagster IO managers, so every asset declares its
+upstream with `deps` and returns a `MaterializeResult`. Stages that run a neural network (point_maps,
+object_clouds, checkpoint, benchmark_scores) share the `gpu` concurrency pool (see deploy/README.md).
+"""
+
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from hispatial_dagster.automation import downstream_condition
+from hispatial_dagster.metadata import markdown_table, stage_result
+from hispatial_dagster.partitions import SOURCE_SHARDS, benchmarks, source_shards
+from hispatial_dagster.resources import (
+    DataRoot,
+    EvalSettings,
+    FilterSettings,
+    LLMEndpoint,
+    MLflowTracking,
+    QASettings,
+    SourceInbox,
+    SyntheticSource,
+    TrainingSettings,
+)
+
+GPU_POOL = "gpu"
+SHARD_STAGES = ("source_images", "filtered_images", "point_maps", "object_clouds", "object_references", "qa_shards")
+
+
+def _gpu_tags(gpus: int = 1) -> dict[str, Any]:
+    """Per-op Kubernetes resources when the run launcher is dagster-k8s (ignored elsewhere)."""
+    return {
+        "dagster-k8s/config": {
+            "container_config": {"resources": {"limits": {"nvidia.com/gpu": str(gpus)}}},
+            "pod_spec_config": {"node_selector": {"hispatial.io/accelerator": "gpu"}},
+        }
+    }
+
+
+def _ground_truth_metadata(inbox: SourceInbox, root: Path, shard: str) -> dict[str, Any]:
+    """Estimation stages pass a synthetic shard's exact 3D ground truth through instead of estimating; say so."""
+    kind = inbox.inbox(root).read(shard).kind
+    return {"source_kind": kind, "ground_truth_passthrough": kind == "synthetic"}
+
+
+# ------------------------------------------------------------------------------------------ per-shard stages
+
+
+@dg.asset(
+    partitions_def=source_shards,
+    group_name="sources",
+    kinds={"python"},
+    code_version="1",
+    description="Images and ground truth of one source shard, as declared by its spec file in the inbox.",
+)
+def source_images(
+    context: dg.AssetExecutionContext, data_root: DataRoot, source_inbox: SourceInbox, synthetic: SyntheticSource
+) -> dg.MaterializeResult:
+    shard = context.partition_key
+    spec = source_inbox.inbox(data_root.root).read(shard)
+    if spec.kind == "synthetic":
+        from assets.synthetic import write_synthetic_shard
+
+        report = write_synthetic_shard(
+            data_root.root, shard, synthetic.config(spec.seed, spec.num_scenes, spec.options)
+        )
+    else:
+        source_module = importlib.import_module(f"assets.sources.{spec.kind}")
+        report = source_module.write_source_shard(data_root.root, shard, spec.model_dump())
+    return stage_result(report, data_root.root, extra={"source_kind": spec.kind, "spec": spec.model_dump()})
+
+
+@dg.asset(
+    partitions_def=source_shards,
+    deps=[source_images],
+    group_name="sources",
+    kinds={"python"},
+    code_version="1",
+    description="Scenes that pass the paper's image filters; each rejection with its reason.",
+)
+def filtered_images(
+    context: dg.AssetExecutionContext, data_root: DataRoot, filters: FilterSettings
+) -> dg.MaterializeResult:
+    from assets.filtering import filter_shard
+
+    report = filter_shard(data_root.root, context.partition_key, filters.config())
+    return stage_result(report, data_root.root)
+
+
+@dg.asset(
+    partitions_def=source_shards,
+    deps=[filtered_images],
+    group_name="geometry",
+    kinds={"pytorch"},
+    code_version="1",
+    pool=GPU_POOL,
+    op_tags=_gpu_tags(),
+    description="Metric point maps per scene (ground truth passed through for synthetic shards, else MoGe-2).",
+)
+def point_maps(
+    context: dg.AssetExecutionContext, data_root: DataRoot, source_inbox: SourceInbox
+) -> dg.MaterializeResult:
+    from assets.point_maps import point_maps_shard
+
+    report = point_maps_shard(data_root.root, context.partition_key)
+    return stage_result(
+        report, data_root.root, extra=_ground_truth_metadata(source_inbox, data_root.root, context.partition_key)
+    )
+
+
+@dg.asset(
+    partitions_def=source_shards,
+    deps=[point_maps],
+    group_name="geometry",
+    kinds={"pytorch"},
+    code_version="1",
+    pool=GPU_POOL,
+    op_tags=_gpu_tags(),
+    description="Per-object masks, point clouds and gravity-aligned 3D boxes.",
+)
+def object_clouds(
+    context: dg.AssetExecutionContext, data_root: DataRoot, source_inbox: SourceInbox
+) -> dg.MaterializeResult:
+    from assets.objects import object_clouds_shard
+
+    report = object_clouds_shard(data_root.root, context.partition_key)
+    return stage_result(
+        report, data_root.root, extra=_ground_truth_metadata(source_inbox, data_root.root, context.partition_key)
+    )
+
+
+@dg.asset(
+    partitions_def=source_shards,
+    deps=[object_clouds],
+    group_name="geometry",
+    kinds={"python"},
+    code_version="1",
+    description="A unique textual reference per object, or the highlighted-box fallback.",
+)
+def object_references(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg.MaterializeResult:
+    from assets.references import references_shard
+
+    report = references_shard(data_root.root, context.partition_key)
+    return stage_result(report, data_root.root)
+
+
+@dg.asset(
+    partitions_def=source_shards,
+    deps=[object_references],
+    group_name="qa",
+    kinds={"python", "parquet"},
+    code_version="1",
+    description="QA pairs over levels L0-L3 and the eleven task types for one shard.",
+)
+def qa_shards(
+    context: dg.AssetExecutionContext, data_root: DataRoot, qa: QASettings, llm: LLMEndpoint
+) -> dg.MaterializeResult:
+    from assets.qa.shards import qa_shard
+
+    client = llm.client(cache_dir=data_root.root / ".llm_cache")
+    report = qa_shard(data_root.root, context.partition_key, qa.config(), llm=client)
+    extra = {f"llm_{k}" if not k.startswith("llm_") else k: v for k, v in _llm_stats(client).items()}
+    return stage_result(report, data_root.root, extra=extra, thumbnail=False)
+
+
+def _llm_stats(client: Any | None) -> dict[str, int]:
+    return client.stats.as_dict() if client is not None else {}
+
+
+# ---------------------------------------------------------------------------------------- whole-dataset stages
+
+
+def _materialized_shards(context: dg.AssetExecutionContext, root: Path) -> list[str]:
+    """Shards whose qa_shards partition is materialized, still registered, and present on disk."""
+    registered = set(context.instance.get_dynamic_partitions(SOURCE_SHARDS))
+    done = context.instance.get_materialized_partitions(qa_shards.key)
+    return sorted(s for s in done & registered if (root / "qa_shards" / s / "qa.parquet").exists())
+
+
+@dg.asset(
+    deps=[qa_shards],
+    group_name="qa",
+    kinds={"python", "parquet"},
+    code_version="1",
+    automation_condition=downstream_condition("qa_dataset"),
+    description="The QA dataset release over all materialized shards: manifest, counts plot, exports.",
+)
+def qa_dataset(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg.MaterializeResult:
+    from assets.qa.dataset import build_qa_dataset
+
+    shards = _materialized_shards(context, data_root.root)
+    if not shards:
+        raise dg.Failure("no materialized qa_shards partition to build the dataset from")
+    report = build_qa_dataset(data_root.root, shards)
+    return stage_result(report, data_root.root, extra={"shards": dg.MetadataValue.json(shards)})
+
+
+@dg.asset(
+    deps=[qa_dataset],
+    group_name="model",
+    kinds={"pytorch", "mlflow"},
+    code_version="1",
+    pool=GPU_POOL,
+    op_tags=_gpu_tags(),
+    automation_condition=downstream_condition("checkpoint"),
+    description="The fine-tuned RGB-D VLM trained on qa_dataset, linked to its MLflow run.",
+)
+def checkpoint(
+    context: dg.AssetExecutionContext, data_root: DataRoot, training: TrainingSettings, mlflow_tracking: MLflowTracking
+) -> dg.MaterializeResult:
+    from training.train import train_checkpoint
+
+    mlflow_tracking.activate()
+    report = train_checkpoint(data_root.root, training.config())
+    return _run_result(report, mlflow_tracking)
+
+
+@dg.asset(
+    partitions_def=benchmarks,
+    deps=[checkpoint],
+    group_name="model",
+    kinds={"pytorch", "mlflow"},
+    code_version="1",
+    pool=GPU_POOL,
+    op_tags=_gpu_tags(),
+    automation_condition=downstream_condition("benchmark_scores"),
+    description="Scores of the latest checkpoint on one benchmark, with per-item predictions.",
+)
+def benchmark_scores(
+    context: dg.AssetExecutionContext,
+    data_root: DataRoot,
+    evaluation_settings: EvalSettings,
+    mlflow_tracking: MLflowTracking,
+) -> dg.MaterializeResult:
+    from evaluation.run import score_benchmark
+
+    checkpoint_dir = latest_checkpoint_dir(context.instance)
+    mlflow_tracking.activate()
+    report = score_benchmark(data_root.root, context.partition_key, checkpoint_dir, evaluation_settings.config())
+    return _run_result(report, mlflow_tracking, extra={"checkpoint_dir": dg.MetadataValue.path(str(checkpoint_dir))})
+
+
+def latest_checkpoint_dir(instance: dg.DagsterInstance) -> Path:
+    """The checkpoint directory recorded by the latest `checkpoint` materialization."""
+    event = instance.get_latest_materialization_event(checkpoint.key)
+    if event is None or event.asset_materialization is None:
+        raise dg.Failure("checkpoint has never been materialized")
+    entry = event.asset_materialization.metadata.get("checkpoint_dir")
+    if entry is None:
+        raise dg.Failure("the latest checkpoint materialization records no checkpoint_dir")
+    return Path(str(entry.value))
+
+
+def _run_result(report: Any, tracking: MLflowTracking, extra: dict[str, Any] | None = None) -> dg.MaterializeResult:
+    """Metadata for reports that come with an MLflow run (TrainReport, BenchmarkReport)."""
+    metadata: dict[str, Any] = {}
+    run_id = getattr(report, "run_id", None) or getattr(report, "mlflow_run_id", None)
+    if run_id:
+        metadata["mlflow_run_id"] = run_id
+        metadata["mlflow_run_url"] = dg.MetadataValue.url(
+            tracking.run_url(run_id, getattr(report, "experiment_id", None))
+        )
+    metadata["mlflow_tracking_uri"] = tracking.tracking_uri
+    for attr in ("checkpoint_dir", "output_dir"):
+        value = getattr(report, attr, None)
+        if value is not None:
+            metadata[attr] = dg.MetadataValue.path(str(value))
+    metrics = getattr(report, "metrics", None) or getattr(report, "scores", None) or {}
+    for name, value in dict(metrics).items():
+        if isinstance(value, int | float):
+            metadata[f"metric/{name}"] = float(value)
+    if metrics:
+        metadata["metrics"] = dg.MetadataValue.md(
+            markdown_table([{"metric": k, "value": v} for k, v in dict(metrics).items()], max_rows=100)
+        )
+    preview = getattr(report, "preview", None)
+    if preview:
+        metadata["preview"] = dg.MetadataValue.md(markdown_table(preview))
+    digest = getattr(report, "digest", None)
+    if extra:
+        metadata.update(extra)
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(str(digest)[:32]) if digest else None)
+
+
+shard_assets = [source_images, filtered_images, point_maps, object_clouds, object_references, qa_shards]
+dataset_assets = [qa_dataset, checkpoint, benchmark_scores]
+all_assets = [*shard_assets, *dataset_assets]

@@ -1,0 +1,56 @@
+"""Asset checks: each calls one function of `assets.checks` (plain Python, returns `(passed, metadata)`) on the
+partition just materialized. They run in the same job as their asset (shard_job includes them) and show on the
+asset's page in the UI; a failure is an ERROR-severity result, not a crashed run."""
+
+
+from collections.abc import Callable
+from typing import Any
+
+import dagster as dg
+
+from hispatial_dagster.assets import object_clouds, object_references, point_maps, qa_shards
+from hispatial_dagster.metadata import _scalar_metadata
+from hispatial_dagster.partitions import source_shards
+from hispatial_dagster.resources import DataRoot
+
+
+def _result(outcome: tuple[bool, dict[str, Any]]) -> dg.AssetCheckResult:
+    passed, metadata = outcome
+    return dg.AssetCheckResult(
+        passed=bool(passed), severity=dg.AssetCheckSeverity.ERROR, metadata=_scalar_metadata(metadata)
+    )
+
+
+def _check_fn(name: str) -> Callable[..., tuple[bool, dict[str, Any]]]:
+    from assets import checks
+
+    return getattr(checks, name)
+
+
+@dg.asset_check(asset=point_maps, partitions_def=source_shards, description="No NaN/inf in stored point maps.")
+def point_maps_finite(context: dg.AssetCheckExecutionContext, data_root: DataRoot) -> dg.AssetCheckResult:
+    return _result(_check_fn("point_maps_finite")(data_root.root, context.partition_key))
+
+
+@dg.asset_check(
+    asset=object_clouds, partitions_def=source_shards, description="Object points lie inside their 3D boxes."
+)
+def points_in_boxes(context: dg.AssetCheckExecutionContext, data_root: DataRoot) -> dg.AssetCheckResult:
+    return _result(_check_fn("points_in_boxes")(data_root.root, context.partition_key))
+
+
+@dg.asset_check(
+    asset=object_references, partitions_def=source_shards, description="References are unique within a scene."
+)
+def references_unique(context: dg.AssetCheckExecutionContext, data_root: DataRoot) -> dg.AssetCheckResult:
+    return _result(_check_fn("references_unique")(data_root.root, context.partition_key))
+
+
+@dg.asset_check(
+    asset=qa_shards, partitions_def=source_shards, description="qa.parquet has the QA schema; answers non-empty."
+)
+def qa_schema(context: dg.AssetCheckExecutionContext, data_root: DataRoot) -> dg.AssetCheckResult:
+    return _result(_check_fn("qa_schema")(data_root.root, context.partition_key))
+
+
+all_checks = [point_maps_finite, points_in_boxes, references_unique, qa_schema]

@@ -1,0 +1,384 @@
+"""`hispatial`: the command line of the platform.
+
+    hispatial demo                     two synthetic shards -> QA dataset -> checkpoint -> custom benchmark
+    hispatial register SHARD ...       write a shard spec into the inbox (what the sensor watches)
+    hispatial stage NAME --shard S     materialize one asset (one partition) -- what `dvc repro` runs
+    hispatial status                   materialized / stale / failed per asset and partition
+    hispatial ui                       start `dagster dev` on 127.0.0.1 for this instance
+
+Every command runs the Dagster assets themselves, in-process, on the persistent instance at DAGSTER_HOME (default
+`<data root>/.dagster`), so whatever the CLI or DVC materializes shows up in `dagster dev` afterwards and the same
+code path computes it. Dagster is imported lazily so `--help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from hispatial_dagster.shards import ShardSpec, synthetic_shard_key, validate_shard_key
+
+console = Console(stderr=False, highlight=False)
+
+STAGES = (
+    "source_images",
+    "filtered_images",
+    "point_maps",
+    "object_clouds",
+    "object_references",
+    "qa_shards",
+    "qa_dataset",
+    "checkpoint",
+    "benchmark_scores",
+)
+PARTITIONED_BY_SHARD = STAGES[:6]
+
+
+def _data_root(args: argparse.Namespace) -> Path:
+    if getattr(args, "data_root", None):
+        os.environ["HISPATIAL_DATA_ROOT"] = str(Path(args.data_root).expanduser().resolve())
+    from hispatial_dagster.resources import default_data_root
+
+    return Path(default_data_root()).expanduser().resolve()
+
+
+def _defs():
+    from hispatial_dagster.definitions import defs
+
+    return defs
+
+
+def register_shards(root: Path, specs: dict[str, ShardSpec], instance: Any) -> list[str]:
+    """Write spec files into the inbox and add the partitions; returns the keys that were new partitions.
+
+    The same mechanism as the inbox sensor, done eagerly, so the demo needs no daemon."""
+    from hispatial_dagster.partitions import SOURCE_SHARDS
+    from hispatial_dagster.resources import SourceInbox
+
+    inbox = SourceInbox().inbox(root)
+    for shard, spec in specs.items():
+        try:
+            current = inbox.read(shard)
+        except ValueError:
+            current = None
+        if current != spec:
+            inbox.write(shard, spec)
+    known = set(instance.get_dynamic_partitions(SOURCE_SHARDS))
+    new = [s for s in specs if s not in known]
+    if new:
+        instance.add_dynamic_partitions(SOURCE_SHARDS, new)
+    return new
+
+
+def run_job(
+    defs: Any,
+    job_name: str,
+    instance: Any,
+    partition_key: str | None = None,
+    asset_names: Sequence[str] | None = None,
+) -> Any:
+    """Execute a job of the code location in this process on `instance` (the run is recorded there)."""
+    import dagster as dg
+
+    job = defs.resolve_job_def(job_name)
+    selection = [dg.AssetKey(name) for name in asset_names] if asset_names else None
+    return job.execute_in_process(
+        instance=instance, partition_key=partition_key, asset_selection=selection, raise_on_error=False
+    )
+
+
+def _summarize(result: Any) -> list[dict[str, Any]]:
+    rows = []
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        meta = mat.metadata
+
+        def value(key: str) -> Any:
+            entry = meta.get(key)
+            return entry.value if entry is not None else ""
+
+        rows.append(
+            {
+                "asset": mat.asset_key.to_user_string(),
+                "partition": mat.partition or "",
+                "in": value("num_in"),
+                "out": value("num_out"),
+                "rejected": value("num_rejected"),
+                "mlflow run": value("mlflow_run_id"),
+            }
+        )
+    for event in result.get_asset_check_evaluations():
+        rows.append(
+            {
+                "asset": f"check {event.asset_check_key.name}",
+                "partition": event.partition or "",
+                "in": "",
+                "out": "passed" if event.passed else "FAILED",
+                "rejected": "",
+                "mlflow run": "",
+            }
+        )
+    return rows
+
+
+def _failure_text(result: Any) -> str:
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            return f"{event.step_key}: {error.message.strip() if error else 'failed'}"
+    return "run failed"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from hispatial_dagster.instance import open_instance
+
+    root = _data_root(args)
+    instance = open_instance(root)
+    defs = _defs()
+    specs = {
+        synthetic_shard_key(i): ShardSpec(kind="synthetic", seed=args.seed + i, num_scenes=args.scenes)
+        for i in range(args.shards)
+    }
+    register_shards(root, specs, instance)
+    console.print(f"[bold]HiSpatial demo[/] data root [cyan]{root}[/], DAGSTER_HOME [cyan]{instance.root_directory}[/]")
+
+    plan: list[tuple[str, str, str | None, list[str] | None]] = [
+        (f"shard {shard}", "shard_job", shard, None) for shard in specs
+    ]
+    have_training = importlib.util.find_spec("training.train") is not None and not args.no_train
+    have_eval = importlib.util.find_spec("evaluation.run") is not None and not args.no_train
+    plan.append(("QA dataset" + (" + checkpoint" if have_training else ""), "dataset_job", None,
+                 None if have_training else ["qa_dataset"]))
+    if have_training and have_eval:
+        plan.append((f"benchmark {args.benchmark}", "benchmark_job", args.benchmark, None))
+
+    rows: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), console=console,
+    ) as progress:
+        overall = progress.add_task("runs", total=len(plan))
+        for label, job_name, partition, assets in plan:
+            progress.update(overall, description=f"running {label}")
+            result = run_job(defs, job_name, instance, partition_key=partition, asset_names=assets)
+            rows.extend(_summarize(result))
+            if not result.success:
+                progress.stop()
+                console.print(f"[red]{label} failed[/] (run {result.run_id}): {_failure_text(result)}")
+                return 1
+            progress.advance(overall)
+    _print_rows(rows, title=f"Demo materializations ({time.perf_counter() - started:.0f} s)")
+    if not have_training:
+        console.print("[yellow]training.train is not available: stopped after qa_dataset[/]")
+    console.print("Inspect: [bold]hispatial status[/], [bold]hispatial ui[/]")
+    return 0
+
+
+def _print_rows(rows: list[dict[str, Any]], title: str) -> None:
+    if not rows:
+        return
+    table = Table(title=title)
+    for column in rows[0]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    console.print(table)
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    from hispatial_dagster.instance import open_instance
+
+    root = _data_root(args)
+    shard = validate_shard_key(args.shard)
+    spec = ShardSpec(kind=args.kind, seed=args.seed, num_scenes=args.num_scenes, path=args.path)
+    new = register_shards(root, {shard: spec}, open_instance(root))
+    console.print(f"registered {shard} ({'new partition' if new else 'existing partition'})")
+    return 0
+
+
+def cmd_stage(args: argparse.Namespace) -> int:
+    """Materialize one asset for one partition: shard stages need --shard, benchmark_scores --benchmark."""
+    from hispatial_dagster.instance import open_instance
+
+    root = _data_root(args)
+    instance = open_instance(root)
+    defs = _defs()
+    partition: str | None = None
+    if args.name in PARTITIONED_BY_SHARD:
+        if not args.shard:
+            console.print(f"[red]{args.name} is partitioned by shard: pass --shard[/]")
+            return 2
+        from hispatial_dagster.partitions import SOURCE_SHARDS
+
+        partition = validate_shard_key(args.shard)
+        if partition not in instance.get_dynamic_partitions(SOURCE_SHARDS):
+            instance.add_dynamic_partitions(SOURCE_SHARDS, [partition])
+        job_name = "shard_job"
+    elif args.name == "benchmark_scores":
+        partition = args.benchmark
+        job_name = "benchmark_job"
+    else:
+        job_name = "dataset_job"
+    result = run_job(defs, job_name, instance, partition_key=partition, asset_names=[args.name])
+    _print_rows(_summarize(result), title=f"{args.name}" + (f" [{partition}]" if partition else ""))
+    if not result.success:
+        console.print(f"[red]{args.name} failed[/] (run {result.run_id}): {_failure_text(result)}")
+        return 1
+    return 0
+
+
+def asset_status(instance: Any, defs: Any) -> list[dict[str, str]]:
+    """One row per asset and partition: materialized / stale / failed / in progress / missing."""
+    import dagster as dg
+    from dagster._core.definitions.asset_graph_view.asset_graph_view import AssetGraphView
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver
+    from dagster._core.definitions.temporal_context import TemporalContext
+    from dagster._core.storage.partition_status_cache import AssetPartitionStatus
+    from dagster._time import get_current_datetime
+
+    asset_graph = defs.resolve_asset_graph()
+    view = AssetGraphView(
+        temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
+        instance=instance,
+        asset_graph=asset_graph,
+    )
+    resolver = CachingStaleStatusResolver(instance=instance, asset_graph=asset_graph, loading_context=view)
+    rows: list[dict[str, str]] = []
+    for name in STAGES:
+        key = dg.AssetKey(name)
+        if not asset_graph.has(key):
+            continue
+        partitions_def = asset_graph.get(key).partitions_def
+        keys: list[str | None] = (
+            list(partitions_def.get_partition_keys(dynamic_partitions_store=instance)) if partitions_def else [None]
+        )
+        statuses = (
+            instance.get_status_by_partition(key, [k for k in keys if k], partitions_def) or {}
+            if partitions_def
+            else {}
+        )
+        for partition in keys:
+            if partitions_def:
+                status = statuses.get(partition)
+                state = {
+                    AssetPartitionStatus.MATERIALIZED: "materialized",
+                    AssetPartitionStatus.FAILED: "failed",
+                    AssetPartitionStatus.IN_PROGRESS: "in progress",
+                }.get(status, "missing")
+            else:
+                record = instance.get_latest_materialization_event(key)
+                state = "materialized" if record is not None else "missing"
+            if state == "materialized":
+                stale = resolver.get_status(key, partition)
+                if stale.value != "FRESH":
+                    causes = resolver.get_stale_causes(key, partition)
+                    state = f"stale ({causes[0].reason})" if causes else "stale"
+            rows.append({"asset": name, "partition": partition or "-", "status": state})
+    return rows
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from hispatial_dagster.instance import open_instance
+
+    root = _data_root(args)
+    instance = open_instance(root)
+    rows = asset_status(instance, _defs())
+    table = Table(title=f"Assets in {instance.root_directory}")
+    for column in ("asset", "partition", "status"):
+        table.add_column(column)
+    colors = {"materialized": "green", "failed": "red", "missing": "dim"}
+    for row in rows:
+        color = colors.get(row["status"].split(" ")[0], "yellow")
+        table.add_row(row["asset"], row["partition"], f"[{color}]{row['status']}[/]")
+    console.print(table)
+    return 0
+
+
+def ui_command(port: int) -> list[str]:
+    dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or "dagster"
+    return [dagster, "dev", "-h", "127.0.0.1", "-p", str(port), "-m", "hispatial_dagster.definitions"]
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from hispatial_dagster.instance import ensure_dagster_home
+
+    root = _data_root(args)
+    home = ensure_dagster_home(root)
+    command = ui_command(args.port)
+    console.print(f"DAGSTER_HOME={home} {' '.join(command)}")
+    if args.print_only:
+        return 0
+    env = {**os.environ, "DAGSTER_HOME": str(home), "HISPATIAL_DATA_ROOT": str(root)}
+    # Its own process group: `dagster dev` ignores a plain SIGTERM for ~20 s, the group is ended as a whole.
+    proc = subprocess.Popen(command, env=env, start_new_session=True)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        import signal
+
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            return proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            return proc.wait()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hispatial", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", help="data root (default: $HISPATIAL_DATA_ROOT or <repo>/data)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="register synthetic shards and materialize the whole graph")
+    demo.add_argument("--shards", type=int, default=2, help="number of synthetic shards (default 2)")
+    demo.add_argument("--scenes", type=int, default=50, help="scenes per shard (default 50)")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the first shard; shard i uses seed+i")
+    demo.add_argument("--benchmark", default="custom", help="benchmark partition to score (default custom)")
+    demo.add_argument("--no-train", action="store_true", help="stop after qa_dataset")
+    demo.set_defaults(func=cmd_demo)
+
+    register = sub.add_parser("register", help="write a shard spec into the inbox and add its partition")
+    register.add_argument("shard", help="partition key, e.g. synthetic-002")
+    register.add_argument("--kind", default="synthetic")
+    register.add_argument("--seed", type=int, default=0)
+    register.add_argument("--num-scenes", type=int, default=50)
+    register.add_argument("--path", default=None, help="source location for file-based kinds (fsspec URL)")
+    register.set_defaults(func=cmd_register)
+
+    stage = sub.add_parser("stage", help="materialize one asset for one partition (what DVC stages run)")
+    stage.add_argument("name", choices=STAGES)
+    stage.add_argument("--shard", help="source shard (for the six per-shard stages)")
+    stage.add_argument("--benchmark", default="custom", help="benchmark (for benchmark_scores)")
+    stage.set_defaults(func=cmd_stage)
+
+    status = sub.add_parser("status", help="materialized / stale / failed per asset and partition")
+    status.set_defaults(func=cmd_status)
+
+    ui = sub.add_parser("ui", help="start `dagster dev` on 127.0.0.1 for this instance")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--print-only", action="store_true", help="print the command instead of running it")
+    ui.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

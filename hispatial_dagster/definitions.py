@@ -1,0 +1,69 @@
+"""The HiSpatial code location: read this object and you know the product.
+
+    DAGSTER_HOME=$PWD/data/.dagster dagster dev -h 127.0.0.1 -m hispatial_dagster.definitions
+
+Assets (hispatial_dagster/assets.py) and their checks (checks.py), the resources that carry everything
+environmental (resources.py), three jobs (jobs.py), the inbox sensor (sensors.py) and the declarative-automation
+sensor that moves qa_dataset -> checkpoint -> benchmark_scores along (automation.py).
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from hispatial_dagster.assets import all_assets
+from hispatial_dagster.checks import all_checks
+from hispatial_dagster.jobs import all_jobs
+from hispatial_dagster.resources import (
+    DataRoot,
+    EvalSettings,
+    FilterSettings,
+    LLMEndpoint,
+    MLflowTracking,
+    QASettings,
+    SourceInbox,
+    SyntheticSource,
+    TrainingSettings,
+)
+from hispatial_dagster.sensors import shard_inbox_sensor
+
+
+def default_resources() -> dict[str, dg.ConfigurableResource]:
+    """Resources from the environment (every field has an offline default)."""
+    return {
+        "data_root": DataRoot(),
+        "source_inbox": SourceInbox(),
+        "synthetic": SyntheticSource(),
+        "filters": FilterSettings(),
+        "qa": QASettings(),
+        "llm": LLMEndpoint(),
+        "training": TrainingSettings(),
+        "evaluation_settings": EvalSettings(),
+        "mlflow_tracking": MLflowTracking(),
+    }
+
+
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "default_automation_condition_sensor",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=int(os.environ.get("HISPATIAL_AUTOMATION_INTERVAL_S", "30")),
+    description="Evaluates the automation conditions of qa_dataset, checkpoint and benchmark_scores.",
+)
+
+# Steps of one run execute in parallel subprocesses; GPU stages are further limited by the `gpu` pool
+# (`dagster instance concurrency set gpu 1`, or `concurrency: pools:` in dagster.yaml).
+executor = dg.multiprocess_executor.configured(
+    {"max_concurrent": int(os.environ.get("HISPATIAL_MAX_CONCURRENT", "2"))}
+)
+
+defs = dg.Definitions(
+    assets=all_assets,
+    asset_checks=all_checks,
+    jobs=all_jobs,
+    sensors=[shard_inbox_sensor, automation_sensor],
+    resources=default_resources(),
+    executor=executor,
+)

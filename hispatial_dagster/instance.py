@@ -1,0 +1,60 @@
+"""The persistent local Dagster instance the CLI, DVC stages and `dagster dev` share.
+
+DAGSTER_HOME defaults to `<data root>/.dagster`, with SQLite storage under it, so runs launched by `hispatial demo`
+appear in `dagster dev` afterwards. The `gpu` concurrency pool is limited to one slot by default
+(HISPATIAL_GPU_SLOTS), so GPU stages of concurrent runs queue instead of fighting over one device.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+DAGSTER_YAML = "dagster.yaml"
+GPU_POOL = "gpu"
+
+
+def dagster_home(data_root: Path) -> Path:
+    return Path(os.environ.get("DAGSTER_HOME") or Path(data_root) / ".dagster").expanduser().resolve()
+
+
+def instance_config(home: Path) -> dict:
+    return {
+        "storage": {"sqlite": {"base_dir": str(home / "storage")}},
+        "run_coordinator": {
+            "module": "dagster._core.run_coordinator",
+            "class": "QueuedRunCoordinator",
+            "config": {"max_concurrent_runs": int(os.environ.get("HISPATIAL_MAX_CONCURRENT_RUNS", "2"))},
+        },
+        "concurrency": {"pools": {"granularity": "op"}},
+        "telemetry": {"enabled": False},
+    }
+
+
+def ensure_dagster_home(data_root: Path) -> Path:
+    """Create DAGSTER_HOME with our dagster.yaml if it has none (an existing file is the user's and is kept)."""
+    home = dagster_home(data_root)
+    home.mkdir(parents=True, exist_ok=True)
+    config_path = home / DAGSTER_YAML
+    if not config_path.exists():
+        tmp = config_path.with_suffix(".yaml.tmp")
+        tmp.write_text(yaml.safe_dump(instance_config(home), sort_keys=False))
+        os.replace(tmp, config_path)
+    return home
+
+
+def open_instance(data_root: Path):  # -> dagster.DagsterInstance (import kept local: the CLI's --help stays fast)
+    """The persistent instance at DAGSTER_HOME, created on first use, with the gpu pool limited."""
+    import dagster as dg
+
+    home = ensure_dagster_home(data_root)
+    os.environ["DAGSTER_HOME"] = str(home)
+    instance = dg.DagsterInstance.from_config(str(home))
+    slots = int(os.environ.get("HISPATIAL_GPU_SLOTS", "1"))
+    if instance.event_log_storage.supports_global_concurrency_limits:
+        current = instance.event_log_storage.get_concurrency_info(GPU_POOL).slot_count
+        if current != slots:
+            instance.event_log_storage.set_concurrency_slots(GPU_POOL, slots)
+    return instance

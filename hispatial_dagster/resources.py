@@ -1,0 +1,208 @@
+"""Everything environmental, as Dagster resources: where data lives, where runs are tracked, which endpoint answers
+LLM calls, and the per-stage configuration. Tests swap a resource; nothing is monkeypatched.
+
+Every default works offline on one machine; every value can be overridden by an environment variable (read once,
+when the code location loads) or by run config in the UI. Secrets are never resource fields: `LLMEndpoint` names the
+environment variable that holds the key and reads it only when a client is built, so the key never reaches run
+config, logs or metadata.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import Any, TypeVar
+
+import dagster as dg
+from pydantic import Field
+
+from hispatial_dagster.shards import ShardInbox
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def default_data_root() -> str:
+    return os.environ.get("HISPATIAL_DATA_ROOT", str(REPO_ROOT / "data"))
+
+
+def default_tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{REPO_ROOT / 'mlflow' / 'mlflow.db'}")
+
+
+def build_config(cls: type[T], values: dict[str, Any]) -> T:
+    """Construct a stage's config (a dataclass or pydantic model owned by that stage) from resource values.
+
+    Keys the config class does not know are dropped with a warning rather than failing the run: the Dagster layer
+    and the stage code evolve separately, and a stale override must not block a shard. Values are otherwise passed
+    unchanged, so the stage's own validation still applies.
+    """
+    if dataclasses.is_dataclass(cls):
+        known = {f.name for f in dataclasses.fields(cls)}
+    elif hasattr(cls, "model_fields"):
+        known = set(cls.model_fields)  # type: ignore[attr-defined]
+    else:
+        return cls(**values)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        log.warning("%s ignores unknown config keys %s", cls.__name__, unknown)
+    return cls(**{k: v for k, v in values.items() if k in known})
+
+
+class DataRoot(dg.ConfigurableResource):
+    """The one directory all stages read and write (layout in assets/storage.py)."""
+
+    path: str = Field(default_factory=default_data_root, description="Data root; env HISPATIAL_DATA_ROOT.")
+
+    @property
+    def root(self) -> Path:
+        return Path(self.path).expanduser().resolve()
+
+
+class SourceInbox(dg.ConfigurableResource):
+    """Where shard spec files arrive (see hispatial_dagster/shards.py): a directory or any fsspec URL."""
+
+    url: str = Field(
+        default_factory=lambda: os.environ.get("HISPATIAL_INBOX", ""),
+        description="Inbox URL; empty means <data root>/inbox. Env HISPATIAL_INBOX.",
+    )
+
+    def inbox(self, data_root: Path) -> ShardInbox:
+        return ShardInbox(self.url or str(Path(data_root) / "inbox"))
+
+
+class MLflowTracking(dg.ConfigurableResource):
+    """MLflow tracking server or local store; default: SQLite under <repo>/mlflow (no server needed)."""
+
+    tracking_uri: str = Field(default_factory=default_tracking_uri, description="Env MLFLOW_TRACKING_URI.")
+    experiment: str = Field(default_factory=lambda: os.environ.get("HISPATIAL_MLFLOW_EXPERIMENT", "hispatial"))
+    ui_url: str = Field(
+        default_factory=lambda: os.environ.get("HISPATIAL_MLFLOW_UI", "http://127.0.0.1:5000"),
+        description="Base URL of an MLflow UI showing this store, used for links in asset metadata.",
+    )
+
+    def run_url(self, run_id: str, experiment_id: str | None = None) -> str:
+        if experiment_id:
+            return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        return f"{self.ui_url.rstrip('/')}/#/runs/{run_id}"
+
+    def activate(self) -> None:
+        """Point the mlflow client of this process at our store (stage code then uses plain mlflow calls)."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+
+
+class LLMEndpoint(dg.ConfigurableResource):
+    """An OpenAI-compatible endpoint for LLM-written QA (L3) and VLM filters. Off unless `base_url` is set.
+
+    Holds no secret: `api_key_env` is the *name* of the variable with the key; `assets.llm.LLMClient` reads it
+    when it sends a request."""
+
+    base_url: str = Field(default_factory=lambda: os.environ.get("HISPATIAL_LLM_BASE_URL", ""))
+    model: str = Field(default_factory=lambda: os.environ.get("HISPATIAL_LLM_MODEL", "gpt-4.1"))
+    api_key_env: str = Field(
+        default="HISPATIAL_LLM_API_KEY", description="Name of the environment variable holding the key (never the key)."
+    )
+    max_calls: int = Field(
+        default_factory=lambda: int(os.environ.get("HISPATIAL_LLM_MAX_CALLS", "1000")),
+        description="Per-run budget of HTTP calls.",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.base_url)
+
+    def client(self, cache_dir: Path | None = None) -> Any | None:
+        """An `assets.llm.LLMClient` for this endpoint (one per run: the budget belongs to it), or None when no
+        endpoint is configured, in which case stages fall back to template-only generation."""
+        if not self.enabled:
+            return None
+        from assets.llm import LLMClient, LLMConfig
+
+        return LLMClient(
+            LLMConfig(
+                base_url=self.base_url,
+                model=self.model,
+                api_key_env=self.api_key_env,
+                max_calls=self.max_calls,
+                cache_dir=cache_dir,
+            )
+        )
+
+
+class SyntheticSource(dg.ConfigurableResource):
+    """Defaults for synthetic shards; a shard spec's seed/num_scenes/options override them."""
+
+    options: dict[str, Any] = Field(default_factory=dict, description="Extra SyntheticConfig fields.")
+
+    def config(self, seed: int, num_scenes: int, spec_options: dict[str, Any]) -> Any:
+        from assets.synthetic import SyntheticConfig
+
+        values = {**self.options, **spec_options, "seed": seed, "num_scenes": num_scenes}
+        return build_config(SyntheticConfig, values)
+
+
+class FilterSettings(dg.ConfigurableResource):
+    options: dict[str, Any] = Field(default_factory=dict, description="FilterConfig fields.")
+
+    def config(self) -> Any:
+        from assets import filtering
+
+        cls = getattr(filtering, "FilterConfig", None)
+        return build_config(cls, dict(self.options)) if cls is not None else None
+
+
+class QASettings(dg.ConfigurableResource):
+    options: dict[str, Any] = Field(default_factory=dict, description="QA generation config fields.")
+
+    def config(self) -> Any:
+        from assets.qa.config import QAConfig
+
+        return build_config(QAConfig, dict(self.options))
+
+
+class TrainingSettings(dg.ConfigurableResource):
+    """Training config; `preset` picks a named config (e.g. `tiny` for the demo), `options` override fields."""
+
+    preset: str = Field(default_factory=lambda: os.environ.get("HISPATIAL_TRAIN_PRESET", "tiny"))
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    def config(self) -> Any:
+        from training import train
+
+        return _preset_config(train, "TrainConfig", self.preset, self.options)
+
+
+class EvalSettings(dg.ConfigurableResource):
+    preset: str = Field(default_factory=lambda: os.environ.get("HISPATIAL_EVAL_PRESET", "tiny"))
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    def config(self) -> Any:
+        from evaluation import run
+
+        return _preset_config(run, "EvalConfig", self.preset, self.options)
+
+
+def _preset_config(module: Any, class_name: str, preset: str, options: dict[str, Any]) -> Any:
+    """`<Class>.preset(name)` / `<Class>.<name>()` when the stage offers named presets, else the class defaults;
+    then the overrides."""
+    cls = getattr(module, class_name)
+    base: Any = None
+    for hook in ("preset", "from_preset", preset):
+        fn = getattr(cls, hook, None)
+        if callable(fn):
+            base = fn(preset) if hook in ("preset", "from_preset") else fn()
+            break
+    if base is None:
+        return build_config(cls, dict(options))
+    if not options:
+        return base
+    if dataclasses.is_dataclass(base):
+        known = {f.name for f in dataclasses.fields(base)}
+        return dataclasses.replace(base, **{k: v for k, v in options.items() if k in known})
+    return base.model_copy(update={k: v for k, v in options.items() if k in type(base).model_fields})

@@ -1,0 +1,109 @@
+"""The inbox sensor: a new shard spec in the inbox becomes a `source_shards` partition and one `shard_job` run for
+that partition only.
+
+Each tick lists the inbox (a directory or any fsspec URL; see hispatial_dagster/shards.py), fingerprints every spec
+(spec content plus the listing of the location it points at) and compares with the cursor, a JSON map
+`{shard: fingerprint}` persisted by Dagster between ticks and daemon restarts:
+
+- shard not in the cursor -> add the partition (if not already registered) and request a run;
+- fingerprint changed     -> request a run again (run_key = shard:fingerprint, so it is new);
+- unchanged               -> nothing; the run_key would also be deduplicated by Dagster if it were requested.
+
+An unusable spec is logged and left out of the cursor, so fixing the file triggers the shard. A spec that
+disappears is dropped from the cursor but its partition and data are kept (deleting data is a human decision).
+qa_dataset, checkpoint and benchmark_scores follow by declarative automation (hispatial_dagster/automation.py).
+"""
+
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from hispatial_dagster.jobs import shard_job
+from hispatial_dagster.partitions import SOURCE_SHARDS
+from hispatial_dagster.resources import DataRoot, SourceInbox
+from hispatial_dagster.shards import InboxEntry
+
+CURSOR_VERSION = 1
+
+
+def encode_cursor(fingerprints: dict[str, str]) -> str:
+    return json.dumps({"version": CURSOR_VERSION, "shards": dict(sorted(fingerprints.items()))})
+
+
+def decode_cursor(cursor: str | None) -> dict[str, str]:
+    """The `{shard: fingerprint}` map; an empty or unreadable cursor means "nothing seen yet"."""
+    if not cursor:
+        return {}
+    try:
+        data = json.loads(cursor)
+    except json.JSONDecodeError:
+        return {}
+    shards = data.get("shards") if isinstance(data, dict) else None
+    return {str(k): str(v) for k, v in shards.items()} if isinstance(shards, dict) else {}
+
+
+def run_key(shard: str, fingerprint: str) -> str:
+    return f"{shard}:{fingerprint[:16]}"
+
+
+@dataclass
+class TickPlan:
+    """What one sensor tick decided, computed without Dagster so it can be tested and benchmarked directly."""
+
+    new_partitions: list[str] = field(default_factory=list)
+    runs: list[tuple[str, str]] = field(default_factory=list)  # (shard, fingerprint)
+    cursor: dict[str, str] = field(default_factory=dict)
+
+
+def plan_tick(entries: list[InboxEntry], seen: dict[str, str], registered: set[str]) -> TickPlan:
+    plan = TickPlan()
+    for entry in entries:
+        if entry.shard not in registered:
+            plan.new_partitions.append(entry.shard)
+        if seen.get(entry.shard) != entry.fingerprint:
+            plan.runs.append((entry.shard, entry.fingerprint))
+        plan.cursor[entry.shard] = entry.fingerprint
+    return plan
+
+
+def _interval_s() -> int:
+    return int(os.environ.get("HISPATIAL_SENSOR_INTERVAL_S", "30"))
+
+
+@dg.sensor(
+    name="shard_inbox_sensor",
+    target=shard_job,
+    minimum_interval_seconds=_interval_s(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Registers each new or changed shard spec in the inbox and runs shard_job for that shard only.",
+)
+def shard_inbox_sensor(
+    context: dg.SensorEvaluationContext, data_root: DataRoot, source_inbox: SourceInbox
+) -> dg.SensorResult | dg.SkipReason:
+    inbox = source_inbox.inbox(data_root.root)
+    entries, errors = inbox.scan()
+    for shard, reason in errors.items():
+        context.log.warning(f"ignoring shard spec {shard!r}: {reason}")
+    registered = set(context.instance.get_dynamic_partitions(SOURCE_SHARDS))
+    plan = plan_tick(entries, decode_cursor(context.cursor), registered)
+    cursor = encode_cursor(plan.cursor)
+    if not plan.runs and not plan.new_partitions:
+        context.update_cursor(cursor)
+        return dg.SkipReason(f"{len(entries)} shard(s) in {inbox.url}, none new or changed")
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=run_key(shard, fingerprint),
+                partition_key=shard,
+                tags={"hispatial/shard": shard, "hispatial/fingerprint": fingerprint[:16]},
+            )
+            for shard, fingerprint in plan.runs
+        ],
+        dynamic_partitions_requests=(
+            [dg.AddDynamicPartitionsRequest(SOURCE_SHARDS, plan.new_partitions)] if plan.new_partitions else []
+        ),
+        cursor=cursor,
+    )
