@@ -103,10 +103,7 @@ def _summarize(result: Any) -> list[dict[str, Any]]:
     for event in result.get_asset_materialization_events():
         mat = event.event_specific_data.materialization
         meta = mat.metadata
-
-        def value(key: str) -> Any:
-            entry = meta.get(key)
-            return entry.value if entry is not None else ""
+        value = lambda key, meta=meta: meta[key].value if key in meta else ""  # noqa: E731
 
         rows.append(
             {

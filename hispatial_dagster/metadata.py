@@ -75,7 +75,7 @@ def _scalar_metadata(values: Mapping[str, object]) -> dict[str, Any]:
     """Stage-provided metadata as Dagster values: numbers and text as-is, anything else as JSON."""
     out: dict[str, Any] = {}
     for key, value in values.items():
-        if isinstance(value, bool) or isinstance(value, int) or isinstance(value, str):
+        if isinstance(value, bool | int | str):
             out[key] = value
         elif isinstance(value, float):
             out[key] = value if math.isfinite(value) else str(value)
