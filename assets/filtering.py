@@ -1,0 +1,137 @@
+"""filtered_images: keep the scenes worth asking spatial questions about (paper section 7.1).
+
+The cheap pixel heuristics always run: more than 35% pure white or pure black pixels marks a chart, form or GUI
+screenshot, and more than 50% invalid depth (when a depth map exists) means there is little 3D to ask about. The
+CLIP tag filter and the VLM filter of the paper are model calls owned by the in-the-wild path; they plug in through
+the `ImageFilter` protocol and run only on images that survived the heuristics (they are the expensive ones).
+
+Images are not copied: the output records point at the source stage's files (paths are relative to the data root).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from assets.records import Scene
+from assets.scene_stage import run_scene_stage
+from assets.stage import DataError, StageReport
+from assets.storage import decode_depth_png, load_rgb
+
+STAGE = "filtered_images"
+UPSTREAM = "source_images"
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    """Thresholds of the pixel heuristics (paper 7.1).
+
+    `extreme_tolerance`: a pixel counts as pure white/black when every channel is within this many levels of
+    255/0. The paper says "pure"; a tolerance of 2 absorbs JPEG ringing on flat white backgrounds without letting
+    photographic near-whites through.
+    """
+
+    max_extreme_fraction: float = 0.35
+    max_invalid_depth_fraction: float = 0.50
+    extreme_tolerance: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("max_extreme_fraction", "max_invalid_depth_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1]")
+        if not 0 <= self.extreme_tolerance < 128:
+            raise ValueError("extreme_tolerance must lie in [0, 128)")
+
+
+@runtime_checkable
+class ImageFilter(Protocol):
+    """A model-based filter (CLIP tags, a VLM prompt): returns (keep, reason); the reason is recorded on rejection."""
+
+    def __call__(self, rgb: np.ndarray, scene: Scene) -> tuple[bool, str]: ...
+
+
+def extreme_pixel_fraction(rgb: np.ndarray, tolerance: int = 2) -> float:
+    """Fraction of pixels whose channels are all >= 255 - tolerance (white) or all <= tolerance (black)."""
+    rgb = np.asarray(rgb)
+    white = np.all(rgb >= 255 - tolerance, axis=-1)
+    black = np.all(rgb <= tolerance, axis=-1)
+    return float(np.mean(white | black))
+
+
+def invalid_depth_fraction(depth: np.ndarray) -> float:
+    """Fraction of pixels without a usable depth (NaN, inf, or <= 0)."""
+    depth = np.asarray(depth)
+    return float(np.mean(~(np.isfinite(depth) & (depth > 0))))
+
+
+def check_scene(
+    root: Path,
+    scene: Scene,
+    config: FilterConfig,
+    clip_filter: ImageFilter | None = None,
+    vlm_filter: ImageFilter | None = None,
+) -> Scene:
+    """Return the scene annotated with its filter statistics, or raise DataError with the reason to reject it."""
+    rgb = load_rgb(Path(root) / scene.image_file)  # raises "unreadable image ..." on corrupt files
+    height, width = rgb.shape[:2]
+    if (width, height) != (scene.intrinsics.width, scene.intrinsics.height):
+        raise DataError(
+            f"image size mismatch: {width}x{height} image, intrinsics say "
+            f"{scene.intrinsics.width}x{scene.intrinsics.height}"
+        )
+    extreme = extreme_pixel_fraction(rgb, config.extreme_tolerance)
+    if extreme > config.max_extreme_fraction:
+        raise DataError(f"too many pure white/black pixels: {extreme:.3f} > {config.max_extreme_fraction}")
+    metadata: dict[str, float | int | str | bool] = {"extreme_pixel_fraction": round(extreme, 4)}
+    if scene.depth_file is not None:
+        try:
+            depth = decode_depth_png(Path(root) / scene.depth_file)
+        except (OSError, KeyError, ValueError, SyntaxError) as err:
+            raise DataError(f"unreadable depth: {scene.depth_file}: {err}") from err
+        invalid = invalid_depth_fraction(depth)
+        if invalid > config.max_invalid_depth_fraction:
+            raise DataError(f"too much invalid depth: {invalid:.3f} > {config.max_invalid_depth_fraction}")
+        metadata["invalid_depth_fraction"] = round(invalid, 4)
+    for name, image_filter in (("clip filter", clip_filter), ("vlm filter", vlm_filter)):
+        if image_filter is None:
+            continue
+        keep, reason = image_filter(rgb, scene)
+        if not keep:
+            raise DataError(f"{name}: {reason or 'rejected'}")
+    return scene.model_copy(update={"metadata": {**scene.metadata, **metadata}})
+
+
+def filter_shard(
+    root: Path,
+    shard: str,
+    config: FilterConfig | None = None,
+    clip_filter: ImageFilter | None = None,
+    vlm_filter: ImageFilter | None = None,
+) -> StageReport:
+    """Filter `source_images/<shard>` into `filtered_images/<shard>` (scenes.jsonl, rejected.jsonl, _manifest.json).
+
+    Every rejected scene, and every malformed record line, appears in rejected.jsonl with its reason.
+    """
+    config = config or FilterConfig()
+
+    def keep(scene: Scene, report: StageReport, tmp: Path) -> Scene:
+        return check_scene(root, scene, config, clip_filter, vlm_filter)
+
+    report = run_scene_stage(
+        root,
+        STAGE,
+        shard,
+        UPSTREAM,
+        keep,
+        extra_preview=lambda s: {"extreme_pixel_fraction": s.metadata.get("extreme_pixel_fraction", "")},
+        metadata={
+            "max_extreme_fraction": config.max_extreme_fraction,
+            "max_invalid_depth_fraction": config.max_invalid_depth_fraction,
+            "clip_filter": clip_filter is not None,
+            "vlm_filter": vlm_filter is not None,
+        },
+    )
+    return report

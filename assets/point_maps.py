@@ -1,0 +1,132 @@
+"""point_maps: a metric point map for every filtered scene.
+
+Ground-truth scenes (synthetic, CA-1M-like sources) already carry a depth file; it passes through by reference
+after we verify that it decodes, matches the intrinsics and has no non-finite value in a valid pixel. Other scenes
+need a monocular estimator (MoGe-2 in the paper); it plugs in through the `PointMapEstimator` protocol, and its
+z-depth is stored with the shared log-encoded PNG codec under `point_maps/<shard>/depth/`, with the estimated
+intrinsics in the record (the point map is reconstructed from depth + intrinsics on read).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from assets.geometry import depth_to_points
+from assets.records import Intrinsics, Scene
+from assets.scene_stage import run_scene_stage
+from assets.stage import DataError, StageReport
+from assets.storage import atomic_write_bytes, decode_depth_png, encode_depth_png, load_rgb
+
+STAGE = "point_maps"
+UPSTREAM = "filtered_images"
+
+
+@dataclass
+class PointMapEstimate:
+    """What a monocular estimator returns for one image."""
+
+    points: np.ndarray  # (H, W, 3) float32, camera frame, meters
+    valid: np.ndarray  # (H, W) bool
+    intrinsics: Intrinsics
+
+
+@runtime_checkable
+class PointMapEstimator(Protocol):
+    def estimate(self, rgb: np.ndarray) -> PointMapEstimate: ...
+
+
+def read_depth(root: Path, scene: Scene) -> np.ndarray:
+    """Decode a scene's depth file and check it against the intrinsics; DataError on any mismatch."""
+    if scene.depth_file is None:
+        raise DataError(f"no depth file: scene {scene.scene_id} has none")
+    try:
+        depth = decode_depth_png(Path(root) / scene.depth_file)
+    except (OSError, KeyError, ValueError, SyntaxError) as err:
+        raise DataError(f"unreadable depth: {scene.depth_file}: {err}") from err
+    expected = (scene.intrinsics.height, scene.intrinsics.width)
+    if depth.shape != expected:
+        raise DataError(f"depth shape mismatch: {depth.shape} vs intrinsics {expected}")
+    return depth
+
+
+def validate_point_map(points: np.ndarray, valid: np.ndarray) -> dict[str, float | int]:
+    """Statistics of a point map whose `valid` pixels must all be finite; raises DataError otherwise."""
+    finite = np.isfinite(points).all(axis=-1)
+    bad = int(np.count_nonzero(valid & ~finite))
+    if bad:
+        raise DataError(f"non-finite points in valid pixels: {bad}")
+    num_valid = int(np.count_nonzero(valid))
+    if num_valid == 0:
+        raise DataError("no valid depth: every pixel of the point map is invalid")
+    return {"valid_fraction": round(num_valid / valid.size, 4)}
+
+
+def ground_truth_point_map(root: Path, scene: Scene) -> Scene:
+    depth = read_depth(root, scene)
+    points = depth_to_points(depth, scene.intrinsics)
+    valid = np.isfinite(depth) & (depth > 0)
+    stats = validate_point_map(points, valid)
+    metadata = {**scene.metadata, **stats, "point_map_source": "ground_truth"}
+    return scene.model_copy(update={"metadata": metadata})
+
+
+def estimated_point_map(root: Path, scene: Scene, estimator: PointMapEstimator, out_dir: Path, shard: str) -> Scene:
+    """Run the estimator, mark NaN/inf/behind-camera points invalid, and store the z-depth PNG."""
+    rgb = load_rgb(Path(root) / scene.image_file)
+    estimate = estimator.estimate(rgb)
+    points = np.asarray(estimate.points, dtype=np.float32)
+    height, width = rgb.shape[:2]
+    if points.shape != (height, width, 3) or np.shape(estimate.valid) != (height, width):
+        raise DataError(
+            f"estimate shape mismatch: points {points.shape}, valid {np.shape(estimate.valid)}, image {(height, width)}"
+        )
+    intrinsics = estimate.intrinsics
+    if (intrinsics.width, intrinsics.height) != (width, height):
+        raise DataError(f"estimated intrinsics size mismatch: {intrinsics.width}x{intrinsics.height} vs {width}x{height}")
+    finite = np.isfinite(points).all(axis=-1)
+    valid = np.asarray(estimate.valid, dtype=bool) & finite
+    valid &= np.where(finite, points[..., 2], 0.0) > 0  # a point behind the camera is not a depth
+    if not valid.any():
+        raise DataError("no valid depth: the estimator marked (or produced NaN for) every pixel")
+    depth = np.where(valid, points[..., 2], np.nan)
+    name = f"depth/{scene.scene_id}.png"
+    atomic_write_bytes(out_dir / name, encode_depth_png(depth))
+    metadata = {
+        **scene.metadata,
+        "point_map_source": "estimated",
+        "valid_fraction": round(float(valid.mean()), 4),
+        "nonfinite_pixels": int(np.count_nonzero(~finite)),
+    }
+    return scene.model_copy(
+        update={"depth_file": f"{STAGE}/{shard}/{name}", "intrinsics": intrinsics, "metadata": metadata}
+    )
+
+
+def point_maps_shard(root: Path, shard: str, estimator: PointMapEstimator | None = None) -> StageReport:
+    """Build `point_maps/<shard>/` from `filtered_images/<shard>`: ground truth passes through, the rest is
+    estimated; a scene with no depth and no estimator is rejected ("no point-map estimator configured")."""
+
+    def one(scene: Scene, report: StageReport, tmp: Path) -> Scene:
+        if scene.depth_file is not None:
+            return ground_truth_point_map(root, scene)
+        if estimator is None:
+            raise DataError("no point-map estimator configured: scene has no ground-truth depth")
+        return estimated_point_map(root, scene, estimator, tmp, shard)
+
+    report = run_scene_stage(
+        root,
+        STAGE,
+        shard,
+        UPSTREAM,
+        one,
+        extra_preview=lambda s: {
+            "point_map_source": s.metadata.get("point_map_source", ""),
+            "valid_fraction": s.metadata.get("valid_fraction", ""),
+        },
+        metadata={"estimator": type(estimator).__name__ if estimator is not None else "none"},
+    )
+    return report
