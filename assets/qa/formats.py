@@ -101,6 +101,30 @@ def numeric_distractors(rng: np.random.Generator, truth: float, k: int, min_rel:
     return out
 
 
+def xyz_distractors(rng: np.random.Generator, truth: np.ndarray, k: int, min_rel: float) -> list[np.ndarray]:
+    """Wrong but plausible points: at least `min_rel` x |truth| (plus a margin) from the truth and from each other,
+    in front of the camera. Half are depth-scale errors (the common monocular failure), half random offsets."""
+    norm = float(np.linalg.norm(truth))
+    out: list[np.ndarray] = []
+    for _ in range(40 * max(k, 1)):
+        if len(out) == k:
+            break
+        if rng.random() < 0.5:
+            s = np.exp(rng.uniform(np.log(1.0 + min_rel + 0.1), np.log(2.5)) * (1 if rng.random() < 0.5 else -1))
+            cand = truth * s
+        else:
+            d = rng.normal(size=3)
+            cand = truth + d / np.linalg.norm(d) * norm * rng.uniform(min_rel + 0.1, 0.8)
+        if cand[2] <= 0.05:
+            continue
+        if np.linalg.norm(cand - truth) < (min_rel + 0.05) * norm:
+            continue
+        if any(np.linalg.norm(cand - o) < 0.15 * norm for o in out):
+            continue
+        out.append(cand)
+    return out
+
+
 # --------------------------------------------------------------------------------------------------- templates
 
 
@@ -327,3 +351,19 @@ def emit(ctx: QAContext, base: QABase, free: FreeForm | None = None, choice: Cho
             tid = f"{judgement.template_id}/{wrapper.id}"
         out.append(_pair(ctx, base, QAFormat.TRUE_FALSE, question, answer, tid))
     return out
+
+
+class Budget:
+    """Per-scene cap on QA pairs per task (`QAConfig.caps`), checked before each question so that all formats of
+    one question stay together (a task may end up to two pairs over its cap)."""
+
+    def __init__(self, ctx: QAContext) -> None:
+        self.ctx = ctx
+        self.used: dict[Task, int] = {}
+
+    def open(self, task: Task) -> bool:
+        return self.used.get(task, 0) < self.ctx.config.cap(task)
+
+    def take(self, task: Task, pairs: list[QAPair], out: list[QAPair]) -> None:
+        self.used[task] = self.used.get(task, 0) + len(pairs)
+        out.extend(pairs)

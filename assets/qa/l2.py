@@ -1,0 +1,528 @@
+"""Level 2: inter-object relations (paper Sec. 3.1): relative direction (qualitative left/right, in front of/behind,
+above/below in the gravity frame, and the precise unit direction vector in the camera frame), relative distance
+(direct, vertical, horizontal, depth-wise) and relational comparison over 3+ objects (extremes and orderings of
+distance to camera, volume and dimensions; orientation consistency between fronted objects).
+
+Ambiguity rules (docs/CONVENTIONS.md): a qualitative relation is asked only when the two boxes' extents do not
+overlap on that axis (`assets.geometry.extents_overlap`); comparisons only with a relative margin of
+`QAConfig.compare_margin` between every compared pair that decides the answer; orientation consistency only within
+`orientation_tolerance_deg` of 0/90/180 degrees.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from assets.geometry import extents_overlap
+from assets.qa.context import QAContext, refer
+from assets.qa.formats import (
+    Budget,
+    Choice,
+    FreeForm,
+    Judgement,
+    QABase,
+    capitalize,
+    emit,
+    format_length,
+    format_vector,
+    length_value,
+    numeric_distractors,
+    pick,
+    pick_unit,
+    templates,
+)
+from assets.records import QAPair, SceneObject, Task
+
+# ------------------------------------------------------------------------------------------- relative direction
+
+# axis -> (relation when A's coordinate is smaller, relation when larger, phrase of the axis for questions)
+RELATIONS = {
+    "right": ("to the left of", "to the right of"),
+    "up": ("below", "above"),
+    # forward: smaller coordinate = nearer the camera = in front of
+    "forward": ("in front of", "behind"),
+}
+DIR_FF = templates(
+    "l2.dir.ff",
+    "Is {a} {r0} or {r1} {b}?",
+    "Relative to {b}, is {a} {r0} it or {r1} it?",
+    "From the camera's viewpoint, is {a} {r0} {b} or {r1} it?",
+    "Where is {a} with respect to {b}: {r0} it or {r1} it?",
+)
+DIR_MC = templates(
+    "l2.dir.mc",
+    "Where is {a} relative to {b}?",
+    "Which describes the position of {a} with respect to {b}?",
+    "From the camera's viewpoint, where is {a} with respect to {b}?",
+)
+DIR_TF = templates(
+    "l2.dir.tf",
+    "{A} is {r} {b}.",
+    "From the camera's viewpoint, {a} is {r} {b}.",
+    "Seen from the camera, {b} has {a} {r} it.",
+)
+DIR_YN = templates(
+    "l2.dir.yn",
+    "Is {a} {r} {b}?",
+    "From the camera's viewpoint, is {a} {r} {b}?",
+    "Would you say {a} is {r} {b}?",
+)
+VEC_FF = templates(
+    "l2.vec.ff",
+    "What is the unit direction vector from {a} to {b} in the camera coordinate system?",
+    "Give the normalized 3D direction, in camera coordinates, pointing from {a} to {b}.",
+    "In which 3D direction (unit vector, camera frame) does {b} lie as seen from {a}?",
+)
+VEC_MC = templates(
+    "l2.vec.mc",
+    "Which unit vector points from {a} to {b} in the camera frame?",
+    "Select the camera-frame direction from {a} towards {b}.",
+    "What is the direction from {a} to {b} (unit vector, x right, y down, z forward)?",
+)
+VEC_TF = templates(
+    "l2.vec.tf",
+    "The unit direction from {a} to {b} in the camera frame is ({v}).",
+    "In camera coordinates, {b} lies in the direction ({v}) from {a}.",
+    "The normalized vector pointing from {a} to {b} is ({v}) in the camera frame.",
+)
+# A direction distractor is at least this far (degrees) from the truth and from the other distractors.
+VECTOR_MIN_ANGLE_DEG = 40.0
+
+# --------------------------------------------------------------------------------------------- relative distance
+
+DISTANCE_KINDS = {
+    "direct": ("distance", "How far apart are {a} and {b}{u}?"),
+    "vertical": ("vertical distance", "How far apart are {a} and {b} vertically{u}?"),
+    "horizontal": ("horizontal distance", "How far apart are {a} and {b} horizontally{u}?"),
+    "depth": ("depth-wise distance", "How far apart are {a} and {b} along the camera's viewing direction{u}?"),
+}
+RDIST_FF = templates(
+    "l2.rdist.ff",
+    "{kind_q}",
+    "What is the {kind} between {a} and {b}{u}?",
+    "Measure the {kind} from {a} to {b}{u}.",
+    "Estimate the {kind} separating {a} and {b}{u}.",
+)
+RDIST_MC = templates(
+    "l2.rdist.mc",
+    "What is the {kind} between {a} and {b}{u}?",
+    "{kind_q}",
+    "Which value is closest to the {kind} from {a} to {b}{u}?",
+)
+RDIST_TF = templates(
+    "l2.rdist.tf",
+    "The {kind} between {a} and {b} is {x}.",
+    "{A} and {b} are {x} apart ({kind}).",
+    "Measured as {kind}, {a} is {x} from {b}.",
+)
+RDIST_YN = templates(
+    "l2.rdist.yn",
+    "Is the {kind} between {a} and {b} more than {x}?",
+    "Are {a} and {b} more than {x} apart ({kind})?",
+    "Does the {kind} from {a} to {b} exceed {x}?",
+)
+MIN_RELATIVE_DISTANCE_M = 0.05  # below this, a centre-to-centre distance is measurement noise
+
+# ------------------------------------------------------------------------------------------ relational comparison
+
+# attribute -> (smallest word, largest word, ordering phrase small->large, needs gravity)
+ATTRIBUTES = {
+    "distance": ("nearest to the camera", "farthest from the camera", "from nearest to farthest from the camera",
+                 False),
+    "volume": ("smallest", "largest", "from smallest to largest", False),
+    "height": ("shortest", "tallest", "from shortest to tallest", True),
+    "width": ("narrowest", "widest", "from narrowest to widest", True),
+    "length": ("shortest in length", "longest", "from shortest to longest", True),
+}
+EXT_FF = templates(
+    "l2.cmp.ext.ff",
+    "Which of these objects is the {w}: {objs}?",
+    "Among {objs}, which one is the {w}?",
+    "Of {objs}, tell me which is the {w}.",
+)
+EXT_MC = templates(
+    "l2.cmp.ext.mc",
+    "Which object is the {w}?",
+    "Among the following objects, which is the {w}?",
+    "Select the {w} object.",
+)
+EXT_TF = templates(
+    "l2.cmp.ext.tf",
+    "Among {objs}, {x} is the {w}.",
+    "{X} is the {w} of {objs}.",
+    "Of {objs}, the {w} one is {x}.",
+)
+ORD_FF = templates(
+    "l2.cmp.ord.ff",
+    "Order these objects {o}: {objs}.",
+    "Sort {objs} {o}.",
+    "List {objs} {o}.",
+)
+ORD_MC = templates(
+    "l2.cmp.ord.mc",
+    "Which ordering lists the objects {o}?",
+    "Which sequence sorts {objs} {o}?",
+    "Select the correct order {o}.",
+)
+ORD_TF = templates(
+    "l2.cmp.ord.tf",
+    "Ordered {o}, the objects are: {seq}.",
+    "Sorting {objs} {o} gives: {seq}.",
+    "{Seq}: this is the order {o}.",
+)
+ORIENT_CLASSES = ("similar", "orthogonal", "opposite")
+ORIENT_ANGLES = {"similar": 0.0, "orthogonal": 90.0, "opposite": 180.0}
+ORIENT_PHRASE = {
+    "similar": "facing the same direction",
+    "orthogonal": "facing perpendicular directions",
+    "opposite": "facing opposite directions",
+}
+OCONS_FF = templates(
+    "l2.cmp.ori.ff",
+    "Are {a} and {b} facing similar, orthogonal or opposite directions?",
+    "How do the facing directions of {a} and {b} relate: similar, orthogonal or opposite?",
+    "Compare the orientations of {a} and {b}: are they similar, orthogonal or opposite?",
+)
+OCONS_MC = templates(
+    "l2.cmp.ori.mc",
+    "How are {a} and {b} oriented relative to each other?",
+    "Which describes the facing directions of {a} and {b}?",
+    "What is the relation between the orientations of {a} and {b}?",
+)
+OCONS_TF = templates(
+    "l2.cmp.ori.tf",
+    "{A} and {b} are {p}.",
+    "The orientations of {a} and {b} are {c}.",
+    "{A} is {c2} to {b} in orientation.",
+)
+_ORIENT_ADJ = {"similar": "similar", "orthogonal": "orthogonal", "opposite": "opposite"}
+_ORIENT_ADJ2 = {"similar": "aligned", "orthogonal": "perpendicular", "opposite": "opposite"}
+
+
+def _refs(ctx: QAContext, objs: list[SceneObject]) -> tuple[list[str], list, bool]:
+    """References and draw boxes of several objects; False when two references coincide (ambiguous)."""
+    texts, boxes = [], []
+    for o in objs:
+        t, b = refer(o, ctx)
+        texts.append(t)
+        boxes.extend(b)
+    return texts, boxes, len(set(texts)) == len(texts)
+
+
+def _join(items: list[str]) -> str:
+    return ", ".join(items[:-1]) + f" and {items[-1]}" if len(items) > 1 else items[0]
+
+
+def qualitative_relation(ctx: QAContext, a: SceneObject, b: SceneObject, axis: str) -> str | None:
+    """The relation of A to B on a gravity axis ('to the left of', ...), or None when the extents overlap."""
+    if ctx.frame is None or extents_overlap(a.box3d, b.box3d, ctx.frame, axis):
+        return None
+    idx = {"right": 0, "forward": 1, "up": 2}[axis]
+    smaller = ctx.geom(a).center_grav[idx] < ctx.geom(b).center_grav[idx]
+    return RELATIONS[axis][0] if smaller else RELATIONS[axis][1]
+
+
+def direction_questions(ctx: QAContext, a: SceneObject, b: SceneObject, axis: str) -> list[QAPair]:
+    rel = qualitative_relation(ctx, a, b, axis)
+    if rel is None:
+        return []
+    rng = ctx.rng
+    refs, boxes, distinct = _refs(ctx, [a, b])
+    if not distinct:
+        return []
+    ra, rb = refs
+    r0, r1 = RELATIONS[axis]
+    opposite = r1 if rel == r0 else r0
+    base = QABase(task=Task.RELATIVE_DIRECTION, subtask=axis, objects=[a, b], references=[ra, rb], draw_boxes=boxes)
+    words = {"a": ra, "b": rb, "A": capitalize(ra)}
+    swap = rng.random() < 0.5  # which relation is named first in the question
+    t_ff, t_mc = pick(rng, DIR_FF), pick(rng, DIR_MC)
+    free = FreeForm(capitalize(t_ff.render(r0=r1 if swap else r0, r1=r0 if swap else r1, **words)),
+                    f"{capitalize(ra)} is {rel} {rb}.", t_ff.id)
+    choice = Choice(capitalize(t_mc.render(**words)), f"{rel} {rb}", [f"{opposite} {rb}"], t_mc.id)
+    if rng.random() < ctx.config.yes_no_prob:
+        t = pick(rng, DIR_YN)
+        judgement = Judgement(capitalize(t.render(r=rel, **words)), capitalize(t.render(r=opposite, **words)), t.id,
+                              yes_no=True, balance_key=f"dir|{axis}|yn")
+    else:
+        t = pick(rng, DIR_TF)  # "{b} has {a} <r> it" states the same relation from B's side
+        judgement = Judgement(capitalize(t.render(r=rel, **words)), capitalize(t.render(r=opposite, **words)), t.id,
+                              balance_key=f"dir|{axis}")
+    return emit(ctx, base, free, choice, judgement)
+
+
+def _angle_deg(u: np.ndarray, v: np.ndarray) -> float:
+    return float(np.degrees(np.arccos(np.clip(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)), -1.0, 1.0))))
+
+
+def vector_distractors(rng: np.random.Generator, truth: np.ndarray, k: int) -> list[np.ndarray]:
+    """Unit vectors at least VECTOR_MIN_ANGLE_DEG from the truth and from each other (rounded as displayed)."""
+    out: list[np.ndarray] = []
+    for _ in range(60 * max(k, 1)):
+        if len(out) == k:
+            break
+        if rng.random() < 0.3:  # mirrored along one camera axis: a classic left/right or up/down confusion
+            cand = truth * np.where(np.arange(3) == rng.integers(3), -1.0, 1.0)
+        else:
+            cand = rng.normal(size=3)
+        cand = np.round(cand / np.linalg.norm(cand), 2)
+        if np.linalg.norm(cand) < 0.5:
+            continue
+        if _angle_deg(cand, truth) < VECTOR_MIN_ANGLE_DEG:
+            continue
+        if any(_angle_deg(cand, o) < VECTOR_MIN_ANGLE_DEG * 0.75 for o in out):
+            continue
+        out.append(cand)
+    return out
+
+
+def vector_questions(ctx: QAContext, a: SceneObject, b: SceneObject) -> list[QAPair]:
+    """Unit direction (b - a) / |b - a| in the camera frame."""
+    delta = ctx.geom(b).center_cam - ctx.geom(a).center_cam
+    norm = float(np.linalg.norm(delta))
+    if norm < MIN_RELATIVE_DISTANCE_M:
+        return []
+    rng = ctx.rng
+    refs, boxes, distinct = _refs(ctx, [a, b])
+    if not distinct:
+        return []
+    unit = delta / norm
+    shown = format_vector(unit)
+    base = QABase(task=Task.RELATIVE_DIRECTION, subtask="vector", objects=[a, b], references=refs, draw_boxes=boxes)
+    words = {"a": refs[0], "b": refs[1]}
+    wrong = [format_vector(v) for v in vector_distractors(rng, unit, ctx.config.mc_max_options - 1)]
+    t_ff, t_mc, t_tf = pick(rng, VEC_FF), pick(rng, VEC_MC), pick(rng, VEC_TF)
+    judgement = None
+    if wrong:
+        judgement = Judgement(capitalize(t_tf.render(v=shown, **words)), capitalize(t_tf.render(v=wrong[0], **words)),
+                              t_tf.id, balance_key="dir|vector")
+    direction = tuple(float(x) for x in unit)
+    return emit(ctx, base, FreeForm(capitalize(t_ff.render(**words)), shown, t_ff.id, direction=direction),
+                Choice(capitalize(t_mc.render(**words)), shown, wrong, t_mc.id), judgement)
+
+
+def relative_distance(ctx: QAContext, a: SceneObject, b: SceneObject, kind: str) -> float | None:
+    """Center-to-center distance of the given kind (docs/CONVENTIONS.md), None when it needs gravity and there is
+    none."""
+    if kind == "direct":
+        return float(np.linalg.norm(ctx.geom(a).center_cam - ctx.geom(b).center_cam))
+    if ctx.frame is None:
+        return None
+    d = ctx.geom(a).center_grav - ctx.geom(b).center_grav  # (right, forward, up)
+    if kind == "vertical":
+        return float(abs(d[2]))
+    if kind == "horizontal":
+        return float(np.hypot(d[0], d[1]))
+    if kind == "depth":
+        return float(abs(d[1]))
+    raise ValueError(f"unknown distance kind {kind!r}")
+
+
+def distance_questions(ctx: QAContext, a: SceneObject, b: SceneObject, kind: str) -> list[QAPair]:
+    meters = relative_distance(ctx, a, b, kind)
+    if meters is None or meters < MIN_RELATIVE_DISTANCE_M:
+        return []
+    rng, cfg = ctx.rng, ctx.config
+    refs, boxes, distinct = _refs(ctx, [a, b])
+    if not distinct:
+        return []
+    base = QABase(task=Task.RELATIVE_DISTANCE, subtask=kind, objects=[a, b], references=refs, draw_boxes=boxes)
+    unit, u = pick_unit(ctx)
+    kind_word, kind_q = DISTANCE_KINDS[kind]
+    words = {"a": refs[0], "b": refs[1], "A": capitalize(refs[0]), "kind": kind_word, "u": u}
+    words["kind_q"] = kind_q.format(**words)
+    answer = format_length(meters, unit)
+    wrong_m = numeric_distractors(rng, meters, cfg.mc_max_options - 1, cfg.distractor_min_rel)
+    wrong = [format_length(w, unit) for w in wrong_m]
+    t_ff, t_mc = pick(rng, RDIST_FF), pick(rng, RDIST_MC)
+    value = length_value(meters, unit)
+    judgement = None
+    if wrong_m:
+        if rng.random() < cfg.yes_no_prob:
+            lower = [w for w in wrong_m if w < meters] or [meters / 1.6]
+            upper = [w for w in wrong_m if w > meters] or [meters * 1.6]
+            t = pick(rng, RDIST_YN)
+            judgement = Judgement(capitalize(t.render(x=format_length(lower[0], unit), **words)),
+                                  capitalize(t.render(x=format_length(upper[0], unit), **words)), t.id, yes_no=True,
+                                  balance_key=f"rdist|{kind}|yn")
+        else:
+            t = pick(rng, RDIST_TF)
+            judgement = Judgement(capitalize(t.render(x=answer, **words)), capitalize(t.render(x=wrong[0], **words)),
+                                  t.id, balance_key=f"rdist|{kind}")
+    return emit(ctx, base, FreeForm(capitalize(t_ff.render(**words)), answer, t_ff.id, value, unit),
+                Choice(capitalize(t_mc.render(**words)), answer, wrong, t_mc.id, value, unit), judgement)
+
+
+def attribute_value(ctx: QAContext, obj: SceneObject, attribute: str) -> float:
+    if attribute == "distance":
+        return ctx.geom(obj).distance
+    if attribute == "volume":
+        return ctx.geom(obj).volume
+    return float(getattr(obj.box3d, attribute))
+
+
+def _clear(values: list[float], margin: float) -> bool:
+    """True when consecutive sorted values differ by at least `margin` relative to the smaller one."""
+    s = sorted(values)
+    return all(hi >= lo * (1.0 + margin) for lo, hi in itertools.pairwise(s))
+
+
+def extreme_questions(ctx: QAContext, objs: list[SceneObject], attribute: str) -> list[QAPair]:
+    """Which of 3+ objects is nearest/farthest/smallest/largest (the winner beats the runner-up by the margin)."""
+    rng, margin = ctx.rng, ctx.config.compare_margin
+    refs, boxes, distinct = _refs(ctx, objs)
+    if not distinct:
+        return []
+    values = [attribute_value(ctx, o, attribute) for o in objs]
+    largest = rng.random() < 0.5
+    order = np.argsort(values)
+    win, runner = (order[-1], order[-2]) if largest else (order[0], order[1])
+    lo, hi = sorted((values[win], values[runner]))
+    if hi < lo * (1.0 + margin):
+        return []
+    word = ATTRIBUTES[attribute][1 if largest else 0]
+    base = QABase(task=Task.RELATIONAL_COMPARISON, subtask=f"{'max' if largest else 'min'}_{attribute}",
+                  objects=list(objs), references=refs, draw_boxes=boxes)
+    listing = _join(refs)
+    words = {"w": word, "objs": listing}
+    correct = refs[win]
+    others = [r for i, r in enumerate(refs) if i != win]
+    t_ff, t_mc = pick(rng, EXT_FF), pick(rng, EXT_MC)
+    t_tf = pick(rng, EXT_TF)
+    wrong = others[int(rng.integers(len(others)))]
+    judgement = Judgement(capitalize(t_tf.render(x=correct, X=capitalize(correct), **words)),
+                          capitalize(t_tf.render(x=wrong, X=capitalize(wrong), **words)), t_tf.id,
+                          balance_key=f"cmp|{attribute}")
+    return emit(ctx, base, FreeForm(capitalize(t_ff.render(**words)), capitalize(correct) + ".", t_ff.id),
+                Choice(capitalize(t_mc.render(**words)), correct, others, t_mc.id), judgement)
+
+
+def ordering_questions(ctx: QAContext, objs: list[SceneObject], attribute: str) -> list[QAPair]:
+    """Full ordering of 3+ objects by an attribute; every consecutive gap must clear the margin."""
+    rng = ctx.rng
+    values = [attribute_value(ctx, o, attribute) for o in objs]
+    if not _clear(values, ctx.config.compare_margin):
+        return []
+    refs, boxes, distinct = _refs(ctx, objs)
+    if not distinct:
+        return []
+    order = list(np.argsort(values))
+    correct_seq = [refs[i] for i in order]
+    correct = ", ".join(correct_seq)
+    wrong: list[str] = []
+    for _ in range(30):
+        if len(wrong) >= ctx.config.mc_max_options - 1:
+            break
+        perm = [refs[i] for i in rng.permutation(len(refs))]
+        text = ", ".join(perm)
+        if perm != correct_seq and text not in wrong:
+            wrong.append(text)
+    base = QABase(task=Task.RELATIONAL_COMPARISON, subtask=f"order_{attribute}", objects=list(objs), references=refs,
+                  draw_boxes=boxes)
+    words = {"o": ATTRIBUTES[attribute][2], "objs": _join(refs)}
+    t_ff, t_mc, t_tf = pick(rng, ORD_FF), pick(rng, ORD_MC), pick(rng, ORD_TF)
+    judgement = None
+    if wrong:
+        judgement = Judgement(capitalize(t_tf.render(seq=correct, Seq=capitalize(correct), **words)),
+                              capitalize(t_tf.render(seq=wrong[0], Seq=capitalize(wrong[0]), **words)), t_tf.id,
+                              balance_key=f"cmp|order_{attribute}")
+    return emit(ctx, base, FreeForm(capitalize(t_ff.render(**words)), capitalize(correct) + ".", t_ff.id),
+                Choice(capitalize(t_mc.render(**words)), correct, wrong, t_mc.id), judgement)
+
+
+def orientation_relation(front_a: tuple[float, float, float], front_b: tuple[float, float, float],
+                         tolerance_deg: float) -> str | None:
+    """similar / orthogonal / opposite for two horizontal facing directions, None when not clearly one of them."""
+    a = np.array(front_a[:2], dtype=np.float64)
+    b = np.array(front_b[:2], dtype=np.float64)
+    if np.linalg.norm(a) < 0.5 or np.linalg.norm(b) < 0.5:  # (nearly) vertical fronts have no yaw to compare
+        return None
+    angle = _angle_deg(a, b)
+    for name, target in ORIENT_ANGLES.items():
+        if abs(angle - target) <= tolerance_deg:
+            return name
+    return None
+
+
+def orientation_consistency_questions(ctx: QAContext, a: SceneObject, b: SceneObject) -> list[QAPair]:
+    if a.front_grav is None or b.front_grav is None or ctx.frame is None:
+        return []
+    rel = orientation_relation(a.front_grav, b.front_grav, ctx.config.orientation_tolerance_deg)
+    if rel is None:
+        return []
+    rng = ctx.rng
+    refs, boxes, distinct = _refs(ctx, [a, b])
+    if not distinct:
+        return []
+    base = QABase(task=Task.RELATIONAL_COMPARISON, subtask=f"orientation_{rel}", objects=[a, b], references=refs,
+                  draw_boxes=boxes)
+    words = {"a": refs[0], "b": refs[1], "A": capitalize(refs[0])}
+    others = [c for c in ORIENT_CLASSES if c != rel]
+    wrong = others[int(rng.integers(2))]
+    t_ff, t_mc, t_tf = pick(rng, OCONS_FF), pick(rng, OCONS_MC), pick(rng, OCONS_TF)
+
+    def tf(c: str) -> str:
+        return capitalize(t_tf.render(p=ORIENT_PHRASE[c], c=_ORIENT_ADJ[c], c2=_ORIENT_ADJ2[c], **words))
+
+    return emit(ctx, base, FreeForm(capitalize(t_ff.render(**words)), capitalize(rel) + ".", t_ff.id),
+                Choice(capitalize(t_mc.render(**words)), rel, others, t_mc.id),
+                Judgement(tf(rel), tf(wrong), t_tf.id, balance_key="cmp|orientation"))
+
+
+def generate_l2(ctx: QAContext) -> tuple[list[QAPair], list[str]]:
+    """All L2 questions for a scene within the per-task caps, and reasons for what was skipped."""
+    out: list[QAPair] = []
+    skips: list[str] = []
+    objs = ctx.objects
+    if len(objs) < 2:
+        return out, [f"L2: needs 2+ usable objects, scene has {len(objs)}"]
+    rng = ctx.rng
+    budget = Budget(ctx)
+    pairs = list(itertools.permutations(range(len(objs)), 2))
+    order = rng.permutation(len(pairs))
+    gravity = ctx.has_gravity
+    if not gravity:
+        skips.append("L2 qualitative directions, non-direct distances, size comparisons: gravity frame undefined")
+    n_ambiguous = 0
+    for k in order:
+        a, b = objs[pairs[k][0]], objs[pairs[k][1]]
+        if budget.open(Task.RELATIVE_DIRECTION):
+            if gravity and rng.random() < 0.75:
+                axes = ["right", "forward", "up"]
+                axis = axes[int(rng.integers(3))]
+                produced = direction_questions(ctx, a, b, axis)
+                if not produced:  # try the other axes before giving up on this pair
+                    for other in axes:
+                        if other != axis:
+                            produced = direction_questions(ctx, a, b, other)
+                            if produced:
+                                break
+                if not produced:
+                    n_ambiguous += 1
+            else:
+                produced = vector_questions(ctx, a, b)
+            budget.take(Task.RELATIVE_DIRECTION, produced, out)
+        if budget.open(Task.RELATIVE_DISTANCE):
+            kinds = ["direct", "vertical", "horizontal", "depth"] if gravity else ["direct"]
+            kind = kinds[int(rng.integers(len(kinds)))]
+            budget.take(Task.RELATIVE_DISTANCE, distance_questions(ctx, a, b, kind), out)
+        if (budget.open(Task.RELATIONAL_COMPARISON) and a.front_grav is not None and b.front_grav is not None
+                and pairs[k][0] < pairs[k][1] and rng.random() < 0.5):
+            budget.take(Task.RELATIONAL_COMPARISON, orientation_consistency_questions(ctx, a, b), out)
+    if n_ambiguous:
+        skips.append(f"L2 relative direction: {n_ambiguous} pairs overlap on every axis (ambiguous)")
+    if len(objs) >= 3:
+        attributes = [a for a, spec in ATTRIBUTES.items() if gravity or not spec[3]]
+        tries = 0
+        while budget.open(Task.RELATIONAL_COMPARISON) and tries < 4 * len(objs):
+            tries += 1
+            k = int(rng.integers(3, min(len(objs), 5) + 1))
+            group = [objs[i] for i in rng.choice(len(objs), size=k, replace=False)]
+            attribute = attributes[int(rng.integers(len(attributes)))]
+            fn = ordering_questions if rng.random() < 0.3 else extreme_questions
+            budget.take(Task.RELATIONAL_COMPARISON, fn(ctx, group, attribute), out)
+    else:
+        skips.append("L2 relational comparison over 3+ objects: fewer than 3 usable objects")
+    return out, skips
