@@ -1,0 +1,65 @@
+"""Q-Spatial Bench (andrewliao11/Q-Spatial-Bench): splits QSpatial_plus (101) and QSpatial_scannet (170); fields
+question, answer_value, answer_unit, question_type, image_path, image.
+
+Success iff max(pred/gt, gt/pred) < 2 (strict) with both in one unit; predictions are read the official way
+(last `\\scalar{}` and `\\distance_unit{}`, numbers in the scalar averaged, unknown unit = cm), with free text
+as the fallback. The paper's "Avg." pools both splits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from evaluation.benchmarks.common import decode_image, find_tables, read_table
+from evaluation.config import EvalConfig
+from evaluation.items import AnswerKind, EvalItem, ItemResult
+from evaluation.scoring import accuracy, accuracy_by
+from evaluation.units import to_meters
+
+SPLITS = ("QSpatial_plus", "QSpatial_scannet")
+OFFICIAL_FORMAT = (
+    " Use the format \\scalar{value} \\distance_unit{unit} in your answer, e.g. \\scalar{3} \\distance_unit{meters}."
+)
+
+
+def _split_of(path: Path, row: dict) -> str:
+    for split in SPLITS:
+        if split.lower() in str(path).lower().replace("-", "_"):
+            return split
+    return str(row.get("split", "QSpatial"))
+
+
+def load(source: Path, config: EvalConfig) -> list[EvalItem]:
+    items: list[EvalItem] = []
+    for table in find_tables(source):
+        frame = read_table(table)
+        if "answer_value" not in frame.columns:
+            continue
+        for i, row in enumerate(frame.to_dict("records")):
+            split = _split_of(table, row)
+            value_m = to_meters(float(row["answer_value"]), str(row["answer_unit"]))
+            question = str(row["question"])
+            items.append(
+                EvalItem(
+                    item_id=f"{split}-{i}",
+                    benchmark="qspatial",
+                    prompt=question + (OFFICIAL_FORMAT if config.qspatial_official_prompt else ""),
+                    question=question,
+                    kind=AnswerKind.LENGTH,
+                    answer=f"{row['answer_value']} {row['answer_unit']}",
+                    value=value_m,
+                    category=str(row.get("question_type", "")),
+                    split=split,
+                    image_bytes=decode_image(row.get("image")),
+                    meta={"image_path": str(row.get("image_path", ""))},
+                )
+            )
+    return items
+
+
+def aggregate(items: list[EvalItem], results: list[ItemResult], config: EvalConfig):
+    overall, n = accuracy(results)
+    metrics = {"accuracy": overall, "count": float(n)}
+    for split, stats in accuracy_by(results, lambda r: r.split).items():
+        metrics[f"split/{split}"] = stats["accuracy"]
+    return metrics, accuracy_by(results, lambda r: f"{r.split}/{r.category}")

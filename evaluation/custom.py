@@ -1,0 +1,165 @@
+"""The custom benchmark of paper sec. 8, built by our own pipeline from held-out ground-truth scenes.
+
+- L1 object-to-camera distance: free-form `localization` questions whose ground truth is |center| of the one
+  object asked about (docs/CONVENTIONS.md); scored with the SpatialRGPT rule (0.75*gt <= pred <= 1.25*gt).
+- L2 relative direction: free-form `relative_direction` questions with a `direction` unit vector (camera frame);
+  correct when the predicted xyz is within `angle_threshold_deg` (default 30) of it.
+- L3 problem solving: every `problem_solving` question; judgement questions must match, numeric ones must fall
+  within `l3_relative_error` of the value. Judged like the paper (LLM judge), or by the rule fallback.
+
+Ground truth is re-derived from the scene records rather than trusted from the QA text: an L1/L2 row whose value
+does not match its scene's geometry is rejected with the reason (it would otherwise score models against a wrong
+answer). Held-out = whole shards (`heldout_shards`) and/or single scenes (`heldout_scenes`) that training excluded.
+Any ground-truth source works: point `root` at a data root laid out by our pipeline (`object_references/<shard>/
+scenes.jsonl` + `qa_shards/<shard>/qa.parquet`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw
+
+from assets.records import QAFormat, QAPair, Scene, Task
+from assets.stage import DataError, StageReport, process_items
+from assets.storage import read_scenes
+from evaluation.config import EvalConfig
+from evaluation.items import AnswerKind, EvalItem, ItemResult
+from evaluation.scoring import accuracy, accuracy_by
+from evaluation.units import canonical_unit, to_meters
+
+L1, L2, L3 = "L1 object-to-camera distance", "L2 object direction", "L3 spatial problem solving"
+SCENES_STAGE = "object_references"
+# Relative mismatch allowed between a QA row's value and the geometry (answers are rounded to two decimals).
+GT_TOLERANCE = 0.05
+
+
+def _qa_rows(path: Path) -> list[dict]:
+    """qa.parquet rows with list/struct fields decoded whether stored natively or as JSON strings."""
+    frame = pd.read_parquet(path)
+    rows = []
+    for row in frame.to_dict("records"):
+        clean = {}
+        for key, value in row.items():
+            if isinstance(value, np.ndarray):
+                value = value.tolist()
+            if isinstance(value, str) and key in ("options", "direction", "object_ids", "references", "draw_boxes"):
+                value = json.loads(value) if value.strip() else None
+            if isinstance(value, float) and np.isnan(value):
+                value = None
+            clean[key] = value
+        rows.append({k: v for k, v in clean.items() if k in QAPair.model_fields and v is not None})
+    return rows
+
+
+def _draw(root: Path, scene: Scene, qa: QAPair) -> bytes | None:
+    """The scene image with the boxes the question refers to by colour drawn on it (as in training)."""
+    if not qa.draw_boxes:
+        return None
+    with Image.open(root / scene.image_file) as img:
+        canvas = img.convert("RGB")
+    draw = ImageDraw.Draw(canvas)
+    for box in qa.draw_boxes:
+        draw.rectangle(box.box2d.as_list(), outline=box.color, width=max(1, round(min(canvas.size) / 150)))
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _item(root: Path, scene: Scene, qa: QAPair, config: EvalConfig) -> EvalItem | None:
+    common = dict(
+        item_id=qa.qa_id,
+        benchmark="custom",
+        prompt=qa.question,
+        question=qa.question,
+        answer=qa.answer,
+        split=qa.shard,
+        subcategory=qa.subtask,
+        image_path=root / scene.image_file,
+        image_bytes=_draw(root, scene, qa),
+        depth_path=(root / scene.depth_file) if scene.depth_file else None,
+        intrinsics=scene.intrinsics.model_dump(),
+        meta={"scene_id": scene.scene_id, "unit": qa.unit or ""},
+    )
+    if qa.task == Task.LOCALIZATION and qa.format == QAFormat.FREE_FORM and qa.value is not None:
+        if len(qa.object_ids) != 1 or not canonical_unit(qa.unit or "m"):
+            return None
+        truth = float(np.linalg.norm(scene.object_by_id(qa.object_ids[0]).box3d.center_cam))
+        stated = to_meters(qa.value, qa.unit or "m")
+        if abs(stated - truth) > GT_TOLERANCE * truth:
+            return None  # a localization question about something else than distance to the camera
+        return EvalItem(kind=AnswerKind.LENGTH, value=truth, category=L1, **common)
+    if qa.task == Task.RELATIVE_DIRECTION and qa.format == QAFormat.FREE_FORM and qa.direction is not None:
+        if len(qa.object_ids) != 2:
+            raise DataError(f"{qa.qa_id}: a direction question needs two objects, has {qa.object_ids}")
+        a, b = (np.asarray(scene.object_by_id(i).box3d.center_cam) for i in qa.object_ids)
+        truth = (b - a) / np.linalg.norm(b - a)
+        stated = np.asarray(qa.direction, dtype=np.float64)
+        if np.degrees(np.arccos(np.clip(stated.dot(truth) / np.linalg.norm(stated), -1, 1))) > 5.0:
+            raise DataError(f"{qa.qa_id}: stated direction disagrees with the scene's boxes")
+        return EvalItem(kind=AnswerKind.VECTOR, direction=tuple(truth.tolist()), category=L2, **common)
+    if qa.task == Task.PROBLEM_SOLVING:
+        labels = [chr(ord("A") + i) for i in range(len(qa.options))]
+        return EvalItem(
+            kind=AnswerKind.JUDGED,
+            value=qa.value,
+            options=list(qa.options),
+            labels=labels,
+            correct_index=qa.correct_index,
+            category=L3,
+            **common,
+        )
+    return None
+
+
+def build_custom_benchmark(root: Path, config: EvalConfig) -> tuple[list[EvalItem], StageReport]:
+    """EvalItems of the held-out shards/scenes, and a report of what was rejected and why."""
+    root = Path(root)
+    shards = sorted(p.name for p in (root / "qa_shards").glob("*") if (p / "qa.parquet").exists())
+    if config.heldout_shards:
+        missing = sorted(set(config.heldout_shards) - set(shards))
+        if missing:
+            raise DataError(f"held-out shards without qa.parquet: {missing}")
+        shards = list(config.heldout_shards)
+    elif not config.heldout_scenes:
+        raise DataError("the custom benchmark needs held-out shards or scenes (EvalConfig.heldout_shards/_scenes)")
+    heldout_scenes = set(config.heldout_scenes)
+    report = StageReport(stage="custom_benchmark", shard="+".join(shards), output_dir=root)
+    items: list[EvalItem] = []
+    for shard in shards:
+        scenes = {s.scene_id: s for s in read_scenes(root / SCENES_STAGE / shard / "scenes.jsonl")}
+        rows = _qa_rows(root / "qa_shards" / shard / "qa.parquet")
+        if heldout_scenes and not config.heldout_shards:
+            rows = [r for r in rows if r.get("scene_id") in heldout_scenes]
+
+        def build(row: dict, scenes: dict[str, Scene] = scenes) -> EvalItem | None:
+            qa = QAPair.model_validate(row)
+            if qa.scene_id not in scenes:
+                raise DataError(f"scene {qa.scene_id} not in {SCENES_STAGE}/{qa.shard}")
+            return _item(root, scenes[qa.scene_id], qa, config)
+
+        items += process_items(rows, build, report, lambda r: str(r.get("qa_id", "?")))
+    if config.custom_max_per_level:
+        kept: dict[str, int] = {}
+        limited = []
+        for item in items:
+            kept[item.category] = kept.get(item.category, 0) + 1
+            if kept[item.category] <= config.custom_max_per_level:
+                limited.append(item)
+        items = limited
+    report.num_out = len(items)
+    report.metadata = {level: sum(i.category == level for i in items) for level in (L1, L2, L3)}
+    return items, report
+
+
+def aggregate(items: list[EvalItem], results: list[ItemResult], config: EvalConfig):
+    overall, n = accuracy(results)
+    per_level = accuracy_by(results, lambda r: r.category)
+    metrics = {"accuracy": overall, "count": float(n)}
+    for level, stats in per_level.items():
+        metrics[level.split(" ")[0]] = stats["accuracy"]
+    return metrics, per_level

@@ -1,0 +1,136 @@
+"""Where predictions come from: our model (batched greedy generation) or a file of another system's outputs.
+
+`Predictor.predict(items) -> list[str | None]` is the whole contract; None means "no prediction for this item"
+and the scorer counts it wrong with that reason, so nothing drops out of the denominator.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from PIL import Image
+
+from assets.records import Intrinsics
+from assets.stage import DataError
+from assets.storage import load_point_map
+from evaluation.items import EvalItem
+
+# (rgb HxWx3 uint8) -> (points HxWx3 meters, valid HxW): a metric point-map estimator such as MoGe-2.
+PointMapEstimator = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+class Predictor(Protocol):
+    name: str
+
+    def predict(self, items: Sequence[EvalItem]) -> list[str | None]: ...
+
+
+class PredictionsFile:
+    """Predictions from a JSONL file of {"id": ..., "prediction": ...}: score any external system.
+
+    Malformed lines raise DataError naming the line (a silently skipped line would shrink the denominator);
+    items with no line get None.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.name = f"file:{self.path.name}"
+        self.predictions: dict[str, str] = {}
+        with open(self.path, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    self.predictions[str(row["id"])] = "" if row["prediction"] is None else str(row["prediction"])
+                except (ValueError, KeyError, TypeError) as err:
+                    raise DataError(f"{self.path}:{lineno}: expected {{id, prediction}}: {err}") from err
+
+    def predict(self, items: Sequence[EvalItem]) -> list[str | None]:
+        return [self.predictions.get(item.item_id) for item in items]
+
+
+def item_image(item: EvalItem) -> Image.Image:
+    """The item's RGB image; DataError when it is missing or unreadable."""
+    try:
+        if item.image_bytes is not None:
+            with Image.open(io.BytesIO(item.image_bytes)) as img:
+                return img.convert("RGB")
+        if item.image_path is not None and Path(item.image_path).is_file():
+            with Image.open(item.image_path) as img:
+                return img.convert("RGB")
+    except OSError as err:
+        raise DataError(f"unreadable image for {item.item_id}: {err}") from err
+    raise DataError(f"missing image for {item.item_id}")
+
+
+class ModelPredictor:
+    """Greedy batched generation with a checkpoint written by `training` (`training.checkpoints.load_checkpoint`).
+
+    Point maps: with `point_maps="auto"` an item with ground-truth depth (`depth_path` + `intrinsics`) uses it,
+    others use `estimator` (MoGe-2 in production); with no estimator they get an all-invalid point map (the
+    validity channel tells the model there is no geometry), which is recorded in `point_map_sources`.
+    """
+
+    def __init__(
+        self,
+        checkpoint_dir: Path,
+        batch_size: int = 8,
+        max_new_tokens: int = 64,
+        point_maps: str = "auto",
+        estimator: PointMapEstimator | None = None,
+        device: str = "cpu",
+    ) -> None:
+        from training.checkpoints import load_checkpoint
+
+        self.model, self.processor, self.train_config = load_checkpoint(checkpoint_dir, device=device)
+        self.name = f"checkpoint:{Path(checkpoint_dir).name}"
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self.point_maps = point_maps
+        self.estimator = estimator
+        self.device = device
+        self.point_map_sources: dict[str, int] = {"ground_truth": 0, "estimated": 0, "missing": 0}
+
+    def _point_map(self, item: EvalItem, rgb: np.ndarray) -> np.ndarray:
+        from training.model import prepare_point_map
+
+        size = self.train_config.model.image_size
+        points = valid = None
+        if self.point_maps in ("auto", "ground_truth") and item.depth_path is not None and item.intrinsics:
+            points, valid = load_point_map(item.depth_path, Intrinsics(**item.intrinsics))
+            self.point_map_sources["ground_truth"] += 1
+        elif self.point_maps in ("auto", "estimated") and self.estimator is not None:
+            points, valid = self.estimator(rgb)
+            self.point_map_sources["estimated"] += 1
+        if points is None:
+            self.point_map_sources["missing"] += 1
+            points = np.zeros((*rgb.shape[:2], 3), dtype=np.float32)
+            valid = np.zeros(rgb.shape[:2], dtype=bool)
+        return prepare_point_map(points, valid, size, self.model.point_map_input)
+
+    def predict(self, items: Sequence[EvalItem]) -> list[str | None]:
+        import torch
+
+        out: list[str | None] = []
+        for start in range(0, len(items), self.batch_size):
+            batch = items[start : start + self.batch_size]
+            images = [item_image(item) for item in batch]
+            prompts = [item.prompt for item in batch]
+            inputs = self.processor(text=prompts, images=images, return_tensors="pt", padding="longest")
+            if self.model.point_map_input != "none":
+                maps = np.stack([self._point_map(it, np.asarray(img)) for it, img in zip(batch, images, strict=True)])
+                inputs["pixel_values"] = torch.cat(
+                    [inputs["pixel_values"], torch.from_numpy(maps).to(inputs["pixel_values"].dtype)], dim=1
+                )
+            inputs = {k: v.to(self.device) for k, v in inputs.items()}
+            with torch.inference_mode():
+                generated = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
+            new_tokens = generated[:, inputs["input_ids"].shape[1] :]
+            out += [t.strip() for t in self.processor.batch_decode(new_tokens, skip_special_tokens=True)]
+        return out

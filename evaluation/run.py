@@ -1,0 +1,172 @@
+"""Entry point of the `benchmark_scores` asset: load a benchmark, get predictions, score, report.
+
+    score_benchmark(root, "cv_bench", checkpoint_dir, EvalConfig(data={"cv_bench": "nyu-visionx/CV-Bench"}))
+
+Every item loaded is in the denominator: a missing prediction, a missing image, an unparseable answer or a failed
+judge reply is a wrong item with its reason in predictions.parquet, never a dropped one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from assets.llm import LLMClient
+from assets.stage import DataError
+from assets.storage import atomic_dir
+from evaluation.benchmarks import REGISTRY, BenchmarkSpec
+from evaluation.benchmarks.common import resolve_source
+from evaluation.config import EvalConfig
+from evaluation.items import AnswerKind, EvalItem, ItemResult
+from evaluation.judge import make_judge
+from evaluation.predictors import ModelPredictor, PredictionsFile, Predictor
+from evaluation.report import BenchmarkReport, log_to_mlflow, write_report
+from evaluation.scoring import Judge, score_item
+
+log = logging.getLogger(__name__)
+
+
+def load_items(root: Path, benchmark: str, config: EvalConfig) -> tuple[list[EvalItem], int]:
+    """The benchmark's items (and how many rows the custom builder rejected). Raises DataError when the data is
+    not configured or cannot be read."""
+    spec = _spec(benchmark)
+    rejected = 0
+    if spec.load is None:
+        from evaluation.custom import build_custom_benchmark
+
+        items, build_report = build_custom_benchmark(root, config)
+        rejected = len(build_report.rejections)
+        for rejection in build_report.rejections[:20]:
+            log.warning("custom benchmark: %s: %s", rejection.item, rejection.reason)
+    else:
+        if benchmark not in config.data:
+            raise _NotConfigured(f"no data path configured for {benchmark} (EvalConfig.data[{benchmark!r}])")
+        items = spec.load(resolve_source(config.data[benchmark]), config)
+    if not items:
+        raise DataError(f"{benchmark}: no items found")
+    return (items[: config.limit] if config.limit else items), rejected
+
+
+class _NotConfigured(DataError):
+    pass
+
+
+def _spec(benchmark: str) -> BenchmarkSpec:
+    if benchmark not in REGISTRY:
+        raise ValueError(f"unknown benchmark {benchmark!r}; known: {sorted(REGISTRY)}")
+    return REGISTRY[benchmark]
+
+
+def _predict(predictor: Predictor, items: Sequence[EvalItem], needs_images: bool) -> tuple[list[str | None], dict[str, str]]:
+    """Predictions for all items plus a reason for each item that got none. A batch that fails on bad data is
+    retried item by item so one corrupt image costs one item."""
+    reasons: dict[str, str] = {}
+    runnable = [it for it in items if not needs_images or it.has_image]
+    for it in items:
+        if needs_images and not it.has_image:
+            reasons[it.item_id] = "missing image"
+    try:
+        outputs = predictor.predict(runnable)
+    except DataError:
+        outputs = []
+        for it in runnable:
+            try:
+                outputs += predictor.predict([it])
+            except DataError as err:
+                outputs.append(None)
+                reasons[it.item_id] = f"inference failed: {err}"
+    by_id = {it.item_id: out for it, out in zip(runnable, outputs, strict=True)}
+    return [by_id.get(it.item_id) for it in items], reasons
+
+
+def score_items(
+    items: Sequence[EvalItem], predictions: Sequence[str | None], spec: BenchmarkSpec, config: EvalConfig,
+    judge: Judge | None = None, reasons: dict[str, str] | None = None,
+) -> tuple[list[ItemResult], dict[str, float], dict[str, dict[str, float]]]:
+    """Score predictions (aligned with items) and aggregate them the benchmark authors' way."""
+    rules = spec.rules(config)
+    results = []
+    for item, prediction in zip(items, predictions, strict=True):
+        result = score_item(item, prediction, rules, judge)
+        if prediction is None and reasons and item.item_id in reasons:
+            result.reason = reasons[item.item_id]
+        results.append(result)
+    metrics, per_category = spec.aggregate(list(items), results, config)
+    return results, metrics, per_category
+
+
+def score_benchmark(
+    root: Path,
+    benchmark: str,
+    checkpoint_dir: Path | None,
+    config: EvalConfig,
+    predictor: Predictor | None = None,
+    judge_client: LLMClient | None = None,
+) -> BenchmarkReport:
+    """Score one benchmark and write `<output_dir>/<benchmark>/` (predictions.parquet, report.json, config.json).
+
+    Predictions come from `predictor` if given, else `config.predictions[benchmark]` (a JSONL file), else the
+    checkpoint. A benchmark without data or without any prediction source returns status "not configured"; one
+    whose data cannot be read returns "failed" with the message; neither raises.
+    """
+    spec = _spec(benchmark)
+    root = Path(root)
+    out_root = Path(config.output_dir) if config.output_dir else root / "benchmark_scores"
+    report = BenchmarkReport(benchmark=benchmark, status="ok", headline=spec.headline)
+    try:
+        items, report.build_rejections = load_items(root, benchmark, config)
+    except _NotConfigured as err:
+        report.status, report.message = "not configured", str(err)
+        return report
+    except DataError as err:
+        report.status = "not configured" if benchmark == "custom" and "held-out" in str(err) else "failed"
+        report.message = str(err)
+        return report
+
+    needs_images = False
+    if predictor is None:
+        if benchmark in config.predictions:
+            predictor = PredictionsFile(config.predictions[benchmark])
+        elif checkpoint_dir is not None:
+            predictor = ModelPredictor(
+                checkpoint_dir, config.batch_size, config.max_new_tokens, config.point_maps
+            )
+            needs_images = True
+        else:
+            report.status = "not configured"
+            report.message = "no predictions file and no checkpoint"
+            return report
+    else:
+        needs_images = isinstance(predictor, ModelPredictor)
+    report.predictor = predictor.name
+    predictions, reasons = _predict(predictor, items, needs_images)
+
+    judge = None
+    if any(it.kind == AnswerKind.JUDGED for it in items):
+        client = judge_client
+        if client is None and config.use_judge:
+            client = LLMClient.from_env(config.judge_env_prefix)
+        judge = make_judge(client, config.l3_relative_error)
+        report.judge_mode, report.judge_model = judge.mode, judge.model
+
+    results, report.metrics, report.per_category = score_items(items, predictions, spec, config, judge, reasons)
+    report.num_items = len(results)
+    report.num_unparseable = sum(1 for r in results if r.reason.startswith("unparseable"))
+    report.failure_reasons = dict(Counter(r.reason.split(":")[0] for r in results if r.reason))
+    if isinstance(predictor, ModelPredictor):
+        report.metrics.update({f"point_maps/{k}": float(v) for k, v in predictor.point_map_sources.items()})
+
+    with atomic_dir(out_root / benchmark) as tmp:
+        write_report(report, results, tmp, config.model_dump(mode="json"))
+    report.output_dir = out_root / benchmark
+    report.predictions_path = report.output_dir / "predictions.parquet"
+
+    tracking_uri = config.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if tracking_uri:
+        params = {"benchmark": benchmark, "predictor": report.predictor, "judge_mode": report.judge_mode,
+                  "checkpoint_dir": str(checkpoint_dir or "")}
+        report.mlflow_run_id = log_to_mlflow(report, tracking_uri, config.mlflow_experiment, config.run_name, params)
+    return report
