@@ -9,12 +9,12 @@ upstream with `deps` and returns a `MaterializeResult`. Stages that run a neural
 object_clouds, checkpoint, benchmark_scores) share the `gpu` concurrency pool (see deploy/README.md).
 """
 
-
 import importlib
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import yaml
 
 from hispatial_dagster.automation import downstream_condition
 from hispatial_dagster.metadata import markdown_table, stage_result
@@ -32,17 +32,22 @@ from hispatial_dagster.resources import (
 )
 
 GPU_POOL = "gpu"
-SHARD_STAGES = ("source_images", "filtered_images", "point_maps", "object_clouds", "object_references", "qa_shards")
+SHARD_STAGES = (
+    "source_images",
+    "filtered_images",
+    "point_maps",
+    "object_clouds",
+    "object_references",
+    "qa_shards",
+)
 
 
-def _gpu_tags(gpus: int = 1) -> dict[str, Any]:
-    """Per-op Kubernetes resources when the run launcher is dagster-k8s (ignored elsewhere)."""
-    return {
-        "dagster-k8s/config": {
-            "container_config": {"resources": {"limits": {"nvidia.com/gpu": str(gpus)}}},
-            "pod_spec_config": {"node_selector": {"hispatial.io/accelerator": "gpu"}},
-        }
-    }
+K8S_STEP_CONFIG = yaml.safe_load((Path(__file__).with_name("k8s_step_config.yaml")).read_text())
+
+
+def _gpu_tags(asset_name: str) -> dict[str, Any]:
+    """Per-step Kubernetes resources (GPU limit, node selector) for the k8s_job_executor; ignored elsewhere."""
+    return {"dagster-k8s/config": K8S_STEP_CONFIG[asset_name]}
 
 
 def _ground_truth_metadata(inbox: SourceInbox, root: Path, shard: str) -> dict[str, Any]:
@@ -62,7 +67,10 @@ def _ground_truth_metadata(inbox: SourceInbox, root: Path, shard: str) -> dict[s
     description="Images and ground truth of one source shard, as declared by its spec file in the inbox.",
 )
 def source_images(
-    context: dg.AssetExecutionContext, data_root: DataRoot, source_inbox: SourceInbox, synthetic: SyntheticSource
+    context: dg.AssetExecutionContext,
+    data_root: DataRoot,
+    source_inbox: SourceInbox,
+    synthetic: SyntheticSource,
 ) -> dg.MaterializeResult:
     shard = context.partition_key
     spec = source_inbox.inbox(data_root.root).read(shard)
@@ -102,7 +110,7 @@ def filtered_images(
     kinds={"pytorch"},
     code_version="1",
     pool=GPU_POOL,
-    op_tags=_gpu_tags(),
+    op_tags=_gpu_tags("point_maps"),
     description="Metric point maps per scene (ground truth passed through for synthetic shards, else MoGe-2).",
 )
 def point_maps(
@@ -112,7 +120,9 @@ def point_maps(
 
     report = point_maps_shard(data_root.root, context.partition_key)
     return stage_result(
-        report, data_root.root, extra=_ground_truth_metadata(source_inbox, data_root.root, context.partition_key)
+        report,
+        data_root.root,
+        extra=_ground_truth_metadata(source_inbox, data_root.root, context.partition_key),
     )
 
 
@@ -123,7 +133,7 @@ def point_maps(
     kinds={"pytorch"},
     code_version="1",
     pool=GPU_POOL,
-    op_tags=_gpu_tags(),
+    op_tags=_gpu_tags("object_clouds"),
     description="Per-object masks, point clouds and gravity-aligned 3D boxes.",
 )
 def object_clouds(
@@ -133,7 +143,9 @@ def object_clouds(
 
     report = object_clouds_shard(data_root.root, context.partition_key)
     return stage_result(
-        report, data_root.root, extra=_ground_truth_metadata(source_inbox, data_root.root, context.partition_key)
+        report,
+        data_root.root,
+        extra=_ground_truth_metadata(source_inbox, data_root.root, context.partition_key),
     )
 
 
@@ -209,17 +221,20 @@ def qa_dataset(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg.Mat
     kinds={"pytorch", "mlflow"},
     code_version="1",
     pool=GPU_POOL,
-    op_tags=_gpu_tags(),
+    op_tags=_gpu_tags("checkpoint"),
     automation_condition=downstream_condition("checkpoint"),
     description="The fine-tuned RGB-D VLM trained on qa_dataset, linked to its MLflow run.",
 )
 def checkpoint(
-    context: dg.AssetExecutionContext, data_root: DataRoot, training: TrainingSettings, mlflow_tracking: MLflowTracking
+    context: dg.AssetExecutionContext,
+    data_root: DataRoot,
+    training: TrainingSettings,
+    mlflow_tracking: MLflowTracking,
 ) -> dg.MaterializeResult:
     from training.train import train_checkpoint
 
     mlflow_tracking.activate()
-    report = train_checkpoint(data_root.root, training.config())
+    report = train_checkpoint(data_root.root, training.config(mlflow_tracking.tracking_uri))
     return _run_result(report, mlflow_tracking)
 
 
@@ -230,7 +245,7 @@ def checkpoint(
     kinds={"pytorch", "mlflow"},
     code_version="1",
     pool=GPU_POOL,
-    op_tags=_gpu_tags(),
+    op_tags=_gpu_tags("benchmark_scores"),
     automation_condition=downstream_condition("benchmark_scores"),
     description="Scores of the latest checkpoint on one benchmark, with per-item predictions.",
 )
@@ -244,8 +259,15 @@ def benchmark_scores(
 
     checkpoint_dir = latest_checkpoint_dir(context.instance)
     mlflow_tracking.activate()
-    report = score_benchmark(data_root.root, context.partition_key, checkpoint_dir, evaluation_settings.config())
-    return _run_result(report, mlflow_tracking, extra={"checkpoint_dir": dg.MetadataValue.path(str(checkpoint_dir))})
+    report = score_benchmark(
+        data_root.root,
+        context.partition_key,
+        checkpoint_dir,
+        evaluation_settings.config(mlflow_tracking.tracking_uri),
+    )
+    return _run_result(
+        report, mlflow_tracking, extra={"checkpoint_dir": dg.MetadataValue.path(str(checkpoint_dir))}
+    )
 
 
 def latest_checkpoint_dir(instance: dg.DagsterInstance) -> Path:
@@ -259,7 +281,9 @@ def latest_checkpoint_dir(instance: dg.DagsterInstance) -> Path:
     return Path(str(entry.value))
 
 
-def _run_result(report: Any, tracking: MLflowTracking, extra: dict[str, Any] | None = None) -> dg.MaterializeResult:
+def _run_result(
+    report: Any, tracking: MLflowTracking, extra: dict[str, Any] | None = None
+) -> dg.MaterializeResult:
     """Metadata for reports that come with an MLflow run (TrainReport, BenchmarkReport)."""
     metadata: dict[str, Any] = {}
     run_id = getattr(report, "run_id", None) or getattr(report, "mlflow_run_id", None)
@@ -287,7 +311,9 @@ def _run_result(report: Any, tracking: MLflowTracking, extra: dict[str, Any] | N
     digest = getattr(report, "digest", None)
     if extra:
         metadata.update(extra)
-    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(str(digest)[:32]) if digest else None)
+    return dg.MaterializeResult(
+        metadata=metadata, data_version=dg.DataVersion(str(digest)) if digest else None
+    )
 
 
 shard_assets = [source_images, filtered_images, point_maps, object_clouds, object_references, qa_shards]

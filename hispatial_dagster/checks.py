@@ -2,7 +2,7 @@
 partition just materialized. They run in the same job as their asset (shard_job includes them) and show on the
 asset's page in the UI; a failure is an ERROR-severity result, not a crashed run."""
 
-
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +12,12 @@ from hispatial_dagster.assets import object_clouds, object_references, point_map
 from hispatial_dagster.metadata import _scalar_metadata
 from hispatial_dagster.partitions import source_shards
 from hispatial_dagster.resources import DataRoot
+
+# Partitioned asset checks are a preview feature of Dagster 1.13; we rely on them knowingly (one check result per
+# shard), so the warning is silenced here rather than in every test and CLI run.
+warnings.filterwarnings(
+    "ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=Warning
+)
 
 
 def _result(outcome: tuple[bool, dict[str, Any]]) -> dg.AssetCheckResult:
@@ -27,7 +33,9 @@ def _check_fn(name: str) -> Callable[..., tuple[bool, dict[str, Any]]]:
     return getattr(checks, name)
 
 
-@dg.asset_check(asset=point_maps, partitions_def=source_shards, description="No NaN/inf in stored point maps.")
+@dg.asset_check(
+    asset=point_maps, partitions_def=source_shards, description="No NaN/inf in stored point maps."
+)
 def point_maps_finite(context: dg.AssetCheckExecutionContext, data_root: DataRoot) -> dg.AssetCheckResult:
     return _result(_check_fn("point_maps_finite")(data_root.root, context.partition_key))
 
@@ -47,7 +55,9 @@ def references_unique(context: dg.AssetCheckExecutionContext, data_root: DataRoo
 
 
 @dg.asset_check(
-    asset=qa_shards, partitions_def=source_shards, description="qa.parquet has the QA schema; answers non-empty."
+    asset=qa_shards,
+    partitions_def=source_shards,
+    description="qa.parquet has the QA schema; answers non-empty.",
 )
 def qa_schema(context: dg.AssetCheckExecutionContext, data_root: DataRoot) -> dg.AssetCheckResult:
     return _result(_check_fn("qa_schema")(data_root.root, context.partition_key))

@@ -150,23 +150,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for i in range(args.shards)
     }
     register_shards(root, specs, instance)
-    console.print(f"[bold]HiSpatial demo[/] data root [cyan]{root}[/], DAGSTER_HOME [cyan]{instance.root_directory}[/]")
+    console.print(
+        f"[bold]HiSpatial demo[/] data root [cyan]{root}[/], DAGSTER_HOME [cyan]{instance.root_directory}[/]"
+    )
 
     plan: list[tuple[str, str, str | None, list[str] | None]] = [
         (f"shard {shard}", "shard_job", shard, None) for shard in specs
     ]
     have_training = importlib.util.find_spec("training.train") is not None and not args.no_train
     have_eval = importlib.util.find_spec("evaluation.run") is not None and not args.no_train
-    plan.append(("QA dataset" + (" + checkpoint" if have_training else ""), "dataset_job", None,
-                 None if have_training else ["qa_dataset"]))
+    plan.append(
+        (
+            "QA dataset" + (" + checkpoint" if have_training else ""),
+            "dataset_job",
+            None,
+            None if have_training else ["qa_dataset"],
+        )
+    )
     if have_training and have_eval:
         plan.append((f"benchmark {args.benchmark}", "benchmark_job", args.benchmark, None))
 
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), console=console,
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
     ) as progress:
         overall = progress.add_task("runs", total=len(plan))
         for label, job_name, partition, assets in plan:
@@ -261,7 +273,9 @@ def asset_status(instance: Any, defs: Any) -> list[dict[str, str]]:
             continue
         partitions_def = asset_graph.get(key).partitions_def
         keys: list[str | None] = (
-            list(partitions_def.get_partition_keys(dynamic_partitions_store=instance)) if partitions_def else [None]
+            list(partitions_def.get_partition_keys(dynamic_partitions_store=instance))
+            if partitions_def
+            else [None]
         )
         statuses = (
             instance.get_status_by_partition(key, [k for k in keys if k], partitions_def) or {}

@@ -53,11 +53,20 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     description="Evaluates the automation conditions of qa_dataset, checkpoint and benchmark_scores.",
 )
 
-# Steps of one run execute in parallel subprocesses; GPU stages are further limited by the `gpu` pool
-# (`dagster instance concurrency set gpu 1`, or `concurrency: pools:` in dagster.yaml).
-executor = dg.multiprocess_executor.configured(
-    {"max_concurrent": int(os.environ.get("HISPATIAL_MAX_CONCURRENT", "2"))}
-)
+
+def make_executor() -> dg.ExecutorDefinition:
+    """Locally, steps of one run execute in parallel subprocesses (HISPATIAL_MAX_CONCURRENT); GPU stages are further
+    limited by the `gpu` pool across all runs (hispatial_dagster/instance.py). On Kubernetes
+    (HISPATIAL_EXECUTOR=k8s, needs dagster-k8s) each step is its own pod with the resources of k8s_step_config.yaml.
+    """
+    if os.environ.get("HISPATIAL_EXECUTOR", "multiprocess") == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor
+    return dg.multiprocess_executor.configured(
+        {"max_concurrent": int(os.environ.get("HISPATIAL_MAX_CONCURRENT", "2"))}
+    )
+
 
 defs = dg.Definitions(
     assets=all_assets,
@@ -65,5 +74,5 @@ defs = dg.Definitions(
     jobs=all_jobs,
     sensors=[shard_inbox_sensor, automation_sensor],
     resources=default_resources(),
-    executor=executor,
+    executor=make_executor(),
 )

@@ -45,7 +45,9 @@ def ensure_dagster_home(data_root: Path) -> Path:
     return home
 
 
-def open_instance(data_root: Path):  # -> dagster.DagsterInstance (import kept local: the CLI's --help stays fast)
+def open_instance(
+    data_root: Path,
+):  # -> dagster.DagsterInstance (import kept local: the CLI's --help stays fast)
     """The persistent instance at DAGSTER_HOME, created on first use, with the gpu pool limited."""
     import dagster as dg
 

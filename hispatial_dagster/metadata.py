@@ -20,7 +20,9 @@ PREVIEW_ROWS = 8
 INLINE_IMAGE_MAX_BYTES = 150_000
 
 
-def markdown_table(rows: Sequence[Mapping[str, Any]], max_rows: int = PREVIEW_ROWS, max_cell: int = 80) -> str:
+def markdown_table(
+    rows: Sequence[Mapping[str, Any]], max_rows: int = PREVIEW_ROWS, max_cell: int = 80
+) -> str:
     """A GitHub-markdown table of the first rows (Dagster renders MetadataValue.md in the asset page)."""
     rows = list(rows)[:max_rows]
     if not rows:
@@ -141,9 +143,9 @@ def stage_result(
     }
     metadata.update(_scalar_metadata(report.metadata))
     if thumbnail:
-        metadata.update(thumbnail_metadata(make_thumbnail(root, report.stage, report.shard, report.thumbnail)))
+        metadata.update(
+            thumbnail_metadata(make_thumbnail(root, report.stage, report.shard, report.thumbnail))
+        )
     if extra:
         metadata.update(extra)
-    return dg.MaterializeResult(
-        metadata=metadata, data_version=dg.DataVersion(digest[:32]) if digest else None
-    )
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(digest) if digest else None)

@@ -10,6 +10,7 @@ config, logs or metadata.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 from pathlib import Path
@@ -79,7 +80,9 @@ class MLflowTracking(dg.ConfigurableResource):
     """MLflow tracking server or local store; default: SQLite under <repo>/mlflow (no server needed)."""
 
     tracking_uri: str = Field(default_factory=default_tracking_uri, description="Env MLFLOW_TRACKING_URI.")
-    experiment: str = Field(default_factory=lambda: os.environ.get("HISPATIAL_MLFLOW_EXPERIMENT", "hispatial"))
+    experiment: str = Field(
+        default_factory=lambda: os.environ.get("HISPATIAL_MLFLOW_EXPERIMENT", "hispatial")
+    )
     ui_url: str = Field(
         default_factory=lambda: os.environ.get("HISPATIAL_MLFLOW_UI", "http://127.0.0.1:5000"),
         description="Base URL of an MLflow UI showing this store, used for links in asset metadata.",
@@ -106,7 +109,8 @@ class LLMEndpoint(dg.ConfigurableResource):
     base_url: str = Field(default_factory=lambda: os.environ.get("HISPATIAL_LLM_BASE_URL", ""))
     model: str = Field(default_factory=lambda: os.environ.get("HISPATIAL_LLM_MODEL", "gpt-4.1"))
     api_key_env: str = Field(
-        default="HISPATIAL_LLM_API_KEY", description="Name of the environment variable holding the key (never the key)."
+        default="HISPATIAL_LLM_API_KEY",
+        description="Name of the environment variable holding the key (never the key).",
     )
     max_calls: int = Field(
         default_factory=lambda: int(os.environ.get("HISPATIAL_LLM_MAX_CALLS", "1000")),
@@ -166,43 +170,62 @@ class QASettings(dg.ConfigurableResource):
         return build_config(QAConfig, dict(self.options))
 
 
+def _json_env(name: str) -> dict[str, Any]:
+    """A JSON object from an environment variable (e.g. HISPATIAL_TRAIN_OPTIONS), {} when unset."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return {}
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must hold a JSON object, got {raw!r}")
+    return value
+
+
+def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`overrides` applied onto `base`, recursing into nested dicts (so {"data": {"excluded_levels": ["L3"]}}
+    changes one field of a nested config, not the whole sub-config)."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 class TrainingSettings(dg.ConfigurableResource):
-    """Training config; `preset` picks a named config (e.g. `tiny` for the demo), `options` override fields."""
+    """Training config: a named preset (`tiny` for the demo and CI; a MODEL_PRESETS name such as
+    `paligemma2-3b-448` for the paper model) plus nested overrides (env HISPATIAL_TRAIN_OPTIONS as JSON)."""
 
     preset: str = Field(default_factory=lambda: os.environ.get("HISPATIAL_TRAIN_PRESET", "tiny"))
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=lambda: _json_env("HISPATIAL_TRAIN_OPTIONS"))
 
-    def config(self) -> Any:
-        from training import train
+    def config(self, tracking_uri: str | None = None) -> Any:
+        from training.config import MODEL_PRESETS, TrainConfig, tiny_train_config
 
-        return _preset_config(train, "TrainConfig", self.preset, self.options)
+        if self.preset == "tiny":
+            base = tiny_train_config()
+        elif self.preset in MODEL_PRESETS:
+            base = TrainConfig(model=MODEL_PRESETS[self.preset].model_copy())
+        else:
+            raise ValueError(
+                f"unknown training preset {self.preset!r}; choose tiny or one of {sorted(MODEL_PRESETS)}"
+            )
+        values = deep_merge(base.model_dump(), self.options)
+        if tracking_uri and not values["mlflow"].get("tracking_uri"):
+            values["mlflow"]["tracking_uri"] = tracking_uri
+        return TrainConfig.model_validate(values)
 
 
 class EvalSettings(dg.ConfigurableResource):
-    preset: str = Field(default_factory=lambda: os.environ.get("HISPATIAL_EVAL_PRESET", "tiny"))
-    options: dict[str, Any] = Field(default_factory=dict)
+    """Evaluation config (evaluation.config.EvalConfig fields; env HISPATIAL_EVAL_OPTIONS as JSON)."""
 
-    def config(self) -> Any:
-        from evaluation import run
+    options: dict[str, Any] = Field(default_factory=lambda: _json_env("HISPATIAL_EVAL_OPTIONS"))
 
-        return _preset_config(run, "EvalConfig", self.preset, self.options)
+    def config(self, tracking_uri: str | None = None) -> Any:
+        from evaluation.config import EvalConfig
 
-
-def _preset_config(module: Any, class_name: str, preset: str, options: dict[str, Any]) -> Any:
-    """`<Class>.preset(name)` / `<Class>.<name>()` when the stage offers named presets, else the class defaults;
-    then the overrides."""
-    cls = getattr(module, class_name)
-    base: Any = None
-    for hook in ("preset", "from_preset", preset):
-        fn = getattr(cls, hook, None)
-        if callable(fn):
-            base = fn(preset) if hook in ("preset", "from_preset") else fn()
-            break
-    if base is None:
-        return build_config(cls, dict(options))
-    if not options:
-        return base
-    if dataclasses.is_dataclass(base):
-        known = {f.name for f in dataclasses.fields(base)}
-        return dataclasses.replace(base, **{k: v for k, v in options.items() if k in known})
-    return base.model_copy(update={k: v for k, v in options.items() if k in type(base).model_fields})
+        values = dict(self.options)
+        if tracking_uri and not values.get("mlflow_tracking_uri"):
+            values["mlflow_tracking_uri"] = tracking_uri
+        return EvalConfig.model_validate(values)

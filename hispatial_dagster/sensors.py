@@ -14,7 +14,6 @@ disappears is dropped from the cursor but its partition and data are kept (delet
 qa_dataset, checkpoint and benchmark_scores follow by declarative automation (hispatial_dagster/automation.py).
 """
 
-
 import json
 import os
 from dataclasses import dataclass, field
@@ -103,7 +102,9 @@ def shard_inbox_sensor(
             for shard, fingerprint in plan.runs
         ],
         dynamic_partitions_requests=(
-            [dg.AddDynamicPartitionsRequest(SOURCE_SHARDS, plan.new_partitions)] if plan.new_partitions else []
+            [dg.AddDynamicPartitionsRequest(SOURCE_SHARDS, plan.new_partitions)]
+            if plan.new_partitions
+            else []
         ),
         cursor=cursor,
     )

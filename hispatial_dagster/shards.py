@@ -38,7 +38,9 @@ class ShardSpec(BaseModel):
     kind: str = Field(min_length=1, pattern=r"^[a-z][a-z0-9_]*$")
     seed: int = 0
     num_scenes: int = Field(default=50, ge=1)
-    path: str | None = Field(default=None, description="Source location for file-based kinds (any fsspec URL).")
+    path: str | None = Field(
+        default=None, description="Source location for file-based kinds (any fsspec URL)."
+    )
     options: dict[str, Any] = Field(default_factory=dict)
 
 

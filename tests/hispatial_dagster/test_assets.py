@@ -1,0 +1,164 @@
+"""Materialize the per-shard stages for one small synthetic shard (5 scenes) on a temporary instance, with the real
+stage code, and check what was written and what the assets report."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from hispatial_dagster import assets as hs_assets
+from hispatial_dagster import checks as hs_checks
+from hispatial_dagster.metadata import markdown_table, rejection_table
+from hispatial_dagster.partitions import SOURCE_SHARDS
+from hispatial_dagster.resources import (
+    DataRoot,
+    FilterSettings,
+    LLMEndpoint,
+    QASettings,
+    SourceInbox,
+    SyntheticSource,
+)
+from hispatial_dagster.shards import ShardInbox, ShardSpec
+
+SHARD = "synthetic-000"
+NUM_SCENES = 5
+HAVE_QA = importlib.util.find_spec("assets.qa.shards") is not None
+HAVE_CHECKS = importlib.util.find_spec("assets.checks") is not None
+STAGES = [
+    hs_assets.source_images,
+    hs_assets.filtered_images,
+    hs_assets.point_maps,
+    hs_assets.object_clouds,
+    hs_assets.object_references,
+] + ([hs_assets.qa_shards] if HAVE_QA else [])
+
+
+def resources(root: Path) -> dict:
+    return {
+        "data_root": DataRoot(path=str(root)),
+        "source_inbox": SourceInbox(url=""),
+        "synthetic": SyntheticSource(),
+        "filters": FilterSettings(),
+        "qa": QASettings(),
+        "llm": LLMEndpoint(base_url=""),
+    }
+
+
+def materialize(root: Path, instance: dg.DagsterInstance, selection: list) -> dg.ExecuteInProcessResult:
+    checks = hs_checks.all_checks if HAVE_CHECKS else []
+    return dg.materialize(
+        [*STAGES, *checks],
+        selection=dg.AssetSelection.assets(*selection),
+        partition_key=SHARD,
+        instance=instance,
+        resources=resources(root),
+    )
+
+
+def metadata_of(result: dg.ExecuteInProcessResult, asset: dg.AssetsDefinition) -> dict:
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == asset.key]
+    return {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
+
+
+@pytest.fixture(scope="module")
+def shard(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("data")
+    ShardInbox(str(root / "inbox")).write(SHARD, ShardSpec(kind="synthetic", seed=3, num_scenes=NUM_SCENES))
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(SOURCE_SHARDS, [SHARD])
+        result = materialize(root, instance, STAGES)
+        assert result.success
+        yield root, instance, result
+
+
+def test_every_stage_writes_its_shard_and_reports_counts(shard) -> None:
+    root, _, result = shard
+    for asset in STAGES:
+        name = asset.key.path[-1]
+        out = root / name / SHARD
+        manifest = json.loads((out / "_manifest.json").read_text())
+        meta = metadata_of(result, asset)
+        assert meta["num_out"] == manifest["num_out"]
+        assert meta["num_rejected"] == manifest["num_rejected"]
+        assert meta["content_digest"] == manifest["digest"]
+        if (out / "scenes.jsonl").exists():
+            lines = [ln for ln in (out / "scenes.jsonl").read_text().splitlines() if ln.strip()]
+            assert meta["num_out"] == len(lines) > 0
+    source = metadata_of(result, hs_assets.source_images)
+    assert source["num_in"] == NUM_SCENES and source["source_kind"] == "synthetic"
+    # No stage directory was left half-written.
+    assert not list(root.glob("*/.*.tmp-*"))
+
+
+def test_data_version_is_the_manifest_digest(shard) -> None:
+    root, instance, _ = shard
+    for asset in STAGES:
+        event = instance.get_latest_materialization_event(asset.key)
+        manifest = json.loads((root / asset.key.path[-1] / SHARD / "_manifest.json").read_text())
+        assert event.asset_materialization.tags["dagster/data_version"] == manifest["digest"]
+
+
+def test_preview_and_rejection_tables(shard) -> None:
+    root, _, result = shard
+    meta = metadata_of(result, hs_assets.object_references)
+    scene_ids = [
+        json.loads(ln)["scene_id"] for ln in (root / "object_references" / SHARD / "scenes.jsonl").open()
+    ]
+    assert scene_ids[0] in meta["preview"]
+    assert meta["rejections"] == "_no rejections_" or "| reason |" in meta["rejections"]
+
+
+def test_ground_truth_passthrough_is_recorded(shard) -> None:
+    _, _, result = shard
+    for asset in (hs_assets.point_maps, hs_assets.object_clouds):
+        assert metadata_of(result, asset)["ground_truth_passthrough"] is True
+
+
+def test_same_spec_same_data_version(shard) -> None:
+    root, instance, _ = shard
+    before = instance.get_latest_materialization_event(hs_assets.source_images.key).asset_materialization.tags
+    again = materialize(root, instance, [hs_assets.source_images])
+    after = metadata_of(again, hs_assets.source_images)
+    assert after["content_digest"] == before["dagster/data_version"]
+
+
+def test_corrupt_image_is_quarantined_not_fatal(tmp_path: Path) -> None:
+    root = tmp_path
+    ShardInbox(str(root / "inbox")).write(SHARD, ShardSpec(kind="synthetic", seed=5, num_scenes=4))
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(SOURCE_SHARDS, [SHARD])
+        materialize(root, instance, [hs_assets.source_images])
+        scenes = [json.loads(ln) for ln in (root / "source_images" / SHARD / "scenes.jsonl").open()]
+        (root / scenes[1]["image_file"]).write_bytes(b"\xff\xd8 not a jpeg")
+        result = materialize(root, instance, [hs_assets.filtered_images])
+        meta = metadata_of(result, hs_assets.filtered_images)
+    assert (meta["num_in"], meta["num_out"], meta["num_rejected"]) == (4, 3, 1)
+    assert scenes[1]["scene_id"] in meta["rejections"]
+    rejected = [json.loads(ln) for ln in (root / "filtered_images" / SHARD / "rejected.jsonl").open()]
+    assert [r["item"] for r in rejected] == [scenes[1]["scene_id"]]
+
+
+def test_unknown_source_kind_fails_clearly(tmp_path: Path) -> None:
+    ShardInbox(str(tmp_path / "inbox")).write(SHARD, ShardSpec(kind="nosuchkind"))
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(SOURCE_SHARDS, [SHARD])
+        with pytest.raises(ModuleNotFoundError, match="assets.sources"):
+            materialize(tmp_path, instance, [hs_assets.source_images])
+    assert not (tmp_path / "source_images" / SHARD).exists()
+
+
+def test_markdown_helpers() -> None:
+    table = markdown_table([{"a": 1, "b": "x|y"}, {"a": 2, "c": [1, 2]}])
+    assert table.splitlines()[0] == "| a | b | c |"
+    assert "x\\|y" in table and table.count("\n") == 3
+    from assets.stage import StageReport
+
+    report = StageReport(stage="s", shard="x", output_dir=Path("."))
+    for i in range(3):
+        report.reject(f"scene-{i}", f"DataError: no visible object: {i} candidates tried")
+    report.reject("scene-9", "ValueError: unreadable image")
+    rows = rejection_table(report).splitlines()
+    assert rows[2] == "| DataError: no visible object | 3 | scene-0, scene-1, scene-2 |"
+    assert rows[3] == "| ValueError: unreadable image | 1 | scene-9 |"
