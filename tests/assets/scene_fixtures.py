@@ -78,7 +78,7 @@ def render(
             t2 = (half - origin) / direction
         t_near = np.nanmax(np.minimum(t1, t2), axis=-1)
         t_far = np.nanmin(np.maximum(t1, t2), axis=-1)
-        hit = (t_near <= t_far) & (t_far > 0) & (t_near < depth)
+        hit = (t_near <= t_far) & (t_near > 0) & (t_near < depth)  # the camera is never inside a box
         depth = np.where(hit, t_near, depth)
         mask[hit] = instance_id
         rgb[hit] = np.asarray(spec.color, dtype=np.float64)
@@ -116,7 +116,7 @@ def scene_from_specs(
         intrinsics=intr,
         gravity_cam=gravity,
         objects=objects,
-        has_ground_truth_3d=True,
+        has_ground_truth_3d=with_files,  # without depth and masks it stands for an in-the-wild photo
         image_file=f"{base}/images/{scene_id}.jpg",
         depth_file=f"{base}/depth/{scene_id}.png" if with_files else None,
         mask_file=f"{base}/masks/{scene_id}.png" if with_files else None,

@@ -1,0 +1,143 @@
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from assets.filtering import filter_shard
+from assets.geometry import GravityFrame, box2d_from_mask
+from assets.objects import ObjectExtraction, ObjectExtractor, object_clouds_shard
+from assets.point_maps import point_maps_shard
+from assets.records import Box3D, SceneObject
+from assets.storage import atomic_write_bytes, decode_mask_png, encode_depth_png, read_jsonl, read_scenes
+from tests.assets.scene_fixtures import (
+    BACK_WALL_Z,
+    FLOOR_Y,
+    LEVEL_GRAVITY,
+    BoxSpec,
+    living_room,
+    scene_from_specs,
+    write_source_shard,
+)
+
+
+def run_upstream(root, rendered, estimator=None):
+    write_source_shard(root, "s0", rendered)
+    filter_shard(root, "s0")
+    point_maps_shard(root, "s0", estimator=estimator)
+
+
+def reasons(root):
+    return {r["item"]: r["reason"] for r in read_jsonl(root / "object_clouds/s0/rejected.jsonl")}
+
+
+def test_ground_truth_objects_pass_with_pixel_counts(tmp_path):
+    rendered = [living_room("room", "s0")]
+    run_upstream(tmp_path, rendered)
+    report = object_clouds_shard(tmp_path, "s0")
+    (scene,) = read_scenes(tmp_path / "object_clouds/s0/scenes.jsonl")
+    mask = rendered[0][3]
+    assert [o.num_pixels for o in scene.objects] == [int((mask == i).sum()) for i in range(1, 6)]
+    assert scene.metadata["objects_in"] == scene.metadata["objects_out"] == 5
+    assert scene.mask_file == "source_images/s0/masks/room.png"
+    assert report.preview[0]["objects_out"] == 5 and not report.rejections
+
+
+def test_hidden_and_depthless_objects_are_dropped_one_by_one(tmp_path):
+    specs = [
+        BoxSpec("cabinet", (0.0, FLOOR_Y - 0.6, 3.0), (1.0, 1.2, 0.5)),
+        BoxSpec("box", (0.0, FLOOR_Y - 0.2, 4.0), (0.3, 0.3, 0.3)),  # fully behind the cabinet
+        BoxSpec("lamp", (1.2, FLOOR_Y - 0.5, 3.0), (0.3, 1.0, 0.3)),
+    ]
+    out_of_view = [BoxSpec("box", (10.0, 0.0, 3.0), (0.3, 0.3, 0.3))]  # far to the right of the frustum
+    scene, rgb, depth, mask = scene_from_specs("room", specs, shard="s0")
+    run_upstream(tmp_path, [(scene, rgb, depth, mask), scene_from_specs("outside", out_of_view, shard="s0")])
+    # the lamp's depth goes missing after the point-map stage (e.g. a sensor hole)
+    holed = depth.copy()
+    holed[mask == 3] = np.nan
+    atomic_write_bytes(tmp_path / scene.depth_file, encode_depth_png(holed))
+    report = object_clouds_shard(tmp_path, "s0")
+    got = reasons(tmp_path)
+    assert got["room/2"] == "DataError: empty mask: box has no pixel in the instance mask"
+    assert got["room/3"] == "DataError: no valid 3D points: lamp mask has no valid depth"
+    assert got["outside"] == "DataError: no objects: none of the 1 objects has a usable mask"
+    assert got["outside/1"].startswith("DataError: empty mask")
+    (kept,) = read_scenes(tmp_path / "object_clouds/s0/scenes.jsonl")
+    assert [o.category for o in kept.objects] == ["cabinet"]
+    assert (kept.metadata["objects_in"], kept.metadata["objects_out"]) == (3, 1)
+    assert report.num_out == 1
+
+
+def test_missing_mask_and_missing_extractor_are_rejections(tmp_path):
+    gt = living_room("gt", "s0")
+    web = living_room("web", "s0", with_files=False)
+    run_upstream(tmp_path, [gt, web], estimator=DepthOracle({"web": web[2]}))
+    (tmp_path / gt[0].mask_file).unlink()
+    report = object_clouds_shard(tmp_path, "s0")
+    got = reasons(tmp_path)
+    assert got["gt"].startswith("DataError: unreadable mask")
+    assert got["web"].startswith("DataError: no object extractor configured")
+    assert report.num_out == 0
+
+
+class DepthOracle:
+    """Point-map estimator returning the rendered depth (see test_point_maps for the estimator contract)."""
+
+    def __init__(self, depths):
+        self.depths = depths
+
+    def estimate(self, rgb):
+        from assets.geometry import depth_to_points
+        from assets.point_maps import PointMapEstimate
+        from tests.assets.scene_fixtures import intrinsics
+
+        (depth,) = [d for d in self.depths.values() if d.shape == rgb.shape[:2]][:1]
+        points = depth_to_points(depth, intrinsics()).astype(np.float32)
+        return PointMapEstimate(points=points, valid=np.isfinite(points).all(-1), intrinsics=intrinsics())
+
+
+class ForegroundExtractor:
+    """A minimal real extractor: everything above the floor and before the back wall, split into connected
+    components, each fitted with a gravity-aligned box (yaw 0) around its points."""
+
+    def extract(self, rgb, points, valid, scene):
+        frame = GravityFrame.from_gravity(LEVEL_GRAVITY)
+        foreground = valid & (points[..., 1] < FLOOR_Y - 0.02) & (points[..., 2] < BACK_WALL_Z - 0.02)
+        labels, count = ndimage.label(foreground)
+        objects = []
+        for instance_id in range(1, count + 1):
+            pixels = labels == instance_id
+            grav = frame.to_grav(points[pixels])
+            lo, hi = grav.min(axis=0), grav.max(axis=0)
+            size = np.maximum(hi - lo, 0.01)
+            box = Box3D(
+                center_cam=tuple(frame.to_cam((lo + hi) / 2)), width=size[1], height=size[2], length=size[0], yaw=0.0
+            )
+            objects.append(
+                SceneObject(instance_id=instance_id, category="thing", box2d=box2d_from_mask(pixels), box3d=box)
+            )
+        objects.append(objects[0].model_copy(update={"instance_id": 200}))  # a detection SAM-2 lost
+        return ObjectExtraction(objects=objects, instance_mask=labels.astype(np.uint8), gravity_cam=LEVEL_GRAVITY)
+
+
+def test_extractor_path_stores_mask_and_gravity(tmp_path):
+    specs = [
+        BoxSpec("a", (-0.8, FLOOR_Y - 0.3, 3.0), (0.4, 0.6, 0.4)),
+        BoxSpec("b", (0.8, FLOOR_Y - 0.3, 3.0), (0.4, 0.6, 0.4)),
+    ]
+    web = scene_from_specs("web", specs, shard="s0", with_files=False)
+    web[0].gravity_cam = None
+    web[0].has_ground_truth_3d = False
+    run_upstream(tmp_path, [web], estimator=DepthOracle({"web": web[2]}))
+    extractor = ForegroundExtractor()
+    assert isinstance(extractor, ObjectExtractor)
+    report = object_clouds_shard(tmp_path, "s0", extractor=extractor)
+    (scene,) = read_scenes(tmp_path / "object_clouds/s0/scenes.jsonl")
+    assert scene.gravity_cam == pytest.approx(LEVEL_GRAVITY)
+    assert scene.mask_file == "object_clouds/s0/masks/web.png"
+    stored = decode_mask_png(tmp_path / scene.mask_file)
+    assert sorted(np.unique(stored)) == [0, 1, 2]
+    assert [o.num_pixels for o in scene.objects] == [int((stored == i).sum()) for i in (1, 2)]
+    # the fitted boxes sit where the rendered ones are (front faces only are seen: centers within half a depth)
+    centers = sorted(o.box3d.center_cam[0] for o in scene.objects)
+    assert centers == pytest.approx([-0.8, 0.8], abs=0.05)
+    assert reasons(tmp_path) == {"web/200": "DataError: empty mask: thing has no pixel in the instance mask"}
+    assert scene.metadata["object_source"] == "extracted" and report.num_out == 1

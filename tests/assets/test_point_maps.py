@@ -1,0 +1,116 @@
+import numpy as np
+import pytest
+from PIL import Image, PngImagePlugin
+
+from assets.filtering import filter_shard
+from assets.geometry import depth_to_points
+from assets.point_maps import PointMapEstimate, PointMapEstimator, point_maps_shard
+from assets.records import Intrinsics
+from assets.storage import atomic_write_bytes, encode_depth_png, load_point_map, read_jsonl, read_scenes
+from tests.assets.scene_fixtures import intrinsics, living_room, write_source_shard
+
+
+class RenderedDepthEstimator:
+    """Stands in for MoGe-2: returns the exact point map of the rendered scene (optionally damaged), with
+    intrinsics that differ from the source's so the test sees which ones were stored."""
+
+    def __init__(self, depth: np.ndarray, nan_fraction: float = 0.0):
+        self.intrinsics = intrinsics(focal=70.0)
+        self.points = depth_to_points(depth, self.intrinsics).astype(np.float32)
+        self.nan_columns = round(nan_fraction * depth.shape[1])
+        self.calls = 0
+
+    def estimate(self, rgb: np.ndarray) -> PointMapEstimate:
+        self.calls += 1
+        points = self.points.copy()
+        points[:, : self.nan_columns] = np.nan
+        valid = np.ones(points.shape[:2], dtype=bool)  # claims everything valid; NaN must still be caught
+        return PointMapEstimate(points=points, valid=valid, intrinsics=self.intrinsics)
+
+
+def build(tmp_path, scene_ids, ground_truth=True):
+    rendered = [living_room(sid, "s0", with_files=ground_truth) for sid in scene_ids]
+    write_source_shard(tmp_path, "s0", rendered)
+    filter_shard(tmp_path, "s0")
+    return rendered
+
+
+def reasons(root):
+    return {r["item"]: r["reason"] for r in read_jsonl(root / "point_maps/s0/rejected.jsonl")}
+
+
+def test_ground_truth_depth_passes_through_by_reference(tmp_path):
+    build(tmp_path, ["a", "b"])
+    report = point_maps_shard(tmp_path, "s0")
+    scenes = read_scenes(tmp_path / "point_maps/s0/scenes.jsonl")
+    assert report.num_out == 2 and not report.rejections
+    assert scenes[0].depth_file == "source_images/s0/depth/a.png"
+    assert scenes[0].metadata["point_map_source"] == "ground_truth"
+    assert scenes[0].metadata["valid_fraction"] == 1.0  # every ray hits the floor or the back wall
+    assert not (tmp_path / "point_maps/s0/depth").exists()  # nothing copied
+    assert report.preview[0]["point_map_source"] == "ground_truth"
+
+
+def test_bad_ground_truth_depth_is_rejected_with_its_reason(tmp_path):
+    rendered = build(tmp_path, ["ok", "wrong-size", "corrupt", "empty"])
+    _, _, depth, _ = rendered[0]
+    atomic_write_bytes(tmp_path / "source_images/s0/depth/wrong-size.png", encode_depth_png(depth[:, :50]))
+    (tmp_path / "source_images/s0/depth/corrupt.png").write_bytes(b"\x89PNG not really")
+    # every code 65535 (invalid): the codec itself refuses to write this, but a foreign writer might
+    info = PngImagePlugin.PngInfo()
+    info.add_text("near", "0.1")
+    info.add_text("far", "10.0")
+    Image.fromarray(np.full(depth.shape, 65535, np.uint16)).save(
+        tmp_path / "source_images/s0/depth/empty.png", pnginfo=info
+    )
+    report = point_maps_shard(tmp_path, "s0")
+    got = reasons(tmp_path)
+    assert got["wrong-size"] == "DataError: depth shape mismatch: (72, 50) vs intrinsics (72, 96)"
+    assert got["corrupt"].startswith("DataError: unreadable depth: source_images/s0/depth/corrupt.png")
+    assert got["empty"].startswith("DataError: no valid depth")
+    assert report.num_out == 1 and len(report.rejections) == 3
+
+
+def test_scene_without_depth_needs_an_estimator(tmp_path):
+    build(tmp_path, ["web-0"], ground_truth=False)
+    report = point_maps_shard(tmp_path, "s0")
+    assert report.num_out == 0
+    assert reasons(tmp_path)["web-0"].startswith("DataError: no point-map estimator configured")
+
+
+def test_estimated_point_map_is_stored_with_its_intrinsics(tmp_path):
+    rendered = build(tmp_path, ["web-0"], ground_truth=False)
+    estimator = RenderedDepthEstimator(rendered[0][2], nan_fraction=0.25)
+    assert isinstance(estimator, PointMapEstimator)
+    report = point_maps_shard(tmp_path, "s0", estimator=estimator)
+    (scene,) = read_scenes(tmp_path / "point_maps/s0/scenes.jsonl")
+    assert scene.depth_file == "point_maps/s0/depth/web-0.png"
+    assert scene.intrinsics == estimator.intrinsics
+    assert scene.metadata["point_map_source"] == "estimated"
+    assert scene.metadata["nonfinite_pixels"] == 24 * 72
+    assert scene.metadata["valid_fraction"] == pytest.approx(1 - 24 / 96, abs=1e-4)
+    points, valid = load_point_map(tmp_path / scene.depth_file, scene.intrinsics)
+    assert not valid[:, :24].any() and valid[:, 24:].all()
+    np.testing.assert_allclose(points[valid], estimator.points[valid], rtol=2e-4)
+    assert report.metadata["estimator"] == "RenderedDepthEstimator"
+
+
+def test_all_nan_estimate_is_rejected(tmp_path):
+    rendered = build(tmp_path, ["web-0"], ground_truth=False)
+    report = point_maps_shard(tmp_path, "s0", estimator=RenderedDepthEstimator(rendered[0][2], nan_fraction=1.0))
+    assert report.num_out == 0
+    assert reasons(tmp_path)["web-0"].startswith("DataError: no valid depth")
+
+
+def test_estimate_of_the_wrong_shape_is_rejected(tmp_path):
+    rendered = build(tmp_path, ["web-0"], ground_truth=False)
+
+    class Cropped(RenderedDepthEstimator):
+        def estimate(self, rgb):
+            est = super().estimate(rgb)
+            return PointMapEstimate(
+                points=est.points[:10], valid=est.valid[:10], intrinsics=Intrinsics(**est.intrinsics.model_dump())
+            )
+
+    point_maps_shard(tmp_path, "s0", estimator=Cropped(rendered[0][2]))
+    assert reasons(tmp_path)["web-0"].startswith("DataError: estimate shape mismatch")
