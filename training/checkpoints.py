@@ -1,0 +1,170 @@
+"""Checkpoints: our own format (safetensors + JSON + processor) and the official HiSpatial release format.
+
+Our checkpoint directory::
+
+    model.safetensors      weights (tied lm_head stored once)
+    config.json            {"paligemma": PaliGemmaConfig dict, "train": TrainConfig, "mlflow_run_id": ..., ...}
+    processor files        tokenizer + image processor (PaliGemmaProcessor.save_pretrained)
+
+The official release (`lhzzzzzy/HiSpatial-3B`) is `weights.pt` + `config.json` with the transformers-4.x PaliGemma
+key layout (`vision_tower.vision_model.*`, `multi_modal_projector.linear.*`, `depth_encoder.conv.*`,
+`language_model.model.*`, `language_model.lm_head.*`). It is read with `torch.load(weights_only=True)`, so
+loading never unpickles arbitrary objects.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_model, save_model
+from transformers import AutoProcessor, PaliGemmaConfig, PaliGemmaProcessor
+
+from assets.storage import atomic_dir, atomic_write_json
+from training.config import ModelConfig, TrainConfig
+from training.model import HiSpatialForConditionalGeneration, with_point_map_fields
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+# (official prefix, ours): transformers 4.x PaliGemma layout <-> 5.x layout of HiSpatialForConditionalGeneration.
+# Order matters: the more specific prefix first.
+_KEY_MAP: list[tuple[str, str]] = [
+    ("language_model.lm_head.", "lm_head."),
+    ("language_model.model.", "model.language_model."),
+    ("vision_tower.vision_model.", "model.vision_tower."),
+    ("multi_modal_projector.", "model.multi_modal_projector."),
+    ("depth_encoder.", "model.depth_encoder."),
+]
+
+
+def official_to_ours(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename official keys to ours; unknown keys raise (a silent partial load would look like a bad model)."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        key = re.sub(r"^(module\.|_orig_mod\.)", "", key)
+        for theirs, ours in _KEY_MAP:
+            if key.startswith(theirs):
+                out[ours + key[len(theirs) :]] = value
+                break
+        else:
+            raise KeyError(f"unexpected key in official checkpoint: {key}")
+    return out
+
+
+def ours_to_official(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Inverse of official_to_ours; the tied lm_head is written explicitly, as the release has it."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        for theirs, ours in _KEY_MAP:
+            if key.startswith(ours):
+                out[theirs + key[len(ours) :]] = value.detach().clone().contiguous()
+                break
+        else:
+            raise KeyError(f"key with no official name: {key}")
+    if "language_model.lm_head.weight" not in out:
+        out["language_model.lm_head.weight"] = out["language_model.model.embed_tokens.weight"].clone()
+    return out
+
+
+def _point_map_input_from_keys(state_dict: dict[str, torch.Tensor]) -> str:
+    return "xyz" if any(k.startswith("depth_encoder.") for k in state_dict) else "none"
+
+
+# ------------------------------------------------------------------------------------------ official format
+
+
+def import_official(
+    path: Path | str, point_map_input: str | None = None
+) -> tuple[HiSpatialForConditionalGeneration, PaliGemmaProcessor | None]:
+    """Load an official release directory (`weights.pt` + `config.json` [+ processor]) into our model.
+
+    `point_map_input` defaults to "xyz" when the weights contain a depth encoder ("rel_depth" checkpoints look the
+    same on disk, so say so explicitly for those).
+    """
+    path = Path(path)
+    weights_path = path / "weights.pt" if path.is_dir() else path
+    config_dir = weights_path.parent
+    state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise ValueError(f"{weights_path}: expected a state dict, got {type(state).__name__}")
+    if "state_dict" in state:  # some trainers nest the weights one level down
+        state = state["state_dict"]
+    pg = PaliGemmaConfig.from_pretrained(config_dir)
+    mode = point_map_input or _point_map_input_from_keys(state)
+    pg.point_map_input = mode
+    pg.point_map_frequencies = getattr(pg, "point_map_frequencies", 32)
+    pg.vision_config.projection_dim = pg.text_config.hidden_size
+    model = HiSpatialForConditionalGeneration(pg)
+    ours = official_to_ours(state)
+    missing, unexpected = model.load_state_dict(ours, strict=False)
+    if [k for k in missing if k != "lm_head.weight"] or unexpected:
+        raise ValueError(f"official checkpoint does not fit: missing {missing}, unexpected {unexpected}")
+    processor = None
+    if (config_dir / "tokenizer_config.json").exists() or (config_dir / "processor_config.json").exists():
+        processor = AutoProcessor.from_pretrained(config_dir)
+    return model, processor
+
+
+def export_official(model: HiSpatialForConditionalGeneration, directory: Path | str) -> Path:
+    """Write `weights.pt` (plain tensors only) + `config.json` in the official layout."""
+    directory = Path(directory)
+    with atomic_dir(directory) as tmp:
+        torch.save(ours_to_official(model.state_dict()), tmp / "weights.pt")
+        model.config.save_pretrained(tmp)
+    return directory
+
+
+# ------------------------------------------------------------------------------------------ our format
+
+
+def save_checkpoint(
+    directory: Path | str,
+    model: HiSpatialForConditionalGeneration,
+    processor: PaliGemmaProcessor,
+    train_config: TrainConfig,
+    extra: dict[str, object] | None = None,
+) -> Path:
+    """Write a checkpoint directory atomically (a reader sees the old one or the new one, never half)."""
+    directory = Path(directory)
+    with atomic_dir(directory) as tmp:
+        save_model(model, str(tmp / WEIGHTS_FILE))
+        processor.save_pretrained(tmp)
+        # The processor writes no config.json of ours; ours goes last and names everything needed to rebuild.
+        atomic_write_json(
+            tmp / CONFIG_FILE,
+            {
+                "format": "hispatial-checkpoint-v1",
+                "paligemma": model.config.to_dict(),
+                "train": train_config.model_dump(mode="json"),
+                **(extra or {}),
+            },
+        )
+    return directory
+
+
+def read_checkpoint_config(directory: Path | str) -> dict:
+    path = Path(directory) / CONFIG_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{directory} is not a checkpoint: no {CONFIG_FILE}")
+    meta = json.loads(path.read_text())
+    if meta.get("format") != "hispatial-checkpoint-v1":
+        raise ValueError(f"{path}: not a hispatial checkpoint (format={meta.get('format')!r})")
+    return meta
+
+
+def load_checkpoint(
+    directory: Path | str, device: str | torch.device = "cpu"
+) -> tuple[HiSpatialForConditionalGeneration, PaliGemmaProcessor, TrainConfig]:
+    """Rebuild (model in eval mode, processor, train config) from a directory written by save_checkpoint."""
+    directory = Path(directory)
+    meta = read_checkpoint_config(directory)
+    train_config = TrainConfig.model_validate(meta["train"])
+    pg = PaliGemmaConfig.from_dict(meta["paligemma"])
+    pg = with_point_map_fields(pg, ModelConfig.model_validate(meta["train"]["model"]))
+    model = HiSpatialForConditionalGeneration(pg)
+    load_model(model, str(directory / WEIGHTS_FILE), strict=True, device=str(device))
+    processor = AutoProcessor.from_pretrained(directory)
+    return model.to(device).eval(), processor, train_config

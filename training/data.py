@@ -1,0 +1,484 @@
+"""Training data: QA rows + scenes -> a stream mixed per paper Table 7 -> padded batches.
+
+    qa_shards/*/qa.parquet ─┐                     ┌─ task draw (Table 7, 1:7 general) ─┐
+    object_references/*/    ├─ pools per task ────┤                                    ├─ Example ─ Collator ─ batch
+      scenes.jsonl (images, │  (train scenes)     └─ excluded level -> general sample ─┘
+      point maps)          ─┘  + online L0 + general VQA
+
+Split: a scene is held out for validation by a stable hash of its id, so no image is in both splits.
+Level ablation (paper 6.3): a draw that falls on an excluded level is replaced by a general VQA sample, so the
+remaining tasks' absolute frequencies stay exactly those of the full mixture (same seed -> same draws).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from PIL import Image, ImageDraw
+from torch.utils.data import IterableDataset, get_worker_info
+
+from assets.qa.l0 import sample_l0
+from assets.records import TASK_LEVEL, Level, QAFormat, QAPair, Scene, Task
+from assets.stage import DATA_ERRORS, DataError
+from assets.storage import load_point_map, load_rgb, read_scenes
+from training.config import DataConfig, PointMapInput
+from training.model import prepare_point_map
+
+GENERAL = "general"
+SCENE_STAGE = "object_references"
+L0_TASKS = frozenset(t for t, lv in TASK_LEVEL.items() if lv == Level.L0)
+
+
+@dataclass
+class Example:
+    """One training example before tokenization."""
+
+    image: np.ndarray  # (S, S, 3) uint8, boxes already drawn
+    point_map: np.ndarray  # (4, S, S) float32: xyz (or relative depth) + validity
+    prompt: str
+    answer: str
+    task: str  # a Task value or "general"
+    level: str  # "L0".."L3" or "general"
+
+
+# ------------------------------------------------------------------------------------------ reading inputs
+
+
+def is_validation_scene(scene_id: str, val_fraction: float) -> bool:
+    """Stable (not Python-hash-salted) split of scenes into train / validation."""
+    bucket = int.from_bytes(hashlib.sha256(scene_id.encode()).digest()[:4], "little") % 10_000
+    return bucket < val_fraction * 10_000
+
+
+def qa_parquet_paths(root: Path) -> list[Path]:
+    """The QA shards the dataset manifest lists (all `qa_shards/*/qa.parquet` when there is no manifest)."""
+    root = Path(root)
+    manifest = root / "qa_dataset" / "manifest.json"
+    shards: list[str] | None = None
+    if manifest.exists():
+        data = json.loads(manifest.read_text())
+        listed = data.get("shards") if isinstance(data, dict) else None
+        if isinstance(listed, list) and listed:
+            shards = [str(s) for s in listed]
+    if shards is not None:
+        paths = [root / "qa_shards" / s / "qa.parquet" for s in shards]
+        missing = [p for p in paths if not p.exists()]
+        if missing:
+            raise DataError(f"qa_dataset manifest lists shards without qa.parquet: {missing}")
+        return paths
+    return sorted(root.glob("qa_shards/*/qa.parquet"))
+
+
+def _row_to_pair(row: dict) -> QAPair:
+    fields = {k: v for k, v in row.items() if k in QAPair.model_fields}
+    for key in ("options", "draw_boxes", "object_ids", "references", "direction"):
+        if isinstance(fields.get(key), str):  # JSON-encoded nested columns
+            fields[key] = json.loads(fields[key])
+    fields = {k: v for k, v in fields.items() if v is not None or k in ("correct_index", "value", "unit", "direction")}
+    return QAPair.model_validate(fields)
+
+
+def load_qa_pairs(root: Path) -> tuple[list[QAPair], list[str]]:
+    """All QA pairs of the dataset, validated; malformed rows are skipped and described, not fatal."""
+    pairs: list[QAPair] = []
+    problems: list[str] = []
+    for path in qa_parquet_paths(root):
+        for index, row in enumerate(pq.read_table(path).to_pylist()):
+            try:
+                pairs.append(_row_to_pair(row))
+            except DATA_ERRORS as err:
+                problems.append(f"{path}:{index}: {type(err).__name__}: {err}")
+    return pairs, problems
+
+
+class SceneStore:
+    """Scenes of `<root>/object_references/*/scenes.jsonl` and their pixels, with a small decoded-input cache."""
+
+    def __init__(self, root: Path, image_size: int, stage: str = SCENE_STAGE, cache_size: int = 256):
+        self.root = Path(root)
+        self.image_size = image_size
+        self.scenes: dict[str, Scene] = {}
+        for path in sorted(self.root.glob(f"{stage}/*/scenes.jsonl")):
+            for scene in read_scenes(path):
+                self.scenes[scene.scene_id] = scene
+        self._cache: OrderedDict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+        self._cache_size = cache_size
+
+    def raw(self, scene_id: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rgb (H, W, 3) uint8, points (H, W, 3) float32 meters, valid (H, W) bool) at the stored resolution."""
+        if scene_id in self._cache:
+            self._cache.move_to_end(scene_id)
+            return self._cache[scene_id]
+        scene = self.scenes.get(scene_id)
+        if scene is None:
+            raise DataError(f"no scene record for {scene_id}")
+        rgb = load_rgb(self.root / scene.image_file)
+        if scene.depth_file is not None:
+            points, valid = load_point_map(self.root / scene.depth_file, scene.intrinsics)
+        else:
+            points = np.full((*rgb.shape[:2], 3), np.nan, np.float32)
+            valid = np.zeros(rgb.shape[:2], bool)
+        if points.shape[:2] != rgb.shape[:2]:
+            raise DataError(f"{scene_id}: point map {points.shape[:2]} does not match image {rgb.shape[:2]}")
+        self._cache[scene_id] = (rgb, points, valid)
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return rgb, points, valid
+
+
+# ------------------------------------------------------------------------------------------ prompts and images
+
+_LABELLED = re.compile(r"^\s*(\(?[A-Za-z]\)|[A-Za-z][.:]|\(?\d+[).:]|\(?[IVX]+[).:])\s")
+
+
+def render_prompt(question: str, options: Sequence[str], fmt: QAFormat | str) -> str:
+    """The question text the model sees. Multiple-choice options are listed unless the question already does
+    (the QA generator usually writes them in with their labels); unlabelled ones get A., B., ..."""
+    if QAFormat(fmt) != QAFormat.MULTIPLE_CHOICE or not options:
+        return question
+    if all(opt in question for opt in options):
+        return question
+    lines = [opt if _LABELLED.match(opt) else f"{chr(ord('A') + i)}. {opt}" for i, opt in enumerate(options)]
+    return question + "\n" + "\n".join(lines)
+
+
+def draw_boxes(rgb: np.ndarray, boxes: Sequence, width: int = 2) -> np.ndarray:
+    """Outline QAPair.draw_boxes (pixel coordinates of `rgb`) in their named colours."""
+    if not boxes:
+        return rgb
+    image = Image.fromarray(rgb)
+    draw = ImageDraw.Draw(image)
+    for box in boxes:
+        b = box.box2d
+        draw.rectangle([b.x0, b.y0, b.x1 - 1, b.y1 - 1], outline=box.color, width=width)
+    return np.asarray(image)
+
+
+def resize_rgb(rgb: np.ndarray, size: int) -> np.ndarray:
+    if rgb.shape[:2] == (size, size):
+        return rgb
+    return np.asarray(Image.fromarray(rgb).resize((size, size), Image.BILINEAR))
+
+
+# ------------------------------------------------------------------------------------------ general VQA
+
+
+@dataclass
+class GeneralItem:
+    question: str
+    answer: str
+    scene_id: str | None = None  # image + point map from a scene
+    image_path: Path | None = None  # or an image file (no point map: all invalid)
+
+
+_CAPTION_QUESTIONS = (
+    "Describe the image.",
+    "What does this picture show?",
+    "Give a short caption for this image.",
+    "What is in this image?",
+)
+
+
+def caption_general_items(scenes: Sequence[Scene]) -> list[GeneralItem]:
+    """The demo's general VQA: caption questions about the synthetic scenes (stands in for LLaVA data)."""
+    return [
+        GeneralItem(_CAPTION_QUESTIONS[i % len(_CAPTION_QUESTIONS)], scene.caption, scene_id=scene.scene_id)
+        for i, scene in enumerate(scenes)
+        if scene.caption.strip()
+    ]
+
+
+def load_llava_items(path: Path) -> list[GeneralItem]:
+    """LLaVA-format JSON (list of {"image", "conversations": [{"from": "human"|"gpt", "value"}...]}): every
+    human/gpt turn pair becomes one item; image paths are relative to the JSON's directory."""
+    path = Path(path)
+    records = json.loads(path.read_text())
+    if not isinstance(records, list):
+        raise DataError(f"{path}: LLaVA data is a JSON list")
+    items: list[GeneralItem] = []
+    for record in records:
+        image = record.get("image")
+        turns = record.get("conversations", [])
+        for human, gpt in zip(turns[::2], turns[1::2], strict=False):
+            if human.get("from") != "human" or gpt.get("from") != "gpt":
+                continue
+            question = str(human["value"]).replace("<image>", "").strip()
+            items.append(GeneralItem(question, str(gpt["value"]), image_path=path.parent / image if image else None))
+    return items
+
+
+# ------------------------------------------------------------------------------------------ the task mixture
+
+
+class TaskMixture:
+    """Draws a source per example: general with probability g, else a task by its ratio; excluded levels -> general.
+
+    Ratios are renormalised over the tasks that have data (`available`), which does not depend on the excluded
+    levels, so every ablation arm draws the very same sequence up to the replacement.
+    """
+
+    def __init__(
+        self,
+        task_ratios: dict[Task, float],
+        general_fraction: float,
+        excluded_levels: Sequence[Level] = (),
+        available: set[Task] | None = None,
+    ):
+        tasks = [t for t, r in task_ratios.items() if r > 0 and (available is None or t in available)]
+        if not tasks:
+            raise DataError("no task of the mixture has data")
+        ratios = np.array([task_ratios[t] for t in tasks], dtype=np.float64)
+        self.sources: list[str] = [GENERAL, *[t.value for t in tasks]]
+        self.probs = np.concatenate([[general_fraction], (1 - general_fraction) * ratios / ratios.sum()])
+        self.excluded = {t.value for t in tasks if TASK_LEVEL[t] in set(excluded_levels)}
+
+    def draw(self, rng: np.random.Generator, n: int) -> list[str]:
+        picks = rng.choice(len(self.sources), size=n, p=self.probs)
+        return [GENERAL if self.sources[i] in self.excluded else self.sources[i] for i in picks]
+
+    def expected_frequencies(self) -> dict[str, float]:
+        freq = {s: 0.0 for s in self.sources if s not in self.excluded}
+        for source, p in zip(self.sources, self.probs, strict=True):
+            freq[GENERAL if source in self.excluded else source] += float(p)
+        return freq
+
+
+# ------------------------------------------------------------------------------------------ examples
+
+
+@dataclass
+class ExampleFactory:
+    """Turns a source draw into an Example: a stored QA pair, an online L0 question, or a general item."""
+
+    store: SceneStore
+    image_size: int
+    point_map_input: PointMapInput
+    max_depth: float = 250.0
+    pairs_by_task: dict[str, list[QAPair]] = field(default_factory=dict)
+    l0_scenes: list[str] = field(default_factory=list)
+    general: list[GeneralItem] = field(default_factory=list)
+
+    def scene_example(self, scene_id: str, prompt: str, answer: str, task: str, level: str,
+                      boxes: Sequence = ()) -> Example:
+        rgb, points, valid = self.store.raw(scene_id)
+        rgb = resize_rgb(draw_boxes(rgb, boxes), self.image_size)
+        point_map = self._point_map(points, valid)
+        return Example(rgb, point_map, prompt, answer, task, level)
+
+    def _point_map(self, points: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        mode = "xyz" if self.point_map_input == "none" else self.point_map_input
+        return prepare_point_map(points, valid, self.image_size, mode, self.max_depth)
+
+    def from_pair(self, pair: QAPair) -> Example:
+        prompt = render_prompt(pair.question, pair.options, pair.format)
+        return self.scene_example(pair.scene_id, prompt, pair.answer, pair.task.value, pair.level.value,
+                                  pair.draw_boxes)
+
+    def online_l0(self, scene_id: str, task: Task, rng: np.random.Generator) -> Example | None:
+        _, points, valid = self.store.raw(scene_id)
+        items = sample_l0(points, valid, rng, 1, loc_tokens=True, tasks=[task])
+        if not items:
+            return None
+        item = items[0]
+        prompt = render_prompt(item["question"], item.get("options", []), item["format"])
+        return self.scene_example(scene_id, prompt, item["answer"], task.value, Level.L0.value)
+
+    def from_general(self, item: GeneralItem) -> Example:
+        if item.scene_id is not None:
+            return self.scene_example(item.scene_id, item.question, item.answer, GENERAL, GENERAL)
+        rgb = resize_rgb(load_rgb(item.image_path), self.image_size) if item.image_path else None
+        if rgb is None:
+            raise DataError("general item without an image")
+        empty = np.full((self.image_size, self.image_size, 3), np.nan, np.float32)
+        point_map = prepare_point_map(empty, np.zeros(empty.shape[:2], bool), self.image_size, "xyz",
+                                      self.max_depth)
+        return Example(rgb, point_map, item.question, item.answer, GENERAL, GENERAL)
+
+    def make(self, source: str, rng: np.random.Generator) -> Example | None:
+        if source == GENERAL:
+            return self.from_general(self.general[rng.integers(len(self.general))])
+        task = Task(source)
+        pool = self.pairs_by_task.get(source, [])
+        if task in L0_TASKS and self.l0_scenes and (not pool or rng.random() < 0.5):
+            return self.online_l0(self.l0_scenes[rng.integers(len(self.l0_scenes))], task, rng)
+        return self.from_pair(pool[rng.integers(len(pool))])
+
+    def available_tasks(self) -> set[Task]:
+        tasks = {Task(t) for t, pool in self.pairs_by_task.items() if pool}
+        if self.l0_scenes:
+            tasks |= set(L0_TASKS)
+        return tasks
+
+
+class MixtureStream(IterableDataset):
+    """Endless stream of Examples drawn by the TaskMixture; each worker/rank gets its own seeded generator."""
+
+    def __init__(self, factory: ExampleFactory, mixture: TaskMixture, seed: int, rank: int = 0):
+        super().__init__()
+        self.factory, self.mixture, self.seed, self.rank = factory, mixture, seed, rank
+
+    def __iter__(self) -> Iterator[Example]:
+        worker = get_worker_info()
+        rng = np.random.default_rng([self.seed, self.rank, worker.id if worker else 0])
+        failures = 0
+        while True:
+            source = self.mixture.draw(rng, 1)[0]
+            try:
+                example = self.factory.make(source, rng)
+            except DATA_ERRORS:
+                # a broken image/point map costs one draw, not the run; a dataset that is all broken stops it
+                failures += 1
+                if failures > 1000:
+                    raise
+                continue
+            if example is not None:
+                yield example
+
+
+# ------------------------------------------------------------------------------------------ building it all
+
+
+@dataclass
+class TrainingData:
+    train: MixtureStream
+    val: list[Example]
+    mixture: TaskMixture
+    stats: dict[str, object]
+
+
+def build_training_data(
+    root: Path, config: DataConfig, image_size: int, point_map_input: PointMapInput, seed: int
+) -> TrainingData:
+    """Read the QA dataset and scenes under `root`, split by scene, and build the train stream + val examples."""
+    root = Path(root)
+    store = SceneStore(root, image_size)
+    if not store.scenes:
+        raise DataError(f"no scenes under {root}/{SCENE_STAGE}/*/scenes.jsonl")
+    pairs, problems = load_qa_pairs(root)
+    known = [p for p in pairs if p.scene_id in store.scenes]
+    unknown_scene = len(pairs) - len(known)
+    train_pairs = [p for p in known if not is_validation_scene(p.scene_id, config.val_fraction)]
+    val_pairs = [p for p in known if is_validation_scene(p.scene_id, config.val_fraction)]
+    with_depth = [s.scene_id for s in store.scenes.values() if s.depth_file is not None]
+    train_scenes = [s for s in with_depth if not is_validation_scene(s, config.val_fraction)]
+    val_scenes = [s for s in with_depth if is_validation_scene(s, config.val_fraction)]
+
+    pairs_by_task: dict[str, list[QAPair]] = {}
+    for pair in train_pairs:
+        pairs_by_task.setdefault(pair.task.value, []).append(pair)
+    if config.general_path:
+        general = load_llava_items(Path(config.general_path))
+    else:
+        general = caption_general_items(
+            [s for s in store.scenes.values() if not is_validation_scene(s.scene_id, config.val_fraction)]
+        )
+    if not general and (config.general_fraction > 0 or config.excluded_levels):
+        raise DataError("the mixture needs general VQA samples but none were found")
+    factory = ExampleFactory(
+        store, image_size, point_map_input, pairs_by_task=pairs_by_task,
+        l0_scenes=train_scenes if config.online_l0 else [], general=general,
+    )
+    mixture = TaskMixture(config.task_ratios, config.general_fraction, config.excluded_levels,
+                          factory.available_tasks())
+
+    # Validation: held-out scenes' stored pairs, plus online L0 on held-out scenes with a fixed seed.
+    rng = np.random.default_rng([seed, 12345])
+    val: list[Example] = []
+    val_factory = ExampleFactory(store, image_size, point_map_input)
+    order = rng.permutation(len(val_pairs))[: config.max_val_items]
+    for i in order:
+        try:
+            val.append(val_factory.from_pair(val_pairs[i]))
+        except DATA_ERRORS:
+            continue
+    if config.online_l0:
+        for j, scene_id in enumerate(val_scenes[: max(1, config.max_val_items // 4)]):
+            for task in sorted(L0_TASKS):
+                example = val_factory.online_l0(scene_id, task, np.random.default_rng([seed, j, 7]))
+                if example is not None:
+                    val.append(example)
+    stats = {
+        "num_pairs": len(pairs),
+        "num_bad_rows": len(problems),
+        "num_pairs_unknown_scene": unknown_scene,
+        "num_train_pairs": len(train_pairs),
+        "num_val_examples": len(val),
+        "num_scenes": len(store.scenes),
+        "num_train_scenes_l0": len(train_scenes),
+        "num_general_items": len(general),
+        "mixture": mixture.expected_frequencies(),
+        "bad_rows_sample": problems[:5],
+    }
+    return TrainingData(MixtureStream(factory, mixture, seed), val, mixture, stats)
+
+
+# ------------------------------------------------------------------------------------------ batching
+
+
+class Collator:
+    """Examples -> model batch. Prompt tokens (image, BOS, question, "\\n") are the bidirectional prefix with label
+    -100; answer tokens + EOS are the causal suffix and the only ones with a loss. Padding gets -100 too.
+
+    `pixel_values` is (B, 3, S, S) for RGB-only models and (B, 7, S, S) otherwise (RGB then the point map)."""
+
+    def __init__(self, processor, point_map_input: PointMapInput, max_length: int | None = None):
+        self.processor = processor
+        self.point_map_input = point_map_input
+        self.max_length = max_length
+
+    def __call__(self, examples: Sequence[Example]) -> dict[str, object]:
+        batch = self.processor(
+            text=["<image>" + e.prompt for e in examples],
+            images=[e.image for e in examples],
+            suffix=[e.answer for e in examples],
+            return_tensors="pt",
+            padding="longest",
+        )
+        labels = batch["labels"].clone()
+        labels[batch["attention_mask"] == 0] = -100
+        pixel_values = batch["pixel_values"]  # (B, 3, S, S), normalised to [-1, 1]
+        if self.point_map_input != "none":
+            point_map = torch.from_numpy(np.stack([e.point_map for e in examples]))  # (B, 4, S, S)
+            pixel_values = torch.cat([pixel_values, point_map.to(pixel_values.dtype)], dim=1)
+        return {
+            "input_ids": batch["input_ids"],
+            "attention_mask": batch["attention_mask"],
+            "token_type_ids": batch["token_type_ids"],
+            "pixel_values": pixel_values,
+            "labels": labels,
+            "tasks": [e.task for e in examples],
+        }
+
+    def prompts(self, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
+        """Inputs for generation: prompts only, left-padded so every answer starts at the same position."""
+        tokenizer = self.processor.tokenizer
+        side = tokenizer.padding_side
+        tokenizer.padding_side = "left"
+        try:
+            batch = self.processor(text=["<image>" + e.prompt for e in examples],
+                                   images=[e.image for e in examples], return_tensors="pt", padding="longest")
+        finally:
+            tokenizer.padding_side = side
+        pixel_values = batch["pixel_values"]
+        if self.point_map_input != "none":
+            point_map = torch.from_numpy(np.stack([e.point_map for e in examples]))
+            pixel_values = torch.cat([pixel_values, point_map.to(pixel_values.dtype)], dim=1)
+        return {
+            "input_ids": batch["input_ids"],
+            "attention_mask": batch["attention_mask"],
+            "token_type_ids": batch["token_type_ids"],
+            "pixel_values": pixel_values,
+        }
+
+
+def normalize_answer(text: str) -> str:
+    return re.sub(r"\s+", " ", text.strip().lower().rstrip("."))

@@ -1,0 +1,98 @@
+"""The LightningModule: what is trained, the optimiser and schedule, and what is logged per step and per task."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning as L
+import torch
+from torch import nn
+
+from training.config import TrainConfig
+from training.model import HiSpatialForConditionalGeneration
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "pixel_values", "labels")
+
+
+def per_example_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over each example's answer tokens: (B, T, V), (B, T) -> (B,)."""
+    shift_logits = logits[:, :-1].float()  # token t predicts label t + 1
+    shift_labels = labels[:, 1:]
+    token_loss = nn.functional.cross_entropy(
+        shift_logits.transpose(1, 2), shift_labels, ignore_index=-100, reduction="none"
+    )  # (B, T-1)
+    counts = (shift_labels != -100).sum(dim=1).clamp(min=1)
+    return token_loss.sum(dim=1) / counts
+
+
+def apply_lora(model: HiSpatialForConditionalGeneration, config: TrainConfig) -> nn.Module:
+    """LoRA on the language model's linear layers only; the point-map conv and projector stay fully trainable."""
+    from peft import LoraConfig, get_peft_model
+
+    assert config.lora is not None
+    targets = "|".join(config.lora.target_modules)
+    lora = LoraConfig(
+        r=config.lora.r,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=rf".*language_model.*\.({targets})",
+    )
+    peft_model = get_peft_model(model, lora)
+    for name, param in peft_model.named_parameters():
+        if ".depth_encoder." in name or ".multi_modal_projector." in name:
+            param.requires_grad_(True)
+    return peft_model
+
+
+class HiSpatialModule(L.LightningModule):
+    """Frozen SigLIP; point-map conv, projector and language model (full fine-tune or LoRA) trained with AdamW."""
+
+    def __init__(self, model: HiSpatialForConditionalGeneration, config: TrainConfig):
+        super().__init__()
+        self.config = config
+        model.freeze_vision_tower()
+        if config.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.model = apply_lora(model, config) if config.lora is not None else model
+
+    def base_model(self) -> HiSpatialForConditionalGeneration:
+        """The plain model with LoRA merged in (what a checkpoint stores)."""
+        if self.config.lora is not None:
+            return self.model.merge_and_unload()
+        return self.model
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = self.model(**{k: batch[k] for k in MODEL_INPUTS if k != "labels"})
+        losses = per_example_loss(outputs.logits, batch["labels"])
+        return losses.mean(), losses
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss, losses = self(batch)
+        batch_size = len(batch["tasks"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
+        self._log_per_task("train", batch["tasks"], losses.detach())
+        return loss
+
+    def _log_per_task(self, stage: str, tasks: Sequence[str], losses: torch.Tensor) -> None:
+        # Per-task means are logged with the batch's count as weight, so epoch/interval aggregation is exact.
+        for task in sorted(set(tasks)):
+            mask = torch.tensor([t == task for t in tasks], device=losses.device)
+            self.log(f"{stage}/loss/{task}", losses[mask].mean(), batch_size=int(mask.sum()))
+
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for name, param in self.model.named_parameters():
+            if not param.requires_grad:
+                continue
+            (no_decay if param.ndim < 2 or "norm" in name else decay).append(param)
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": self.config.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=self.config.learning_rate,
+            betas=self.config.betas,
+        )
+        warmup = max(1, self.config.warmup_steps)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -1,0 +1,258 @@
+"""Training entry point: `train_checkpoint(root, config) -> TrainReport`, tracked in MLflow.
+
+    data (training.data) ─► HiSpatialModule ─► lightning.Trainer (MLFlowLogger) ─► held-out eval ─► checkpoint dir
+                                                                                                  └► MLflow artifacts
+
+MLflow store, in order: `config.mlflow.tracking_uri`; a URI already set in this process (the Dagster resource calls
+`mlflow.set_tracking_uri`) or `$MLFLOW_TRACKING_URI`; else SQLite at `<mlflow_dir>/mlflow.db` with artifacts in
+`<mlflow_dir>/artifacts` (`mlflow_dir` defaults to `<repo>/mlflow`). The run gets the whole resolved config as
+params, per-step and per-task metrics, tags for variant and levels, and the checkpoint + config as artifacts.
+The checkpoint's config.json records the run id, so a checkpoint always leads back to its run.
+
+CLI: `python -m training.train --root data --preset tiny --max-steps 200`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.loggers import MLFlowLogger
+from torch.utils.data import DataLoader
+
+import mlflow
+from assets.records import TASK_LEVEL, Task
+from training.checkpoints import save_checkpoint
+from training.config import TrainConfig, default_mlflow_dir, flatten_config, train_presets
+from training.data import GENERAL, Collator, Example, build_training_data, normalize_answer
+from training.model import (
+    HiSpatialForConditionalGeneration,
+    build_random_model,
+    load_pretrained,
+    num_parameters,
+)
+from training.module import HiSpatialModule, per_example_loss
+from training.tokenizer import build_processor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainReport:
+    """What the `checkpoint` asset records: where the weights are, which MLflow run made them, final metrics."""
+
+    checkpoint_dir: Path
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+    metrics: dict[str, float]
+    num_steps: int
+    seconds: float
+    data_stats: dict[str, object] = field(default_factory=dict)
+    preview: list[dict] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------ MLflow
+
+
+def resolve_tracking(config: TrainConfig, mlflow_dir: Path | None = None) -> tuple[str, str | None]:
+    """(tracking URI, artifact location for a new experiment or None to let the server decide)."""
+    from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
+
+    if config.mlflow.tracking_uri:
+        uri = config.mlflow.tracking_uri
+    elif is_tracking_uri_set():
+        uri = mlflow.get_tracking_uri()
+    else:
+        directory = Path(mlflow_dir) if mlflow_dir is not None else default_mlflow_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        uri = f"sqlite:///{directory.resolve() / 'mlflow.db'}"
+    if uri.startswith("sqlite:///"):
+        artifacts = Path(uri.removeprefix("sqlite:///")).parent / "artifacts"
+        return uri, artifacts.resolve().as_uri()
+    return uri, None
+
+
+# ------------------------------------------------------------------------------------------ model
+
+
+def build_model_and_processor(config: TrainConfig):
+    """Tiny/random architectures get the offline tokenizer; a backbone gets its own processor and weights."""
+    model_config = config.model
+    if model_config.backbone is None:
+        processor = build_processor(model_config.image_size, model_config.patch_size,
+                                    model_config.tokenizer_corpus_size)
+        tokenizer = processor.tokenizer
+        vocab = model_config.vocab_size or len(tokenizer)
+        model = build_random_model(model_config, vocab, tokenizer.convert_tokens_to_ids("<image>"))
+        return model, processor
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(model_config.backbone)
+    return load_pretrained(model_config), processor
+
+
+# ------------------------------------------------------------------------------------------ evaluation
+
+
+@torch.no_grad()
+def evaluate_examples(
+    model: HiSpatialForConditionalGeneration,
+    collator: Collator,
+    examples: Sequence[Example],
+    batch_size: int = 16,
+    max_new_tokens: int = 16,
+) -> tuple[dict[str, float], list[dict]]:
+    """Held-out answer loss and exact-match accuracy (greedy decoding), overall, per task and per level."""
+    model.eval()
+    device = next(model.parameters()).device
+    tokenizer = collator.processor.tokenizer
+    losses: dict[str, list[float]] = defaultdict(list)
+    correct: dict[str, list[float]] = defaultdict(list)
+    preview: list[dict] = []
+    for start in range(0, len(examples), batch_size):
+        chunk = list(examples[start : start + batch_size])
+        batch = collator(chunk)
+        tensors = {k: v.to(device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        labels = tensors.pop("labels")
+        logits = model(**tensors).logits
+        example_losses = per_example_loss(logits, labels).cpu().numpy()
+        prompts = {k: v.to(device) for k, v in collator.prompts(chunk).items()}
+        generated = model.generate(**prompts, max_new_tokens=max_new_tokens, do_sample=False)
+        answers = tokenizer.batch_decode(generated[:, prompts["input_ids"].shape[1] :], skip_special_tokens=True)
+        for example, loss, answer in zip(chunk, example_losses, answers, strict=True):
+            hit = float(normalize_answer(answer) == normalize_answer(example.answer))
+            level = example.level if example.task == GENERAL else TASK_LEVEL[Task(example.task)].value
+            for key in ("all", f"task/{example.task}", f"level/{level}"):
+                losses[key].append(float(loss))
+                correct[key].append(hit)
+            if len(preview) < 8:
+                preview.append({"task": example.task, "question": example.prompt[:120], "answer": example.answer,
+                                "prediction": answer})
+    metrics = {f"val/loss/{k}": float(np.mean(v)) for k, v in losses.items()}
+    metrics |= {f"val/accuracy/{k}": float(np.mean(v)) for k, v in correct.items()}
+    return metrics, preview
+
+
+# ------------------------------------------------------------------------------------------ entry point
+
+
+def _loader(stream, collator: Collator, batch_size: int) -> DataLoader:
+    return DataLoader(stream, batch_size=batch_size, collate_fn=collator, num_workers=0)
+
+
+def train_checkpoint(root: Path, config: TrainConfig, *, mlflow_dir: Path | None = None) -> TrainReport:
+    """Train on `<root>`'s QA dataset and write `<root>/checkpoints/<name>/` linked to a new MLflow run."""
+    started = time.time()
+    root = Path(root)
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    model, processor = build_model_and_processor(config)
+    point_map_input = config.model.point_map_input
+    data = build_training_data(root, config.data, config.model.image_size, point_map_input, config.seed)
+    collator = Collator(processor, point_map_input)
+
+    tracking_uri, artifact_location = resolve_tracking(config, mlflow_dir)
+    run_name = config.mlflow.run_name or f"{config.model.name}-{config.model.variant}-{time.strftime('%Y%m%d-%H%M%S')}"
+    logger = MLFlowLogger(
+        experiment_name=config.mlflow.experiment,
+        run_name=run_name,
+        tracking_uri=tracking_uri,
+        tags=config.tags,
+        artifact_location=artifact_location,
+    )
+    logger.log_hyperparams(flatten_config(config))
+    client, run_id = logger.experiment, logger.run_id
+    client.log_dict(run_id, config.model_dump(mode="json"), "config/train_config.json")
+    client.log_dict(run_id, data.stats, "config/data_stats.json")
+
+    module = HiSpatialModule(model, config)
+    client.log_param(run_id, "num_parameters", num_parameters(model))
+    client.log_param(run_id, "num_trainable_parameters", num_parameters(module.model, trainable_only=True))
+    trainer = L.Trainer(
+        max_steps=config.max_steps,
+        accelerator=config.accelerator,
+        devices=config.devices,
+        strategy=config.strategy,
+        precision=config.precision,
+        logger=logger,
+        log_every_n_steps=config.log_every_n_steps,
+        accumulate_grad_batches=config.accumulate_grad_batches,
+        gradient_clip_val=config.gradient_clip_val,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(module, train_dataloaders=_loader(data.train, collator, config.batch_size))
+
+    model = module.base_model()
+    metrics, preview = {}, []
+    if trainer.is_global_zero and data.val:
+        metrics, preview = evaluate_examples(model, collator, data.val, max_new_tokens=config.eval_max_new_tokens)
+    metrics["train/loss_final"] = float(trainer.callback_metrics.get("train/loss", float("nan")))
+    for key, value in metrics.items():
+        client.log_metric(run_id, key, value, step=trainer.global_step)
+
+    name = config.checkpoint_name or run_name
+    checkpoint_dir = root / "checkpoints" / name
+    if trainer.is_global_zero:
+        save_checkpoint(
+            checkpoint_dir, model.cpu(), processor, config,
+            extra={"mlflow_run_id": run_id, "mlflow_tracking_uri": tracking_uri, "metrics": metrics,
+                   "global_step": trainer.global_step},
+        )
+        if config.mlflow.log_model_artifacts:
+            client.log_artifacts(run_id, str(checkpoint_dir), "checkpoint")
+        client.set_tag(run_id, "checkpoint_dir", str(checkpoint_dir.resolve()))
+    logger.finalize("success")
+    return TrainReport(
+        checkpoint_dir=checkpoint_dir,
+        run_id=run_id,
+        experiment_id=logger.experiment_id,
+        tracking_uri=tracking_uri,
+        metrics=metrics,
+        num_steps=trainer.global_step,
+        seconds=time.time() - started,
+        data_stats=data.stats,
+        preview=preview,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", type=Path, required=True, help="data root with qa_shards/ and object_references/")
+    parser.add_argument("--preset", default="tiny", choices=sorted(train_presets()))
+    parser.add_argument("--config", type=Path, help="JSON TrainConfig (overrides --preset)")
+    parser.add_argument("--variant", choices=["rgb", "xyz", "rel_depth"])
+    parser.add_argument("--max-steps", type=int)
+    parser.add_argument("--backbone", help="PaliGemma hub id or local path (real weights)")
+    args = parser.parse_args(argv)
+    config = TrainConfig.model_validate_json(args.config.read_text()) if args.config else TrainConfig.preset(args.preset)
+    updates: dict[str, object] = {}
+    if args.max_steps is not None:
+        updates["max_steps"] = args.max_steps
+    model_updates: dict[str, object] = {}
+    if args.variant:
+        model_updates["variant"] = args.variant
+    if args.backbone:
+        model_updates["backbone"] = args.backbone
+    if model_updates:
+        updates["model"] = config.model.model_copy(update=model_updates)
+    config = TrainConfig.model_validate(config.model_copy(update=updates).model_dump())
+    report = train_checkpoint(args.root, config)
+    print(json.dumps({"checkpoint_dir": str(report.checkpoint_dir), "run_id": report.run_id,
+                      "metrics": report.metrics, "seconds": round(report.seconds, 1)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
