@@ -17,12 +17,12 @@ import numpy as np
 from assets.geometry import GravityFrame, extent_along
 from assets.qa.config import QAConfig
 from assets.records import Box3D, DrawBox, QAFormat, Scene, SceneObject, Task
+from assets.references import BOX_COLORS as REFERENCE_BOX_COLORS
 
-# Colours for box-fallback references, in assignment order; distinct and easy to name.
-BOX_COLORS = ("red", "green", "blue", "yellow", "orange", "purple", "cyan", "magenta", "white", "black", "pink",
-              "brown")
+# Colours for box-fallback references, in assignment order: the palette the references stage draws with.
+BOX_COLORS: tuple[str, ...] = tuple(REFERENCE_BOX_COLORS)
 # reference_kind values that mean "no verified text: draw the box".
-BOX_REFERENCE_KINDS = frozenset({"box", "box_fallback", "bbox", "visual", "fallback"})
+BOX_REFERENCE_KINDS = frozenset({"box", "box_fallback", "bbox", "visual", "fallback", "unreferenced"})
 _COLOR_IN_TEXT = re.compile(r"highlighted by (?:the |a )?([a-z]+) box", re.IGNORECASE)
 
 AXIS_NAMES = ("right", "forward", "up")
@@ -130,22 +130,30 @@ class QAContext:
         return None
 
     def _assign_colors(self) -> None:
-        """Colours for box-fallback objects: the one named in the reference text when present, otherwise the first
-        palette colour not yet used in this scene (so two highlighted objects never share a colour)."""
+        """Colours for box-fallback objects: the references stage's `attributes["box_color"]` or the colour named
+        in the reference text when present, else the first palette colour not yet used in this scene. Two
+        highlighted objects never share a colour: an object left without a distinct colour is dropped (with a
+        reason), since no question could name it unambiguously."""
         used: set[str] = set()
         pending: list[SceneObject] = []
         for obj in self.objects:
             if not is_box_reference(obj):
                 continue
             match = _COLOR_IN_TEXT.search(obj.reference or "")
-            if match and match.group(1).lower() not in used:
-                self._colors[obj.instance_id] = match.group(1).lower()
-                used.add(match.group(1).lower())
+            color = obj.attributes.get("box_color") or (match.group(1).lower() if match else None)
+            if color and color not in used:
+                self._colors[obj.instance_id] = color
+                used.add(color)
             else:
                 pending.append(obj)
-        free = [c for c in BOX_COLORS if c not in used]
-        for i, obj in enumerate(pending):
-            self._colors[obj.instance_id] = free[i % len(free)] if free else BOX_COLORS[i % len(BOX_COLORS)]
+        free = iter(c for c in BOX_COLORS if c not in used)
+        for obj in pending:
+            color = next(free, None)
+            if color is None:
+                self.objects.remove(obj)
+                self.skips.append(f"object {obj.instance_id} ({obj.category}): no distinct box colour left")
+            else:
+                self._colors[obj.instance_id] = color
 
     @property
     def has_gravity(self) -> bool:
