@@ -48,7 +48,7 @@ def _mcq_items(source: Path, benchmark: str, circular: bool) -> list[EvalItem]:
                         prompt=format_options(str(row["question"]), order, labels, hint=hint),
                         question=str(row["question"]),
                         kind=AnswerKind.CHOICE,
-                        answer=str(row.get("answer", "")),
+                        answer="" if new_correct is None else LETTERS[new_correct],
                         options=order,
                         labels=labels,
                         correct_index=new_correct,
