@@ -33,7 +33,8 @@ class BoxSpec:
     category: str
     center_cam: tuple[float, float, float]
     size: tuple[float, float, float]  # width, height, length (meters)
-    yaw: float = 0.0
+    # length axis along `forward`, so width lies along the image plane as docs/CONVENTIONS.md prescribes
+    yaw: float = float(np.pi / 2)
     color: tuple[int, int, int] = (180, 60, 60)
 
 
@@ -140,15 +141,21 @@ def write_source_shard(
 
 
 def living_room(
-    scene_id: str = "room-0", shard: str = "test-000", **kwargs
+    scene_id: str = "room-0", shard: str = "test-000", gravity: tuple[float, float, float] = LEVEL_GRAVITY, **kwargs
 ) -> tuple[Scene, np.ndarray, np.ndarray, np.ndarray]:
-    """A sofa, three chairs in a row on the floor, and a table: every object visible."""
-    floor = FLOOR_Y
+    """A sofa, three chairs in a row on the floor, and a table: every object visible. Positions are fixed in the
+    gravity frame (so a pitched camera sees the same room from the same spot)."""
+    frame = GravityFrame.from_gravity(gravity)
+
+    def at(right: float, forward: float, height: float) -> tuple[float, float, float]:
+        """Camera-frame center of a box whose center is `height` m above the floor."""
+        return tuple(float(v) for v in frame.to_cam(np.array([right, forward, height - FLOOR_Y])))
+
     specs = [
-        BoxSpec("sofa", (-1.4, floor - 0.4, 4.5), (1.8, 0.8, 0.9), color=(60, 90, 200)),
-        BoxSpec("chair", (-0.2, floor - 0.45, 3.5), (0.45, 0.9, 0.45), color=(200, 60, 60)),
-        BoxSpec("chair", (0.5, floor - 0.45, 3.5), (0.45, 0.9, 0.45), color=(200, 80, 60)),
-        BoxSpec("chair", (1.2, floor - 0.45, 3.5), (0.45, 0.9, 0.45), color=(200, 100, 60)),
-        BoxSpec("table", (0.6, floor - 0.375, 5.5), (1.2, 0.75, 0.8), color=(90, 160, 70)),
+        BoxSpec("sofa", at(-1.4, 4.5, 0.4), (1.8, 0.8, 0.9), color=(60, 90, 200)),
+        BoxSpec("chair", at(-0.2, 3.5, 0.45), (0.45, 0.9, 0.45), color=(200, 60, 60)),
+        BoxSpec("chair", at(0.5, 3.5, 0.45), (0.45, 0.9, 0.45), color=(200, 80, 60)),
+        BoxSpec("chair", at(1.2, 3.5, 0.45), (0.45, 0.9, 0.45), color=(200, 100, 60)),
+        BoxSpec("table", at(0.6, 5.5, 0.375), (1.2, 0.75, 0.8), color=(90, 160, 70)),
     ]
-    return scene_from_specs(scene_id, specs, shard=shard, **kwargs)
+    return scene_from_specs(scene_id, specs, shard=shard, gravity=gravity, **kwargs)
