@@ -173,13 +173,14 @@ def decode_mask_png(data: bytes | Path) -> np.ndarray:
 
 
 def encode_depth_png(
-    depth: np.ndarray, near: float | None = None, far: float | None = None
+    depth: np.ndarray, near: float | None = None, far: float | None = None, compress_level: int = 9
 ) -> bytes:
     """Log-encode a z-depth map (meters) into a 16-bit PNG, the official HiSpatial data format.
 
     depth = near^(1-t) * far^t with t = v / 65535; v = 65535 marks invalid pixels (non-finite or <= 0). Near/far
     default to the valid depth range and are stored in the PNG's text chunk. Relative error is at most
-    ln(far/near) / 65535 / 2 (about 5e-5 for 0.1-100 m), far below any estimator's error.
+    ln(far/near) / 65535 / 2 (about 5e-5 for 0.1-100 m), far below any estimator's error. `compress_level` only
+    trades time for size (zlib level; 6 is ~5x faster than 9 for ~7% more bytes); the decoded values are the same.
     """
     depth = np.asarray(depth, dtype=np.float64)
     valid = np.isfinite(depth) & (depth > 0)
@@ -196,7 +197,7 @@ def encode_depth_png(
     info.add_text("near", repr(near))
     info.add_text("far", repr(far))
     buf = io.BytesIO()
-    Image.fromarray(codes.astype(np.uint16)).save(buf, format="PNG", pnginfo=info, compress_level=9)
+    Image.fromarray(codes.astype(np.uint16)).save(buf, format="PNG", pnginfo=info, compress_level=compress_level)
     return buf.getvalue()
 
 
