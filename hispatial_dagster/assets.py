@@ -10,14 +10,16 @@ object_clouds, checkpoint, benchmark_scores) share the `gpu` concurrency pool (s
 """
 
 import importlib
+import math
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import yaml
 
+import hispatial_dagster._paths  # noqa: F401  (our `training`, not sam2's)
 from hispatial_dagster.automation import downstream_condition
-from hispatial_dagster.metadata import markdown_table, stage_result
+from hispatial_dagster.metadata import _scalar_metadata, content_digest, markdown_table, stage_result
 from hispatial_dagster.partitions import SOURCE_SHARDS, benchmarks, source_shards
 from hispatial_dagster.resources import (
     DataRoot,
@@ -265,6 +267,14 @@ def benchmark_scores(
         checkpoint_dir,
         evaluation_settings.config(mlflow_tracking.tracking_uri),
     )
+    if report.status != "ok":
+        # "not configured" (no benchmark data placed yet) and "failed" (unreadable data) are not scores: the
+        # partition fails with the reason instead of recording an empty materialization.
+        raise dg.Failure(
+            description=f"{context.partition_key}: {report.status}: {report.message}",
+            metadata={"status": report.status},
+            allow_retries=False,
+        )
     return _run_result(
         report, mlflow_tracking, extra={"checkpoint_dir": dg.MetadataValue.path(str(checkpoint_dir))}
     )
@@ -284,36 +294,44 @@ def latest_checkpoint_dir(instance: dg.DagsterInstance) -> Path:
 def _run_result(
     report: Any, tracking: MLflowTracking, extra: dict[str, Any] | None = None
 ) -> dg.MaterializeResult:
-    """Metadata for reports that come with an MLflow run (TrainReport, BenchmarkReport)."""
-    metadata: dict[str, Any] = {}
+    """Metadata for reports that come with an MLflow run (TrainReport, BenchmarkReport): the report's own
+    metadata, the run id and a link to it, metrics as numbers and a table, and a data version from the output."""
+    own = report.metadata() if callable(getattr(report, "metadata", None)) else {}
+    metadata: dict[str, Any] = _scalar_metadata(own)
     run_id = getattr(report, "run_id", None) or getattr(report, "mlflow_run_id", None)
     if run_id:
         metadata["mlflow_run_id"] = run_id
         metadata["mlflow_run_url"] = dg.MetadataValue.url(
             tracking.run_url(run_id, getattr(report, "experiment_id", None))
         )
-    metadata["mlflow_tracking_uri"] = tracking.tracking_uri
-    for attr in ("checkpoint_dir", "output_dir"):
+    metadata["mlflow_tracking_uri"] = getattr(report, "tracking_uri", None) or tracking.tracking_uri
+    output = getattr(report, "checkpoint_dir", None) or getattr(report, "output_dir", None)
+    for attr in ("checkpoint_dir", "output_dir", "predictions_path"):
         value = getattr(report, attr, None)
         if value is not None:
             metadata[attr] = dg.MetadataValue.path(str(value))
-    metrics = getattr(report, "metrics", None) or getattr(report, "scores", None) or {}
-    for name, value in dict(metrics).items():
-        if isinstance(value, int | float):
-            metadata[f"metric/{name}"] = float(value)
+    metrics = {
+        k: float(v) for k, v in (getattr(report, "metrics", None) or {}).items() if isinstance(v, int | float)
+    }
+    for name, value in metrics.items():
+        metadata[f"metric/{name}"] = value if math.isfinite(value) else str(value)
     if metrics:
-        metadata["metrics"] = dg.MetadataValue.md(
-            markdown_table([{"metric": k, "value": v} for k, v in dict(metrics).items()], max_rows=100)
-        )
-    preview = getattr(report, "preview", None)
-    if preview:
-        metadata["preview"] = dg.MetadataValue.md(markdown_table(preview))
-    digest = getattr(report, "digest", None)
+        rows = [{"metric": k, "value": round(v, 4)} for k, v in metrics.items()]
+        metadata["metrics"] = dg.MetadataValue.md(markdown_table(rows, max_rows=200))
+    per_category = getattr(report, "per_category", None)
+    if per_category:
+        rows = [
+            {"category": k, **{m: round(v, 4) for m, v in vals.items()}} for k, vals in per_category.items()
+        ]
+        metadata["per_category"] = dg.MetadataValue.md(markdown_table(rows, max_rows=200))
+    if getattr(report, "preview", None):
+        metadata["preview"] = dg.MetadataValue.md(markdown_table(report.preview))
     if extra:
         metadata.update(extra)
-    return dg.MaterializeResult(
-        metadata=metadata, data_version=dg.DataVersion(str(digest)) if digest else None
-    )
+    digest = content_digest(Path(output)) if output and Path(output).is_dir() else None
+    if digest:
+        metadata["content_digest"] = digest
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(digest) if digest else None)
 
 
 shard_assets = [source_images, filtered_images, point_maps, object_clouds, object_references, qa_shards]

@@ -23,12 +23,10 @@ def dagster_home(data_root: Path) -> Path:
 def instance_config(home: Path) -> dict:
     return {
         "storage": {"sqlite": {"base_dir": str(home / "storage")}},
-        "run_coordinator": {
-            "module": "dagster._core.run_coordinator",
-            "class": "QueuedRunCoordinator",
-            "config": {"max_concurrent_runs": int(os.environ.get("HISPATIAL_MAX_CONCURRENT_RUNS", "2"))},
+        "concurrency": {
+            "runs": {"max_concurrent_runs": int(os.environ.get("HISPATIAL_MAX_CONCURRENT_RUNS", "2"))},
+            "pools": {"granularity": "op"},
         },
-        "concurrency": {"pools": {"granularity": "op"}},
         "telemetry": {"enabled": False},
     }
 

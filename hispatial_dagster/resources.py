@@ -194,24 +194,19 @@ def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
 
 
 class TrainingSettings(dg.ConfigurableResource):
-    """Training config: a named preset (`tiny` for the demo and CI; a MODEL_PRESETS name such as
-    `paligemma2-3b-448` for the paper model) plus nested overrides (env HISPATIAL_TRAIN_OPTIONS as JSON)."""
+    """Training config: a named preset of training.config.train_presets (`tiny` for the demo and CI, `paper-448`
+    for the paper's model and hyper-parameters) plus nested overrides (env HISPATIAL_TRAIN_OPTIONS as JSON)."""
 
     preset: str = Field(default_factory=lambda: os.environ.get("HISPATIAL_TRAIN_PRESET", "tiny"))
     options: dict[str, Any] = Field(default_factory=lambda: _json_env("HISPATIAL_TRAIN_OPTIONS"))
 
     def config(self, tracking_uri: str | None = None) -> Any:
-        from training.config import MODEL_PRESETS, TrainConfig, tiny_train_config
+        from training.config import TrainConfig, train_presets
 
-        if self.preset == "tiny":
-            base = tiny_train_config()
-        elif self.preset in MODEL_PRESETS:
-            base = TrainConfig(model=MODEL_PRESETS[self.preset].model_copy())
-        else:
-            raise ValueError(
-                f"unknown training preset {self.preset!r}; choose tiny or one of {sorted(MODEL_PRESETS)}"
-            )
-        values = deep_merge(base.model_dump(), self.options)
+        presets = train_presets()
+        if self.preset not in presets:
+            raise ValueError(f"unknown training preset {self.preset!r}; choose one of {sorted(presets)}")
+        values = deep_merge(presets[self.preset].model_dump(), self.options)
         if tracking_uri and not values["mlflow"].get("tracking_uri"):
             values["mlflow"]["tracking_uri"] = tracking_uri
         return TrainConfig.model_validate(values)

@@ -1,0 +1,1 @@
+"""The Dagster code location of HiSpatial (definitions.py is the table of contents)."""
