@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import numpy as np
-import openai
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -369,6 +368,8 @@ class LLMClient:
 
     def _attempt(self, messages: list[Message], schema: type[SchemaT]) -> SchemaT:
         """One HTTP request. The openai client is built per attempt so the key lives only in this frame."""
+        import openai  # deferred: importing openai costs ~2 s, and most users of this module never call out
+
         try:
             with openai.OpenAI(
                 base_url=self.config.base_url,

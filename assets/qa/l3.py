@@ -23,11 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from assets.geometry import box_corners_grav
-from assets.llm import LLMClient
 from assets.qa.context import QAContext, refer
 from assets.qa.formats import (
     Choice,
@@ -45,6 +45,9 @@ from assets.qa.formats import (
     templates,
 )
 from assets.records import DrawBox, QAPair, SceneObject, Task
+
+if TYPE_CHECKING:
+    from assets.llm import LLMClient
 
 UP = np.array([0.0, 0.0, 1.0])
 
