@@ -47,6 +47,11 @@ class EvalConfig(BaseModel):
     # custom benchmark (paper sec. 8)
     heldout_shards: list[str] = Field(default_factory=list, description="Shards excluded from training.")
     heldout_scenes: list[str] = Field(default_factory=list, description="Scene ids excluded from training.")
+    heldout_val_fraction: float | None = Field(
+        default=None, gt=0, lt=1,
+        description="Training's own validation split (training.data.is_validation_scene with the train config's "
+        "val_fraction): scenes of every shard that training never saw.",
+    )
     angle_threshold_deg: float = Field(default=30.0, gt=0, le=180)
     l3_relative_error: float = Field(default=0.25, gt=0)
     custom_max_per_level: int | None = Field(default=None, ge=1)

@@ -31,6 +31,7 @@ from evaluation.config import EvalConfig
 from evaluation.items import AnswerKind, EvalItem, ItemResult
 from evaluation.scoring import accuracy, accuracy_by
 from evaluation.units import canonical_unit, to_meters
+from training.data import render_prompt
 
 L1, L2, L3 = "L1 object-to-camera distance", "L2 object direction", "L3 spatial problem solving"
 SCENES_STAGE = "object_references"
@@ -74,7 +75,7 @@ def _item(root: Path, scene: Scene, qa: QAPair, config: EvalConfig) -> EvalItem 
     common = dict(
         item_id=qa.qa_id,
         benchmark="custom",
-        prompt=qa.question,
+        prompt=render_prompt(qa.question, qa.options, qa.format),
         question=qa.question,
         answer=qa.answer,
         split=qa.shard,
@@ -116,6 +117,16 @@ def _item(root: Path, scene: Scene, qa: QAPair, config: EvalConfig) -> EvalItem 
     return None
 
 
+def _heldout_scene(scene_id: str, listed: set[str], config: EvalConfig) -> bool:
+    if scene_id in listed:
+        return True
+    if config.heldout_val_fraction is None:
+        return False
+    from training.data import is_validation_scene  # the very split training used
+
+    return is_validation_scene(scene_id, config.heldout_val_fraction)
+
+
 def build_custom_benchmark(root: Path, config: EvalConfig) -> tuple[list[EvalItem], StageReport]:
     """EvalItems of the held-out shards/scenes, and a report of what was rejected and why."""
     root = Path(root)
@@ -125,16 +136,19 @@ def build_custom_benchmark(root: Path, config: EvalConfig) -> tuple[list[EvalIte
         if missing:
             raise DataError(f"held-out shards without qa.parquet: {missing}")
         shards = list(config.heldout_shards)
-    elif not config.heldout_scenes:
-        raise DataError("the custom benchmark needs held-out shards or scenes (EvalConfig.heldout_shards/_scenes)")
+    elif not config.heldout_scenes and config.heldout_val_fraction is None:
+        raise DataError(
+            "the custom benchmark needs held-out shards or scenes "
+            "(EvalConfig.heldout_shards, heldout_scenes or heldout_val_fraction)"
+        )
     heldout_scenes = set(config.heldout_scenes)
     report = StageReport(stage="custom_benchmark", shard="+".join(shards), output_dir=root)
     items: list[EvalItem] = []
     for shard in shards:
         scenes = {s.scene_id: s for s in read_scenes(root / SCENES_STAGE / shard / "scenes.jsonl")}
         rows = _qa_rows(root / "qa_shards" / shard / "qa.parquet")
-        if heldout_scenes and not config.heldout_shards:
-            rows = [r for r in rows if r.get("scene_id") in heldout_scenes]
+        if not config.heldout_shards:
+            rows = [r for r in rows if _heldout_scene(str(r.get("scene_id")), heldout_scenes, config)]
 
         def build(row: dict, scenes: dict[str, Scene] = scenes) -> EvalItem | None:
             qa = QAPair.model_validate(row)

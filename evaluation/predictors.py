@@ -110,25 +110,28 @@ class ModelPredictor:
             self.point_map_sources["estimated"] += 1
         if points is None:
             self.point_map_sources["missing"] += 1
-            points = np.zeros((*rgb.shape[:2], 3), dtype=np.float32)
+            points = np.full((*rgb.shape[:2], 3), np.nan, dtype=np.float32)
             valid = np.zeros(rgb.shape[:2], dtype=bool)
-        return prepare_point_map(points, valid, size, self.model.point_map_input)
+        mode = "xyz" if self.model.point_map_input == "none" else self.model.point_map_input
+        return prepare_point_map(points, valid, size, mode)
 
     def predict(self, items: Sequence[EvalItem]) -> list[str | None]:
+        """Inputs are built exactly as training builds them (training.data: Example, Collator.prompts with
+        left padding and the "<image>" prefix, resize_rgb), then greedy decoding of the new tokens only."""
         import torch
 
+        from training.data import Collator, Example, resize_rgb
+
+        size = self.train_config.model.image_size
+        collator = Collator(self.processor, self.model.point_map_input)
         out: list[str | None] = []
         for start in range(0, len(items), self.batch_size):
             batch = items[start : start + self.batch_size]
-            images = [item_image(item) for item in batch]
-            prompts = [item.prompt for item in batch]
-            inputs = self.processor(text=prompts, images=images, return_tensors="pt", padding="longest")
-            if self.model.point_map_input != "none":
-                maps = np.stack([self._point_map(it, np.asarray(img)) for it, img in zip(batch, images, strict=True)])
-                inputs["pixel_values"] = torch.cat(
-                    [inputs["pixel_values"], torch.from_numpy(maps).to(inputs["pixel_values"].dtype)], dim=1
-                )
-            inputs = {k: v.to(self.device) for k, v in inputs.items()}
+            examples = []
+            for item in batch:
+                rgb = np.asarray(item_image(item))
+                examples.append(Example(resize_rgb(rgb, size), self._point_map(item, rgb), item.prompt, "", "eval", ""))
+            inputs = {k: v.to(self.device) for k, v in collator.prompts(examples).items()}
             with torch.inference_mode():
                 generated = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
             new_tokens = generated[:, inputs["input_ids"].shape[1] :]
