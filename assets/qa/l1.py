@@ -97,13 +97,13 @@ SIZE_TF = templates(
     "l1.size.tf",
     "{A} is {x} {adj}.",
     "The {dim} of {a} is {x}.",
-    "{A} measures {x} in {dim}.",
+    "{A} has a {dim} of {x}.",
 )
 SIZE_YN = templates(
     "l1.size.yn",
     "Is {a} more than {x} {adj}?",
     "Is the {dim} of {a} greater than {x}?",
-    "Does {a} measure more than {x} in {dim}?",
+    "Does {a} have a {dim} of more than {x}?",
 )
 ORI_FF = templates(
     "l1.ori.ff",
