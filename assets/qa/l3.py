@@ -182,10 +182,16 @@ PT_SIDE_TF = templates("l3.pt.side.tf", "{view} Then {c} is on your {side}.", "{
 PT_DEPTH_TF = templates("l3.pt.depth.tf", "{view} Then {c} is {depth_phrase} you.")
 PT_OFFSET_FF = templates(
     "l3.pt.offset.ff",
-    "{view} {C} is to your {side}. How far to your {side} is it{unit}?",
-    "{view} How far to the {side} of you is {c}{unit}?",
+    "{view} {C} is {where}. How far {where} is it{unit}?",
+    "{view} How far {where} is {c}{unit}?",
 )
-PT_OFFSET_TF = templates("l3.pt.offset.tf", "{view} {C} is about {value} to your {side}.")
+PT_OFFSET_TF = templates("l3.pt.offset.tf", "{view} {C} is about {value} {where}.")
+OFFSET_WHERE = {
+    "left": "to your left",
+    "right": "to your right",
+    "front": "in front of you",
+    "behind": "behind you",
+}
 
 QUADRANTS = (
     "in front of you and to the left",
@@ -354,6 +360,7 @@ class _L3:
                     ("side", rel["side"]),
                     ("depth", rel["depth"]),
                     ("offset", rel["side"] and abs(rel["lateral"]) >= MIN_OFFSET_M),
+                    ("ahead", rel["depth"] and abs(rel["ahead"]) >= MIN_OFFSET_M),
                 )
                 if ok
             ]
@@ -414,33 +421,26 @@ class _L3:
                 balance_key="l3.pt.depth",
             )
             return emit(ctx, base, free, None, judgement)
-        # offset: how far to the side the target is (center to center, along the observer's right axis)
-        meters = abs(rel["lateral"])
+        # offset / ahead: how far to the side, or ahead/behind, the target is (center to center, along the
+        # observer's right or forward axis)
+        meters = abs(rel["lateral"] if subtask == "offset" else rel["ahead"])
+        fill["where"] = OFFSET_WHERE[side if subtask == "offset" else depth]
         unit, unit_text = pick_unit(ctx)
         ff_t, tf_t = pick(rng, PT_OFFSET_FF), pick(rng, PT_OFFSET_TF)
-        free = FreeForm(
-            ff_t.render(**fill, side=side, unit=unit_text),
-            format_length(meters, unit),
-            ff_t.id,
-            value=length_value(meters, unit),
-            unit=unit,
-        )
+        stem = ff_t.render(**fill, unit=unit_text)
+        answer, value = format_length(meters, unit), length_value(meters, unit)
+        free = FreeForm(stem, answer, ff_t.id, value=value, unit=unit)
         wrong = numeric_distractors(rng, meters, 4, min_rel=ctx.config.distractor_min_rel)
         choice = Choice(
-            ff_t.render(**fill, side=side, unit=unit_text),
-            format_length(meters, unit),
-            [format_length(w, unit) for w in wrong],
-            ff_t.id,
-            value=length_value(meters, unit),
-            unit=unit,
+            stem, answer, [format_length(w, unit) for w in wrong], ff_t.id, value=value, unit=unit
         )
         judgement = None
         if wrong:
             judgement = Judgement(
-                tf_t.render(**fill, side=side, value=format_length(meters, unit)),
-                tf_t.render(**fill, side=side, value=format_length(wrong[0], unit)),
+                tf_t.render(**fill, value=answer),
+                tf_t.render(**fill, value=format_length(wrong[0], unit)),
                 tf_t.id,
-                balance_key="l3.pt.offset",
+                balance_key=f"l3.pt.{subtask}",
             )
         return emit(ctx, base, free, choice, judgement)
 

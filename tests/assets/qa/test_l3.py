@@ -153,7 +153,7 @@ def observer_truth(specs: dict[int, Spec], observer: int, facing: int | None, ta
     lateral, ahead = float(offset @ right), float(offset @ fwd)
     side = None if not disjoint(span(t, right), span(o, right)) else ("right" if lateral > 0 else "left")
     depth = None if not disjoint(span(t, fwd), span(o, fwd)) else ("front" if ahead > 0 else "behind")
-    return {"side": side, "depth": depth, "lateral": lateral}
+    return {"side": side, "depth": depth, "lateral": lateral, "ahead": ahead}
 
 
 def unit_of(text: str) -> str:
@@ -198,14 +198,22 @@ def check_perspective(pair: QAPair, specs: dict[int, Spec]) -> None:
             claimed = "front" if "in front of you" in pair.question else "behind"
             assert pair.answer == tf_expected(pair, claimed == truth["depth"])
     else:
-        assert kind == "offset" and truth["side"] is not None
-        assert f"your {truth['side']}" in pair.question or f"the {truth['side']} of you" in pair.question
+        assert kind in ("offset", "ahead")
+        where = truth["side"] if kind == "offset" else truth["depth"]
+        assert where is not None
+        assert {
+            "left": "to your left",
+            "right": "to your right",
+            "front": "in front of you",
+            "behind": "behind you",
+        }[where] in pair.question
+        meters = abs(truth["lateral"] if kind == "offset" else truth["ahead"])
         if pair.format == QAFormat.TRUE_FALSE:
             unit = unit_of(pair.question)
             claimed = number_in(pair.question, unit)
-            assert pair.answer == tf_expected(pair, claimed == length_value(abs(truth["lateral"]), unit))
+            assert pair.answer == tf_expected(pair, claimed == length_value(meters, unit))
         else:
-            assert pair.value == length_value(abs(truth["lateral"]), pair.unit)
+            assert pair.value == length_value(meters, pair.unit)
             shown = pair.answer if pair.format == QAFormat.FREE_FORM else pair.options[pair.correct_index]
             assert number_in(shown, pair.unit) == pair.value
 
@@ -344,6 +352,8 @@ def test_every_task_and_format_on_the_hand_scene_agrees_with_recomputation():
     assert subtasks == {"fit_between", "walkway", "reach", "make_room"}
     modes = {p.subtask.rsplit("_", 1)[1] for p in pairs if p.task == Task.PERSPECTIVE_TAKING}
     assert modes == {"toward", "front"}
+    kinds = {p.subtask.rsplit("_", 1)[0] for p in pairs if p.task == Task.PERSPECTIVE_TAKING}
+    assert kinds == {"side", "depth", "offset", "ahead"}
 
 
 @pytest.mark.parametrize("seed", range(6))
