@@ -129,7 +129,11 @@ def score_benchmark(
     needs_images = False
     if predictor is None:
         if benchmark in config.predictions:
-            predictor = PredictionsFile(config.predictions[benchmark])
+            try:
+                predictor = PredictionsFile(config.predictions[benchmark])
+            except (DataError, OSError) as err:
+                report.status, report.message = "failed", f"predictions file: {err}"
+                return report
         elif checkpoint_dir is not None:
             predictor = ModelPredictor(
                 checkpoint_dir, config.batch_size, config.max_new_tokens, config.point_maps

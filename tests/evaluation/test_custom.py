@@ -7,7 +7,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from assets.records import Box2D, Box3D, DrawBox, Intrinsics, Level, QAFormat, QAPair, Scene, SceneObject, Task
+from assets.records import (
+    Box2D,
+    Box3D,
+    DrawBox,
+    Intrinsics,
+    Level,
+    QAFormat,
+    QAPair,
+    Scene,
+    SceneObject,
+    Task,
+)
 from assets.storage import encode_depth_png, encode_jpeg, write_scenes
 from evaluation.config import EvalConfig
 from evaluation.custom import L1, L2, L3, build_custom_benchmark
