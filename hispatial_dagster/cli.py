@@ -350,6 +350,32 @@ def cmd_ui(args: argparse.Namespace) -> int:
             return proc.wait()
 
 
+def cmd_mlflow(args: argparse.Namespace) -> int:
+    from hispatial_dagster import tracking
+    from hispatial_dagster.resources import default_tracking_uri
+
+    uri = args.tracking_uri or default_tracking_uri()
+    if args.mlflow_command == "register":
+        registrations = tracking.register_best_checkpoints(uri, args.experiment, args.metric)
+        if not registrations:
+            console.print(f"no finished full-mixture run with {args.metric} in {args.experiment!r} at {uri}")
+            return 1
+        _print_rows([r.__dict__ for r in registrations], title=f"Registered best checkpoints ({args.metric})")
+        return 0
+    table = tracking.level_ablation_table(tracking.runs_frame(uri, args.experiment))
+    if table.empty:
+        console.print(f"no runs with per-level metrics in {args.experiment!r} at {uri}")
+        return 1
+    rows = [
+        {"trained_levels": idx, **{k: f"{v:.3f}" if isinstance(v, float) else v for k, v in row.items()}}
+        for idx, row in table.iterrows()
+    ]
+    _print_rows(rows, title="Level ablation: held-out accuracy per level")
+    if args.plot:
+        console.print(f"plot: {tracking.plot_ablation(table, Path(args.plot))}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hispatial", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", help="data root (default: $HISPATIAL_DATA_ROOT or <repo>/data)")
@@ -379,6 +405,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="materialized / stale / failed per asset and partition")
     status.set_defaults(func=cmd_status)
+
+    ml = sub.add_parser("mlflow", help="register best checkpoints; compare level-ablation runs")
+    ml.add_argument("mlflow_command", choices=["register", "compare"])
+    ml.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite under <repo>/mlflow")
+    ml.add_argument("--experiment", default="hispatial-training")
+    ml.add_argument("--metric", default="val/accuracy/all", help="metric that picks the best run (register)")
+    ml.add_argument("--plot", help="write the ablation bar plot to this PNG (compare)")
+    ml.set_defaults(func=cmd_mlflow)
 
     ui = sub.add_parser("ui", help="start `dagster dev` on 127.0.0.1 for this instance")
     ui.add_argument("--port", type=int, default=3000)
