@@ -44,7 +44,7 @@ from assets.qa.formats import (
     pick_unit,
     templates,
 )
-from assets.records import DrawBox, QAPair, SceneObject, Task
+from assets.records import DrawBox, QAPair, Scene, SceneObject, Task
 
 if TYPE_CHECKING:
     from assets.llm import LLMClient
@@ -62,7 +62,8 @@ MIN_OFFSET_M = 0.1  # perspective offsets smaller than this are not asked numeri
 FLOOR_TOLERANCE_M = 0.15  # an object stands on the floor when its bottom is this close to the lowest bottom
 MIN_WALL_HEIGHT_M = 0.3  # ...and it is tall enough to bound a walkway
 MAX_REACH_OBJECT_M = 1.0  # reach is center to center, meaningful only for objects smaller than this
-MAX_ATTEMPTS = 400  # candidate questions examined per task and scene (crowded scenes are n^3 in candidates)
+MAX_ATTEMPTS = 400
+EXHAUSTIVE_KEY = "exhaustive_annotations"  # Scene.metadata flag: all instances of each category are labelled  # candidate questions examined per task and scene (crowded scenes are n^3 in candidates)
 
 
 # ------------------------------------------------------------------------------------------------- geometry
@@ -282,6 +283,12 @@ def plural(noun: str) -> str:
     else:
         last += "s"
     return f"{head} {last}" if head else last
+
+
+def annotations_exhaustive(scene: Scene) -> bool:
+    """True when every instance of every labelled category is annotated, so counts are trustworthy (a detector
+    that misses one cup of three would make "how many cups" wrong)."""
+    return scene.has_ground_truth_3d or scene.metadata.get(EXHAUSTIVE_KEY) is True
 
 
 def count_statement(template: Template, fill: dict[str, str], category: str, n: int) -> str:
@@ -881,7 +888,11 @@ def generate_l3(
     if len(ctx.objects) < 2:
         return []
     gen = _L3(ctx)
-    pairs = gen.perspective() + gen.counting()
+    pairs = gen.perspective()
+    if annotations_exhaustive(ctx.scene):
+        pairs += gen.counting()
+    else:
+        ctx.skips.append("L3 counting: annotations not known to be exhaustive (no ground truth)")
     limit = ctx.config.cap(Task.PROBLEM_SOLVING)
     solved: list[QAPair] = []
     if llm is not None and limit > 0:

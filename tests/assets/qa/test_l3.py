@@ -70,6 +70,7 @@ def make_scene(specs: list[Spec], gravity=TILTED_GRAVITY, scene_id: str = "hand-
         intrinsics=Intrinsics(fx=500, fy=500, cx=320, cy=240, width=640, height=480),
         gravity_cam=gravity,
         objects=objects,
+        has_ground_truth_3d=True,
         image_file="images/x.jpg",
     )
 
@@ -402,6 +403,16 @@ def test_counting_skips_ambiguous_relations():
     assert any(
         p.task == Task.SPATIAL_COUNTING and p.object_ids[0] == 4 and p.subtask == "left" for p in pairs
     )
+
+
+def test_counting_needs_exhaustive_annotations():
+    scene = make_scene(HAND_SPECS).model_copy(update={"has_ground_truth_3d": False})
+    ctx = QAContext.build(scene, QAConfig(caps=ALL_CAPS))
+    pairs = generate_l3(ctx)
+    assert pairs and not any(p.task == Task.SPATIAL_COUNTING for p in pairs)
+    assert any("exhaustive" in s for s in ctx.skips)
+    flagged = scene.model_copy(update={"metadata": {"exhaustive_annotations": True}})
+    assert any(p.task == Task.SPATIAL_COUNTING for p in generate_l3(QAContext.build(flagged, QAConfig())))
 
 
 def test_no_gravity_means_no_l3():
