@@ -1,0 +1,84 @@
+import numpy as np
+
+from assets.qa.config import QAConfig
+from assets.qa.context import QAContext, is_box_reference, qa_id, refer
+from assets.records import Box3D
+from tests.assets.qa.scenes import make_scene
+
+
+def test_textual_reference_is_used_as_written():
+    scene = make_scene(0, box_fallback_share=0.0)
+    ctx = QAContext.build(scene)
+    text, boxes = refer(scene.objects[0], ctx)
+    assert text == scene.objects[0].reference and boxes == []
+
+
+def test_box_fallback_gets_a_distinct_colour_and_a_box_to_draw():
+    scene = make_scene(0, n_objects=8, box_fallback_share=1.0)
+    # one object already carries the colour chosen by the references stage
+    scene.objects[2] = scene.objects[2].model_copy(update={
+        "reference": f"the {scene.objects[2].category} (highlighted by the teal box)",
+        "reference_kind": "box_fallback", "attributes": {"box_color": "teal"}})
+    ctx = QAContext.build(scene)
+    colors = []
+    for obj in ctx.objects:
+        assert is_box_reference(obj)
+        text, boxes = refer(obj, ctx)
+        assert len(boxes) == 1 and boxes[0].instance_id == obj.instance_id and boxes[0].box2d == obj.box2d
+        assert text == f"the {obj.category} (highlighted by the {boxes[0].color} box)"
+        colors.append(boxes[0].color)
+    assert len(set(colors)) == len(colors) == 8
+    assert refer(scene.objects[2], ctx)[1][0].color == "teal"
+
+
+def test_more_fallback_objects_than_colours_drops_the_extra_ones_with_a_reason():
+    scene = make_scene(0, n_objects=16, box_fallback_share=1.0)
+    ctx = QAContext.build(scene)
+    assert len(ctx.objects) == 13
+    assert sum("no distinct box colour" in s for s in ctx.skips) == 3
+
+
+def test_degenerate_and_behind_camera_objects_are_dropped():
+    scene = make_scene(0, n_objects=4)
+    box = scene.objects[0].box3d
+    scene.objects[0] = scene.objects[0].model_copy(update={"box3d": box.model_copy(update={"width": 1e-4})})
+    scene.objects[1] = scene.objects[1].model_copy(
+        update={"box3d": Box3D(center_cam=(0.0, 0.0, -2.0), width=1, height=1, length=1, yaw=0)})
+    ctx = QAContext.build(scene)
+    assert [o.instance_id for o in ctx.objects] == [3, 4]
+    assert any("degenerate" in s for s in ctx.skips) and any("in front of the camera" in s for s in ctx.skips)
+
+
+def test_gravity_frame_missing_or_vertical_view():
+    assert QAContext.build(make_scene(0, gravity=False)).frame is None
+    vertical = make_scene(0).model_copy(update={"gravity_cam": (0.0, 0.0872, -0.9962)})  # looking 85 deg up
+    ctx = QAContext.build(vertical)
+    assert ctx.frame is None and any("undefined" in s for s in ctx.skips)
+
+
+def test_geometry_cache_matches_the_frame():
+    scene = make_scene(3)
+    ctx = QAContext.build(scene)
+    obj = ctx.objects[0]
+    g = ctx.geom(obj)
+    np.testing.assert_allclose(g.center_grav, ctx.frame.cam_to_grav @ np.asarray(obj.box3d.center_cam))
+    lo, hi = g.extents["up"]
+    assert hi - lo == np.float64(hi - lo) and abs((hi - lo) - obj.box3d.height) < 1e-9
+    assert ctx.geom(obj) is g
+
+
+def test_qa_ids_are_stable_and_distinguish_their_inputs():
+    a = qa_id("s1", "size", "l1.size.ff.0", [1], "free_form", "width")
+    assert a == qa_id("s1", "size", "l1.size.ff.0", [1], "free_form", "width")
+    assert len({a, qa_id("s2", "size", "l1.size.ff.0", [1], "free_form", "width"),
+                qa_id("s1", "size", "l1.size.ff.1", [1], "free_form", "width"),
+                qa_id("s1", "size", "l1.size.ff.0", [2], "free_form", "width"),
+                qa_id("s1", "size", "l1.size.ff.0", [1], "true_false", "width"),
+                qa_id("s1", "size", "l1.size.ff.0", [1], "free_form", "height")}) == 6
+
+
+def test_default_rng_depends_on_seed_and_scene_only():
+    scene = make_scene(5)
+    r1 = QAContext.build(scene, QAConfig(seed=1)).rng.random()
+    assert r1 == QAContext.build(scene, QAConfig(seed=1)).rng.random()
+    assert r1 != QAContext.build(scene, QAConfig(seed=2)).rng.random()
