@@ -133,3 +133,22 @@ def test_qa_schema(tmp_path):
     assert not passed and meta["problems"] == ["q1: empty question or answer"]
     pq.write_table(qa_table(["x"]).drop_columns(["task"]), tmp_path / "qa_shards/s0/qa.parquet")
     assert checks.qa_schema(tmp_path, "s0")[1]["missing_columns"] == ["task"]
+
+
+def test_a_real_synthetic_shard_passes_every_stage_and_check(tmp_path):
+    from assets.synthetic import SyntheticConfig, write_synthetic_shard
+
+    source = write_synthetic_shard(tmp_path, "synthetic-000", SyntheticConfig(num_scenes=4, seed=3))
+    assert source.num_out == 4
+    for stage in (filter_shard, point_maps_shard, object_clouds_shard, references_shard):
+        report = stage(tmp_path, "synthetic-000")
+        assert report.num_out == 4 and not report.rejections, (stage.__name__, report.rejections)
+    scenes = read_scenes(tmp_path / "object_references/synthetic-000/scenes.jsonl")
+    assert all(s.metadata["point_map_source"] == "ground_truth" for s in scenes)
+    assert all(o.reference for s in scenes for o in s.objects)
+    passed, meta = checks.points_in_boxes(tmp_path, "synthetic-000")
+    assert passed and meta["num_objects_checked"] == sum(len(s.objects) for s in scenes) > 8
+    assert meta["min_fraction_inside"] >= 0.98
+    for check in (checks.point_maps_finite, checks.boxes_inside_image, checks.references_unique):
+        passed, meta = check(tmp_path, "synthetic-000")
+        assert passed, (check.__name__, meta)
