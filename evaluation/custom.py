@@ -61,8 +61,11 @@ def _draw(root: Path, scene: Scene, qa: QAPair) -> bytes | None:
     """The scene image with the boxes the question refers to by colour drawn on it (as in training)."""
     if not qa.draw_boxes:
         return None
-    with Image.open(root / scene.image_file) as img:
-        canvas = img.convert("RGB")
+    try:
+        with Image.open(root / scene.image_file) as img:
+            canvas = img.convert("RGB")
+    except OSError:
+        return None  # a missing image is the scorer's "missing image", not a dropped item
     draw = ImageDraw.Draw(canvas)
     for box in qa.draw_boxes:
         draw.rectangle(box.box2d.as_list(), outline=box.color, width=max(1, round(min(canvas.size) / 150)))

@@ -1,0 +1,64 @@
+"""Our model behind the Predictor protocol: a tiny random checkpoint of the real class, scored on the custom
+benchmark with ground-truth point maps; a missing image is a wrong item with its reason."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from evaluation.config import EvalConfig
+from evaluation.predictors import ModelPredictor, PredictionsFile
+from evaluation.run import score_benchmark
+from tests.evaluation.test_custom import data_root  # noqa: F401 - fixture reuse
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path: Path) -> Path:
+    from training.checkpoints import save_checkpoint
+    from training.config import tiny_train_config
+    from training.model import build_random_model
+    from training.tokenizer import build_processor
+
+    processor = build_processor(56)
+    tok = processor.tokenizer
+    config = tiny_train_config()
+    model = build_random_model(config.model, len(tok), tok.convert_tokens_to_ids("<image>")).eval()
+    return save_checkpoint(tmp_path / "ckpt", model, processor, config)
+
+
+def test_model_predictor_scores_custom_benchmark(data_root, tiny_checkpoint):  # noqa: F811
+    (data_root / "source_images" / "heldout-000" / "images" / "heldout-000-s0.jpg").unlink()  # no image
+    config = EvalConfig(heldout_shards=["heldout-000"], batch_size=2, max_new_tokens=4, use_judge=False)
+    report = score_benchmark(data_root, "custom", tiny_checkpoint, config)
+    assert report.status == "ok" and report.num_items == 5
+    frame = pd.read_parquet(report.predictions_path).set_index("item_id")
+    # every item is still in the denominator, wrong with the reason, and the model was never asked
+    assert (frame["reason"] == "missing image").sum() == 5 and report.score == 0.0
+    assert report.metrics["point_maps/ground_truth"] == 0.0
+
+
+def test_model_predictor_uses_ground_truth_point_maps(data_root, tiny_checkpoint):  # noqa: F811
+    config = EvalConfig(heldout_shards=["heldout-000"], batch_size=5, max_new_tokens=3, use_judge=False, limit=3)
+    report = score_benchmark(data_root, "custom", tiny_checkpoint, config)
+    assert report.status == "ok" and report.num_items == 3
+    assert report.metrics["point_maps/ground_truth"] == 3.0 and report.metrics["point_maps/missing"] == 0.0
+    frame = pd.read_parquet(report.predictions_path)
+    assert frame["prediction"].notna().all()
+
+
+def test_model_predictor_batches_like_single_items(data_root, tiny_checkpoint):  # noqa: F811
+    from evaluation.custom import build_custom_benchmark
+
+    items, _ = build_custom_benchmark(data_root, EvalConfig(heldout_shards=["heldout-000"]))
+    predictor = ModelPredictor(tiny_checkpoint, batch_size=5, max_new_tokens=3)
+    batched = predictor.predict(items)
+    single = ModelPredictor(tiny_checkpoint, batch_size=1, max_new_tokens=3).predict(items)
+    assert len(batched) == 5 and batched == single  # greedy + left padding: batch size changes nothing
+
+
+def test_predictions_file_reads_ids(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({"id": 7, "prediction": None}) + "\n\n" + json.dumps({"id": "x", "prediction": "B"}))
+    pf = PredictionsFile(path)
+    assert pf.predictions == {"7": "", "x": "B"}
