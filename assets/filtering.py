@@ -17,9 +17,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from assets.records import Scene
-from assets.scene_stage import run_scene_stage
+from assets.scene_stage import load_scene_rgb, run_scene_stage
 from assets.stage import DataError, StageReport
-from assets.storage import decode_depth_png, load_rgb
+from assets.storage import decode_depth_png
 
 STAGE = "filtered_images"
 UPSTREAM = "source_images"
@@ -75,7 +75,7 @@ def check_scene(
     vlm_filter: ImageFilter | None = None,
 ) -> Scene:
     """Return the scene annotated with its filter statistics, or raise DataError with the reason to reject it."""
-    rgb = load_rgb(Path(root) / scene.image_file)  # raises "unreadable image ..." on corrupt files
+    rgb = load_scene_rgb(root, scene)
     height, width = rgb.shape[:2]
     if (width, height) != (scene.intrinsics.width, scene.intrinsics.height):
         raise DataError(

@@ -19,9 +19,9 @@ import numpy as np
 from assets.geometry import depth_to_points
 from assets.point_maps import read_depth
 from assets.records import Scene, SceneObject, Vec3
-from assets.scene_stage import run_scene_stage
+from assets.scene_stage import load_scene_rgb, run_scene_stage
 from assets.stage import DataError, StageReport
-from assets.storage import atomic_write_bytes, decode_mask_png, encode_mask_png, load_rgb
+from assets.storage import atomic_write_bytes, decode_mask_png, encode_mask_png
 
 STAGE = "object_clouds"
 UPSTREAM = "point_maps"
@@ -93,7 +93,7 @@ def extracted_objects(
     depth = read_depth(root, scene)
     points = depth_to_points(depth, scene.intrinsics).astype(np.float32)
     valid = np.isfinite(points).all(axis=-1)
-    rgb = load_rgb(Path(root) / scene.image_file)
+    rgb = load_scene_rgb(root, scene)
     extraction = extractor.extract(rgb, points, valid, scene)
     mask = np.asarray(extraction.instance_mask)
     if mask.shape != valid.shape:

@@ -17,9 +17,9 @@ import numpy as np
 
 from assets.geometry import depth_to_points
 from assets.records import Intrinsics, Scene
-from assets.scene_stage import run_scene_stage
+from assets.scene_stage import load_scene_rgb, run_scene_stage
 from assets.stage import DataError, StageReport
-from assets.storage import atomic_write_bytes, decode_depth_png, encode_depth_png, load_rgb
+from assets.storage import atomic_write_bytes, decode_depth_png, encode_depth_png
 
 STAGE = "point_maps"
 UPSTREAM = "filtered_images"
@@ -76,7 +76,7 @@ def ground_truth_point_map(root: Path, scene: Scene) -> Scene:
 
 def estimated_point_map(root: Path, scene: Scene, estimator: PointMapEstimator, out_dir: Path, shard: str) -> Scene:
     """Run the estimator, mark NaN/inf/behind-camera points invalid, and store the z-depth PNG."""
-    rgb = load_rgb(Path(root) / scene.image_file)
+    rgb = load_scene_rgb(root, scene)
     estimate = estimator.estimate(rgb)
     points = np.asarray(estimate.points, dtype=np.float32)
     height, width = rgb.shape[:2]

@@ -15,12 +15,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from assets.records import Scene
 from assets.stage import DataError, StageReport, process_items
 from assets.storage import (
     atomic_dir,
     atomic_write_json,
     directory_digest,
+    load_rgb,
     shard_dir,
     write_jsonl,
     write_scenes,
@@ -64,6 +67,15 @@ def parse_scene(line: SceneLine) -> Scene:
     except ValueError as err:
         first = str(err).splitlines()[0:3]
         raise DataError(f"malformed scene record: line {line.lineno}: {' '.join(first)}") from err
+
+
+def load_scene_rgb(root: Path, scene: Scene) -> np.ndarray:
+    """The scene's image as (H, W, 3) uint8; a missing or corrupt file raises DataError "unreadable image: <path>"
+    with the path relative to the data root, so rejections group by kind rather than by file."""
+    try:
+        return load_rgb(Path(root) / scene.image_file)
+    except ValueError as err:
+        raise DataError(f"unreadable image: {scene.image_file}: {err.__cause__ or err}") from err
 
 
 def reason_kind(reason: str) -> str:

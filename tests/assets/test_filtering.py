@@ -104,7 +104,9 @@ def test_corrupt_image_and_malformed_lines_are_rejections_not_crashes(tmp_path):
     report = filter_shard(tmp_path, "s0")
     assert report.num_in == 5 and report.num_out == 1
     got = reasons(tmp_path)
-    assert "unreadable image" in got["b"]
+    assert got["b"].startswith("DataError: unreadable image: source_images/s0/images/b.jpg: ")
+    histogram = {row["reason"]: row["count"] for row in report.metadata["rejection_reasons"]}
+    assert histogram["DataError: unreadable image"] == 1
     assert got["line 3"].startswith("DataError: malformed scene record: line 3")
     assert "intrinsics" in got["no-intrinsics"]
     assert got["a"].startswith("DataError: duplicate scene_id")
