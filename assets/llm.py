@@ -9,6 +9,8 @@ prompt on a re-run), so it lives here once:
 - `LLMClient.complete_json(messages, schema, images=None)` asks for a JSON object (``response_format``), extracts
   the first JSON object from the reply text when the server ignores that, validates it with a pydantic model, and
   retries with exponential backoff on malformed/invalid replies, timeouts, HTTP 429 and 5xx.
+- `LLMClient.complete_text(messages, images=None)` is the same machinery for free-text replies (a reference VLM
+  answering a benchmark question).
 - A per-run budget (HTTP calls and/or tokens) stops spending with `BudgetExceeded`.
 - Replies are cached on disk under sha256(model, temperature, messages, schema): re-running a pipeline never pays
   twice. Cache files are written atomically and hold only the prompt hash and the validated reply.
@@ -242,13 +244,15 @@ class LLMClient:
 
     # -------------------------------------------------------------------------------------------------- cache
 
-    def cache_key(self, messages: Sequence[Message], schema: type[BaseModel]) -> str:
-        """sha256 over everything that determines the reply (never the key or the endpoint URL)."""
+    def cache_key(self, messages: Sequence[Message], schema: type[BaseModel] | None) -> str:
+        """sha256 over everything that determines the reply (never the key or the endpoint URL).
+
+        `messages` are the full request messages; `schema` None means a free-text request."""
         payload = {
             "model": self.config.model,
             "temperature": self.config.temperature,
             "messages": list(messages),
-            "schema": schema.model_json_schema(),
+            "schema": schema.model_json_schema() if schema is not None else "text",
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
@@ -257,23 +261,29 @@ class LLMClient:
             return None
         return Path(self.config.cache_dir) / key[:2] / f"{key}.json"
 
-    def _cache_get(self, key: str, schema: type[SchemaT]) -> SchemaT | None:
+    def _cache_get(self, key: str, schema: type[SchemaT] | None) -> SchemaT | str | None:
         path = self._cache_path(key)
         if path is None or not path.exists():
             return None
         try:
             entry = json.loads(path.read_text(encoding="utf-8"))
+            if schema is None:
+                return str(entry["text"]) or None
             return schema.model_validate(entry["reply"])
         except (OSError, ValueError, KeyError, ValidationError) as err:
             log.warning("ignoring unreadable cache entry %s: %s", path.name, err)
             return None
 
-    def _cache_put(self, key: str, reply: BaseModel) -> None:
+    def _cache_put(self, key: str, reply: BaseModel | str) -> None:
         path = self._cache_path(key)
-        if path is not None:
-            atomic_write_json(
-                path, {"key": key, "model": self.config.model, "reply": reply.model_dump(mode="json")}
-            )
+        if path is None:
+            return
+        entry: dict[str, Any] = {"key": key, "model": self.config.model}
+        if isinstance(reply, str):
+            entry["text"] = reply
+        else:
+            entry["reply"] = reply.model_dump(mode="json")
+        atomic_write_json(path, entry)
 
     # ------------------------------------------------------------------------------------------------- budget
 
@@ -313,6 +323,22 @@ class LLMClient:
         full = [{"role": "system", "content": _schema_instruction(schema)}, *messages]
         if images:
             full = attach_images(full, images)
+        return self._complete(full, schema, use_cache)
+
+    def complete_text(
+        self,
+        messages: Sequence[Message],
+        images: Sequence[ImageInput] | None = None,
+        *,
+        use_cache: bool = True,
+    ) -> str:
+        """A free-text reply (e.g. a reference VLM answering a benchmark question), with the same retries, budget
+        and cache as `complete_json`; an empty reply counts as invalid and is retried."""
+        full = attach_images(messages, images) if images else [dict(m) for m in messages]
+        return self._complete(full, None, use_cache)
+
+    def _complete(self, full: list[Message], schema: type[SchemaT] | None, use_cache: bool) -> Any:
+        """The retry loop shared by JSON and text requests: cache, budget, backoff, counters."""
         key = self.cache_key(full, schema)
         if use_cache:
             cached = self._cache_get(key, schema)
@@ -345,7 +371,7 @@ class LLMClient:
             self.stats.failures += 1
         raise LLMError(f"no valid reply after {self.config.max_retries + 1} attempts: {last_reason}")
 
-    def _request_kwargs(self, messages: list[Message], schema: type[BaseModel]) -> dict[str, Any]:
+    def _request_kwargs(self, messages: list[Message], schema: type[BaseModel] | None) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "model": self.config.model,
             "messages": messages,
@@ -353,7 +379,9 @@ class LLMClient:
         }
         if self.config.max_output_tokens is not None:
             kwargs["max_tokens"] = self.config.max_output_tokens
-        if self._response_format == "json_object":
+        if schema is None:
+            pass  # free text: no structured output mode
+        elif self._response_format == "json_object":
             kwargs["response_format"] = {"type": "json_object"}
         elif self._response_format == "json_schema":
             kwargs["response_format"] = {
@@ -366,7 +394,7 @@ class LLMClient:
             }
         return kwargs
 
-    def _attempt(self, messages: list[Message], schema: type[SchemaT]) -> SchemaT:
+    def _attempt(self, messages: list[Message], schema: type[SchemaT] | None) -> SchemaT | str:
         """One HTTP request. The openai client is built per attempt so the key lives only in this frame."""
         import openai  # deferred: importing openai costs ~2 s, and most users of this module never call out
 
@@ -406,6 +434,8 @@ class LLMClient:
         if not content:
             self._count_invalid()
             raise _RetryableReply("empty reply")
+        if schema is None:
+            return content.strip()
         try:
             return schema.model_validate(extract_json_object(content))
         except ValidationError as err:

@@ -266,3 +266,25 @@ def test_from_env(monkeypatch, tmp_path):
     assert client.config.api_key_env == "OPENAI_API_KEY" and client.config.max_calls == 7
     assert client.config.model == "gpt-4.1" and client.config.cache_dir == tmp_path
     assert SECRET not in repr(client) and SECRET not in client.config.model_dump_json()
+
+
+def test_complete_text_retries_empty_replies_caches_and_sends_images(tmp_path):
+    image = np.full((4, 4, 3), 128, dtype=np.uint8)
+    with serve([text_reply(""), text_reply("  The cup is 0.42 m from the laptop.\n")]) as server:
+        client = make_client(server.base_url, tmp_path)
+        answer = client.complete_text(MESSAGES, images=[image])
+        again = make_client(server.base_url, tmp_path).complete_text(MESSAGES, images=[image])
+    assert answer == again == "The cup is 0.42 m from the laptop."
+    assert len(server.requests) == 2 and client.stats.invalid_replies == 1
+    assert "response_format" not in server.requests[0].body
+    assert server.requests[1].image_urls and server.requests[1].body["messages"][0]["role"] == "user"
+    # Text and JSON requests of the same messages never share a cache entry.
+    assert client.cache_key(MESSAGES, None) != client.cache_key(MESSAGES, Verdict)
+
+
+def test_budget_running_out_during_retries_raises_budget_exceeded():
+    with serve([error_reply(500)] * 5) as server:
+        client = make_client(server.base_url, max_calls=2, max_retries=4)
+        with pytest.raises(BudgetExceeded):
+            client.complete_json(MESSAGES, Verdict)
+    assert len(server.requests) == 2
