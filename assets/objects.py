@@ -121,12 +121,19 @@ def _with_objects(scene: Scene, kept: list[SceneObject], extra: dict[str, str]) 
 def object_clouds_shard(root: Path, shard: str, extractor: ObjectExtractor | None = None) -> StageReport:
     """Build `object_clouds/<shard>/` from `point_maps/<shard>`; scenes left with no object are rejected."""
 
+    # over kept scenes, filled while the shard is processed (run_scene_stage merges it afterwards)
+    stats = {"extractor": type(extractor).__name__ if extractor is not None else "none", "objects_in": 0, "objects_out": 0}
+
     def one(scene: Scene, report: StageReport, tmp: Path) -> Scene:
         if scene.has_ground_truth_3d:
-            return ground_truth_objects(root, scene, report)
-        if extractor is None:
+            out = ground_truth_objects(root, scene, report)
+        elif extractor is None:
             raise DataError("no object extractor configured: scene has no ground-truth objects")
-        return extracted_objects(root, scene, extractor, tmp, shard, report)
+        else:
+            out = extracted_objects(root, scene, extractor, tmp, shard, report)
+        stats["objects_in"] += int(out.metadata["objects_in"])
+        stats["objects_out"] += int(out.metadata["objects_out"])
+        return out
 
     return run_scene_stage(
         root,
@@ -138,5 +145,5 @@ def object_clouds_shard(root: Path, shard: str, extractor: ObjectExtractor | Non
             "objects_in": s.metadata.get("objects_in", ""),
             "objects_out": s.metadata.get("objects_out", ""),
         },
-        metadata={"extractor": type(extractor).__name__ if extractor is not None else "none"},
+        metadata=stats,
     )

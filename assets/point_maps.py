@@ -110,12 +110,20 @@ def point_maps_shard(root: Path, shard: str, estimator: PointMapEstimator | None
     """Build `point_maps/<shard>/` from `filtered_images/<shard>`: ground truth passes through, the rest is
     estimated; a scene with no depth and no estimator is rejected ("no point-map estimator configured")."""
 
+    # filled while the shard is processed (run_scene_stage merges it afterwards)
+    stats = {"estimator": type(estimator).__name__ if estimator is not None else "none"}
+    stats.update({"point_maps_ground_truth": 0, "point_maps_estimated": 0})
+
     def one(scene: Scene, report: StageReport, tmp: Path) -> Scene:
         if scene.depth_file is not None:
-            return ground_truth_point_map(root, scene)
-        if estimator is None:
+            out = ground_truth_point_map(root, scene)
+        elif estimator is None:
             raise DataError("no point-map estimator configured: scene has no ground-truth depth")
-        return estimated_point_map(root, scene, estimator, tmp, shard)
+        else:
+            out = estimated_point_map(root, scene, estimator, tmp, shard)
+        key = "point_maps_ground_truth" if out.metadata["point_map_source"] == "ground_truth" else "point_maps_estimated"
+        stats[key] += 1
+        return out
 
     report = run_scene_stage(
         root,
@@ -127,6 +135,6 @@ def point_maps_shard(root: Path, shard: str, estimator: PointMapEstimator | None
             "point_map_source": s.metadata.get("point_map_source", ""),
             "valid_fraction": s.metadata.get("valid_fraction", ""),
         },
-        metadata={"estimator": type(estimator).__name__ if estimator is not None else "none"},
+        metadata=stats,
     )
     return report

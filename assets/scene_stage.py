@@ -122,7 +122,8 @@ def run_scene_stage(
     """Read `<upstream>/<shard>/scenes.jsonl`, apply `fn(scene, report, tmp_dir)` to each parsed scene and write the
     stage's shard. `fn` raises a data error (DataError, ValueError, OSError, ...) to reject a scene with that reason,
     may call `report.reject` for parts of a scene (one object), and returns the scene to keep. `metadata` is
-    added to the report (and the manifest) before the shard is written.
+    merged into the report (and the manifest) after every item was processed, so `fn` may fill in counts as it
+    goes.
     """
     lines = read_scene_lines(shard_dir(root, upstream, shard) / "scenes.jsonl")
     seen: set[str] = set()

@@ -64,6 +64,7 @@ def test_hidden_and_depthless_objects_are_dropped_one_by_one(tmp_path):
     assert [o.category for o in kept.objects] == ["cabinet"]
     assert (kept.metadata["objects_in"], kept.metadata["objects_out"]) == (3, 1)
     assert report.num_out == 1
+    assert (report.metadata["objects_in"], report.metadata["objects_out"]) == (3, 1)  # over kept scenes
 
 
 def test_missing_mask_and_missing_extractor_are_rejections(tmp_path):

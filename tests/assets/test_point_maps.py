@@ -49,6 +49,7 @@ def test_ground_truth_depth_passes_through_by_reference(tmp_path):
     assert scenes[0].metadata["valid_fraction"] == 1.0  # every ray hits the floor or the back wall
     assert not (tmp_path / "point_maps/s0/depth").exists()  # nothing copied
     assert report.preview[0]["point_map_source"] == "ground_truth"
+    assert (report.metadata["point_maps_ground_truth"], report.metadata["point_maps_estimated"]) == (2, 0)
 
 
 def test_bad_ground_truth_depth_is_rejected_with_its_reason(tmp_path):
@@ -93,6 +94,7 @@ def test_estimated_point_map_is_stored_with_its_intrinsics(tmp_path):
     assert not valid[:, :24].any() and valid[:, 24:].all()
     np.testing.assert_allclose(points[valid], estimator.points[valid], rtol=2e-4)
     assert report.metadata["estimator"] == "RenderedDepthEstimator"
+    assert report.metadata["point_maps_estimated"] == 1
 
 
 def test_all_nan_estimate_is_rejected(tmp_path):
