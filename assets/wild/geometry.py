@@ -1,0 +1,318 @@
+"""From a mask and a point map to a gravity-aligned 3D box: the geometry half of in-the-wild estimation.
+
+Paper Sec. 3.2 / 7.1: object pixels of a metric point map form an object point cloud; DBSCAN keeps the largest
+cluster (a mask that leaks onto the background or spans two objects yields several clusters); a gravity-aligned
+frame turns the cloud into a box whose vertical axis is `up`. The paper takes gravity from Perspective Fields; with
+no such model installed we fit the dominant horizontal support plane (floor or table top) of the point map by
+RANSAC, with the camera's likely up (-y in the OpenCV camera frame) as the prior. Everything here is numpy/scipy/
+sklearn on arrays, so it can be checked on synthetic scenes with known boxes (benchmarks/bench_geometry_chain.py).
+
+Box convention (docs/CONVENTIONS.md): yaw is measured in the gravity frame from `right` towards `forward` of the
+box's length axis. With a known front, the length axis is the footprint axis nearest to it (signed like it);
+without one, width is the horizontal extent more nearly parallel to the image plane (i.e. to `right`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import ConvexHull, QhullError
+from sklearn.cluster import DBSCAN
+from sklearn.neighbors import NearestNeighbors
+
+from assets.geometry import GravityFrame
+from assets.records import Box3D
+from assets.stage import DataError
+
+CAMERA_UP_PRIOR = np.array([0.0, -1.0, 0.0])  # OpenCV camera frame: y points down, so up is -y
+
+
+@dataclass(frozen=True)
+class CloudConfig:
+    """Knobs of the mask -> cloud -> box chain; defaults measured by benchmarks/bench_geometry_chain.py."""
+
+    min_points: int = 30  # fewer valid object points than this: no reliable box
+    max_points: int = 6000  # random subsample above this (fixed seed): keeps kNN/DBSCAN cheap, extents unchanged
+    outlier_neighbors: int = 16  # statistical outlier removal: k nearest neighbours
+    outlier_std_ratio: float = 3.0  # drop points whose mean kNN distance exceeds mean + ratio * std
+    dbscan_eps_pixels: float = 3.0  # DBSCAN eps in the ray/log-depth embedding, in pixels (see object_cloud)
+    depth_jump: float = 0.03  # a relative depth step between neighbouring pixels that counts as one pixel
+    dbscan_min_samples: int = 8
+    edge_window: int = 5  # flying-pixel filter: window (pixels) of the local median depth
+    edge_max_deviation: float = 0.05  # drop mask pixels whose depth is off the local median by more than this
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class GravityConfig:
+    """RANSAC on the dominant horizontal support plane of a point map."""
+
+    max_samples: int = 20000  # points drawn from the map
+    hypotheses: int = 400
+    max_tilt_deg: float = 40.0  # plane normal within this angle of the camera's likely up
+    inlier_rel: float = 0.01  # inlier distance = inlier_rel x median depth of the sample (noise grows with depth)
+    min_inlier_fraction: float = 0.05  # fewer inliers than this fraction of the sample: no support plane found
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class GravityEstimate:
+    gravity_cam: tuple[float, float, float]  # unit, pointing down
+    inlier_fraction: float
+    camera_height: float  # distance from the camera center to the fitted plane (meters)
+
+
+def object_cloud(
+    points: np.ndarray, valid: np.ndarray, mask: np.ndarray, config: CloudConfig | None = None
+) -> np.ndarray:
+    """Object point cloud (N, 3) from an (H, W, 3) point map, its validity and a boolean object mask.
+
+    Cleans in two steps, as the paper does: statistical outlier removal (flying pixels at depth edges sit far from
+    their neighbours) then DBSCAN, keeping the largest cluster (a mask leaking onto the wall behind, or two
+    objects under one mask). Raises DataError when too few points remain to make a box.
+
+    Both steps run on `ray_depth_embedding` coordinates rather than raw xyz: in xyz a surface seen at a grazing
+    angle (a table top from across the room) is several times sparser than one facing the camera, so any density
+    threshold that keeps the front face cuts the top off and the box loses its depth extent (measured: 60-98%
+    footprint errors on clean synthetic scenes). In the embedding neighbouring pixels stay neighbours whatever
+    the surface's slant, and only a relative depth jump separates surfaces.
+    """
+    config = config or CloudConfig()
+    if points.shape[:2] != mask.shape or valid.shape != mask.shape:
+        raise DataError(f"mask {mask.shape}, valid {valid.shape} and point map {points.shape} disagree")
+    usable = valid.astype(bool) & np.isfinite(points).all(axis=-1) & (points[..., 2] > 0)
+    selected = mask.astype(bool) & usable
+    if config.edge_max_deviation > 0:
+        selected &= ~flying_pixels(points[..., 2], selected, config.edge_window, config.edge_max_deviation)
+    cloud = np.asarray(points[selected], dtype=np.float64)
+    if len(cloud) < config.min_points:
+        raise DataError(f"only {len(cloud)} valid points under the mask (need {config.min_points})")
+    angle_step = pixel_angle_step(points, usable)
+    num_pixels = len(cloud)
+    if len(cloud) > config.max_points:
+        rng = np.random.default_rng(config.seed)
+        cloud = cloud[rng.choice(len(cloud), config.max_points, replace=False)]
+    spacing = np.sqrt(num_pixels / len(cloud))  # pixel spacing of the (subsampled) cloud on the image grid
+    coords = ray_depth_embedding(cloud, angle_step, config.depth_jump / spacing)
+    keep = statistical_inliers(coords, config.outlier_neighbors, config.outlier_std_ratio)
+    cloud, coords = cloud[keep], coords[keep]
+    labels = DBSCAN(eps=config.dbscan_eps_pixels * spacing, min_samples=config.dbscan_min_samples).fit_predict(
+        coords
+    )
+    cloud = cloud[largest_label(labels)]
+    if len(cloud) < config.min_points:
+        raise DataError(f"only {len(cloud)} points left after outlier removal and clustering")
+    return cloud
+
+
+def flying_pixels(depth: np.ndarray, selected: np.ndarray, window: int = 5, max_deviation: float = 0.05) -> np.ndarray:
+    """Boolean map of selected pixels whose depth is more than `max_deviation` (relative) off the median depth of
+    the selected pixels in a `window` x `window` neighbourhood.
+
+    Estimators smear depth across occlusion edges, so a mask's border pixels take depths anywhere between the
+    object and what lies behind it; they are few, but as box extremes they would dominate. The median of the
+    neighbourhood is the object's surface (border pixels are the minority of any window), and on a smoothly
+    slanted surface the median equals the centre's depth, so slanted table tops are kept whole.
+    """
+    rows = np.flatnonzero(selected.any(axis=1))
+    cols = np.flatnonzero(selected.any(axis=0))
+    flying = np.zeros_like(selected, dtype=bool)
+    if rows.size == 0:
+        return flying
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    half = window // 2
+    crop = np.where(selected[r0:r1, c0:c1], depth[r0:r1, c0:c1], np.nan).astype(np.float64)
+    padded = np.pad(crop, half, constant_values=np.nan)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (window, window))  # (h, w, window, window)
+    with warnings.catch_warnings():  # windows outside the mask are all-NaN; their result is never used
+        warnings.simplefilter("ignore", RuntimeWarning)
+        local = np.nanmedian(windows.reshape(*crop.shape, -1), axis=-1)
+    inside = selected[r0:r1, c0:c1]
+    deviation = np.abs(crop - local) / local
+    flying[r0:r1, c0:c1] = inside & (deviation > max_deviation)
+    return flying
+
+
+def pixel_angle_step(points: np.ndarray, usable: np.ndarray) -> float:
+    """Median |x/z| step between horizontally adjacent pixels, i.e. 1 / fx of whatever intrinsics produced the
+    map, read from the map itself so no intrinsics need to travel with it."""
+    pairs = usable[:, 1:] & usable[:, :-1]
+    if not pairs.any():
+        raise DataError("point map has no two adjacent valid pixels")
+    slope = points[..., 0] / np.where(usable, points[..., 2], 1.0)
+    step = float(np.median(np.abs(slope[:, 1:][pairs] - slope[:, :-1][pairs])))
+    if not step > 0:
+        raise DataError("point map has no horizontal extent")
+    return step
+
+
+def ray_depth_embedding(cloud: np.ndarray, angle_step: float, depth_jump_per_pixel: float) -> np.ndarray:
+    """(N, 3) coordinates in pixels: image position (x/z, y/z) / angle_step, and log-depth scaled so that a
+    relative depth jump of `depth_jump_per_pixel` counts as one pixel."""
+    z = cloud[:, 2]
+    return np.stack(
+        [cloud[:, 0] / z / angle_step, cloud[:, 1] / z / angle_step, np.log(z) / depth_jump_per_pixel], axis=1
+    )
+
+
+def statistical_inliers(coords: np.ndarray, neighbors: int = 16, std_ratio: float = 3.0) -> np.ndarray:
+    """Boolean mask of points whose mean distance to their k nearest neighbours is not unusually large
+    (PCL/Open3D's statistical outlier removal)."""
+    k = min(neighbors, len(coords) - 1)
+    if k < 2:
+        return np.ones(len(coords), dtype=bool)
+    distances, _ = NearestNeighbors(n_neighbors=k + 1).fit(coords).kneighbors(coords)
+    mean_dist = distances[:, 1:].mean(axis=1)  # column 0 is the point itself
+    # On a clean map the spread of mean distances is tiny, and mean + ratio * std would cut a thin strip (the
+    # top of a box seen edge-on); the floor keeps any point within twice the typical neighbour distance.
+    threshold = max(mean_dist.mean() + std_ratio * mean_dist.std(), 2.0 * float(np.median(mean_dist)))
+    return mean_dist <= threshold
+
+
+def largest_label(labels: np.ndarray) -> np.ndarray:
+    """Boolean mask of the most populous DBSCAN cluster (noise, label -1, never wins)."""
+    clustered = labels >= 0
+    if not clustered.any():
+        return np.zeros(len(labels), dtype=bool)
+    return labels == int(np.argmax(np.bincount(labels[clustered])))
+
+
+def estimate_gravity(
+    points: np.ndarray, valid: np.ndarray, config: GravityConfig | None = None
+) -> GravityEstimate | None:
+    """Gravity (unit, down) in the camera frame from the dominant horizontal support plane, or None.
+
+    RANSAC over plane hypotheses whose normal lies within `max_tilt_deg` of the camera's likely up (-y) and that
+    pass below the camera (a floor or table top, not a ceiling); the winner is refined by least squares on its
+    inliers. None when no such plane holds enough points (close-ups, sky-only images): those scenes then carry no
+    gravity and get no gravity-dependent questions, rather than a guessed frame.
+    """
+    config = config or GravityConfig()
+    rng = np.random.default_rng(config.seed)
+    sample = np.asarray(points[valid.astype(bool)], dtype=np.float64)
+    sample = sample[np.isfinite(sample).all(axis=1)]
+    if len(sample) < 100:
+        return None
+    if len(sample) > config.max_samples:
+        sample = sample[rng.choice(len(sample), config.max_samples, replace=False)]
+    threshold = config.inlier_rel * float(np.median(np.linalg.norm(sample, axis=1)))
+    cos_tilt = np.cos(np.deg2rad(config.max_tilt_deg))
+
+    triplets = sample[rng.integers(0, len(sample), size=(config.hypotheses, 3))]  # (M, 3 points, xyz)
+    normals = np.cross(triplets[:, 1] - triplets[:, 0], triplets[:, 2] - triplets[:, 0])
+    norms = np.linalg.norm(normals, axis=1)
+    ok = norms > 1e-12
+    normals, triplets = normals[ok] / norms[ok, None], triplets[ok]
+    normals *= np.sign(normals @ CAMERA_UP_PRIOR)[:, None]  # orient every normal towards the camera's up
+    offsets = -(normals * triplets[:, 0]).sum(axis=1)  # plane: n.p + d = 0; camera (origin) side: sign(d)
+    plausible = (normals @ CAMERA_UP_PRIOR >= cos_tilt) & (offsets > 0)  # tilt prior; plane below the camera
+    if not plausible.any():
+        return None
+    normals, offsets = normals[plausible], offsets[plausible]
+    counts = (np.abs(sample @ normals.T + offsets) < threshold).sum(axis=0)
+    best = int(np.argmax(counts))
+    if counts[best] < config.min_inlier_fraction * len(sample):
+        return None
+
+    normal, offset = normals[best], offsets[best]
+    for _ in range(3):  # least-squares refit on the inliers, twice re-selecting them
+        inliers = sample[np.abs(sample @ normal + offset) < threshold]
+        centroid = inliers.mean(axis=0)
+        _, _, vt = np.linalg.svd(inliers - centroid, full_matrices=False)
+        normal = vt[2] * np.sign(vt[2] @ CAMERA_UP_PRIOR)
+        offset = -float(normal @ centroid)
+    inlier_fraction = float((np.abs(sample @ normal + offset) < threshold).mean())
+    gravity = -normal / np.linalg.norm(normal)
+    return GravityEstimate(tuple(float(c) for c in gravity), inlier_fraction, abs(offset))
+
+
+def min_area_rectangle(xy: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Minimum-area enclosing rectangle of 2D points by rotating calipers over the convex hull's edges.
+
+    Returns (angle, center_xy, extents): the rectangle's first axis is (cos angle, sin angle) with extent
+    extents[0], its second axis perpendicular with extents[1]. The optimum has one side on a hull edge
+    (Freeman & Shapira 1975), so trying each edge direction is exact.
+    """
+    try:
+        hull = xy[ConvexHull(xy).vertices]
+    except (QhullError, ValueError):  # collinear or too few points: fall back to the principal axis
+        hull = xy
+    edges = np.diff(np.vstack([hull, hull[:1]]), axis=0)
+    angles = np.unique(np.mod(np.arctan2(edges[:, 1], edges[:, 0]), np.pi / 2))
+    if angles.size == 0:
+        angles = np.array([0.0])
+    cos, sin = np.cos(angles), np.sin(angles)
+    u = hull @ np.stack([cos, sin])  # (hull points, angles): coordinate along the first axis
+    v = hull @ np.stack([-sin, cos])
+    areas = (u.max(0) - u.min(0)) * (v.max(0) - v.min(0))
+    best = int(np.argmin(areas))
+    angle = float(angles[best])
+    center_uv = np.array([(u[:, best].max() + u[:, best].min()) / 2, (v[:, best].max() + v[:, best].min()) / 2])
+    axis_u, axis_v = np.array([cos[best], sin[best]]), np.array([-sin[best], cos[best]])
+    center = center_uv[0] * axis_u + center_uv[1] * axis_v
+    extents = np.array([np.ptp(u[:, best]), np.ptp(v[:, best])])
+    return angle, center, extents
+
+
+def box_from_cloud(
+    cloud_cam: np.ndarray,
+    gravity_cam: np.ndarray | tuple[float, float, float],
+    front_grav: np.ndarray | tuple[float, float, float] | None = None,
+    extent_quantile: float = 0.0,
+) -> Box3D:
+    """Gravity-aligned Box3D around a camera-frame cloud.
+
+    Yaw comes from the minimum-area rectangle of the cloud's ground projection; extents along the chosen axes
+    are taken between the `extent_quantile` and `1 - extent_quantile` quantiles; height is the vertical extent.
+    The default 0 (min/max) assumes a cloud cleaned by `object_cloud`: trimming even 1% cuts the sparse far edge
+    of a table top seen at a grazing angle (measured: up to 53% footprint error on clean synthetic scenes). Axis naming follows docs/CONVENTIONS.md (see module
+    docstring). Raises DataError for a cloud too small or degenerate to make a box.
+    """
+    cloud_cam = np.asarray(cloud_cam, dtype=np.float64)
+    if len(cloud_cam) < 4:
+        raise DataError(f"cannot fit a box to {len(cloud_cam)} points")
+    frame = GravityFrame.from_gravity(gravity_cam)
+    grav = frame.to_grav(cloud_cam)
+    q = extent_quantile
+    z_low, z_high = np.quantile(grav[:, 2], [q, 1 - q])
+    angle, _, _ = min_area_rectangle(grav[:, :2])
+
+    axis_a = np.array([np.cos(angle), np.sin(angle)])
+    axis_b = np.array([-np.sin(angle), np.cos(angle)])
+    if front_grav is not None:
+        front = np.asarray(front_grav, dtype=np.float64)[:2]
+        if np.linalg.norm(front) < 1e-6:
+            raise DataError("front direction has no horizontal component")
+        # length axis: the footprint axis nearest the front, signed like it
+        length_axis = axis_a if abs(axis_a @ front) >= abs(axis_b @ front) else axis_b
+        length_axis = length_axis * np.sign(length_axis @ front)
+    else:
+        # width is the axis more nearly parallel to the image plane (gravity-frame `right` = x), length the other
+        length_axis = axis_b if abs(axis_a[0]) >= abs(axis_b[0]) else axis_a
+        if length_axis[1] < 0:  # canonical sign for a frontless box: length axis points away from the camera
+            length_axis = -length_axis
+    width_axis = np.array([-length_axis[1], length_axis[0]])
+    along_length = grav[:, :2] @ length_axis
+    along_width = grav[:, :2] @ width_axis
+    l_low, l_high = np.quantile(along_length, [q, 1 - q])
+    w_low, w_high = np.quantile(along_width, [q, 1 - q])
+    length, width, height = l_high - l_low, w_high - w_low, z_high - z_low
+    if min(length, width, height) <= 0:
+        raise DataError(f"degenerate box extents {length:.3g} x {width:.3g} x {height:.3g}")
+    center_xy = (l_low + l_high) / 2 * length_axis + (w_low + w_high) / 2 * width_axis
+    center_grav = np.array([center_xy[0], center_xy[1], (z_low + z_high) / 2])
+    return Box3D(
+        center_cam=tuple(float(c) for c in frame.to_cam(center_grav)),
+        width=float(width),
+        height=float(height),
+        length=float(length),
+        yaw=float(np.arctan2(length_axis[1], length_axis[0])),
+    )
+
+
+def angle_between_deg(a: np.ndarray | tuple[float, ...], b: np.ndarray | tuple[float, ...]) -> float:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    cos = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
+    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
