@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from assets.filtering import FilterConfig
 from assets.geometry import depth_to_points
 from assets.records import Intrinsics, Scene
 from assets.scene_stage import load_scene_rgb, run_scene_stage
@@ -23,6 +24,7 @@ from assets.storage import atomic_write_bytes, decode_depth_png, encode_depth_pn
 
 STAGE = "point_maps"
 UPSTREAM = "filtered_images"
+MAX_INVALID_DEPTH_FRACTION = FilterConfig().max_invalid_depth_fraction
 
 
 @dataclass
@@ -74,8 +76,18 @@ def ground_truth_point_map(root: Path, scene: Scene) -> Scene:
     return scene.model_copy(update={"metadata": metadata})
 
 
-def estimated_point_map(root: Path, scene: Scene, estimator: PointMapEstimator, out_dir: Path, shard: str) -> Scene:
-    """Run the estimator, mark NaN/inf/behind-camera points invalid, and store the z-depth PNG."""
+def estimated_point_map(
+    root: Path,
+    scene: Scene,
+    estimator: PointMapEstimator,
+    out_dir: Path,
+    shard: str,
+    max_invalid_fraction: float = MAX_INVALID_DEPTH_FRACTION,
+) -> Scene:
+    """Run the estimator, mark NaN/inf/behind-camera points invalid, and store the z-depth PNG.
+
+    In-the-wild images get their depth only here, so the paper's "over 50% invalid depth" image filter (7.1,
+    on MoGe-2's validity mask) is applied here for them, with the same threshold as assets.filtering."""
     rgb = load_scene_rgb(root, scene)
     estimate = estimator.estimate(rgb)
     points = np.asarray(estimate.points, dtype=np.float32)
@@ -92,6 +104,9 @@ def estimated_point_map(root: Path, scene: Scene, estimator: PointMapEstimator, 
     valid &= np.where(finite, points[..., 2], 0.0) > 0  # a point behind the camera is not a depth
     if not valid.any():
         raise DataError("no valid depth: the estimator marked (or produced NaN for) every pixel")
+    invalid = 1.0 - float(valid.mean())
+    if invalid > max_invalid_fraction:
+        raise DataError(f"too much invalid depth: {invalid:.3f} > {max_invalid_fraction}")
     depth = np.where(valid, points[..., 2], np.nan)
     name = f"depth/{scene.scene_id}.png"
     atomic_write_bytes(out_dir / name, encode_depth_png(depth))
@@ -106,9 +121,15 @@ def estimated_point_map(root: Path, scene: Scene, estimator: PointMapEstimator, 
     )
 
 
-def point_maps_shard(root: Path, shard: str, estimator: PointMapEstimator | None = None) -> StageReport:
+def point_maps_shard(
+    root: Path,
+    shard: str,
+    estimator: PointMapEstimator | None = None,
+    max_invalid_depth_fraction: float = MAX_INVALID_DEPTH_FRACTION,
+) -> StageReport:
     """Build `point_maps/<shard>/` from `filtered_images/<shard>`: ground truth passes through, the rest is
-    estimated; a scene with no depth and no estimator is rejected ("no point-map estimator configured")."""
+    estimated (and rejected when more than `max_invalid_depth_fraction` of its pixels are invalid); a scene with
+    no depth and no estimator is rejected ("no point-map estimator configured")."""
 
     # filled while the shard is processed (run_scene_stage merges it afterwards)
     stats = {"estimator": type(estimator).__name__ if estimator is not None else "none"}
@@ -120,7 +141,7 @@ def point_maps_shard(root: Path, shard: str, estimator: PointMapEstimator | None
         elif estimator is None:
             raise DataError("no point-map estimator configured: scene has no ground-truth depth")
         else:
-            out = estimated_point_map(root, scene, estimator, tmp, shard)
+            out = estimated_point_map(root, scene, estimator, tmp, shard, max_invalid_depth_fraction)
         key = "point_maps_ground_truth" if out.metadata["point_map_source"] == "ground_truth" else "point_maps_estimated"
         stats[key] += 1
         return out

@@ -97,6 +97,17 @@ def test_estimated_point_map_is_stored_with_its_intrinsics(tmp_path):
     assert report.metadata["point_maps_estimated"] == 1
 
 
+def test_estimate_with_mostly_invalid_depth_is_filtered_like_the_paper(tmp_path):
+    rendered = build(tmp_path, ["web-0"], ground_truth=False)
+    report = point_maps_shard(tmp_path, "s0", estimator=RenderedDepthEstimator(rendered[0][2], nan_fraction=0.6))
+    assert report.num_out == 0
+    assert reasons(tmp_path)["web-0"] == "DataError: too much invalid depth: 0.604 > 0.5"
+    relaxed = point_maps_shard(
+        tmp_path, "s0", estimator=RenderedDepthEstimator(rendered[0][2], nan_fraction=0.6), max_invalid_depth_fraction=0.7
+    )
+    assert relaxed.num_out == 1
+
+
 def test_all_nan_estimate_is_rejected(tmp_path):
     rendered = build(tmp_path, ["web-0"], ground_truth=False)
     report = point_maps_shard(tmp_path, "s0", estimator=RenderedDepthEstimator(rendered[0][2], nan_fraction=1.0))
