@@ -192,11 +192,14 @@ def _llm_stats(client: Any | None) -> dict[str, int]:
 # ---------------------------------------------------------------------------------------- whole-dataset stages
 
 
-def _materialized_shards(context: dg.AssetExecutionContext, root: Path) -> list[str]:
-    """Shards whose qa_shards partition is materialized, still registered, and present on disk."""
+def _dataset_shards(context: dg.AssetExecutionContext, root: Path) -> list[str]:
+    """Shards whose qa.parquet is on disk, restricted to registered partitions when any are registered.
+
+    The disk is the truth (DVC may have restored shards that this instance never materialized); registration
+    keeps a shard whose partition was deleted out of the release."""
+    on_disk = {p.parent.name for p in (root / "qa_shards").glob("*/qa.parquet")}
     registered = set(context.instance.get_dynamic_partitions(SOURCE_SHARDS))
-    done = context.instance.get_materialized_partitions(qa_shards.key)
-    return sorted(s for s in done & registered if (root / "qa_shards" / s / "qa.parquet").exists())
+    return sorted(on_disk & registered if registered else on_disk)
 
 
 @dg.asset(
@@ -210,9 +213,9 @@ def _materialized_shards(context: dg.AssetExecutionContext, root: Path) -> list[
 def qa_dataset(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg.MaterializeResult:
     from assets.qa.dataset import build_qa_dataset
 
-    shards = _materialized_shards(context, data_root.root)
+    shards = _dataset_shards(context, data_root.root)
     if not shards:
-        raise dg.Failure("no materialized qa_shards partition to build the dataset from")
+        raise dg.Failure(f"no qa_shards/<shard>/qa.parquet under {data_root.root} to build the dataset from")
     report = build_qa_dataset(data_root.root, shards)
     return stage_result(report, data_root.root, extra={"shards": dg.MetadataValue.json(shards)})
 

@@ -55,9 +55,10 @@ def _data_root(args: argparse.Namespace) -> Path:
 
 
 def _defs():
-    from hispatial_dagster.definitions import defs
+    """The code location with resources read from the environment now (after --data-root was applied)."""
+    from hispatial_dagster.definitions import build_defs
 
-    return defs
+    return build_defs()
 
 
 def register_shards(root: Path, specs: dict[str, ShardSpec], instance: Any) -> list[str]:
@@ -94,8 +95,15 @@ def run_job(
 
     job = defs.resolve_job_def(job_name)
     selection = [dg.AssetKey(name) for name in asset_names] if asset_names else None
+    level = os.environ.get(
+        "HISPATIAL_LOG_LEVEL", "WARNING"
+    )  # Dagster's per-event DEBUG lines drown the progress
     return job.execute_in_process(
-        instance=instance, partition_key=partition_key, asset_selection=selection, raise_on_error=False
+        run_config={"loggers": {"console": {"config": {"log_level": level}}}},
+        instance=instance,
+        partition_key=partition_key,
+        asset_selection=selection,
+        raise_on_error=False,
     )
 
 
@@ -254,9 +262,10 @@ def cmd_stage(args: argparse.Namespace) -> int:
 def asset_status(instance: Any, defs: Any) -> list[dict[str, str]]:
     """One row per asset and partition: materialized / stale / failed / in progress / missing."""
     import dagster as dg
-    from dagster._core.definitions.asset_graph_view.asset_graph_view import AssetGraphView
+
+    # Staleness is not public API in 1.13; these are the imports dagster's own data_versions test helper uses.
+    from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
     from dagster._core.definitions.data_version import CachingStaleStatusResolver
-    from dagster._core.definitions.temporal_context import TemporalContext
     from dagster._core.storage.partition_status_cache import AssetPartitionStatus
     from dagster._time import get_current_datetime
 
@@ -331,7 +340,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     root = _data_root(args)
     home = ensure_dagster_home(root)
     command = ui_command(args.port)
-    console.print(f"DAGSTER_HOME={home} {' '.join(command)}")
+    print(f"DAGSTER_HOME={home} {' '.join(command)}")  # plain print: a copy-pasteable line, never re-wrapped
     if args.print_only:
         return 0
     env = {**os.environ, "DAGSTER_HOME": str(home), "HISPATIAL_DATA_ROOT": str(root)}

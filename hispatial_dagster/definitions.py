@@ -68,11 +68,16 @@ def make_executor() -> dg.ExecutorDefinition:
     )
 
 
-defs = dg.Definitions(
-    assets=all_assets,
-    asset_checks=all_checks,
-    jobs=all_jobs,
-    sensors=[shard_inbox_sensor, automation_sensor],
-    resources=default_resources(),
-    executor=make_executor(),
-)
+def build_defs(resources: dict[str, dg.ConfigurableResource] | None = None) -> dg.Definitions:
+    """The code location with the given resources (default: from the environment, read now)."""
+    return dg.Definitions(
+        assets=all_assets,
+        asset_checks=all_checks,
+        jobs=all_jobs,
+        sensors=[shard_inbox_sensor, automation_sensor],
+        resources=resources or default_resources(),
+        executor=make_executor(),
+    )
+
+
+defs = build_defs()
