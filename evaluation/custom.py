@@ -16,13 +16,12 @@ scenes.jsonl` + `qa_shards/<shard>/qa.parquet`).
 
 from __future__ import annotations
 
-import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, ImageDraw
 
 from assets.records import QAFormat, QAPair, Scene, Task
 from assets.stage import DataError, StageReport, process_items
@@ -57,24 +56,29 @@ def _qa_rows(path: Path) -> list[dict]:
     return rows
 
 
-def _draw(root: Path, scene: Scene, qa: QAPair) -> bytes | None:
-    """The scene image with the boxes the question refers to by colour drawn on it (as in training)."""
-    if not qa.draw_boxes:
-        return None
-    try:
-        with Image.open(root / scene.image_file) as img:
-            canvas = img.convert("RGB")
-    except OSError:
-        return None  # a missing image is the scorer's "missing image", not a dropped item
-    draw = ImageDraw.Draw(canvas)
-    for box in qa.draw_boxes:
-        draw.rectangle(box.box2d.as_list(), outline=box.color, width=max(1, round(min(canvas.size) / 150)))
-    buf = io.BytesIO()
-    canvas.save(buf, format="PNG")
-    return buf.getvalue()
+_ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII")
+
+
+def option_labels(answer: str, n: int, correct_index: int | None) -> list[str]:
+    """The option labels in the style the QA generator used for this question ("C. 0.57 m" -> A, B, C, ...;
+    "II. 24.1 in" -> I, II, III; "3. 0" -> 1, 2, 3; "(b) ..." -> a, b), read off the answer's own label, so the
+    extractor looks for the labels the model actually saw. Falls back to A, B, C when the answer has none."""
+    m = re.match(r"^\s*\(?([A-Za-z]+|\d+)[).:]\s", answer or "")
+    token = m.group(1) if m else ""
+    candidates = [
+        [str(i + 1) for i in range(n)],
+        list(_ROMAN[:n]),
+        [chr(ord("A") + i) for i in range(n)],
+        [chr(ord("a") + i) for i in range(n)],
+    ]
+    for labels in candidates:
+        if correct_index is not None and correct_index < len(labels) and labels[correct_index] == token:
+            return labels
+    return [chr(ord("A") + i) for i in range(n)]
 
 
 def _item(root: Path, scene: Scene, qa: QAPair, config: EvalConfig) -> EvalItem | None:
+
     common = dict(
         item_id=qa.qa_id,
         benchmark="custom",
@@ -84,7 +88,7 @@ def _item(root: Path, scene: Scene, qa: QAPair, config: EvalConfig) -> EvalItem 
         split=qa.shard,
         subcategory=qa.subtask,
         image_path=root / scene.image_file,
-        image_bytes=_draw(root, scene, qa),
+        boxes=[(*box.box2d.as_list(), box.color) for box in qa.draw_boxes],
         depth_path=(root / scene.depth_file) if scene.depth_file else None,
         intrinsics=scene.intrinsics.model_dump(),
         meta={"scene_id": scene.scene_id, "unit": qa.unit or ""},
@@ -107,7 +111,7 @@ def _item(root: Path, scene: Scene, qa: QAPair, config: EvalConfig) -> EvalItem 
             raise DataError(f"{qa.qa_id}: stated direction disagrees with the scene's boxes")
         return EvalItem(kind=AnswerKind.VECTOR, direction=tuple(truth.tolist()), category=L2, **common)
     if qa.task == Task.PROBLEM_SOLVING:
-        labels = [chr(ord("A") + i) for i in range(len(qa.options))]
+        labels = option_labels(qa.answer, len(qa.options), qa.correct_index)
         return EvalItem(
             kind=AnswerKind.JUDGED,
             value=qa.value,

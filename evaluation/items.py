@@ -38,8 +38,11 @@ class EvalItem:
     subcategory: str = ""
     group: str = ""  # group/circular id; empty = the item is its own group
     split: str = ""  # source split or data source (CV-Bench source, Q-Spatial split, EmbSpatial data_source)
+    # `boxes` are (x0, y0, x1, y1, colour) pixel boxes the question refers to by colour; they are drawn on the
+    # image only when a model needs it (predictors.item_image), so loading a benchmark never re-encodes images.
     image_bytes: bytes | None = None
     image_path: Path | None = None
+    boxes: list[tuple[float, float, float, float, str]] = field(default_factory=list)  # drawn at inference
     depth_path: Path | None = None  # ground-truth depth for the point map, when the benchmark has it
     intrinsics: dict | None = None  # fx, fy, cx, cy, width, height for `depth_path`
     question: str = ""  # the bare question, for the judge

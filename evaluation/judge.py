@@ -97,8 +97,9 @@ _NEGATION = re.compile(r"\b(?:not|isn't|is not|aren't|no)\b", re.I)
 class RuleJudge:
     """Deterministic fallback when no judge endpoint is set.
 
-    In order: a numeric ground truth (`item.value`, unit in `item.meta["unit"]`) within `tolerance` relative
-    error, options (multiple choice), yes/no, the side of an opposite-word pair the ground truth names (left vs
+    In order: options (multiple choice), yes/no/true/false (a judgement answer such as "No. The gap is 0.13 m"
+    is judged on its conclusion), a numeric ground truth (`item.value`, unit in `item.meta["unit"]`) within
+    `tolerance` relative error, the side of an opposite-word pair the ground truth names (left vs
     right, above vs below, ...; a negated prediction flips its side), else the ground truth's normalised text
     contained in the prediction. Anything it cannot read is wrong with the reason recorded.
     """
@@ -110,17 +111,6 @@ class RuleJudge:
         self.tolerance = tolerance
 
     def judge(self, item: EvalItem, prediction: str) -> Verdict:
-        if item.value is not None:  # a numeric question: within `tolerance` relative error
-            unit = str(item.meta.get("unit") or "")
-            if canonical_unit(unit):
-                pred = extract_quantity(prediction, default_unit=unit)
-                truth = to_meters(item.value, unit)
-            else:
-                pred, truth = extract_number(prediction), item.value
-            if pred is None:
-                return Verdict(None, "unparseable: no number", self.model)
-            rule = NumericRule("relative_error", threshold=self.tolerance)
-            return Verdict(rule.check(pred, truth), "", self.model, parsed=f"{pred:.4g}")
         if item.options and item.correct_index is not None:
             labels = item.labels or [chr(ord("A") + i) for i in range(len(item.options))]
             choice = extract_choice(prediction, labels, item.options)
@@ -133,6 +123,17 @@ class RuleJudge:
             if said is None:
                 return Verdict(None, "unparseable: no yes/no", self.model)
             return Verdict(said == truth_yes, "", self.model, parsed="yes" if said else "no")
+        if item.value is not None:  # a numeric question: within `tolerance` relative error
+            unit = str(item.meta.get("unit") or "")
+            if canonical_unit(unit):
+                pred = extract_quantity(prediction, default_unit=unit)
+                truth = to_meters(item.value, unit)
+            else:
+                pred, truth = extract_number(prediction), item.value
+            if pred is None:
+                return Verdict(None, "unparseable: no number", self.model)
+            rule = NumericRule("relative_error", threshold=self.tolerance)
+            return Verdict(rule.check(pred, truth), "", self.model, parsed=f"{pred:.4g}")
         truth_text = item.answer.lower()
         pred_text = prediction.lower()
         for first, second in _OPPOSITES:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from assets.records import Intrinsics
 from assets.stage import DataError
@@ -56,17 +56,24 @@ class PredictionsFile:
 
 
 def item_image(item: EvalItem) -> Image.Image:
-    """The item's RGB image; DataError when it is missing or unreadable."""
+    """The item's RGB image with its referenced boxes drawn (as training draws them: 2 px outline, [x0, x1 - 1]);
+    DataError when it is missing or unreadable."""
     try:
         if item.image_bytes is not None:
             with Image.open(io.BytesIO(item.image_bytes)) as img:
-                return img.convert("RGB")
-        if item.image_path is not None and Path(item.image_path).is_file():
+                image = img.convert("RGB")
+        elif item.image_path is not None and Path(item.image_path).is_file():
             with Image.open(item.image_path) as img:
-                return img.convert("RGB")
+                image = img.convert("RGB")
+        else:
+            raise DataError(f"missing image for {item.item_id}")
     except OSError as err:
         raise DataError(f"unreadable image for {item.item_id}: {err}") from err
-    raise DataError(f"missing image for {item.item_id}")
+    if item.boxes:
+        draw = ImageDraw.Draw(image)
+        for x0, y0, x1, y1, color in item.boxes:
+            draw.rectangle([x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)], outline=color, width=2)
+    return image
 
 
 class ModelPredictor:

@@ -11,11 +11,8 @@ image, as the authors do for such baselines.
 
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
-
-from PIL import Image, ImageDraw
 
 from evaluation.benchmarks.common import find_tables, is_missing, read_table
 from evaluation.config import EvalConfig
@@ -25,22 +22,6 @@ from evaluation.scoring import accuracy, accuracy_by
 
 QUANTITATIVE = ("width_data", "height_data", "direct_distance", "horizontal_distance", "vertical_distance")
 BOX_COLORS = ("red", "blue", "green", "yellow", "purple")
-
-
-def _draw_boxes(path: Path, boxes: list[list[float]]) -> bytes | None:
-    """The image with each region's box drawn in its colour (bbox is [x0, y0, x1, y1] in pixels)."""
-    if not path.is_file():
-        return None
-    with Image.open(path) as img:
-        canvas = img.convert("RGB")
-    draw = ImageDraw.Draw(canvas)
-    width = max(2, round(min(canvas.size) / 150))
-    for k, box in enumerate(boxes):
-        x0, y0, x1, y1 = (float(v) for v in box[:4])
-        draw.rectangle([x0, y0, x1, y1], outline=BOX_COLORS[k % len(BOX_COLORS)], width=width)
-    buf = io.BytesIO()
-    canvas.save(buf, format="JPEG", quality=95)
-    return buf.getvalue()
 
 
 def _region_prompt(text: str, classes: list[str]) -> str:
@@ -86,8 +67,8 @@ def load(source: Path, config: EvalConfig) -> list[EvalItem]:
                     value=value,
                     category=category,
                     split=str(info.get("type", "")),
-                    image_bytes=_draw_boxes(image_path, boxes) if boxes else None,
                     image_path=image_path,
+                    boxes=[(*(float(v) for v in box[:4]), BOX_COLORS[k % len(BOX_COLORS)]) for k, box in enumerate(boxes)],
                     meta={"num_regions": len(boxes)},
                 )
             )

@@ -8,6 +8,7 @@ import pytest
 from evaluation.benchmarks import REGISTRY
 from evaluation.config import EvalConfig
 from evaluation.judge import RuleJudge
+from evaluation.predictors import item_image
 from evaluation.run import score_items
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -95,7 +96,10 @@ def test_spatialrgpt_rules_and_region_prompts():
     items, results, m, per_cat = run("spatialrgpt", preds)
     assert "the chair (highlighted by a red box)" in items[2].prompt
     assert "the table (highlighted by a blue box)" in items[2].prompt and "<mask>" not in items[2].prompt
-    assert items[0].image_bytes is not None  # boxes drawn on the image
+    assert items[2].boxes == [(2.0, 2.0, 10.0, 10.0, "red"), (12.0, 4.0, 30.0, 20.0, "blue")]
+    image = item_image(items[2])  # the regions drawn in their colours, as the authors do for such models
+    assert image.getpixel((2, 5)) == (255, 0, 0) and image.getpixel((20, 4))[2] > 200
+    assert image.getpixel((6, 6)) == (100, 100, 100)  # inside the box untouched
     assert items[3].value == pytest.approx(0.9144)  # "3 feet" ground truth in meters
     assert m["quantitative_avg"] == 50.0  # width, height right; direct, vertical wrong
     assert m["qualitative_avg"] == 50.0

@@ -22,6 +22,7 @@ from assets.records import (
 from assets.storage import encode_depth_png, encode_jpeg, write_scenes
 from evaluation.config import EvalConfig
 from evaluation.custom import L1, L2, L3, build_custom_benchmark
+from evaluation.predictors import item_image
 from evaluation.run import score_benchmark
 
 
@@ -91,7 +92,9 @@ def test_build_selects_levels_and_checks_ground_truth(data_root: Path):
                           "heldout-000-l3num"}
     assert by_id["heldout-000-l1"].category == L1 and by_id["heldout-000-l1"].value == pytest.approx(3.0)
     assert by_id["heldout-000-l1cm"].value == pytest.approx(np.hypot(1.2, 4.6))  # from the scene, in meters
-    assert by_id["heldout-000-l1cm"].image_bytes is not None  # referenced box drawn
+    assert by_id["heldout-000-l1cm"].boxes == [(14.0, 4.0, 30.0, 20.0, "red")]
+    drawn = item_image(by_id["heldout-000-l1cm"])  # drawn as training draws it: outline up to x1 - 1
+    assert drawn.getpixel((29, 10))[0] > 200 and drawn.getpixel((29, 10))[1] < 80
     assert by_id["heldout-000-l2"].category == L2
     assert by_id["heldout-000-l2"].direction == pytest.approx((0.6, 0.0, 0.8))
     assert by_id["heldout-000-l3num"].category == L3
@@ -129,3 +132,44 @@ def test_score_custom_from_predictions_file(data_root: Path, tmp_path: Path):
     config2 = config.model_copy(update={"l3_relative_error": 0.4, "angle_threshold_deg": 5.0})
     report2 = score_benchmark(data_root, "custom", None, config2)
     assert report2.metrics["L3"] == 100.0 and report2.metrics["L2"] == 0.0
+
+
+def test_option_labels_follow_the_generator_style():
+    from evaluation.custom import option_labels
+
+    assert option_labels("C. 0.57 m", 4, 2) == ["A", "B", "C", "D"]
+    assert option_labels("II. 24.1 in", 3, 1) == ["I", "II", "III"]
+    assert option_labels("3. 0", 4, 2) == ["1", "2", "3", "4"]
+    assert option_labels("(b) the lamp", 2, 1) == ["a", "b"]
+    assert option_labels("the lamp", 2, 1) == ["A", "B"]  # no label in the answer
+
+
+def test_real_pipeline_shard_scores_its_own_answers_perfectly(tmp_path):
+    """Synthetic shard -> every stage -> qa_shards -> custom benchmark. Feeding the ground-truth answer texts back
+    as predictions must score 100% on every level (extraction reads our own answer styles), and nonsense 0% with
+    every item still counted."""
+    from assets.filtering import filter_shard
+    from assets.objects import object_clouds_shard
+    from assets.point_maps import point_maps_shard
+    from assets.qa.shards import qa_shard
+    from assets.references import references_shard
+    from assets.synthetic import SyntheticConfig, write_synthetic_shard
+
+    shard = "synthetic-000"
+    write_synthetic_shard(tmp_path, shard, SyntheticConfig(num_scenes=4, seed=3))
+    for stage in (filter_shard, point_maps_shard, object_clouds_shard, references_shard, qa_shard):
+        stage(tmp_path, shard)
+    config = EvalConfig(heldout_shards=[shard], use_judge=False)
+    items, build = build_custom_benchmark(tmp_path, config)
+    assert not build.rejections
+    assert {it.category for it in items} == {L1, L2, L3}
+
+    truth = tmp_path / "truth.jsonl"
+    truth.write_text("".join(json.dumps({"id": it.item_id, "prediction": it.answer}) + "\n" for it in items))
+    report = score_benchmark(tmp_path, "custom", None, config.model_copy(update={"predictions": {"custom": truth}}))
+    assert report.metrics["L1"] == report.metrics["L2"] == report.metrics["L3"] == 100.0, report.failure_reasons
+
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text("".join(json.dumps({"id": it.item_id, "prediction": "I am not sure."}) + "\n" for it in items))
+    bad = score_benchmark(tmp_path, "custom", None, config.model_copy(update={"predictions": {"custom": junk}}))
+    assert bad.score == 0.0 and bad.num_items == len(items) and bad.num_unparseable == len(items)
