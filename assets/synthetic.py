@@ -19,7 +19,13 @@ How it works, in three steps per scene, all driven by one random generator deriv
 
 Ground truth follows docs/CONVENTIONS.md: `Box3D` is the tight gravity-aligned box of each object's primitives,
 its center in the camera frame and its yaw that of the *length* axis in the gravity frame (the facing direction for
-objects with a front, otherwise the horizontal axis less parallel to the image plane).
+objects with a front, otherwise the horizontal axis less parallel to the image plane). What "front" means per
+category: chair, sofa - where a seated person faces; bed - towards the foot end; desk - the side one sits at;
+cabinet, nightstand, microwave - the doors; bookshelf - the open side; tv, monitor, laptop - the screen; keyboard -
+the typist's side. `visible_fraction` is the share of the object's own silhouette (as if nothing occluded it, and
+including what falls outside the frame) that is visible; `num_pixels` its visible pixel count. Objects with fewer
+than `min_visible_pixels` are left out of the record and their pixels set to 0 in the mask, so every non-zero mask
+value has a record and vice versa.
 
 Entry points: `render_scene(config, shard, index)` (in memory) and `write_synthetic_shard(root, shard, config)`
 (the `source_images` asset).
