@@ -2,6 +2,7 @@
 
     python -m evaluation score --benchmark cv_bench --predictions preds.jsonl --data nyu-visionx/CV-Bench
     python -m evaluation score --benchmark custom --checkpoint checkpoints/run1 --root data --heldout-shard s-009
+    python -m evaluation items --benchmark 3dsrbench --data ccvl/3DSRBench --out items.jsonl   (for external systems)
     python -m evaluation compare --out comparison.png runA=data/benchmark_scores runB=other/benchmark_scores
 """
 
@@ -29,6 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     score.add_argument("--limit", type=int)
     score.add_argument("--no-judge", action="store_true", help="use the rule-based judge even if an endpoint is set")
     score.add_argument("--mlflow-tracking-uri")
+    export = sub.add_parser("items", help="export a benchmark's prompts and images for an external system")
+    export.add_argument("--benchmark", required=True, choices=BENCHMARKS)
+    export.add_argument("--data", help="local path or Hugging Face dataset id of the benchmark")
+    export.add_argument("--root", type=Path, default=Path("."))
+    export.add_argument("--heldout-shard", action="append", default=[])
+    export.add_argument("--out", type=Path, required=True)
     compare = sub.add_parser("compare", help="comparison table and bar chart across runs, with paper rows")
     compare.add_argument("runs", nargs="+", help="NAME=DIR where DIR holds <benchmark>/report.json")
     compare.add_argument("--out", type=Path, required=True, help="bar chart PNG; the table goes next to it as CSV")
@@ -49,6 +56,13 @@ def main(argv: list[str] | None = None) -> int:
         report = score_benchmark(args.root, args.benchmark, args.checkpoint, config)
         print(json.dumps(report.metadata(), indent=2, default=str))
         return 0 if report.status == "ok" else 1
+
+    if args.command == "items":
+        from evaluation.run import export_items
+
+        config = EvalConfig(data={args.benchmark: args.data} if args.data else {}, heldout_shards=args.heldout_shard)
+        print(export_items(args.root, args.benchmark, config, args.out), "items written to", args.out)
+        return 0
 
     from evaluation.report import comparison_table, load_reports, plot_comparison
 

@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from assets.point_maps import PointMapEstimator
 from assets.records import Intrinsics
 from assets.stage import DataError
 from assets.storage import load_point_map
 from evaluation.items import EvalItem
-
-# (rgb HxWx3 uint8) -> (points HxWx3 meters, valid HxW): a metric point-map estimator such as MoGe-2.
-PointMapEstimator = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 class Predictor(Protocol):
@@ -113,7 +111,8 @@ class ModelPredictor:
             points, valid = load_point_map(item.depth_path, Intrinsics(**item.intrinsics))
             self.point_map_sources["ground_truth"] += 1
         elif self.point_maps in ("auto", "estimated") and self.estimator is not None:
-            points, valid = self.estimator(rgb)
+            estimate = self.estimator.estimate(rgb)
+            points, valid = estimate.points, estimate.valid
             self.point_map_sources["estimated"] += 1
         if points is None:
             self.point_map_sources["missing"] += 1

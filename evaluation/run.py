@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from assets.llm import LLMClient
+from assets.point_maps import PointMapEstimator
 from assets.stage import DataError
 from assets.storage import atomic_dir
 from evaluation.benchmarks import REGISTRY, BenchmarkSpec
@@ -105,11 +106,13 @@ def score_benchmark(
     config: EvalConfig,
     predictor: Predictor | None = None,
     judge_client: LLMClient | None = None,
+    estimator: PointMapEstimator | None = None,
 ) -> BenchmarkReport:
     """Score one benchmark and write `<output_dir>/<benchmark>/` (predictions.parquet, report.json, config.json).
 
     Predictions come from `predictor` if given, else `config.predictions[benchmark]` (a JSONL file), else the
-    checkpoint. A benchmark without data or without any prediction source returns status "not configured"; one
+    checkpoint (point maps: the benchmark's ground-truth depth where it has one, else `estimator`, e.g. the
+    point_maps stage's MoGe-2 estimator). A benchmark without data or without any prediction source returns status "not configured"; one
     whose data cannot be read returns "failed" with the message; neither raises.
     """
     spec = _spec(benchmark)
@@ -136,7 +139,7 @@ def score_benchmark(
                 return report
         elif checkpoint_dir is not None:
             predictor = ModelPredictor(
-                checkpoint_dir, config.batch_size, config.max_new_tokens, config.point_maps
+                checkpoint_dir, config.batch_size, config.max_new_tokens, config.point_maps, estimator
             )
             needs_images = True
         else:
@@ -174,3 +177,31 @@ def score_benchmark(
                   "checkpoint_dir": str(checkpoint_dir or "")}
         report.mlflow_run_id = log_to_mlflow(report, tracking_uri, config.mlflow_experiment, config.run_name, params)
     return report
+
+
+def export_items(root: Path, benchmark: str, config: EvalConfig, out_path: Path) -> int:
+    """Write the benchmark's items as JSONL ({id, prompt, question, kind, options, labels, image_png_b64}) so an
+    external system can answer exactly these prompts and images (boxes drawn) and be scored with a predictions
+    file. An item whose image is missing is written with image_png_b64 = null. Returns the number of items."""
+    import base64
+    import io
+    import json
+
+    from assets.storage import atomic_write_text
+    from evaluation.predictors import item_image
+
+    items, _ = load_items(root, benchmark, config)
+    lines = []
+    for item in items:
+        try:
+            buf = io.BytesIO()
+            item_image(item).save(buf, format="PNG")
+            image = base64.b64encode(buf.getvalue()).decode("ascii")
+        except DataError:
+            image = None
+        lines.append(json.dumps({
+            "id": item.item_id, "prompt": item.prompt, "question": item.question, "kind": item.kind.value,
+            "options": item.options, "labels": item.labels, "image_png_b64": image,
+        }))
+    atomic_write_text(Path(out_path), "".join(line + "\n" for line in lines))
+    return len(lines)

@@ -4,6 +4,7 @@ benchmark with ground-truth point maps; a missing image is a wrong item with its
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -62,3 +63,31 @@ def test_predictions_file_reads_ids(tmp_path):
     path.write_text(json.dumps({"id": 7, "prediction": None}) + "\n\n" + json.dumps({"id": "x", "prediction": "B"}))
     pf = PredictionsFile(path)
     assert pf.predictions == {"7": "", "x": "B"}
+
+
+class ConstantDepthEstimator:
+    """Stand-in for the external MoGe-2 network (assets.point_maps.PointMapEstimator): a flat wall 2 m away."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def estimate(self, rgb):
+        from assets.geometry import depth_to_points
+        from assets.point_maps import PointMapEstimate
+        from assets.records import Intrinsics
+
+        self.calls += 1
+        h, w = rgb.shape[:2]
+        intr = Intrinsics(fx=w, fy=w, cx=w / 2, cy=h / 2, width=w, height=h)
+        points = depth_to_points(np.full((h, w), 2.0), intr).astype(np.float32)
+        return PointMapEstimate(points, np.ones((h, w), bool), intr)
+
+
+def test_benchmark_without_depth_uses_the_estimator(tiny_checkpoint, tmp_path):
+    estimator = ConstantDepthEstimator()
+    config = EvalConfig(data={"cv_bench": str(Path(__file__).parent / "fixtures" / "cv_bench")}, max_new_tokens=2,
+                        output_dir=tmp_path / "scores")
+    report = score_benchmark(tmp_path, "cv_bench", tiny_checkpoint, config, estimator=estimator)
+    assert report.status == "ok" and report.num_items == 5
+    assert estimator.calls == 5 and report.metrics["point_maps/estimated"] == 5.0
+    assert (tmp_path / "scores" / "cv_bench" / "predictions.parquet").exists()

@@ -81,3 +81,15 @@ def test_paper_reference_rows_match_table_text():
     assert REFERENCE["spatialrgpt"]["quantitative_avg"]["HiSpatial-3B"] == 79.28
     assert REFERENCE["qspatial"]["accuracy"]["HiSpatial-3B-RGB"] == 76.01
     assert REFERENCE["pope"]["f1"]["HiSpatial-3B"] == 87.97
+
+
+def test_export_items_round_trip(tmp_path):
+    out = tmp_path / "items.jsonl"
+    assert main(["items", "--benchmark", "3dsrbench", "--data", str(FIXTURES / "3dsrbench"), "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 12 and rows[0]["options"] == ["yes", "no"] and rows[0]["image_png_b64"]
+    # an external system answers every exported prompt with "A": scored like any predictions file
+    preds = _preds(tmp_path / "p.jsonl", {r["id"]: "A" for r in rows})
+    report = score_benchmark(tmp_path, "3dsrbench", None, EvalConfig(
+        data={"3dsrbench": str(FIXTURES / "3dsrbench")}, predictions={"3dsrbench": preds}))
+    assert report.metrics["row_accuracy"] == 50.0 and report.metrics["flip+circular/accuracy"] == 0.0
