@@ -9,15 +9,16 @@ upstream with `deps` and returns a `MaterializeResult`. Stages that run a neural
 object_clouds, checkpoint, benchmark_scores) share the `gpu` concurrency pool (see deploy/README.md).
 """
 
-import importlib
 import math
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import fsspec
 import yaml
 
 import hispatial_dagster._paths  # noqa: F401  (our `training`, not sam2's)
+from assets.stage import StageReport
 from hispatial_dagster.automation import downstream_condition
 from hispatial_dagster.metadata import _scalar_metadata, content_digest, markdown_table, stage_result
 from hispatial_dagster.partitions import SOURCE_SHARDS, benchmarks, source_shards
@@ -32,6 +33,7 @@ from hispatial_dagster.resources import (
     SyntheticSource,
     TrainingSettings,
 )
+from hispatial_dagster.shards import ShardSpec
 
 GPU_POOL = "gpu"
 SHARD_STAGES = (
@@ -76,16 +78,44 @@ def source_images(
 ) -> dg.MaterializeResult:
     shard = context.partition_key
     spec = source_inbox.inbox(data_root.root).read(shard)
+    report = _write_source(data_root.root, shard, spec, synthetic)
+    return stage_result(report, data_root.root, extra={"source_kind": spec.kind, "spec": spec.model_dump()})
+
+
+SOURCE_KINDS = ("synthetic", "images", "coco", "objects365", "omni3d", "hispatial")
+
+
+def _write_source(root: Path, shard: str, spec: ShardSpec, synthetic: SyntheticSource) -> StageReport:
+    """The source writer for the spec's kind (assets.synthetic or assets.sources), with the spec's options."""
     if spec.kind == "synthetic":
         from assets.synthetic import write_synthetic_shard
 
-        report = write_synthetic_shard(
-            data_root.root, shard, synthetic.config(spec.seed, spec.num_scenes, spec.options)
-        )
-    else:
-        source_module = importlib.import_module(f"assets.sources.{spec.kind}")
-        report = source_module.write_source_shard(data_root.root, shard, spec.model_dump())
-    return stage_result(report, data_root.root, extra={"source_kind": spec.kind, "spec": spec.model_dump()})
+        return write_synthetic_shard(root, shard, synthetic.config(spec.seed, spec.num_scenes, spec.options))
+    from assets import sources
+
+    if spec.kind not in SOURCE_KINDS:
+        raise dg.Failure(f"shard {shard}: unknown source kind {spec.kind!r}; known: {', '.join(SOURCE_KINDS)}")
+    if spec.path is None:
+        raise dg.Failure(f"shard {shard}: a {spec.kind!r} source needs `path` in its spec")
+    location = local_copy(spec.path, root / "_downloads" / shard)
+    options = dict(spec.options)
+    if spec.kind == "images":
+        return sources.images_shard(root, shard, location, **options)
+    if spec.kind in ("coco", "objects365", "omni3d"):
+        writer = sources.omni3d_shard if spec.kind == "omni3d" else sources.coco_shard
+        annotation_file = location / options.pop("annotation_file")
+        return writer(root, shard, annotation_file=annotation_file, image_dir=location, **options)
+    return sources.hispatial_shard(root, shard, sorted(location.glob("*.tar")), **options)
+
+
+def local_copy(url: str, cache_dir: Path) -> Path:
+    """A local directory for a source location: the path itself when local, else a copy fetched with fsspec."""
+    fs, path = fsspec.core.url_to_fs(url)
+    if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+        return Path(path)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    fs.get(path.rstrip("/") + "/", str(cache_dir) + "/", recursive=True)
+    return cache_dir
 
 
 @dg.asset(

@@ -49,6 +49,15 @@ def points_in_boxes(context: dg.AssetCheckExecutionContext, data_root: DataRoot)
 
 
 @dg.asset_check(
+    asset=object_clouds,
+    partitions_def=source_shards,
+    description="Every object's 2D box lies inside its image.",
+)
+def boxes_inside_image(context: dg.AssetCheckExecutionContext, data_root: DataRoot) -> dg.AssetCheckResult:
+    return _result(_check_fn("boxes_inside_image")(data_root.root, context.partition_key))
+
+
+@dg.asset_check(
     asset=object_references, partitions_def=source_shards, description="References are unique within a scene."
 )
 def references_unique(context: dg.AssetCheckExecutionContext, data_root: DataRoot) -> dg.AssetCheckResult:
@@ -67,7 +76,7 @@ def qa_schema(context: dg.AssetCheckExecutionContext, data_root: DataRoot) -> dg
 # The check functions live in assets/checks.py (plain Python); until that module exists the checks are not
 # declared at all, rather than declared and failing every run.
 all_checks = (
-    [point_maps_finite, points_in_boxes, references_unique, qa_schema]
+    [point_maps_finite, points_in_boxes, boxes_inside_image, references_unique, qa_schema]
     if importlib.util.find_spec("assets.checks") is not None
     else []
 )
