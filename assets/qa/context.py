@@ -9,12 +9,14 @@ reference, into a coloured box drawn on the image, as in paper Sec. 3.2). `qa_id
 from __future__ import annotations
 
 import hashlib
+import math
+import random
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from assets.geometry import GravityFrame, extent_along
+from assets.geometry import GravityFrame, box_corners_grav
 from assets.qa.config import QAConfig
 from assets.records import Box3D, DrawBox, QAFormat, Scene, SceneObject, Task
 from assets.references import BOX_COLORS as REFERENCE_BOX_COLORS
@@ -36,6 +38,47 @@ def qa_id(scene_id: str, task: Task | str, template_id: str, object_ids: list[in
     return hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
 
 
+class FastRandom(random.Random):
+    """The subset of `numpy.random.Generator` the template generators use, on Python's Mersenne Twister.
+
+    Why: question synthesis draws a dozen scalars per question, and a numpy Generator scalar call costs ~1-3 us
+    against ~0.1 us here; at tens of thousands of pairs per second that is most of the budget. Seeded from the
+    context's numpy generator, so runs stay deterministic per (seed, scene).
+    """
+
+    def integers(self, low: int, high: int | None = None, size: int | None = None) -> int | np.ndarray:
+        if high is None:
+            low, high = 0, low
+        if high <= low:
+            raise ValueError(f"integers: empty range [{low}, {high})")
+        span = high - low
+        if size is not None:
+            return np.array([low + int(self.random() * span) for _ in range(size)], dtype=np.int64)
+        return low + int(self.random() * span)  # floor(U * n): bias below 2^-53 * n, far below anything we draw
+
+    def permutation(self, n: int) -> list[int]:
+        """Fisher-Yates on random() (random.shuffle's exact-integer draws cost ~3x more per swap)."""
+        order = list(range(n))
+        rnd = self.random
+        for i in range(n - 1, 0, -1):
+            j = int(rnd() * (i + 1))
+            order[i], order[j] = order[j], order[i]
+        return order
+
+    def normal(self, size: int = 3) -> np.ndarray:
+        return np.array([self.gauss(0.0, 1.0) for _ in range(size)])
+
+    def choice(self, n: int, size: int, replace: bool = False) -> list[int]:
+        if replace:
+            return [int(self.random() * n) for _ in range(size)]
+        if size > n:
+            raise ValueError(f"cannot choose {size} of {n} without replacement")
+        return self.permutation(n)[:size]
+
+
+RandomSource = np.random.Generator | FastRandom
+
+
 @dataclass
 class ObjectGeom:
     """Cached geometry of one object: camera-frame center, gravity-frame center and per-axis extents."""
@@ -52,7 +95,7 @@ class ObjectGeom:
     @property
     def distance(self) -> float:
         """Object-to-camera distance = |center| (docs/CONVENTIONS.md)."""
-        return float(np.linalg.norm(self.center_cam))
+        return math.sqrt(float(self.center_cam @ self.center_cam))
 
     @property
     def volume(self) -> float:
@@ -78,9 +121,11 @@ class QAContext:
     shard: str = ""
     objects: list[SceneObject] = field(default_factory=list)
     skips: list[str] = field(default_factory=list)
+    fast: FastRandom = field(default_factory=FastRandom)  # scalar draws in the hot loop (seeded from rng)
     _geom: dict[int, ObjectGeom] = field(default_factory=dict, repr=False)
     _colors: dict[int, str] = field(default_factory=dict, repr=False)
     _coins: dict[str, bool] = field(default_factory=dict, repr=False)
+    _refs: dict[int, tuple[str, list[DrawBox]]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, scene: Scene, config: QAConfig | None = None, rng: np.random.Generator | None = None,
@@ -103,7 +148,7 @@ class QAContext:
         if point_map is not None and valid is None:
             valid = np.isfinite(point_map).all(axis=-1)
         ctx = cls(scene=scene, frame=frame, rng=rng, config=config, point_map=point_map, valid=valid,
-                  shard=scene.shard, skips=skips)
+                  shard=scene.shard, skips=skips, fast=FastRandom(int(rng.integers(2**63))))
         for obj in scene.objects:
             reason = ctx._unusable(obj)
             if reason:
@@ -169,8 +214,10 @@ class QAContext:
         extents: dict[str, tuple[float, float]] = {}
         if self.frame is not None:
             center_grav = self.frame.to_grav(center_cam)
-            for axis, vec in zip(AXIS_NAMES, np.eye(3), strict=True):
-                extents[axis] = extent_along(obj.box3d, self.frame, vec)
+            corners = box_corners_grav(obj.box3d, self.frame)  # (8, 3): the same corners extent_along projects
+            lo, hi = corners.min(axis=0), corners.max(axis=0)
+            for i, axis in enumerate(AXIS_NAMES):
+                extents[axis] = (float(lo[i]), float(hi[i]))
         geom = ObjectGeom(obj=obj, center_cam=center_cam, center_grav=center_grav, extents=extents)
         self._geom[obj.instance_id] = geom
         return geom
@@ -178,9 +225,32 @@ class QAContext:
     def flip(self, key: str) -> bool:
         """Alternating coin per `key` from a random start: exact True/False balance within a scene."""
         if key not in self._coins:
-            self._coins[key] = bool(self.rng.random() < 0.5)
+            self._coins[key] = self.fast.random() < 0.5
         self._coins[key] = not self._coins[key]
         return self._coins[key]
+
+    def overlaps(self, a: SceneObject, b: SceneObject, axis: str) -> bool:
+        """`assets.geometry.extents_overlap` on cached extents (same corners, same strict comparison): a
+        qualitative relation along `axis` is ambiguous when this is True. Needs a gravity frame."""
+        a_min, a_max = self.geom(a).extents[axis]
+        b_min, b_max = self.geom(b).extents[axis]
+        return a_min < b_max and b_min < a_max
+
+    def boxes_named_in(self, text: str, drawn: list[DrawBox]) -> list[DrawBox]:
+        """Exactly the boxes `text` names by colour ("(highlighted by the <color> box)"): `drawn` filtered to the
+        mentioned colours, plus any mentioned colour `drawn` lacks.
+
+        A safety net for every generator: whatever objects a question or its options mention by box colour, the
+        image it is asked on shows exactly those boxes (no unexplained extra box either).
+        """
+        colors = {m.lower() for m in _COLOR_IN_TEXT.findall(text)}
+        kept = [b for b in drawn if b.color in colors]
+        missing = colors - {b.color for b in kept}
+        for instance_id, color in self._colors.items():
+            if color in missing:
+                obj = self.scene.object_by_id(instance_id)
+                kept.append(DrawBox.model_construct(instance_id=instance_id, color=color, box2d=obj.box2d))
+        return kept
 
     def color_of(self, obj: SceneObject) -> str | None:
         return self._colors.get(obj.instance_id)
@@ -206,7 +276,11 @@ def refer(obj: SceneObject, ctx: QAContext) -> tuple[str, list[DrawBox]]:
     A verified reference is used as written ("the red mug on the left"). Otherwise the object is named by category
     with a visual cue, "the chair (highlighted by the red box)", and its 2D box must be drawn in that colour.
     """
+    cached = ctx._refs.get(obj.instance_id)  # instance ids are unique within a scene
+    if cached is not None:
+        return cached[0], list(cached[1])
     if not is_box_reference(obj):
+        ctx._refs[obj.instance_id] = (obj.reference, [])  # type: ignore[assignment]
         return obj.reference, []  # type: ignore[return-value]
     color = ctx.color_of(obj)
     if color is None:  # object not in ctx.objects (e.g. a caller built its own list): still deterministic
@@ -215,6 +289,7 @@ def refer(obj: SceneObject, ctx: QAContext) -> tuple[str, list[DrawBox]]:
     category = obj.category.strip()
     if not category.lower().startswith(("the ", "a ", "an ")):
         category = f"the {category}"
-    return f"{category} (highlighted by the {color} box)", [
-        DrawBox.model_construct(instance_id=obj.instance_id, color=color, box2d=obj.box2d)
-    ]
+    result = (f"{category} (highlighted by the {color} box)",
+              [DrawBox.model_construct(instance_id=obj.instance_id, color=color, box2d=obj.box2d)])
+    ctx._refs[obj.instance_id] = result
+    return result[0], list(result[1])

@@ -6,7 +6,7 @@ and its answer then uses that unit. Each task gives a free-form spec (`FreeForm`
 stem, correct option, distractors) and a true/false spec (`Judgement`: a true and a false statement, or a yes/no
 question pair); `emit` turns them into `QAPair`s for the formats the config enables.
 
-Hot-loop note: `emit` builds `QAPair`s with `model_construct` (no validation, ~10x faster); the tests validate every
+Hot-loop note: `emit` builds `QAPair`s with `construct_pair` (no validation, ~10x faster); the tests validate every
 generated pair with `QAPair.model_validate(pair.model_dump())`, so the generators cannot drift from the schema.
 """
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assets.qa.context import QAContext
+from assets.qa.context import QAContext, RandomSource, qa_id
 from assets.records import TASK_LEVEL, DrawBox, QAFormat, QAPair, SceneObject, Task
 
 # ------------------------------------------------------------------------------------------------ numbers, units
@@ -74,13 +74,13 @@ def pick_unit(ctx: QAContext) -> tuple[str, str]:
     other units are always named, so the answer's unit is never a guess.
     """
     units = ctx.config.units
-    unit = units[int(ctx.rng.integers(len(units)))]
-    if unit == "m" and ctx.rng.random() >= ctx.config.unit_mention_prob:
+    unit = units[int(ctx.fast.random() * len(units))]
+    if unit == "m" and ctx.fast.random() >= ctx.config.unit_mention_prob:
         return unit, ""
     return unit, f" (in {UNIT_WORDS[unit]})"
 
 
-def numeric_distractors(rng: np.random.Generator, truth: float, k: int, min_rel: float = 0.25,
+def numeric_distractors(rng: RandomSource, truth: float, k: int, min_rel: float = 0.25,
                         max_factor: float = 3.0, min_separation: float = 0.15) -> list[float]:
     """`k` wrong positive values, each outside truth x (1 +- min_rel) and at least `min_separation` (relative)
     from each other, so a multiple-choice question has exactly one defensible option."""
@@ -101,7 +101,7 @@ def numeric_distractors(rng: np.random.Generator, truth: float, k: int, min_rel:
     return out
 
 
-def xyz_distractors(rng: np.random.Generator, truth: np.ndarray, k: int, min_rel: float) -> list[np.ndarray]:
+def xyz_distractors(rng: RandomSource, truth: np.ndarray, k: int, min_rel: float) -> list[np.ndarray]:
     """Wrong but plausible points: at least `min_rel` x |truth| (plus a margin) from the truth and from each other,
     in front of the camera. Half are depth-scale errors (the common monocular failure), half random offsets."""
     norm = float(np.linalg.norm(truth))
@@ -144,8 +144,8 @@ def templates(prefix: str, *texts: str) -> tuple[Template, ...]:
     return tuple(Template(f"{prefix}.{i}", t) for i, t in enumerate(texts))
 
 
-def pick(rng: np.random.Generator, options: Sequence[Template]) -> Template:
-    return options[int(rng.integers(len(options)))]
+def pick(rng: RandomSource, options: Sequence[Template]) -> Template:
+    return options[int(rng.random() * len(options))]
 
 
 def capitalize(text: str) -> str:
@@ -193,7 +193,7 @@ class MultipleChoice:
     label_style: str
 
 
-def multiple_choice(rng: np.random.Generator, stem: str, correct: str, distractors: Sequence[str], *,
+def multiple_choice(rng: RandomSource, stem: str, correct: str, distractors: Sequence[str], *,
                     min_options: int = 3, max_options: int = 5, style: str | None = None) -> MultipleChoice | None:
     """Shuffle the correct option among distinct distractors; the correct index is uniform over the positions.
 
@@ -209,14 +209,15 @@ def multiple_choice(rng: np.random.Generator, stem: str, correct: str, distracto
         return None
     max_options = min(max_options, 6, len(unique) + 1)
     min_options = max(2, min(min_options, max_options))
-    n = int(rng.integers(min_options, max_options + 1))
+    rnd = rng.random
+    n = min_options + int(rnd() * (max_options - min_options + 1))
     chosen = [unique[i] for i in rng.permutation(len(unique))[: n - 1]]
-    correct_index = int(rng.integers(n))
+    correct_index = int(rnd() * n)
     options = chosen[:correct_index] + [correct] + chosen[correct_index:]
-    style = style or LABEL_STYLES[int(rng.integers(len(LABEL_STYLES)))]
+    style = style or LABEL_STYLES[int(rnd() * len(LABEL_STYLES))]
     labels = option_labels(style, n)
-    instruction = _MC_INSTRUCTIONS[int(rng.integers(len(_MC_INSTRUCTIONS)))]
-    sep = "\n" if rng.random() < 0.5 else " "
+    instruction = _MC_INSTRUCTIONS[int(rnd() * len(_MC_INSTRUCTIONS))]
+    sep = "\n" if rnd() < 0.5 else " "
     listing = sep.join(f"{label} {text}" for label, text in zip(labels, options, strict=True))
     return MultipleChoice(
         question=f"{stem}{instruction}\n{listing}",
@@ -267,6 +268,7 @@ class Choice:
     template_id: str
     value: float | None = None
     unit: str | None = None
+    all_options: bool = False  # list every distractor (e.g. "which of these objects": the whole group)
 
 
 @dataclass
@@ -298,11 +300,33 @@ class QABase:
     generator: str = "template"
 
 
-def _pair(ctx: QAContext, base: QABase, fmt: QAFormat, question: str, answer: str, template_id: str,
-          **fields: object) -> QAPair:
-    ids = [o.instance_id for o in base.objects]
-    return QAPair.model_construct(
-        qa_id=ctx.qa_id(base.task, template_id, ids, fmt, f"{base.subtask}|{base.extra}"),
+_QA_FIELDS = frozenset(QAPair.model_fields)
+
+
+def construct_pair(**fields: object) -> QAPair:
+    """A `QAPair` from a complete set of already-correct field values, without validation.
+
+    Does what `QAPair.model_construct` does for a full field set (instance `__dict__` plus pydantic's bookkeeping
+    attributes) at ~1 us instead of ~10 us, which matters at tens of thousands of pairs per second. Every field
+    must be given; the tests and `assets.qa.shards` validate generated pairs, so drift from the schema (or from
+    pydantic internals) is caught there.
+    """
+    if fields.keys() != _QA_FIELDS:
+        raise TypeError(f"construct_pair needs exactly the QAPair fields; diff {set(fields) ^ _QA_FIELDS}")
+    pair = object.__new__(QAPair)
+    object.__setattr__(pair, "__dict__", fields)
+    object.__setattr__(pair, "__pydantic_fields_set__", _QA_FIELDS)
+    object.__setattr__(pair, "__pydantic_extra__", None)
+    object.__setattr__(pair, "__pydantic_private__", None)
+    return pair
+
+
+def _pair(ctx: QAContext, base: QABase, ids: list[int], fmt: QAFormat, question: str, answer: str,
+          template_id: str, options: list[str] | None = None, correct_index: int | None = None,
+          value: float | None = None, unit: str | None = None,
+          direction: tuple[float, float, float] | None = None) -> QAPair:
+    return construct_pair(
+        qa_id=qa_id(ctx.scene.scene_id, base.task, template_id, ids, fmt, f"{base.subtask}|{base.extra}"),
         scene_id=ctx.scene.scene_id,
         shard=ctx.shard,
         level=TASK_LEVEL[base.task],
@@ -311,14 +335,15 @@ def _pair(ctx: QAContext, base: QABase, fmt: QAFormat, question: str, answer: st
         format=fmt,
         question=question,
         answer=answer,
-        options=fields.get("options", []),
-        correct_index=fields.get("correct_index"),
-        value=fields.get("value"),
-        unit=fields.get("unit"),
-        direction=fields.get("direction"),
-        object_ids=ids,
+        options=options if options is not None else [],
+        correct_index=correct_index,
+        value=value,
+        unit=unit,
+        direction=direction,
+        object_ids=list(ids),
         references=list(base.references),
-        draw_boxes=list(base.draw_boxes),
+        draw_boxes=(ctx.boxes_named_in(question, base.draw_boxes) if base.draw_boxes or "highlighted by" in question
+                    else []),
         template_id=template_id,
         reasoning=base.reasoning,
         generator=base.generator,
@@ -330,14 +355,17 @@ def emit(ctx: QAContext, base: QABase, free: FreeForm | None = None, choice: Cho
     """One question in every enabled format (skipping formats whose spec is None or that cannot be built)."""
     formats = ctx.config.formats
     out: list[QAPair] = []
+    ids = [o.instance_id for o in base.objects]
     if free is not None and QAFormat.FREE_FORM in formats:
-        out.append(_pair(ctx, base, QAFormat.FREE_FORM, free.question, free.answer, free.template_id,
+        out.append(_pair(ctx, base, ids, QAFormat.FREE_FORM, free.question, free.answer, free.template_id,
                          value=free.value, unit=free.unit, direction=free.direction))
     if choice is not None and QAFormat.MULTIPLE_CHOICE in formats:
-        mc = multiple_choice(ctx.rng, choice.stem, choice.correct, choice.distractors,
-                             min_options=ctx.config.mc_min_options, max_options=ctx.config.mc_max_options)
+        lo, hi = ctx.config.mc_min_options, ctx.config.mc_max_options
+        if choice.all_options:
+            lo = hi = min(len(choice.distractors) + 1, 6)
+        mc = multiple_choice(ctx.fast, choice.stem, choice.correct, choice.distractors, min_options=lo, max_options=hi)
         if mc is not None:
-            out.append(_pair(ctx, base, QAFormat.MULTIPLE_CHOICE, mc.question, mc.answer, choice.template_id,
+            out.append(_pair(ctx, base, ids, QAFormat.MULTIPLE_CHOICE, mc.question, mc.answer, choice.template_id,
                              options=mc.options, correct_index=mc.correct_index, value=choice.value,
                              unit=choice.unit))
     if judgement is not None and QAFormat.TRUE_FALSE in formats:
@@ -346,10 +374,10 @@ def emit(ctx: QAContext, base: QABase, free: FreeForm | None = None, choice: Cho
         if judgement.yes_no:
             question, answer, tid = text, ("Yes" if truth else "No"), judgement.template_id
         else:
-            wrapper = pick(ctx.rng, TF_WRAPPERS)
+            wrapper = pick(ctx.fast, TF_WRAPPERS)
             question, answer = wrapper.render(s=text), ("True" if truth else "False")
             tid = f"{judgement.template_id}/{wrapper.id}"
-        out.append(_pair(ctx, base, QAFormat.TRUE_FALSE, question, answer, tid))
+        out.append(_pair(ctx, base, ids, QAFormat.TRUE_FALSE, question, answer, tid))
     return out
 
 

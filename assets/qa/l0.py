@@ -17,9 +17,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from assets.qa.context import QAContext
+from assets.qa.context import FastRandom, QAContext, RandomSource
 from assets.qa.formats import (
     TF_WRAPPERS,
+    construct_pair,
     format_xyz,
     multiple_choice,
     pick,
@@ -148,7 +149,7 @@ def _pixel_text(row: int, col: int, width: int, height: int, use_tokens: bool) -
     return f"({col}, {row})"
 
 
-def _point_query(rng: np.random.Generator, xyz: np.ndarray, ptext: str, fmt: QAFormat, min_rel: float,
+def _point_query(rng: RandomSource, xyz: np.ndarray, ptext: str, fmt: QAFormat, min_rel: float,
                  mc_range: tuple[int, int], yes_no_prob: float, truth_flag: bool) -> dict | None:
     xyz = np.round(xyz.astype(np.float64), 2) + 0.0
     answer = format_xyz(xyz)
@@ -175,7 +176,7 @@ def _point_query(rng: np.random.Generator, xyz: np.ndarray, ptext: str, fmt: QAF
             "template_id": f"{t.id}/{w.id}"}
 
 
-def _depth_order(rng: np.random.Generator, p1: str, p2: str, z1: float, z2: float, fmt: QAFormat,
+def _depth_order(rng: RandomSource, p1: str, p2: str, z1: float, z2: float, fmt: QAFormat,
                  yes_no_prob: float, truth_flag: bool) -> dict:
     rel = "closer" if rng.random() < 0.5 else "farther"
     first_wins = (z1 < z2) == (rel == "closer")
@@ -249,7 +250,8 @@ def sample_l0(points: np.ndarray, valid: np.ndarray | None, rng: np.random.Gener
     pairs = list(zip(a[clear], b[clear], za[clear], zb[clear], strict=True))[:n_depth]
     # balance first/second: put the nearer pixel first in exactly half of the pairs (random order)
     near_first = rng.permutation(np.arange(len(pairs)) % 2 == 0)
-    truth_coin = bool(rng.random() < 0.5)
+    fast = FastRandom(int(rng.integers(2**63)))  # scalar draws per question (see FastRandom)
+    truth_coin = fast.random() < 0.5
     out: list[dict] = []
     pi = di = 0
     for ti, fi in zip(chosen_tasks, chosen_formats, strict=True):
@@ -262,7 +264,7 @@ def sample_l0(points: np.ndarray, valid: np.ndarray | None, rng: np.random.Gener
             r, c = point_px[pi]
             pi += 1
             ptext = _pixel_text(int(r), int(c), w, h, loc_tokens)
-            item = _point_query(rng, pts[r, c], ptext, fmt, min_rel, mc_range, yes_no_prob, truth_coin)
+            item = _point_query(fast, pts[r, c], ptext, fmt, min_rel, mc_range, yes_no_prob, truth_coin)
             if item is None:
                 continue
             item.setdefault("subtask", "xyz")
@@ -276,7 +278,7 @@ def sample_l0(points: np.ndarray, valid: np.ndarray | None, rng: np.random.Gener
             di += 1
             t1 = _pixel_text(int(pa[0]), int(pa[1]), w, h, loc_tokens)
             t2 = _pixel_text(int(pb[0]), int(pb[1]), w, h, loc_tokens)
-            item = _depth_order(rng, t1, t2, float(z1), float(z2), fmt, yes_no_prob, truth_coin)
+            item = _depth_order(fast, t1, t2, float(z1), float(z2), fmt, yes_no_prob, truth_coin)
             pix = [[int(pa[1]), int(pa[0])], [int(pb[1]), int(pb[0])]]
         item.update(task=task, level=TASK_LEVEL[task], format=fmt, pixels=pix)
         item.setdefault("options", [])
@@ -297,7 +299,7 @@ def generate_l0(ctx: QAContext, n: int | None = None) -> list[QAPair]:
     pairs = []
     for item in items:
         extra = f"{item['subtask']}|{item['pixels']}"
-        pairs.append(QAPair.model_construct(
+        pairs.append(construct_pair(
             qa_id=ctx.qa_id(item["task"], item["template_id"], [], item["format"], extra),
             scene_id=ctx.scene.scene_id, shard=ctx.shard, level=item["level"], task=item["task"],
             subtask=item["subtask"], format=item["format"], question=item["question"], answer=item["answer"],

@@ -164,7 +164,7 @@ FACING_PHRASE = {name: phrase for name, _, phrase in FACING}
 def _length_question(ctx: QAContext, base: QABase, meters: float, ff: tuple, mc: tuple, tf: tuple, yn: tuple,
                      words: dict[str, str]) -> list[QAPair]:
     """Free-form / MC / TF variants of a question whose answer is one length (size, distance)."""
-    rng, cfg = ctx.rng, ctx.config
+    rng, cfg = ctx.fast, ctx.config
     unit, u_phrase = pick_unit(ctx)
     answer = format_length(meters, unit)
     wrong_m = numeric_distractors(rng, meters, cfg.mc_max_options - 1, cfg.distractor_min_rel)
@@ -197,7 +197,7 @@ def _base(ctx: QAContext, task: Task, subtask: str, obj: SceneObject) -> tuple[Q
 
 def localization_questions(ctx: QAContext, obj: SceneObject) -> list[QAPair]:
     """3D center in the camera frame (xyz answer)."""
-    rng, cfg = ctx.rng, ctx.config
+    rng, cfg = ctx.fast, ctx.config
     base, a = _base(ctx, Task.LOCALIZATION, "center", obj)
     center = np.round(ctx.geom(obj).center_cam, 2) + 0.0
     answer = format_xyz(center)
@@ -240,7 +240,7 @@ def orientation_questions(ctx: QAContext, obj: SceneObject) -> list[QAPair] | st
     cls = facing_class(obj.front_grav)
     if cls is None:
         return "facing between two directions"
-    rng = ctx.rng
+    rng = ctx.fast
     base, a = _base(ctx, Task.ORIENTATION, cls, obj)
     correct = FACING_PHRASE[cls]
     others = [FACING_PHRASE[n] for n, _, _ in FACING if n != cls]
@@ -271,17 +271,17 @@ def generate_l1(ctx: QAContext) -> tuple[list[QAPair], list[str]]:
     if not ctx.objects:
         return out, ["L1: no usable object"]
     budget = Budget(ctx)
-    order = [ctx.objects[i] for i in ctx.rng.permutation(len(ctx.objects))]
+    order = [ctx.objects[i] for i in ctx.fast.permutation(len(ctx.objects))]
     if not ctx.has_gravity:
         skips.append("L1 size/orientation: gravity frame undefined")
     for obj in order:
         if budget.open(Task.LOCALIZATION):
-            which = "center" if ctx.rng.random() < 0.5 else "distance"
+            which = "center" if ctx.fast.random() < 0.5 else "distance"
             pairs = localization_questions(ctx, obj) if which == "center" else distance_questions(ctx, obj)
             budget.take(Task.LOCALIZATION, pairs, out)
         if ctx.has_gravity and budget.open(Task.SIZE):
             dims = ["width", "height", "length"]
-            dimension = dims[int(ctx.rng.integers(3))]
+            dimension = dims[int(ctx.fast.integers(3))]
             budget.take(Task.SIZE, size_questions(ctx, obj, dimension), out)
         if ctx.has_gravity and budget.open(Task.ORIENTATION):
             result = orientation_questions(ctx, obj)

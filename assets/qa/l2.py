@@ -4,7 +4,8 @@ above/below in the gravity frame, and the precise unit direction vector in the c
 distance to camera, volume and dimensions; orientation consistency between fronted objects).
 
 Ambiguity rules (docs/CONVENTIONS.md): a qualitative relation is asked only when the two boxes' extents do not
-overlap on that axis (`assets.geometry.extents_overlap`); comparisons only with a relative margin of
+overlap on that axis (`assets.geometry.extents_overlap`, evaluated on cached extents by
+`QAContext.overlaps`); comparisons only with a relative margin of
 `QAConfig.compare_margin` between every compared pair that decides the answer; orientation consistency only within
 `orientation_tolerance_deg` of 0/90/180 degrees.
 """
@@ -12,11 +13,11 @@ overlap on that axis (`assets.geometry.extents_overlap`); comparisons only with 
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 
-from assets.geometry import extents_overlap
-from assets.qa.context import QAContext, refer
+from assets.qa.context import FastRandom, QAContext, RandomSource, refer
 from assets.qa.formats import (
     Budget,
     Choice,
@@ -217,7 +218,7 @@ def _join(items: list[str]) -> str:
 
 def qualitative_relation(ctx: QAContext, a: SceneObject, b: SceneObject, axis: str) -> str | None:
     """The relation of A to B on a gravity axis ('to the left of', ...), or None when the extents overlap."""
-    if ctx.frame is None or extents_overlap(a.box3d, b.box3d, ctx.frame, axis):
+    if ctx.frame is None or ctx.overlaps(a, b, axis):  # extents_overlap on cached corners
         return None
     idx = {"right": 0, "forward": 1, "up": 2}[axis]
     smaller = ctx.geom(a).center_grav[idx] < ctx.geom(b).center_grav[idx]
@@ -228,7 +229,7 @@ def direction_questions(ctx: QAContext, a: SceneObject, b: SceneObject, axis: st
     rel = qualitative_relation(ctx, a, b, axis)
     if rel is None:
         return []
-    rng = ctx.rng
+    rng = ctx.fast
     refs, boxes, distinct = _refs(ctx, [a, b])
     if not distinct:
         return []
@@ -253,28 +254,38 @@ def direction_questions(ctx: QAContext, a: SceneObject, b: SceneObject, axis: st
     return emit(ctx, base, free, choice, judgement)
 
 
-def _angle_deg(u: np.ndarray, v: np.ndarray) -> float:
-    return float(np.degrees(np.arccos(np.clip(u @ v / (np.linalg.norm(u) * np.linalg.norm(v)), -1.0, 1.0))))
+def _angle_deg(u: np.ndarray | tuple | list, v: np.ndarray | tuple | list) -> float:
+    """Angle between two 2D/3D vectors in degrees (plain floats: called per candidate in the hot loop)."""
+    dot = sum(float(x) * float(y) for x, y in zip(u, v, strict=True))
+    nu = math.sqrt(sum(float(x) ** 2 for x in u))
+    nv = math.sqrt(sum(float(y) ** 2 for y in v))
+    return math.degrees(math.acos(max(-1.0, min(1.0, dot / (nu * nv)))))
 
 
-def vector_distractors(rng: np.random.Generator, truth: np.ndarray, k: int) -> list[np.ndarray]:
-    """Unit vectors at least VECTOR_MIN_ANGLE_DEG from the truth and from each other (rounded as displayed)."""
-    out: list[np.ndarray] = []
+def vector_distractors(rng: RandomSource, truth: np.ndarray, k: int) -> list[tuple[float, float, float]]:
+    """Unit vectors at least VECTOR_MIN_ANGLE_DEG from the truth and 0.75 x that from each other (rounded to two
+    decimals, as displayed): wrong directions nobody could mistake for the answer."""
+    t = [float(x) for x in truth]
+    out: list[tuple[float, float, float]] = []
     for _ in range(60 * max(k, 1)):
         if len(out) == k:
             break
         if rng.random() < 0.3:  # mirrored along one camera axis: a classic left/right or up/down confusion
-            cand = truth * np.where(np.arange(3) == rng.integers(3), -1.0, 1.0)
+            flip = rng.integers(3)
+            cand = [-c if i == flip else c for i, c in enumerate(t)]
         else:
-            cand = rng.normal(size=3)
-        cand = np.round(cand / np.linalg.norm(cand), 2)
-        if np.linalg.norm(cand) < 0.5:
+            cand = [rng.gauss(0.0, 1.0) for _ in range(3)] if isinstance(rng, FastRandom) else list(rng.normal(size=3))
+        norm = math.sqrt(sum(c * c for c in cand))
+        if norm < 1e-6:
             continue
-        if _angle_deg(cand, truth) < VECTOR_MIN_ANGLE_DEG:
+        rounded = tuple(round(c / norm, 2) for c in cand)
+        if math.sqrt(sum(c * c for c in rounded)) < 0.5:
             continue
-        if any(_angle_deg(cand, o) < VECTOR_MIN_ANGLE_DEG * 0.75 for o in out):
+        if _angle_deg(rounded, t) < VECTOR_MIN_ANGLE_DEG:
             continue
-        out.append(cand)
+        if any(_angle_deg(rounded, o) < VECTOR_MIN_ANGLE_DEG * 0.75 for o in out):
+            continue
+        out.append(rounded)  # type: ignore[arg-type]
     return out
 
 
@@ -284,7 +295,7 @@ def vector_questions(ctx: QAContext, a: SceneObject, b: SceneObject) -> list[QAP
     norm = float(np.linalg.norm(delta))
     if norm < MIN_RELATIVE_DISTANCE_M:
         return []
-    rng = ctx.rng
+    rng = ctx.fast
     refs, boxes, distinct = _refs(ctx, [a, b])
     if not distinct:
         return []
@@ -324,7 +335,7 @@ def distance_questions(ctx: QAContext, a: SceneObject, b: SceneObject, kind: str
     meters = relative_distance(ctx, a, b, kind)
     if meters is None or meters < MIN_RELATIVE_DISTANCE_M:
         return []
-    rng, cfg = ctx.rng, ctx.config
+    rng, cfg = ctx.fast, ctx.config
     refs, boxes, distinct = _refs(ctx, [a, b])
     if not distinct:
         return []
@@ -371,7 +382,7 @@ def _clear(values: list[float], margin: float) -> bool:
 
 def extreme_questions(ctx: QAContext, objs: list[SceneObject], attribute: str) -> list[QAPair]:
     """Which of 3+ objects is nearest/farthest/smallest/largest (the winner beats the runner-up by the margin)."""
-    rng, margin = ctx.rng, ctx.config.compare_margin
+    rng, margin = ctx.fast, ctx.config.compare_margin
     refs, boxes, distinct = _refs(ctx, objs)
     if not distinct:
         return []
@@ -396,12 +407,12 @@ def extreme_questions(ctx: QAContext, objs: list[SceneObject], attribute: str) -
                           capitalize(t_tf.render(x=wrong, X=capitalize(wrong), **words)), t_tf.id,
                           balance_key=f"cmp|{attribute}")
     return emit(ctx, base, FreeForm(capitalize(t_ff.render(**words)), capitalize(correct) + ".", t_ff.id),
-                Choice(capitalize(t_mc.render(**words)), correct, others, t_mc.id), judgement)
+                Choice(capitalize(t_mc.render(**words)), correct, others, t_mc.id, all_options=True), judgement)
 
 
 def ordering_questions(ctx: QAContext, objs: list[SceneObject], attribute: str) -> list[QAPair]:
     """Full ordering of 3+ objects by an attribute; every consecutive gap must clear the margin."""
-    rng = ctx.rng
+    rng = ctx.fast
     values = [attribute_value(ctx, o, attribute) for o in objs]
     if not _clear(values, ctx.config.compare_margin):
         return []
@@ -435,9 +446,8 @@ def ordering_questions(ctx: QAContext, objs: list[SceneObject], attribute: str) 
 def orientation_relation(front_a: tuple[float, float, float], front_b: tuple[float, float, float],
                          tolerance_deg: float) -> str | None:
     """similar / orthogonal / opposite for two horizontal facing directions, None when not clearly one of them."""
-    a = np.array(front_a[:2], dtype=np.float64)
-    b = np.array(front_b[:2], dtype=np.float64)
-    if np.linalg.norm(a) < 0.5 or np.linalg.norm(b) < 0.5:  # (nearly) vertical fronts have no yaw to compare
+    a, b = front_a[:2], front_b[:2]
+    if math.hypot(*a) < 0.5 or math.hypot(*b) < 0.5:  # (nearly) vertical fronts have no yaw to compare
         return None
     angle = _angle_deg(a, b)
     for name, target in ORIENT_ANGLES.items():
@@ -452,7 +462,7 @@ def orientation_consistency_questions(ctx: QAContext, a: SceneObject, b: SceneOb
     rel = orientation_relation(a.front_grav, b.front_grav, ctx.config.orientation_tolerance_deg)
     if rel is None:
         return []
-    rng = ctx.rng
+    rng = ctx.fast
     refs, boxes, distinct = _refs(ctx, [a, b])
     if not distinct:
         return []
@@ -478,7 +488,7 @@ def generate_l2(ctx: QAContext) -> tuple[list[QAPair], list[str]]:
     objs = ctx.objects
     if len(objs) < 2:
         return out, [f"L2: needs 2+ usable objects, scene has {len(objs)}"]
-    rng = ctx.rng
+    rng = ctx.fast
     budget = Budget(ctx)
     pairs = list(itertools.permutations(range(len(objs)), 2))
     order = rng.permutation(len(pairs))

@@ -82,3 +82,35 @@ def test_default_rng_depends_on_seed_and_scene_only():
     r1 = QAContext.build(scene, QAConfig(seed=1)).rng.random()
     assert r1 == QAContext.build(scene, QAConfig(seed=1)).rng.random()
     assert r1 != QAContext.build(scene, QAConfig(seed=2)).rng.random()
+
+
+def test_cached_overlap_matches_the_geometry_definition():
+    from assets.geometry import extents_overlap
+
+    disagreements = checked = 0
+    for seed in range(30):
+        ctx = QAContext.build(make_scene(seed, n_objects=8))
+        for a in ctx.objects:
+            for b in ctx.objects:
+                if a is b:
+                    continue
+                for axis in ("right", "forward", "up"):
+                    checked += 1
+                    disagreements += ctx.overlaps(a, b, axis) != extents_overlap(a.box3d, b.box3d, ctx.frame, axis)
+    assert checked > 4000 and disagreements == 0
+
+
+def test_construct_pair_equals_a_validated_pair():
+    from assets.qa.formats import construct_pair
+    from assets.records import QAPair
+
+    fields = dict(qa_id="x", scene_id="s", shard="t", level="L1", task="size", subtask="width",
+                  format="free_form", question="q", answer="1.00 m", options=[], correct_index=None, value=1.0,
+                  unit="m", direction=None, object_ids=[1], references=["r"], draw_boxes=[], template_id="t",
+                  reasoning="", generator="template")
+    fast = construct_pair(**fields)
+    assert fast.model_dump(mode="json") == QAPair(**fields).model_dump(mode="json")
+    import pytest
+
+    with pytest.raises(TypeError):
+        construct_pair(qa_id="x")

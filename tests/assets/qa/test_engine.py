@@ -124,3 +124,20 @@ def test_config_validation():
         QAConfig(mc_min_options=5, mc_max_options=3)
     with pytest.raises(ValueError):
         QAConfig(formats=[])
+
+
+def test_drawn_boxes_match_the_colours_a_question_mentions():
+    import re
+
+    checked = 0
+    for seed in range(8):
+        scene = make_scene(seed, n_objects=8, box_fallback_share=0.7)
+        by_id = {o.instance_id: o for o in scene.objects}
+        pairs, _ = generate_scene_qa(scene, make_point_map(seed), QAConfig(seed=seed))
+        for p in pairs:
+            mentioned = set(re.findall(r"highlighted by the (\w+) box", p.question))
+            assert mentioned == {b.color for b in p.draw_boxes}, (p.template_id, p.question)
+            for box in p.draw_boxes:
+                assert box.box2d == by_id[box.instance_id].box2d
+            checked += bool(mentioned)
+    assert checked > 200
