@@ -187,6 +187,34 @@ def comparison_table(reports: dict[str, list[BenchmarkReport]], include_referenc
     return frame.reindex(sorted(frame.columns), axis=1)
 
 
+def comparison_from_mlflow(tracking_uri: str, experiment: str, include_reference: bool = True) -> pd.DataFrame:
+    """The comparison table built from every finished run of the evaluation experiment (one row per run name,
+    latest run wins), so checkpoints scored at different times line up against each other and the paper."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return pd.DataFrame()
+    rows: dict[str, dict[str, float]] = {}
+    runs = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'", order_by=["attributes.start_time ASC"])
+    for run in runs:
+        name = run.info.run_name or run.info.run_id
+        row = rows.setdefault(name, {})
+        for key, value in run.data.metrics.items():
+            bench, _, metric = key.partition("/")
+            if metric in REFERENCE.get(bench, {}) or metric == "accuracy":
+                row[key] = value
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    if include_reference and not table.empty:
+        for bench, metrics in REFERENCE.items():
+            for metric, by_model in metrics.items():
+                if f"{bench}/{metric}" in table.columns:
+                    for model, value in by_model.items():
+                        table.loc[f"paper: {model}", f"{bench}/{metric}"] = value
+    return table.reindex(sorted(table.columns), axis=1)
+
+
 def plot_comparison(table: pd.DataFrame, path: Path) -> Path:
     """Grouped bar chart (one group per benchmark metric, one bar per run/reference row), written atomically."""
     import io

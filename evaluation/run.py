@@ -155,7 +155,10 @@ def score_benchmark(
     if any(it.kind == AnswerKind.JUDGED for it in items):
         client = judge_client
         if client is None and config.use_judge:
-            client = LLMClient.from_env(config.judge_env_prefix)
+            prefix = config.judge_env_prefix
+            # Judge replies are cached (keyed by prompt hash) next to the scores unless the environment says where.
+            cache = {} if os.environ.get(f"{prefix}_CACHE_DIR") else {"cache_dir": out_root / "_judge_cache"}
+            client = LLMClient.from_env(prefix, **cache)
         judge = make_judge(client, config.l3_relative_error)
         report.judge_mode, report.judge_model = judge.mode, judge.model
 

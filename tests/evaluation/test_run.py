@@ -9,7 +9,13 @@ import pytest
 import mlflow
 from evaluation.__main__ import main
 from evaluation.config import EvalConfig
-from evaluation.report import REFERENCE, comparison_table, load_reports, plot_comparison
+from evaluation.report import (
+    REFERENCE,
+    comparison_from_mlflow,
+    comparison_table,
+    load_reports,
+    plot_comparison,
+)
 from evaluation.run import score_benchmark
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -57,6 +63,9 @@ def test_predictions_file_outputs_and_mlflow(tmp_path):
     artifacts = [a.path for a in mlflow.MlflowClient(tracking_uri=uri).list_artifacts(
         report.mlflow_run_id, "benchmark_scores/cv_bench")]
     assert "benchmark_scores/cv_bench/predictions.parquet" in artifacts
+    table = comparison_from_mlflow(uri, config.mlflow_experiment)
+    assert table.loc["cv-test", "cv_bench/cv_bench_3d"] == pytest.approx(0.0)  # 3D-4 wrong, 3D-5 missing
+    assert table.loc["paper: PaliGemma2-3B", "cv_bench/cv_bench_3d"] == 42.17
 
 
 def test_cli_and_comparison_with_paper_rows(tmp_path, capsys):
@@ -93,3 +102,23 @@ def test_export_items_round_trip(tmp_path):
     report = score_benchmark(tmp_path, "3dsrbench", None, EvalConfig(
         data={"3dsrbench": str(FIXTURES / "3dsrbench")}, predictions={"3dsrbench": preds}))
     assert report.metrics["row_accuracy"] == 50.0 and report.metrics["flip+circular/accuracy"] == 0.0
+
+
+def test_llm_judge_from_environment_with_response_cache(tmp_path, monkeypatch):
+    from tests.openai_server import json_reply, serve
+
+    preds = _preds(tmp_path / "s.jsonl", {f"srgpt-{i}": "Yes" for i in range(7)})
+    config = EvalConfig(data={"spatialrgpt": str(FIXTURES / "spatialrgpt")}, predictions={"spatialrgpt": preds})
+    with serve(lambda request: json_reply({"correct": 1, "extracted_answer": "yes"})) as server:
+        monkeypatch.setenv("HISPATIAL_JUDGE_BASE_URL", server.base_url)
+        monkeypatch.setenv("HISPATIAL_JUDGE_MODEL", "gpt-4.1")
+        monkeypatch.delenv("HISPATIAL_JUDGE_CACHE_DIR", raising=False)
+        report = score_benchmark(tmp_path, "spatialrgpt", None, config)
+        assert report.judge_mode == "llm" and report.judge_model == "gpt-4.1"
+        assert len(server.requests) == 2  # the two qualitative items
+        score_benchmark(tmp_path, "spatialrgpt", None, config)
+        assert len(server.requests) == 2  # second run answered from the cache
+    frame = pd.read_parquet(report.predictions_path).set_index("item_id")
+    assert frame.loc["srgpt-5", "judge_model"] == "gpt-4.1" and '"correct":1' in frame.loc["srgpt-5", "judge_raw"]
+    assert report.metrics["qualitative_avg"] == 100.0
+    assert report.metadata()["judge_mode"] == "llm"
