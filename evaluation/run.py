@@ -61,26 +61,32 @@ def _spec(benchmark: str) -> BenchmarkSpec:
     return REGISTRY[benchmark]
 
 
-def _predict(predictor: Predictor, items: Sequence[EvalItem], needs_images: bool) -> tuple[list[str | None], dict[str, str]]:
-    """Predictions for all items plus a reason for each item that got none. A batch that fails on bad data is
-    retried item by item so one corrupt image costs one item."""
+def _predict(
+    predictor: Predictor, items: Sequence[EvalItem], needs_images: bool, chunk: int
+) -> tuple[list[str | None], dict[str, str]]:
+    """Predictions aligned with `items` plus a reason for each item that got none. Items go to the predictor in
+    chunks; a chunk that fails on bad data (a corrupt image) is retried item by item, so one bad item costs one
+    item, not the run."""
     reasons: dict[str, str] = {}
-    runnable = [it for it in items if not needs_images or it.has_image]
-    for it in items:
-        if needs_images and not it.has_image:
-            reasons[it.item_id] = "missing image"
-    try:
-        outputs = predictor.predict(runnable)
-    except DataError:
-        outputs = []
-        for it in runnable:
-            try:
-                outputs += predictor.predict([it])
-            except DataError as err:
-                outputs.append(None)
-                reasons[it.item_id] = f"inference failed: {err}"
-    by_id = {it.item_id: out for it, out in zip(runnable, outputs, strict=True)}
-    return [by_id.get(it.item_id) for it in items], reasons
+    outputs: list[str | None] = [None] * len(items)
+    runnable = []
+    for position, item in enumerate(items):
+        if needs_images and not item.has_image:
+            reasons[item.item_id] = "missing image"
+        else:
+            runnable.append(position)
+    for start in range(0, len(runnable), chunk):
+        positions = runnable[start : start + chunk]
+        try:
+            for position, out in zip(positions, predictor.predict([items[p] for p in positions]), strict=True):
+                outputs[position] = out
+        except DataError:
+            for position in positions:
+                try:
+                    outputs[position] = predictor.predict([items[position]])[0]
+                except DataError as err:
+                    reasons[items[position].item_id] = f"inference failed: {err}"
+    return outputs, reasons
 
 
 def score_items(
@@ -149,7 +155,7 @@ def score_benchmark(
     else:
         needs_images = isinstance(predictor, ModelPredictor)
     report.predictor = predictor.name
-    predictions, reasons = _predict(predictor, items, needs_images)
+    predictions, reasons = _predict(predictor, items, needs_images, max(config.batch_size, 1) * 8)
 
     judge = None
     if any(it.kind == AnswerKind.JUDGED for it in items):

@@ -48,6 +48,27 @@ def test_model_predictor_uses_ground_truth_point_maps(data_root, tiny_checkpoint
     assert frame["prediction"].notna().all()
 
 
+def test_a_corrupt_image_costs_one_item(data_root, tiny_checkpoint):  # noqa: F811
+    from assets.storage import encode_jpeg
+
+    # a second held-out scene whose image file is garbage; its items fail alone, the first scene's are answered
+    shard = data_root / "object_references" / "heldout-000"
+    scene = json.loads((shard / "scenes.jsonl").read_text().splitlines()[0])
+    scene.update(scene_id="broken", image_file="source_images/heldout-000/images/broken.jpg")
+    (shard / "scenes.jsonl").write_text((shard / "scenes.jsonl").read_text() + json.dumps(scene) + "\n")
+    (data_root / scene["image_file"]).write_bytes(encode_jpeg(np.zeros((4, 4, 3), np.uint8))[:20])
+    qa = pd.read_parquet(data_root / "qa_shards" / "heldout-000" / "qa.parquet")
+    extra = qa[qa.qa_id == "heldout-000-l1"].assign(qa_id="broken-l1", scene_id="broken")
+    pd.concat([qa, extra]).to_parquet(data_root / "qa_shards" / "heldout-000" / "qa.parquet", index=False)
+
+    config = EvalConfig(heldout_shards=["heldout-000"], batch_size=8, max_new_tokens=2, use_judge=False)
+    report = score_benchmark(data_root, "custom", tiny_checkpoint, config)
+    frame = pd.read_parquet(report.predictions_path).set_index("item_id")
+    assert report.num_items == 6
+    assert frame.loc["broken-l1", "reason"].startswith("inference failed: unreadable image")
+    assert frame.drop("broken-l1")["prediction"].notna().all()
+
+
 def test_model_predictor_batches_like_single_items(data_root, tiny_checkpoint):  # noqa: F811
     from evaluation.custom import build_custom_benchmark
 
