@@ -38,6 +38,8 @@ def test_unconfigured_and_broken_inputs_report_cleanly(tmp_path):
     broken = score_benchmark(tmp_path, "pope", None,
                              EvalConfig(data={"pope": str(FIXTURES / "pope")}, predictions={"pope": bad}))
     assert broken.status == "failed" and "bad.jsonl:2" in broken.message
+    offline = score_benchmark(tmp_path, "pope", None, EvalConfig(data={"pope": "hispatial-test/no-such-dataset"}))
+    assert offline.status == "failed" and "neither a local path nor downloadable" in offline.message
     with pytest.raises(ValueError, match="unknown benchmark"):
         score_benchmark(tmp_path, "imagenet", None, EvalConfig())
 
