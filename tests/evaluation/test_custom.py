@@ -173,3 +173,15 @@ def test_real_pipeline_shard_scores_its_own_answers_perfectly(tmp_path):
     junk.write_text("".join(json.dumps({"id": it.item_id, "prediction": "I am not sure."}) + "\n" for it in items))
     bad = score_benchmark(tmp_path, "custom", None, config.model_copy(update={"predictions": {"custom": junk}}))
     assert bad.score == 0.0 and bad.num_items == len(items) and bad.num_unparseable == len(items)
+
+
+def test_heldout_by_trainings_own_validation_split(data_root: Path):
+    from training.data import is_validation_scene
+
+    fraction = 0.78  # sha256 buckets: train-000-s0 -> 7526 (validation), heldout-000-s0 -> 8086 (training)
+    expected = {s for s in ("train-000-s0", "heldout-000-s0") if is_validation_scene(s, fraction)}
+    assert expected == {"train-000-s0"}
+    items, _ = build_custom_benchmark(data_root, EvalConfig(heldout_val_fraction=fraction))
+    assert {it.meta["scene_id"] for it in items} == expected
+    only_listed, _ = build_custom_benchmark(data_root, EvalConfig(heldout_scenes=["train-000-s0"]))
+    assert {it.meta["scene_id"] for it in only_listed} == {"train-000-s0"}
