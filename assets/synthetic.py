@@ -1264,7 +1264,11 @@ class _Prim:
                     elif abs(r[2]) < 1e-12:  # horizontal
                         d = dirs[0] * np.float32(r[0]) + dirs[1] * np.float32(r[1])
                     else:
-                        d = dirs[0] * np.float32(r[0]) + dirs[1] * np.float32(r[1]) + dirs[2] * np.float32(r[2])
+                        d = (
+                            dirs[0] * np.float32(r[0])
+                            + dirs[1] * np.float32(r[1])
+                            + dirs[2] * np.float32(r[2])
+                        )
                     o, h = np.float32(offset @ r), np.float32(self.half[axis])
                     inv = np.float32(1.0) / d
                     ta = (-h - o) * inv
@@ -1382,10 +1386,9 @@ def _floor_albedo(room: _Room, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return albedo.astype(np.float32)
 
 
-def _wall_albedo(room: _Room, points: np.ndarray, face: np.ndarray) -> np.ndarray:
-    albedo = np.tile(room.wall_color.astype(np.float32), (len(points), 1))
-    z = points[:, 2]
-    along = np.where(face <= 1, points[:, 1], points[:, 0])  # coordinate along the wall
+def _wall_albedo(room: _Room, x: np.ndarray, y: np.ndarray, z: np.ndarray, face: np.ndarray) -> np.ndarray:
+    albedo = np.tile(room.wall_color.astype(np.float32), (len(z), 1))
+    along = np.where(face <= 1, y, x)  # coordinate along the wall
     for slot, s0, s1, z0, z1, colour in room.decals:  # door, window, picture
         albedo[(face == slot) & (along >= s0) & (along <= s1) & (z >= z0) & (z <= z1)] = colour
     albedo[z < 0.09] = room.trim_color
@@ -1393,13 +1396,13 @@ def _wall_albedo(room: _Room, points: np.ndarray, face: np.ndarray) -> np.ndarra
 
 
 def _room_albedo(room: _Room, points: np.ndarray, face: np.ndarray) -> np.ndarray:
-    """Albedo of room pixels (face slots: 0-3 walls, 4 ceiling, 5 floor)."""
-    albedo = np.empty((len(points), 3), dtype=np.float32)
+    """Albedo (N, 3) of room pixels from their (3, N) world points (face slots: 0-3 walls, 4 ceiling, 5 floor)."""
+    albedo = np.empty((len(face), 3), dtype=np.float32)
     albedo[face == 4] = (0.93, 0.93, 0.91)
     floor = np.flatnonzero(face == 5)
-    albedo[floor] = _floor_albedo(room, points[floor, 0], points[floor, 1])
+    albedo[floor] = _floor_albedo(room, points[0, floor], points[1, floor])
     walls = np.flatnonzero(face <= 3)
-    albedo[walls] = _wall_albedo(room, points[walls], face[walls])
+    albedo[walls] = _wall_albedo(room, points[0, walls], points[1, walls], points[2, walls], face[walls])
     return albedo
 
 
@@ -1456,8 +1459,7 @@ def _render(
         face[rows, cols] = prim.face_of(o + sub[:, closer].T * t[closer, None])
 
     # Shading: albedo x texture x (ambient + Lambert + a little camera-facing light), plus sensor noise.
-    flat_rays = rays.reshape(-1, 3)
-    flat_points = o + flat_rays * depth.reshape(-1, 1)
+    points = o[:, None] + planar.reshape(3, -1) * depth.reshape(1, -1)  # (3, N) world points
     flat_prim = prim_of.reshape(-1)
     flat_face = face.reshape(-1)
     n_prims = len(prims) + 1
@@ -1465,7 +1467,7 @@ def _render(
     normals = np.zeros((n_prims, 6, 3), dtype=np.float32)
     centers = np.zeros((n_prims, 3), dtype=np.float32)
     kinds = np.full(n_prims, BOX, dtype=np.int8)
-    phases = rng.uniform(0, 2 * math.pi, size=(n_prims, 3)).astype(np.float32)
+    phases = rng.uniform(0, 2 * math.pi, size=(n_prims, 3)).astype(np.float32).T.copy()
     for axis_index in range(3):  # room faces: inward normals
         normals[0, 2 * axis_index, axis_index] = -1.0
         normals[0, 2 * axis_index + 1, axis_index] = 1.0
@@ -1481,20 +1483,20 @@ def _render(
     normal = normals.reshape(-1, 3).take(slot, axis=0)
     is_room = flat_prim == 0
     room_px = np.flatnonzero(is_room)
-    albedo[room_px] = _room_albedo(room, flat_points[room_px], flat_face[room_px])
+    albedo[room_px] = _room_albedo(room, points[:, room_px], flat_face[room_px])
     object_px = np.flatnonzero(~is_room)
     if object_px.size:
         owner = flat_prim[object_px]
         curved = np.flatnonzero((kinds[owner] != BOX) & (flat_face[object_px] == 0))
         if curved.size:
             px = object_px[curved]
-            radial = flat_points[px] - centers[owner[curved]]
+            radial = points[:, px].T - centers[owner[curved]]
             radial[kinds[owner[curved]] == CYLINDER, 2] = 0.0
             normal[px] = radial / np.linalg.norm(radial, axis=1, keepdims=True)
-        q = flat_points[object_px] * 23.0
-        ph = phases[owner]
-        grain = np.sin(q[:, 0] + ph[:, 0]) * np.sin(q[:, 1] * 0.7 + ph[:, 1]) + 0.5 * np.sin(
-            q[:, 2] * 1.3 + ph[:, 2]
+        q = points[:, object_px] * np.float32(23.0)
+        ph = phases[:, owner]
+        grain = np.sin(q[0] + ph[0]) * np.sin(q[1] * np.float32(0.7) + ph[1]) + np.float32(0.5) * np.sin(
+            q[2] * np.float32(1.3) + ph[2]
         )
         albedo[object_px] *= (1.0 + 0.045 * grain)[:, None]
     lambert = np.maximum(normal @ LIGHT_DIR.astype(np.float32), 0.0)
