@@ -13,10 +13,9 @@ generated pair with `QAPair.model_validate(pair.model_dump())`, so the generator
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from assets.qa.context import QAContext, RandomSource, qa_id
 from assets.records import TASK_LEVEL, DrawBox, QAFormat, QAPair, SceneObject, Task
@@ -101,27 +100,37 @@ def numeric_distractors(rng: RandomSource, truth: float, k: int, min_rel: float 
     return out
 
 
-def xyz_distractors(rng: RandomSource, truth: np.ndarray, k: int, min_rel: float) -> list[np.ndarray]:
-    """Wrong but plausible points: at least `min_rel` x |truth| (plus a margin) from the truth and from each other,
-    in front of the camera. Half are depth-scale errors (the common monocular failure), half random offsets."""
-    norm = float(np.linalg.norm(truth))
-    out: list[np.ndarray] = []
+def distance3(p: Sequence[float], q: Sequence[float]) -> float:
+    return math.sqrt((p[0] - q[0]) ** 2 + (p[1] - q[1]) ** 2 + (p[2] - q[2]) ** 2)
+
+
+def xyz_distractors(rng: RandomSource, truth: Sequence[float], k: int, min_rel: float,
+                    taken: Sequence[Sequence[float]] = ()) -> list[tuple[float, float, float]]:
+    """Wrong but plausible points: at least (`min_rel` + 0.05) x |truth| from the truth, 0.15 x |truth| from each
+    other and from `taken` (distractors chosen elsewhere), in front of the camera. Half are depth-scale errors (the
+    common monocular failure), half random offsets. Plain floats: this runs per question."""
+    t = (float(truth[0]), float(truth[1]), float(truth[2]))
+    norm = math.sqrt(t[0] ** 2 + t[1] ** 2 + t[2] ** 2)
+    lo, hi = math.log(1.0 + min_rel + 0.1), math.log(2.5)
+    out: list[tuple[float, float, float]] = []
+    others = [tuple(p) for p in taken]
     for _ in range(40 * max(k, 1)):
-        if len(out) == k:
+        if len(out) >= k:
             break
         if rng.random() < 0.5:
-            s = np.exp(rng.uniform(np.log(1.0 + min_rel + 0.1), np.log(2.5)) * (1 if rng.random() < 0.5 else -1))
-            cand = truth * s
+            scale = math.exp(rng.uniform(lo, hi) * (1.0 if rng.random() < 0.5 else -1.0))
+            cand = (t[0] * scale, t[1] * scale, t[2] * scale)
         else:
-            d = rng.normal(size=3)
-            cand = truth + d / np.linalg.norm(d) * norm * rng.uniform(min_rel + 0.1, 0.8)
-        if cand[2] <= 0.05:
+            d = [rng.gauss(0.0, 1.0) for _ in range(3)] if isinstance(rng, random.Random) else list(rng.normal(size=3))
+            dn = math.sqrt(d[0] ** 2 + d[1] ** 2 + d[2] ** 2) or 1.0
+            r = norm * rng.uniform(min_rel + 0.1, 0.8) / dn
+            cand = (t[0] + d[0] * r, t[1] + d[1] * r, t[2] + d[2] * r)
+        if cand[2] <= 0.05 or distance3(cand, t) < (min_rel + 0.05) * norm:
             continue
-        if np.linalg.norm(cand - truth) < (min_rel + 0.05) * norm:
-            continue
-        if any(np.linalg.norm(cand - o) < 0.15 * norm for o in out):
+        if any(distance3(cand, o) < 0.15 * norm for o in others):
             continue
         out.append(cand)
+        others.append(cand)
     return out
 
 
@@ -313,6 +322,11 @@ def construct_pair(**fields: object) -> QAPair:
     """
     if fields.keys() != _QA_FIELDS:
         raise TypeError(f"construct_pair needs exactly the QAPair fields; diff {set(fields) ^ _QA_FIELDS}")
+    return _construct(fields)
+
+
+def _construct(fields: dict[str, object]) -> QAPair:
+    """`construct_pair` without the field-set check, for `_pair`, whose literal field list is pinned by a test."""
     pair = object.__new__(QAPair)
     object.__setattr__(pair, "__dict__", fields)
     object.__setattr__(pair, "__pydantic_fields_set__", _QA_FIELDS)
@@ -325,7 +339,7 @@ def _pair(ctx: QAContext, base: QABase, ids: list[int], fmt: QAFormat, question:
           template_id: str, options: list[str] | None = None, correct_index: int | None = None,
           value: float | None = None, unit: str | None = None,
           direction: tuple[float, float, float] | None = None) -> QAPair:
-    return construct_pair(
+    return _construct(dict(
         qa_id=qa_id(ctx.scene.scene_id, base.task, template_id, ids, fmt, f"{base.subtask}|{base.extra}"),
         scene_id=ctx.scene.scene_id,
         shard=ctx.shard,
@@ -347,7 +361,7 @@ def _pair(ctx: QAContext, base: QABase, ids: list[int], fmt: QAFormat, question:
         template_id=template_id,
         reasoning=base.reasoning,
         generator=base.generator,
-    )
+    ))
 
 
 def emit(ctx: QAContext, base: QABase, free: FreeForm | None = None, choice: Choice | None = None,

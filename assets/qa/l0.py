@@ -13,6 +13,7 @@ asked about is exactly the one a decoder of the token would pick, at any resolut
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -143,15 +144,16 @@ def _sample_pixels(pts: np.ndarray, valid: np.ndarray | None, rng: np.random.Gen
 
 
 def _pixel_text(row: int, col: int, width: int, height: int, use_tokens: bool) -> str:
-    if use_tokens:
-        yb, xb = loc_tokens(col + 0.5, row + 0.5, width, height)
-        return loc_text(int(yb), int(xb))
+    if use_tokens:  # scalar form of loc_tokens (numpy per scalar costs ~10x more)
+        yb = min(max(math.floor((row + 0.5) / height * LOC_BINS), 0), LOC_BINS - 1)
+        xb = min(max(math.floor((col + 0.5) / width * LOC_BINS), 0), LOC_BINS - 1)
+        return f"<loc{yb:04d}><loc{xb:04d}>"
     return f"({col}, {row})"
 
 
-def _point_query(rng: RandomSource, xyz: np.ndarray, ptext: str, fmt: QAFormat, min_rel: float,
+def _point_query(rng: RandomSource, xyz: np.ndarray | tuple, ptext: str, fmt: QAFormat, min_rel: float,
                  mc_range: tuple[int, int], yes_no_prob: float, truth_flag: bool) -> dict | None:
-    xyz = np.round(xyz.astype(np.float64), 2) + 0.0
+    xyz = tuple(round(float(c), 2) + 0.0 for c in xyz)
     answer = format_xyz(xyz)
     if fmt == QAFormat.FREE_FORM:
         t = pick(rng, POINT_FF)

@@ -7,6 +7,8 @@ Object-to-camera distance has no task of its own in Table 7 and is filed under l
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from assets.qa.context import QAContext, refer
@@ -17,6 +19,7 @@ from assets.qa.formats import (
     Judgement,
     QABase,
     capitalize,
+    distance3,
     emit,
     format_length,
     format_xyz,
@@ -199,13 +202,19 @@ def localization_questions(ctx: QAContext, obj: SceneObject) -> list[QAPair]:
     """3D center in the camera frame (xyz answer)."""
     rng, cfg = ctx.fast, ctx.config
     base, a = _base(ctx, Task.LOCALIZATION, "center", obj)
-    center = np.round(ctx.geom(obj).center_cam, 2) + 0.0
+    center = tuple(round(float(c), 2) + 0.0 for c in obj.box3d.center_cam)
     answer = format_xyz(center)
-    norm = float(np.linalg.norm(center))
-    # distractors: other objects' centers when far enough (plausible), then perturbed copies of the truth
-    cands = [np.asarray(o.box3d.center_cam) for o in ctx.objects if o.instance_id != obj.instance_id]
-    wrong_pts = [c for c in cands if np.linalg.norm(c - center) >= (cfg.distractor_min_rel + 0.05) * norm][:2]
-    wrong_pts += xyz_distractors(rng, center, cfg.mc_max_options - 1 - len(wrong_pts), cfg.distractor_min_rel)
+    norm = math.sqrt(sum(c * c for c in center))
+    # distractors: other objects' centers when clearly elsewhere (plausible), then perturbed copies of the truth
+    wrong_pts: list = []
+    for other in ctx.objects:
+        c = other.box3d.center_cam
+        if (other.instance_id != obj.instance_id and len(wrong_pts) < 2
+                and distance3(c, center) >= (cfg.distractor_min_rel + 0.05) * norm
+                and all(distance3(c, w) >= 0.15 * norm for w in wrong_pts)):
+            wrong_pts.append(c)
+    wrong_pts += xyz_distractors(rng, center, cfg.mc_max_options - 1 - len(wrong_pts), cfg.distractor_min_rel,
+                                 taken=wrong_pts)
     wrong = [format_xyz(p) for p in wrong_pts]
     t_ff, t_mc, t_tf = pick(rng, LOC_FF), pick(rng, LOC_MC), pick(rng, LOC_TF)
     words = {"a": a, "A": capitalize(a)}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -254,7 +255,7 @@ def direction_questions(ctx: QAContext, a: SceneObject, b: SceneObject, axis: st
     return emit(ctx, base, free, choice, judgement)
 
 
-def _angle_deg(u: np.ndarray | tuple | list, v: np.ndarray | tuple | list) -> float:
+def _angle_deg(u: Sequence[float], v: Sequence[float]) -> float:
     """Angle between two 2D/3D vectors in degrees (plain floats: called per candidate in the hot loop)."""
     dot = sum(float(x) * float(y) for x, y in zip(u, v, strict=True))
     nu = math.sqrt(sum(float(x) ** 2 for x in u))
@@ -262,31 +263,38 @@ def _angle_deg(u: np.ndarray | tuple | list, v: np.ndarray | tuple | list) -> fl
     return math.degrees(math.acos(max(-1.0, min(1.0, dot / (nu * nv)))))
 
 
-def vector_distractors(rng: RandomSource, truth: np.ndarray, k: int) -> list[tuple[float, float, float]]:
+_COS_VEC_TRUTH = math.cos(math.radians(VECTOR_MIN_ANGLE_DEG))
+_COS_VEC_OTHER = math.cos(math.radians(VECTOR_MIN_ANGLE_DEG * 0.75))
+
+
+def vector_distractors(rng: RandomSource, truth: Sequence[float], k: int) -> list[tuple[float, float, float]]:
     """Unit vectors at least VECTOR_MIN_ANGLE_DEG from the truth and 0.75 x that from each other (rounded to two
     decimals, as displayed): wrong directions nobody could mistake for the answer."""
-    t = [float(x) for x in truth]
-    out: list[tuple[float, float, float]] = []
+    tx, ty, tz = (float(c) for c in truth)
+    tn = math.sqrt(tx * tx + ty * ty + tz * tz)
+    tx, ty, tz = tx / tn, ty / tn, tz / tn
+    kept: list[tuple[float, float, float, float]] = []  # x, y, z and the norm after rounding
     for _ in range(60 * max(k, 1)):
-        if len(out) == k:
+        if len(kept) >= k:
             break
         if rng.random() < 0.3:  # mirrored along one camera axis: a classic left/right or up/down confusion
-            flip = rng.integers(3)
-            cand = [-c if i == flip else c for i, c in enumerate(t)]
+            flip = int(rng.random() * 3)
+            x, y, z = (-tx if flip == 0 else tx), (-ty if flip == 1 else ty), (-tz if flip == 2 else tz)
+        elif isinstance(rng, FastRandom):
+            x, y, z = rng.gauss(0.0, 1.0), rng.gauss(0.0, 1.0), rng.gauss(0.0, 1.0)
         else:
-            cand = [rng.gauss(0.0, 1.0) for _ in range(3)] if isinstance(rng, FastRandom) else list(rng.normal(size=3))
-        norm = math.sqrt(sum(c * c for c in cand))
-        if norm < 1e-6:
+            x, y, z = (float(c) for c in rng.normal(size=3))
+        n = math.sqrt(x * x + y * y + z * z)
+        if n < 1e-6:
             continue
-        rounded = tuple(round(c / norm, 2) for c in cand)
-        if math.sqrt(sum(c * c for c in rounded)) < 0.5:
+        x, y, z = round(x / n, 2), round(y / n, 2), round(z / n, 2)
+        n = math.sqrt(x * x + y * y + z * z)  # ~1 after rounding
+        if (x * tx + y * ty + z * tz) / n > _COS_VEC_TRUTH:
             continue
-        if _angle_deg(rounded, t) < VECTOR_MIN_ANGLE_DEG:
+        if any((x * ox + y * oy + z * oz) / (n * on) > _COS_VEC_OTHER for ox, oy, oz, on in kept):
             continue
-        if any(_angle_deg(rounded, o) < VECTOR_MIN_ANGLE_DEG * 0.75 for o in out):
-            continue
-        out.append(rounded)  # type: ignore[arg-type]
-    return out
+        kept.append((x, y, z, n))
+    return [(x, y, z) for x, y, z, _ in kept]
 
 
 def vector_questions(ctx: QAContext, a: SceneObject, b: SceneObject) -> list[QAPair]:

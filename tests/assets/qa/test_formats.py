@@ -131,3 +131,12 @@ def test_yes_no_judgement_answers_yes_no():
                  judgement=Judgement("Is it wide?", "Is it narrow?", "t.yn", yes_no=True))
     assert pairs[0].answer in ("Yes", "No")
     assert pairs[0].question == ("Is it wide?" if pairs[0].answer == "Yes" else "Is it narrow?")
+
+
+def test_emitted_pairs_carry_exactly_the_qapair_fields():
+    ctx = QAContext.build(make_scene(2), QAConfig())
+    pairs = emit(ctx, QABase(task=Task.SIZE, subtask="width", objects=ctx.objects[:1]),
+                 FreeForm("Q", "1.00 m", "t", 1.0, "m"), Choice("Q", "A", ["B"], "t"), Judgement("s", "f", "t"))
+    for p in pairs:
+        assert set(vars(p)) == set(QAPair.model_fields)
+        assert QAPair.model_validate(p.model_dump()) == p
