@@ -787,6 +787,8 @@ CATEGORIES: dict[str, Category] = {
     ]
 }
 SUPPORT_CATEGORIES = frozenset({"table", "desk", "cabinet", "nightstand", "bookshelf", "sofa", "bed"})
+# A tabletop close-up shows hand-sized things; a tv there would fill the frame.
+TABLETOP_ITEMS = frozenset(c.name for c in CATEGORIES.values() if c.surface_weight > 0) - {"tv"}
 
 
 # ---------------------------------------------------------------------------------------------- layout
@@ -1221,7 +1223,7 @@ def _tabletop_layout(rng: np.random.Generator, config: SyntheticConfig) -> _Layo
         return layout  # the caller retries with a new layout
     layout.objects.append(table)
     total = int(rng.integers(config.objects_per_scene[0], config.objects_per_scene[1] + 1))
-    _fill_surfaces(layout, rng, config, max(1, total - 1))
+    _fill_surfaces(layout, rng, config, max(1, total - 1), set(TABLETOP_ITEMS))
     # A chair or two behind the table now and then, for context and occlusion.
     for _ in range(int(rng.integers(0, 3))):
         extra = _pick_category(rng, "floor", {"chair", "plant", "lamp", "cabinet", "bookshelf", "trash can"})
