@@ -45,13 +45,15 @@ def _context(scene: Scene, ctx_or_point_map: QAContext | np.ndarray | tuple | No
 
 def generate_scene_qa(scene: Scene, ctx_or_point_map: QAContext | np.ndarray | tuple | None = None,
                       config: QAConfig | None = None, rng: np.random.Generator | None = None, *,
-                      llm: object | None = None) -> tuple[list[QAPair], list[str]]:
+                      llm: object | None = None, image: np.ndarray | None = None,
+                      ) -> tuple[list[QAPair], list[str]]:
     """QA pairs for one scene, and the reasons for everything that was not asked.
 
     `ctx_or_point_map` is a prepared `QAContext`, or an (H, W, 3) point map, or a (points, valid) tuple, or None
     (no L0 eval samples). `rng` defaults to a generator seeded from (config.seed, scene_id), so a scene's questions
-    do not depend on which other scenes share its shard. Pairs are built with `model_construct` for speed; callers
-    that persist them (`assets.qa.shards`) validate them.
+    do not depend on which other scenes share its shard. `llm` (and the scene's RGB `image`, shown to the LLM
+    teacher) go to the L3 problem-solving generator. Pairs are built unvalidated for speed
+    (`assets.qa.formats.construct_pair`); callers that persist them (`assets.qa.shards`) validate them.
     """
     config = config or QAConfig()
     ctx = _context(scene, ctx_or_point_map, config, rng)
@@ -78,7 +80,8 @@ def generate_scene_qa(scene: Scene, ctx_or_point_map: QAContext | np.ndarray | t
         if generate_l3 is None:
             reasons.append(why)
         else:
-            kwargs = {"llm": llm} if "llm" in inspect.signature(generate_l3).parameters else {}
+            params = inspect.signature(generate_l3).parameters
+            kwargs = {k: v for k, v in (("llm", llm), ("image", image)) if k in params and v is not None}
             try:
                 pairs.extend(generate_l3(ctx, **kwargs))
             except ValueError as err:

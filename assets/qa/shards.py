@@ -30,6 +30,7 @@ from assets.storage import (
     atomic_write_json,
     directory_digest,
     load_point_map,
+    load_rgb,
     shard_dir,
     write_jsonl,
 )
@@ -139,8 +140,14 @@ def qa_shard(root: Path, shard: str, config: QAConfig | None = None, llm: object
                 reasons.append(loaded)
             else:
                 points = loaded
+        image = None
+        if llm is not None:  # the LLM teacher of L3 problem solving sees the image (paper Sec. 3.2)
+            try:
+                image = load_rgb(root / scene.image_file)
+            except ValueError as err:
+                reasons.append(f"L3 problem solving: image not shown to the LLM: {err}")
         ctx = QAContext.build(scene, config, None, *(points or (None, None)))
-        pairs, why = generate_scene_qa(scene, ctx, config, llm=llm)
+        pairs, why = generate_scene_qa(scene, ctx, config, llm=llm, image=image)
         if points is None and config.l0_eval_samples > 0:
             why = [w for w in why if w != "L0: no point map given"]
         try:  # generators build pairs unvalidated for speed; nothing reaches disk unvalidated

@@ -94,3 +94,22 @@ def test_rendered_scenes_through_references_to_qa(tmp_path):
     pairs = table_to_pairs(pq.read_table(tmp_path / "qa_shards" / "syn-000" / "qa.parquet"))
     assert len({p.scene_id for p in pairs}) == 2
     assert {p.level.value for p in pairs} >= {"L0", "L1", "L2"}
+
+
+def test_llm_teacher_sees_the_scene_image(tmp_path):
+    synthetic = pytest.importorskip("assets.synthetic")
+    from assets.llm import LLMClient, LLMConfig
+    from assets.references import assign_references
+    from assets.storage import read_scenes
+    from tests.assets.qa.test_problem_solving import AGREEING, TEACHER, router, student
+    from tests.openai_server import json_reply, serve
+
+    synthetic.write_synthetic_shard(tmp_path, "syn-000", synthetic.SyntheticConfig(num_scenes=1))
+    scenes = read_scenes(shard_dir(tmp_path, "source_images", "syn-000") / "scenes.jsonl")
+    _write_references(tmp_path, "syn-000", [assign_references(s) for s in scenes])
+    with serve(router(json_reply(TEACHER), student(AGREEING))) as server:
+        llm = LLMClient(LLMConfig(base_url=server.base_url, model="teacher-model", backoff_s=0.0))
+        report = qa_shard(tmp_path, "syn-000", QAConfig(l0_eval_samples=0), llm=llm)
+    assert not report.rejections and report.metadata["num_pairs"] > 0
+    teacher_calls = [r for r in server.requests if "image_url" in json.dumps(r.body)]
+    assert teacher_calls, "the teacher request carries no image"
