@@ -160,13 +160,13 @@ def draw_boxes(rgb: np.ndarray, boxes: Sequence, width: int = 2) -> np.ndarray:
     for box in boxes:
         b = box.box2d
         draw.rectangle([b.x0, b.y0, b.x1 - 1, b.y1 - 1], outline=box.color, width=width)
-    return np.asarray(image)
+    return np.array(image)
 
 
 def resize_rgb(rgb: np.ndarray, size: int) -> np.ndarray:
     if rgb.shape[:2] == (size, size):
-        return rgb
-    return np.asarray(Image.fromarray(rgb).resize((size, size), Image.BILINEAR))
+        return np.array(rgb)  # writable copy: torch warns on read-only arrays
+    return np.array(Image.fromarray(rgb).resize((size, size), Image.BILINEAR))
 
 
 # ------------------------------------------------------------------------------------------ general VQA
@@ -328,7 +328,9 @@ class MixtureStream(IterableDataset):
 
     def __iter__(self) -> Iterator[Example]:
         worker = get_worker_info()
-        rng = np.random.default_rng([self.seed, self.rank, worker.id if worker else 0])
+        # DDP/FSDP: every rank must draw different examples; the rank is known only once the process group exists
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else self.rank
+        rng = np.random.default_rng([self.seed, rank, worker.id if worker else 0])
         failures = 0
         while True:
             source = self.mixture.draw(rng, 1)[0]

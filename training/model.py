@@ -71,7 +71,8 @@ def prepare_point_map(
         else:
             rel = np.zeros_like(z)
         xyz = np.repeat(np.where(mask, np.clip(rel, 0, 255), 0.0)[..., None], 3, axis=-1).astype(np.float32)
-    xyz = np.where(np.isfinite(xyz) & (xyz <= max_depth), xyz, np.float32(max_depth))
+    else:
+        xyz = np.where(np.isfinite(xyz) & (xyz <= max_depth), xyz, np.float32(max_depth))
     return np.concatenate([xyz.transpose(2, 0, 1), mask[None].astype(np.float32)], axis=0).astype(np.float32)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -70,8 +71,8 @@ def resolve_tracking(config: TrainConfig, mlflow_dir: Path | None = None) -> tup
 
     if config.mlflow.tracking_uri:
         uri = config.mlflow.tracking_uri
-    elif is_tracking_uri_set():
-        uri = mlflow.get_tracking_uri()
+    elif is_tracking_uri_set():  # set_tracking_uri() in this process (wins), or $MLFLOW_TRACKING_URI
+        uri = mlflow.get_tracking_uri() or os.environ["MLFLOW_TRACKING_URI"]
     else:
         directory = Path(mlflow_dir) if mlflow_dir is not None else default_mlflow_dir()
         directory.mkdir(parents=True, exist_ok=True)
