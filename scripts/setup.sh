@@ -25,6 +25,16 @@ if ! "$VENV/bin/python" -c "import sam2" 2>/dev/null; then
   pip_q setuptools wheel
   SAM2_BUILD_CUDA=0 pip_q --no-build-isolation "$SAM2_PIN"
 fi
+# sam2's wheel also installs its own trainer as a top-level package named `training`, which would shadow ours
+# (site-packages comes before an editable install on sys.path). sam2 itself never imports it: remove it.
+"$VENV/bin/python" - <<'PY'
+import pathlib, shutil, sysconfig
+site = pathlib.Path(sysconfig.get_paths()["purelib"])
+record = next(site.glob("sam2-*.dist-info/RECORD"), None)
+if record and "training/__init__.py" in record.read_text() and (site / "training").is_dir():
+    shutil.rmtree(site / "training")
+    print("[setup] removed sam2's top-level `training` package (it shadows ours)")
+PY
 echo "[setup] installing the project"
 pip_q -e '.[dev]'
 "$VENV/bin/python" -c "import torch, torchvision, dagster, mlflow, transformers, assets, training, evaluation, hispatial_dagster" \
