@@ -168,19 +168,21 @@ LABEL_STYLES = ("upper", "paren_lower", "number", "roman")
 _ROMAN = ("I", "II", "III", "IV", "V", "VI")
 
 
+_LABELS = {
+    "upper": tuple(f"{chr(65 + i)}." for i in range(6)),
+    "paren_lower": tuple(f"({chr(97 + i)})" for i in range(6)),
+    "number": tuple(f"{i + 1}." for i in range(6)),
+    "roman": tuple(f"{r}." for r in _ROMAN),
+}
+
+
 def option_labels(style: str, n: int) -> list[str]:
     """Labels as they appear in the question: A./B., (a)/(b), 1./2., I./II."""
     if not 1 <= n <= 6:
         raise ValueError(f"1-6 options supported, got {n}")
-    if style == "upper":
-        return [f"{chr(65 + i)}." for i in range(n)]
-    if style == "paren_lower":
-        return [f"({chr(97 + i)})" for i in range(n)]
-    if style == "number":
-        return [f"{i + 1}." for i in range(n)]
-    if style == "roman":
-        return [f"{_ROMAN[i]}." for i in range(n)]
-    raise ValueError(f"unknown label style {style!r}; choose from {LABEL_STYLES}")
+    if style not in _LABELS:
+        raise ValueError(f"unknown label style {style!r}; choose from {LABEL_STYLES}")
+    return list(_LABELS[style][:n])
 
 
 _MC_INSTRUCTIONS = (
