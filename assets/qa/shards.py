@@ -147,6 +147,7 @@ def qa_shard(root: Path, shard: str, config: QAConfig | None = None, llm: object
             except ValueError as err:
                 reasons.append(f"L3 problem solving: image not shown to the LLM: {err}")
         ctx = QAContext.build(scene, config, None, *(points or (None, None)))
+        ctx.shard = shard  # rows belong to the partition being written, whatever the upstream record says
         pairs, why = generate_scene_qa(scene, ctx, config, llm=llm, image=image)
         if points is None and config.l0_eval_samples > 0:
             why = [w for w in why if w != "L0: no point map given"]

@@ -102,10 +102,10 @@ def test_cached_overlap_matches_the_geometry_definition():
 
 def test_construct_pair_equals_a_validated_pair():
     from assets.qa.formats import construct_pair
-    from assets.records import QAPair
+    from assets.records import Level, QAFormat, QAPair, Task
 
-    fields = dict(qa_id="x", scene_id="s", shard="t", level="L1", task="size", subtask="width",
-                  format="free_form", question="q", answer="1.00 m", options=[], correct_index=None, value=1.0,
+    fields = dict(qa_id="x", scene_id="s", shard="t", level=Level.L1, task=Task.SIZE, subtask="width",
+                  format=QAFormat.FREE_FORM, question="q", answer="1.00 m", options=[], correct_index=None, value=1.0,
                   unit="m", direction=None, object_ids=[1], references=["r"], draw_boxes=[], template_id="t",
                   reasoning="", generator="template")
     fast = construct_pair(**fields)
