@@ -7,6 +7,7 @@ appear in `dagster dev` afterwards. The `gpu` concurrency pool is limited to one
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
@@ -51,10 +52,14 @@ def open_instance(
 
     home = ensure_dagster_home(data_root)
     os.environ["DAGSTER_HOME"] = str(home)
-    instance = dg.DagsterInstance.from_config(str(home))
-    slots = int(os.environ.get("HISPATIAL_GPU_SLOTS", "1"))
-    if instance.event_log_storage.supports_global_concurrency_limits:
-        current = instance.event_log_storage.get_concurrency_info(GPU_POOL).slot_count
-        if current != slots:
-            instance.event_log_storage.set_concurrency_slots(GPU_POOL, slots)
+    # Two CLI processes opening a brand-new instance at once race on creating its SQLite schemas ("UNIQUE
+    # constraint failed: alembic_version"); an exclusive lock while opening serialises only that moment.
+    with open(home / ".open.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        instance = dg.DagsterInstance.from_config(str(home))
+        slots = int(os.environ.get("HISPATIAL_GPU_SLOTS", "1"))
+        if instance.event_log_storage.supports_global_concurrency_limits:
+            current = instance.event_log_storage.get_concurrency_info(GPU_POOL).slot_count
+            if current != slots:
+                instance.event_log_storage.set_concurrency_slots(GPU_POOL, slots)
     return instance
