@@ -341,29 +341,29 @@ def _pair(ctx: QAContext, base: QABase, ids: list[int], fmt: QAFormat, question:
           template_id: str, options: list[str] | None = None, correct_index: int | None = None,
           value: float | None = None, unit: str | None = None,
           direction: tuple[float, float, float] | None = None) -> QAPair:
-    return _construct(dict(
-        qa_id=qa_id(ctx.scene.scene_id, base.task, template_id, ids, fmt, f"{base.subtask}|{base.extra}"),
-        scene_id=ctx.scene.scene_id,
-        shard=ctx.shard,
-        level=TASK_LEVEL[base.task],
-        task=base.task,
-        subtask=base.subtask,
-        format=fmt,
-        question=question,
-        answer=answer,
-        options=options if options is not None else [],
-        correct_index=correct_index,
-        value=value,
-        unit=unit,
-        direction=direction,
-        object_ids=list(ids),
-        references=list(base.references),
-        draw_boxes=(ctx.boxes_named_in(question, base.draw_boxes) if base.draw_boxes or "highlighted by" in question
+    return _construct({
+        "qa_id": qa_id(ctx.scene.scene_id, base.task, template_id, ids, fmt, f"{base.subtask}|{base.extra}"),
+        "scene_id": ctx.scene.scene_id,
+        "shard": ctx.shard,
+        "level": TASK_LEVEL[base.task],
+        "task": base.task,
+        "subtask": base.subtask,
+        "format": fmt,
+        "question": question,
+        "answer": answer,
+        "options": options if options is not None else [],
+        "correct_index": correct_index,
+        "value": value,
+        "unit": unit,
+        "direction": direction,
+        "object_ids": list(ids),
+        "references": list(base.references),
+        "draw_boxes": (ctx.boxes_named_in(question, base.draw_boxes) if base.draw_boxes or "highlighted by" in question
                     else []),
-        template_id=template_id,
-        reasoning=base.reasoning,
-        generator=base.generator,
-    ))
+        "template_id": template_id,
+        "reasoning": base.reasoning,
+        "generator": base.generator,
+    })
 
 
 def emit(ctx: QAContext, base: QABase, free: FreeForm | None = None, choice: Choice | None = None,

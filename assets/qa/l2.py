@@ -391,15 +391,15 @@ def _clear(values: list[float], margin: float) -> bool:
 def extreme_questions(ctx: QAContext, objs: list[SceneObject], attribute: str) -> list[QAPair]:
     """Which of 3+ objects is nearest/farthest/smallest/largest (the winner beats the runner-up by the margin)."""
     rng, margin = ctx.fast, ctx.config.compare_margin
-    refs, boxes, distinct = _refs(ctx, objs)
-    if not distinct:
-        return []
     values = [attribute_value(ctx, o, attribute) for o in objs]
     largest = rng.random() < 0.5
-    order = np.argsort(values)
+    order = sorted(range(len(values)), key=values.__getitem__)
     win, runner = (order[-1], order[-2]) if largest else (order[0], order[1])
     lo, hi = sorted((values[win], values[runner]))
     if hi < lo * (1.0 + margin):
+        return []
+    refs, boxes, distinct = _refs(ctx, objs)
+    if not distinct:
         return []
     word = ATTRIBUTES[attribute][1 if largest else 0]
     base = QABase(task=Task.RELATIONAL_COMPARISON, subtask=f"{'max' if largest else 'min'}_{attribute}",
