@@ -1,0 +1,167 @@
+"""End to end through the real services: `dagster-webserver` and `dagster-daemon` on 127.0.0.1 (each in its own
+process group, ended at the end), a shard spec dropped into the inbox, and the GraphQL API showing that exactly
+that shard's partitions materialized, in one run launched by the inbox sensor, and that qa_dataset followed by
+declarative automation. Slow: a few minutes on 2 busy cores."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from hispatial_dagster.instance import ensure_dagster_home
+from hispatial_dagster.shards import ShardInbox, ShardSpec
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[2]
+SHARD_STAGES = [
+    "source_images",
+    "filtered_images",
+    "point_maps",
+    "object_clouds",
+    "object_references",
+    "qa_shards",
+]
+
+RUNS_QUERY = """
+query { runsOrError { ... on Runs { results { runId jobName status tags { key value } } } } }
+"""
+PARTITIONS_QUERY = """
+query($keys: [AssetKeyInput!]) { assetNodes(assetKeys: $keys) { assetKey { path }
+  assetPartitionStatuses { ... on DefaultPartitionStatuses { materializedPartitions failedPartitions } } } }
+"""
+MATERIALIZED_QUERY = """
+query { assetOrError(assetKey: {path: ["qa_dataset"]}) { ... on Asset {
+  assetMaterializations(limit: 1) { runId metadataEntries { label } } } } }
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        payload = json.loads(response.read())
+    assert "errors" not in payload, payload
+    return payload["data"]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """End a service's whole process group (dagster spawns code servers); SIGKILL if SIGTERM is ignored."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=20)
+
+
+def test_inbox_shard_materializes_through_daemon(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    home = ensure_dagster_home(root)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "HISPATIAL_DATA_ROOT": str(root),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "HISPATIAL_SENSOR_INTERVAL_S": "5",
+        "HISPATIAL_AUTOMATION_INTERVAL_S": "5",
+        "HISPATIAL_AUTOMATION": "off",
+        "HISPATIAL_AUTOMATION_QA_DATASET": "eager",
+        "HISPATIAL_MAX_CONCURRENT": "1",
+        "PYTHONPATH": str(REPO),
+    }
+    workspace = ["-m", "hispatial_dagster.definitions", "-d", str(REPO)]
+    logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("webserver", "daemon")}  # noqa: SIM115
+    procs = [
+        subprocess.Popen(
+            [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), *workspace],
+            env=env,
+            stdout=logs["webserver"],
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=REPO,
+        ),
+        subprocess.Popen(
+            [str(BIN / "dagster-daemon"), "run", *workspace],
+            env=env,
+            stdout=logs["daemon"],
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=REPO,
+        ),
+    ]
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                _graphql(port, "query { version }")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert time.time() < deadline, (tmp_path / "webserver.log").read_text()[-3000:]
+                assert all(p.poll() is None for p in procs)
+                time.sleep(2)
+
+        # Two shards' worth of inbox: one valid spec, one broken one that must be ignored.
+        ShardInbox(str(root / "inbox")).write(
+            "synthetic-007", ShardSpec(kind="synthetic", seed=7, num_scenes=3)
+        )
+        (root / "inbox" / "broken-000.json").write_text("{not json")
+
+        keys = [{"path": [name]} for name in [*SHARD_STAGES, "qa_dataset"]]
+        deadline = time.time() + 540
+        while True:
+            nodes = _graphql(port, PARTITIONS_QUERY, {"keys": keys[:-1]})["assetNodes"]
+            status = {n["assetKey"]["path"][0]: n["assetPartitionStatuses"] for n in nodes}
+            done = all(
+                status.get(s, {}).get("materializedPartitions") == ["synthetic-007"] for s in SHARD_STAGES
+            )
+            qa_dataset = _graphql(port, MATERIALIZED_QUERY)["assetOrError"]
+            if done and qa_dataset.get("assetMaterializations"):
+                break
+            assert not any(s.get("failedPartitions") for s in status.values()), status
+            assert time.time() < deadline, f"{status}\n{(tmp_path / 'daemon.log').read_text()[-4000:]}"
+            assert all(p.poll() is None for p in procs), (tmp_path / "daemon.log").read_text()[-4000:]
+            time.sleep(5)
+
+        runs = _graphql(port, RUNS_QUERY)["runsOrError"]["results"]
+        shard_runs = [r for r in runs if r["jobName"] == "shard_job"]
+        assert len(shard_runs) == 1 and shard_runs[0]["status"] == "SUCCESS"
+        tags = {t["key"]: t["value"] for t in shard_runs[0]["tags"]}
+        assert tags["dagster/partition"] == "synthetic-007" and tags["hispatial/shard"] == "synthetic-007"
+        assert tags["dagster/sensor_name"] == "shard_inbox_sensor"
+        # qa_dataset was launched by declarative automation, not by us or the inbox sensor.
+        automation_runs = [r for r in runs if r["jobName"] != "shard_job"]
+        assert automation_runs and all(
+            {t["key"]: t["value"] for t in r["tags"]}.get("dagster/sensor_name")
+            == "default_automation_condition_sensor"
+            for r in automation_runs
+        )
+        manifest = json.loads((root / "qa_dataset" / "manifest.json").read_text())
+        assert [entry["shard"] if isinstance(entry, dict) else entry for entry in manifest["shards"]] == [
+            "synthetic-007"
+        ]
+        assert not (root / "source_images" / "broken-000").exists()
+    finally:
+        for proc in procs:
+            _stop(proc)
+        for handle in logs.values():
+            handle.close()
