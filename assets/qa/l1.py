@@ -23,8 +23,8 @@ from assets.qa.formats import (
     emit,
     format_length,
     format_xyz,
+    length_distractors,
     length_value,
-    numeric_distractors,
     pick,
     pick_unit,
     templates,
@@ -170,7 +170,7 @@ def _length_question(ctx: QAContext, base: QABase, meters: float, ff: tuple, mc:
     rng, cfg = ctx.fast, ctx.config
     unit, u_phrase = pick_unit(ctx)
     answer = format_length(meters, unit)
-    wrong_m = numeric_distractors(rng, meters, cfg.mc_max_options - 1, cfg.distractor_min_rel)
+    wrong_m = length_distractors(rng, meters, unit, cfg.mc_max_options - 1, cfg.distractor_min_rel)
     wrong = [format_length(w, unit) for w in wrong_m]
     t_ff, t_mc = pick(rng, ff), pick(rng, mc)
     free = FreeForm(capitalize(t_ff.render(u=u_phrase, **words)), answer, t_ff.id, length_value(meters, unit), unit)

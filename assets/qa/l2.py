@@ -29,8 +29,8 @@ from assets.qa.formats import (
     emit,
     format_length,
     format_vector,
+    length_distractors,
     length_value,
-    numeric_distractors,
     pick,
     pick_unit,
     templates,
@@ -353,7 +353,7 @@ def distance_questions(ctx: QAContext, a: SceneObject, b: SceneObject, kind: str
     words = {"a": refs[0], "b": refs[1], "A": capitalize(refs[0]), "kind": kind_word, "u": u}
     words["kind_q"] = kind_q.format(**words)
     answer = format_length(meters, unit)
-    wrong_m = numeric_distractors(rng, meters, cfg.mc_max_options - 1, cfg.distractor_min_rel)
+    wrong_m = length_distractors(rng, meters, unit, cfg.mc_max_options - 1, cfg.distractor_min_rel)
     wrong = [format_length(w, unit) for w in wrong_m]
     t_ff, t_mc = pick(rng, RDIST_FF), pick(rng, RDIST_MC)
     value = length_value(meters, unit)

@@ -170,8 +170,8 @@ class Oracle:
                 if i != pair.correct_index:
                     v, u = parse_length(option)
                     assert u == unit
-                    slop = 10 ** -DECIMALS[unit]
-                    assert abs(v - truth) >= 0.25 * truth - slop, f"ambiguous distractor {option} vs {truth:.3f}"
+                    # judged on the numbers as shown: 25% from the displayed truth
+                    assert abs(v - value) >= 0.25 * value - 1e-9, f"ambiguous distractor {option} vs {value}"
         else:
             fields = statement_fields(pair, {"x": r"-?\d+(?:\.\d+)? (?:m|cm|ft|in)"})
             value, unit = parse_length(fields["x"])

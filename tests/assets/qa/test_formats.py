@@ -16,6 +16,7 @@ from assets.qa.formats import (
     format_length,
     format_vector,
     format_xyz,
+    length_distractors,
     length_value,
     multiple_choice,
     numeric_distractors,
@@ -140,3 +141,13 @@ def test_emitted_pairs_carry_exactly_the_qapair_fields():
     for p in pairs:
         assert set(vars(p)) == set(QAPair.model_fields)
         assert QAPair.model_validate(p.model_dump()) == p
+
+
+def test_length_distractors_stay_apart_after_rounding():
+    rng = np.random.default_rng(4)
+    for meters, unit in ((0.03, "cm"), (0.021, "cm"), (0.05, "in"), (0.4, "ft"), (0.02, "m")):
+        truth = length_value(meters, unit)
+        for _ in range(100):
+            wrong = [length_value(w, unit) for w in length_distractors(rng, meters, unit, 4)]
+            assert len(set(wrong)) == len(wrong) >= 1
+            assert all(w > 0 and abs(w - truth) >= 0.25 * truth for w in wrong), (meters, unit, truth, wrong)

@@ -137,6 +137,18 @@ def test_questions_vary_units_and_templates():
     for p in pairs:
         if p.unit and p.unit != "m" and p.format != QAFormat.TRUE_FALSE:
             assert {"cm": "centimeters", "ft": "feet", "in": "inches"}[p.unit] in p.question
-    templates = Counter(p.template_id.split("/")[0] for p in pairs)
-    per_task_format = Counter((t.rsplit(".", 1)[0]) for t in templates)
-    assert all(n >= 3 for n in per_task_format.values()), per_task_format
+    used = {}
+    for p in pairs:
+        used.setdefault((p.task, p.format), set()).add(p.template_id.split("/")[0])
+    assert all(len(ids) >= 3 for ids in used.values()), {k: len(v) for k, v in used.items()}
+
+
+def test_every_phrasing_table_has_at_least_three_templates():
+    from assets.qa import formats, l0, l1, l2
+
+    tables = [v for m in (formats, l0, l1, l2) for v in vars(m).values()
+              if isinstance(v, tuple) and v and all(isinstance(t, formats.Template) for t in v)]
+    assert len(tables) >= 30
+    for table in tables:
+        assert len(table) >= 3, table[0].id
+        assert len({t.id for t in table}) == len(table)
