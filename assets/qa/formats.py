@@ -102,17 +102,19 @@ def numeric_distractors(rng: RandomSource, truth: float, k: int, min_rel: float 
 
 def length_distractors(rng: RandomSource, meters: float, unit: str, k: int, min_rel: float = 0.25) -> list[float]:
     """`numeric_distractors` checked on the values as displayed in `unit`: after rounding (e.g. whole cm) each
-    wrong value still lies outside truth x (1 +- min_rel) and shows a different number from the others."""
+    wrong value still lies outside truth x (1 +- min_rel) and shows a different number from the others.
+    Usually one draw suffices; tiny values in coarse units may come back with fewer than `k`."""
     shown_truth = length_value(meters, unit)
     out: list[float] = []
     seen: set[float] = set()
-    for value in numeric_distractors(rng, meters, k + 3, min_rel):
-        shown = length_value(value, unit)
-        if shown <= 0 or shown in seen or abs(shown - shown_truth) < min_rel * shown_truth:
-            continue
-        seen.add(shown)
-        out.append(value)
-        if len(out) == k:
+    for _ in range(3):
+        for value in numeric_distractors(rng, meters, k - len(out), min_rel):
+            shown = length_value(value, unit)
+            if shown <= 0 or shown in seen or abs(shown - shown_truth) < min_rel * shown_truth:
+                continue
+            seen.add(shown)
+            out.append(value)
+        if len(out) >= k:
             break
     return out
 
