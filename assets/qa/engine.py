@@ -58,7 +58,8 @@ def generate_scene_qa(scene: Scene, ctx_or_point_map: QAContext | np.ndarray | t
     config = config or QAConfig()
     ctx = _context(scene, ctx_or_point_map, config, rng)
     pairs: list[QAPair] = []
-    reasons = list(ctx.skips)
+    skips_before = len(ctx.skips)  # generators (L3) may append their own reasons to ctx.skips
+    reasons: list[str] = []
     if config.l0_eval_samples > 0:
         if ctx.point_map is None:
             reasons.append("L0: no point map given")
@@ -92,4 +93,4 @@ def generate_scene_qa(scene: Scene, ctx_or_point_map: QAContext | np.ndarray | t
         if pair.qa_id not in seen:
             seen.add(pair.qa_id)
             unique.append(pair)
-    return unique, reasons
+    return unique, ctx.skips[:skips_before] + reasons + ctx.skips[skips_before:]

@@ -78,6 +78,8 @@ def test_scene_without_gravity_asks_only_gravity_free_questions():
         if p.task == Task.RELATIONAL_COMPARISON:
             assert p.subtask.endswith(("distance", "volume"))
     assert any("gravity" in r for r in reasons)
+    if load_l3()[0] is not None:  # reasons the L3 generator records on the context reach the caller too
+        assert any(r.startswith("L3") for r in reasons), reasons
 
 
 def test_degenerate_objects_give_fewer_questions_never_a_crash():
