@@ -44,7 +44,7 @@ def main() -> None:
     print(f"{args.scenes} scenes of {args.width}x{args.height}, objects with visible_fraction >= {args.min_visible}")
     header = (
         f"{'condition':32s} {'objs':>4s} {'center% med/p90/max':>21s} {'height% med/p90/max':>21s} "
-        f"{'footprint% med/p90/max':>23s} {'gravity deg med/max':>20s} {'s/scene':>7s}"
+        f"{'footprint% med/p90/max':>23s} {'fp %dist med/max':>16s} {'gravity deg med/max':>20s} {'s/scene':>7s}"
     )
     print(header)
     for name, noise in CONDITIONS.items():
@@ -64,6 +64,8 @@ def main() -> None:
             f"{name:32s} {len(objects):4d} {stats([o.center_error_pct for o in objects]):>21s} "
             f"{stats([o.height_error_pct for o in objects]):>21s} "
             f"{stats([o.footprint_error_pct for o in objects]):>23s} "
+            f"{np.median([o.footprint_error_of_distance_pct for o in objects]):7.2f}/"
+            f"{max(o.footprint_error_of_distance_pct for o in objects):7.2f} "
             f"{np.median(gravity):9.2f}/{max(gravity):9.2f} {elapsed:7.2f}"
             + (f"  ({failures} boxes failed, {len(scenes) - len(gravity)} scenes without gravity)"
                if failures or len(gravity) < len(scenes) else "")

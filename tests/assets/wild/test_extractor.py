@@ -91,7 +91,39 @@ def test_extractor_bad_inputs_are_data_errors():
             rgb, wall, np.ones((90, 120), dtype=bool), _scene_with_boxes(truth))
 
 
-def test_shard_through_the_real_stages_with_tiny_models(tmp_path):
+@pytest.fixture(scope="module")
+def sam():
+    return Sam2Segmenter.tiny()
+
+
+def test_tagger_detector_segmenter_chain_with_tiny_models(sam):
+    """Unannotated image: CLIP tagger -> GroundingDINO -> SAM-2 -> geometry on a true point map. Random weights
+    give garbage masks, so the result is either objects consistent with the instance mask or a named DataError."""
+    from assets.wild.clip import OBJECT_VOCABULARY, ClipScorer, ClipTagger
+    from assets.wild.detect import GroundingDinoDetector
+
+    truth = render_box_scene(0, width=96, height=72)
+    points = depth_to_points(truth.depth, truth.intrinsics)
+    valid = np.isfinite(points).all(axis=-1)
+    rgb = np.random.default_rng(1).integers(0, 255, (72, 96, 3), dtype=np.uint8)
+    tagger = ClipTagger(ClipScorer.tiny([f"a photo of a {v}" for v in OBJECT_VOCABULARY]), top_k=3, min_margin=1.0)
+    extractor = WildObjectExtractor(segmenter=sam, detector=GroundingDinoDetector.tiny(OBJECT_VOCABULARY),
+                                    tagger=tagger, min_score=0.0, min_mask_pixels=20)
+    scene = Scene(scene_id="s", source="web", shard="x", intrinsics=truth.intrinsics, image_file="i.jpg")
+    try:
+        result = extractor.extract(rgb, points, valid, scene)
+    except DataError as err:
+        assert str(err).startswith("no objects")
+        return
+    assert result.gravity_cam is not None
+    tags = set(tagger.tag(rgb))
+    for obj in result.objects:
+        assert obj.category in tags
+        assert obj.num_pixels == int((result.instance_mask == obj.instance_id).sum()) >= 20
+    assert set(np.unique(result.instance_mask)) - {0} == {o.instance_id for o in result.objects}
+
+
+def test_shard_through_the_real_stages_with_tiny_models(tmp_path, sam):
     """COCO-style images -> filter -> MoGe-2 (tiny) -> SAM-2 (tiny) + geometry: every scene either comes out with
     consistent objects or is rejected with a reason; nothing is lost."""
     images = tmp_path / "imgs"
@@ -115,7 +147,7 @@ def test_shard_through_the_real_stages_with_tiny_models(tmp_path):
     filter_shard(root, shard)
     maps = point_maps_shard(root, shard, estimator=MoGeEstimator.tiny(num_tokens=16, fov_x_deg=60.0))
     assert maps.num_in == maps.num_out + len(maps.rejections)
-    extractor = WildObjectExtractor(segmenter=Sam2Segmenter.tiny())
+    extractor = WildObjectExtractor(segmenter=sam)
     objects = object_clouds_shard(root, shard, extractor=extractor)
     assert objects.num_in == maps.num_out
     kept = read_scenes(root / "object_clouds" / shard / "scenes.jsonl")

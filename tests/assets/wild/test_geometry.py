@@ -162,3 +162,28 @@ def test_too_few_points_is_a_data_error():
         object_cloud(points, np.ones((10, 10), dtype=bool), mask)
     with pytest.raises(DataError, match="disagree"):
         object_cloud(points, np.ones((10, 10), dtype=bool), np.ones((5, 5), dtype=bool))
+
+
+def test_rendered_scene_is_self_consistent(scenes):
+    """The yardstick itself: every pixel of box i back-projects onto box i's true surface, floor pixels lie on the
+    floor, and the noise model moves depth by the configured global scale."""
+    from assets.geometry import points_in_box
+    from assets.records import Box3D
+    from assets.wild.box_scenes import degrade_depth
+
+    scene = scenes[3]
+    points = depth_to_points(scene.depth, scene.intrinsics)
+    for index, spec in enumerate(scene.boxes):
+        box = Box3D(center_cam=tuple(scene.center_cam(index)), width=spec.extent_b, height=spec.height,
+                    length=spec.extent_a, yaw=spec.yaw)
+        pixels = points[scene.instance_ids == index + 1]
+        assert len(pixels) > 0 and points_in_box(pixels, box, scene.frame, tol=1e-6).all()
+        assert not points_in_box(points[scene.instance_ids == 0], box, scene.frame, tol=-1e-3).any()
+    background = scene.frame.to_grav(points[scene.instance_ids == 0])
+    on_floor = np.isclose(background[:, 2], -scene.camera_height, atol=1e-6)
+    on_wall = np.isclose(background[:, 1], 9.0, atol=1e-6)
+    assert (on_floor | on_wall).all() and on_floor.mean() > 0.1
+    degraded, _ = degrade_depth(scene.depth, scene.intrinsics, NoiseConfig(relative_noise=0, distortion=0,
+                                                                           flying_pixels=False), seed=1)
+    assert np.allclose(degraded / scene.depth, degraded.flat[0] / scene.depth.flat[0])
+    assert abs(degraded.flat[0] / scene.depth.flat[0] - 1) == pytest.approx(0.03)
