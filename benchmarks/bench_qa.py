@@ -4,7 +4,7 @@
 
 Scenes are rendered by `assets.synthetic` (with references from `assets.references.assign_references`), generated
 once, then timed through `assets.qa.engine.generate_scene_qa`: L1+L2 (the template levels this engine owns), the
-same plus offline L0 samples from each scene's exact point map, and with L3 when `assets.qa.l3` is importable. The
+same plus offline L0 samples from each scene's exact point map, and everything including L3 (`assets.qa.l3`). The
 online L0 sampler (`sample_l0`, the training dataloader's per-image call) is timed separately. Reported: pairs per
 second by process CPU time (the fair "per core" figure on a shared machine) and by wall clock, best of --repeats.
 Target: >= 50,000 template pairs/s per core.
@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from assets.geometry import depth_to_points
 from assets.qa.config import QAConfig
-from assets.qa.engine import generate_scene_qa, load_l3
+from assets.qa.engine import generate_scene_qa
 from assets.qa.l0 import sample_l0
 from assets.records import Scene
 
@@ -73,8 +73,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "l1_l2": (QAConfig(seed=args.seed, l0_eval_samples=0, include_l3=False), False),
         "l0_l1_l2": (QAConfig(seed=args.seed, l0_eval_samples=8, include_l3=False), True),
     }
-    if load_l3()[0] is not None:
-        cases["l0_to_l3"] = (QAConfig(seed=args.seed, l0_eval_samples=8, include_l3=True), True)
+    cases["l0_to_l3"] = (QAConfig(seed=args.seed, l0_eval_samples=8, include_l3=True), True)
     with threadpool_limits(limits=1):
         for name, (config, with_points) in cases.items():
             n, cpu, wall = _time(lambda c=config, w=with_points: run(c, w), args.repeats)

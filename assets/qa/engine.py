@@ -1,5 +1,7 @@
 """One scene in, its QA pairs out: runs the level generators (L0 eval samples, L1, L2, L3) under one config.
 
+`QAConfig.include_l3 = False` leaves L3 out (template-level benchmarks, level ablations at generation time).
+
 Bad input never crashes the engine and never produces a wrong answer: unusable objects are dropped by
 `QAContext.build`, gravity-dependent questions are skipped without a gravity frame, pairs and groups without a
 clear margin are skipped, and each skip is reported as a human-readable reason.
@@ -8,7 +10,6 @@ clear margin are skipped, and each skip is reported as a human-readable reason.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
 
 import numpy as np
 
@@ -17,18 +18,10 @@ from assets.qa.context import QAContext
 from assets.qa.l0 import generate_l0
 from assets.qa.l1 import generate_l1
 from assets.qa.l2 import generate_l2
+from assets.qa.l3 import generate_l3
 from assets.records import QAPair, Scene
 
-__all__ = ["DEFAULT_CAPS", "LENGTH_UNITS", "QAConfig", "generate_scene_qa", "load_l3"]
-
-
-def load_l3() -> tuple[Callable[..., list[QAPair]] | None, str]:
-    """`assets.qa.l3.generate_l3` when that module is importable, else None and why."""
-    try:
-        from assets.qa.l3 import generate_l3
-    except ImportError as err:
-        return None, f"L3 generator unavailable ({err})"
-    return generate_l3, ""
+__all__ = ["DEFAULT_CAPS", "LENGTH_UNITS", "QAConfig", "generate_scene_qa"]
 
 
 def _context(scene: Scene, ctx_or_point_map: QAContext | np.ndarray | tuple | None, config: QAConfig,
@@ -77,16 +70,12 @@ def generate_scene_qa(scene: Scene, ctx_or_point_map: QAContext | np.ndarray | t
         pairs.extend(produced)
         reasons.extend(why)
     if config.include_l3:
-        generate_l3, why = load_l3()
-        if generate_l3 is None:
-            reasons.append(why)
-        else:
-            params = inspect.signature(generate_l3).parameters
-            kwargs = {k: v for k, v in (("llm", llm), ("image", image)) if k in params and v is not None}
-            try:
-                pairs.extend(generate_l3(ctx, **kwargs))
-            except ValueError as err:
-                reasons.append(f"L3: {type(err).__name__}: {err}")
+        params = inspect.signature(generate_l3).parameters
+        kwargs = {k: v for k, v in (("llm", llm), ("image", image)) if k in params and v is not None}
+        try:
+            pairs.extend(generate_l3(ctx, **kwargs))
+        except ValueError as err:
+            reasons.append(f"L3: {type(err).__name__}: {err}")
     seen: set[str] = set()
     unique = []
     for pair in pairs:  # the same question drawn twice (same objects, template, format) is kept once

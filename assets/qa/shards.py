@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from assets.qa.config import QAConfig
 from assets.qa.context import QAContext
-from assets.qa.engine import generate_scene_qa, load_l3
+from assets.qa.engine import generate_scene_qa
 from assets.records import DrawBox, QAPair, Scene
 from assets.scene_stage import SceneLine, parse_scene, read_scene_lines
 from assets.stage import DataError, StageReport, process_items
@@ -170,7 +170,7 @@ def qa_shard(root: Path, shard: str, config: QAConfig | None = None, llm: object
         "num_pairs": table.num_rows,
         "pairs_per_scene": round(table.num_rows / len(scenes), 2) if scenes else 0.0,
         "scenes_with_skips": len(skipped),
-        "l3_available": load_l3()[0] is not None,
+        "include_l3": config.include_l3,
         "seed": config.seed,
     })
     report.preview = [{k: row[k] for k in ("task", "format", "question", "answer")}
