@@ -195,7 +195,7 @@ class DrawBox(_Record):
 
 
 class QAPair(_Record):
-    """One question/answer pair; one parquet row per pair (see assets.storage.QA_SCHEMA)."""
+    """One question/answer pair; one parquet row per pair (see assets.qa.shards.QA_SCHEMA)."""
 
     qa_id: str
     scene_id: str
