@@ -222,7 +222,36 @@ def measure_scene(
     min_visible: float = 0.0,
 ) -> SceneErrors:
     """Run the chain (oracle masks; exact or degraded point map; RANSAC gravity) and compare with the truth."""
-    depth, intrinsics = scene.depth, scene.intrinsics
+    truth = [
+        KnownBox(index + 1, Box3D(center_cam=tuple(float(c) for c in scene.center_cam(index)), width=spec.extent_b,
+                                  height=spec.height, length=spec.extent_a, yaw=spec.yaw),
+                 scene.visible_fraction[index])
+        for index, spec in enumerate(scene.boxes)
+    ]
+    return measure_objects(scene.depth, scene.intrinsics, scene.instance_ids, scene.gravity_cam, truth, seed,
+                           noise, cloud_config, gravity_config, min_visible)
+
+
+@dataclass(frozen=True)
+class KnownBox:
+    instance_id: int
+    box: Box3D
+    visible_fraction: float
+
+
+def measure_objects(
+    depth: np.ndarray,
+    intrinsics: Intrinsics,
+    instance_ids: np.ndarray,
+    gravity_cam: np.ndarray | tuple[float, float, float],
+    truth: list[KnownBox],
+    seed: int,
+    noise: NoiseConfig | None = None,
+    cloud_config: CloudConfig | None = None,
+    gravity_config: GravityConfig | None = None,
+    min_visible: float = 0.0,
+) -> SceneErrors:
+    """The measurement for any scene with known boxes (ours, or assets.synthetic's richer indoor scenes)."""
     if noise is not None:
         depth, intrinsics = degrade_depth(depth, intrinsics, noise, seed=seed + 10_000)
     points = depth_to_points(depth, intrinsics)
@@ -231,30 +260,30 @@ def measure_scene(
     if estimate is None:
         return SceneErrors(seed, None, [], ["no support plane"])
     errors, failures = [], []
-    for index, spec in enumerate(scene.boxes):
-        if scene.visible_fraction[index] < min_visible:
+    for known in truth:
+        if known.visible_fraction < min_visible:
             continue
         try:
-            cloud = object_cloud(points, valid, scene.instance_ids == index + 1, cloud_config)
+            cloud = object_cloud(points, valid, instance_ids == known.instance_id, cloud_config)
             box = box_from_cloud(cloud, estimate.gravity_cam)
         except DataError as err:
-            failures.append(f"box {index}: {err}")
+            failures.append(f"object {known.instance_id}: {err}")
             continue
-        true_center = scene.center_cam(index)
+        true_center = np.asarray(known.box.center_cam)
         distance = float(np.linalg.norm(true_center))
-        true_footprint = np.sort([spec.extent_a, spec.extent_b])
+        true_footprint = np.sort([known.box.length, known.box.width])
         footprint = np.sort([box.length, box.width])
         errors.append(
             ObjectError(
                 scene_seed=seed,
-                box_index=index,
-                visible_fraction=scene.visible_fraction[index],
+                box_index=known.instance_id,
+                visible_fraction=known.visible_fraction,
                 distance=distance,
                 center_error_pct=float(100 * np.linalg.norm(np.asarray(box.center_cam) - true_center) / distance),
-                height_error_pct=float(100 * abs(box.height - spec.height) / spec.height),
+                height_error_pct=float(100 * abs(box.height - known.box.height) / known.box.height),
                 footprint_error_pct=float(100 * np.max(np.abs(footprint - true_footprint) / true_footprint)),
                 footprint_error_of_distance_pct=float(100 * np.max(np.abs(footprint - true_footprint)) / distance),
                 box=box,
             )
         )
-    return SceneErrors(seed, angle_between_deg(estimate.gravity_cam, scene.gravity_cam), errors, failures)
+    return SceneErrors(seed, angle_between_deg(estimate.gravity_cam, gravity_cam), errors, failures)

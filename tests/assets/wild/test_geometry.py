@@ -187,3 +187,28 @@ def test_rendered_scene_is_self_consistent(scenes):
                                                                            flying_pixels=False), seed=1)
     assert np.allclose(degraded / scene.depth, degraded.flat[0] / scene.depth.flat[0])
     assert abs(degraded.flat[0] / scene.depth.flat[0] - 1) == pytest.approx(0.03)
+
+
+def test_on_the_project_synthetic_scenes_with_oracle_masks():
+    """assets.synthetic's indoor/tabletop scenes (furniture of several parts, round objects) with oracle masks and
+    exact depth, objects >= 90% visible: gravity within 2 degrees everywhere; centers within 5% and heights within
+    10% for at least 85% of objects; median footprint error under 10%. The tail is what one view cannot show: a
+    round vase shows only its front half (footprint ~50% short), a lamp's thin pole is lost to DBSCAN."""
+    from assets.synthetic import SyntheticConfig, render_scene
+    from assets.wild.box_scenes import KnownBox, measure_objects
+
+    config = SyntheticConfig(num_scenes=6)
+    centers, heights, footprints = [], [], []
+    for index in range(6):
+        rendered = render_scene(config, "synthetic-000", index)
+        truth = [KnownBox(o.instance_id, o.box3d, o.visible_fraction) for o in rendered.scene.objects]
+        result = measure_objects(rendered.depth, rendered.scene.intrinsics, rendered.instance_mask,
+                                 rendered.scene.gravity_cam, truth, index, min_visible=0.9)
+        assert result.gravity_error_deg is not None and result.gravity_error_deg < 2.0
+        centers += [o.center_error_pct for o in result.objects]
+        heights += [o.height_error_pct for o in result.objects]
+        footprints += [o.footprint_error_pct for o in result.objects]
+    assert len(centers) >= 15
+    assert np.mean(np.array(centers) < 5.0) >= 0.85
+    assert np.mean(np.array(heights) < 10.0) >= 0.85
+    assert np.median(footprints) < 10.0
