@@ -32,6 +32,7 @@ from hispatial_dagster.resources import (
     SourceInbox,
     SyntheticSource,
     TrainingSettings,
+    WildModels,
 )
 from hispatial_dagster.shards import ShardSpec
 
@@ -94,7 +95,9 @@ def _write_source(root: Path, shard: str, spec: ShardSpec, synthetic: SyntheticS
     from assets import sources
 
     if spec.kind not in SOURCE_KINDS:
-        raise dg.Failure(f"shard {shard}: unknown source kind {spec.kind!r}; known: {', '.join(SOURCE_KINDS)}")
+        raise dg.Failure(
+            f"shard {shard}: unknown source kind {spec.kind!r}; known: {', '.join(SOURCE_KINDS)}"
+        )
     if spec.path is None:
         raise dg.Failure(f"shard {shard}: a {spec.kind!r} source needs `path` in its spec")
     location = local_copy(spec.path, root / "_downloads" / shard)
@@ -146,11 +149,13 @@ def filtered_images(
     description="Metric point maps per scene (ground truth passed through for synthetic shards, else MoGe-2).",
 )
 def point_maps(
-    context: dg.AssetExecutionContext, data_root: DataRoot, source_inbox: SourceInbox
+    context: dg.AssetExecutionContext, data_root: DataRoot, source_inbox: SourceInbox, wild_models: WildModels
 ) -> dg.MaterializeResult:
     from assets.point_maps import point_maps_shard
 
-    report = point_maps_shard(data_root.root, context.partition_key)
+    report = point_maps_shard(
+        data_root.root, context.partition_key, estimator=wild_models.point_map_estimator()
+    )
     return stage_result(
         report,
         data_root.root,
@@ -169,11 +174,13 @@ def point_maps(
     description="Per-object masks, point clouds and gravity-aligned 3D boxes.",
 )
 def object_clouds(
-    context: dg.AssetExecutionContext, data_root: DataRoot, source_inbox: SourceInbox
+    context: dg.AssetExecutionContext, data_root: DataRoot, source_inbox: SourceInbox, wild_models: WildModels
 ) -> dg.MaterializeResult:
     from assets.objects import object_clouds_shard
 
-    report = object_clouds_shard(data_root.root, context.partition_key)
+    report = object_clouds_shard(
+        data_root.root, context.partition_key, extractor=wild_models.object_extractor()
+    )
     return stage_result(
         report,
         data_root.root,

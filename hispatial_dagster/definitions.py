@@ -26,6 +26,7 @@ from hispatial_dagster.resources import (
     SourceInbox,
     SyntheticSource,
     TrainingSettings,
+    WildModels,
 )
 from hispatial_dagster.sensors import shard_inbox_sensor
 
@@ -42,6 +43,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         "training": TrainingSettings(),
         "evaluation_settings": EvalSettings(),
         "mlflow_tracking": MLflowTracking(),
+        "wild_models": WildModels(),
     }
 
 

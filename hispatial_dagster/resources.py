@@ -224,3 +224,75 @@ class EvalSettings(dg.ConfigurableResource):
         if tracking_uri and not values.get("mlflow_tracking_uri"):
             values["mlflow_tracking_uri"] = tracking_uri
         return EvalConfig.model_validate(values)
+
+
+class WildModels(dg.ConfigurableResource):
+    """The estimation models for shards without 3D ground truth (web images, COCO/Objects365 boxes).
+
+    Each field is empty (off: synthetic and Omni3D shards pass ground truth through and need none; other scenes are
+    rejected with "no ... configured"), `tiny` (the real model class with random weights: CI and CPU smoke runs),
+    or a hub id / local path of real weights. Env: HISPATIAL_POINT_MAP_MODEL, HISPATIAL_SEGMENTER_MODEL,
+    HISPATIAL_DETECTOR_MODEL, HISPATIAL_TAGGER_MODEL, HISPATIAL_DEVICE (`auto` = cuda when available).
+    """
+
+    point_map_model: str = Field(default_factory=lambda: os.environ.get("HISPATIAL_POINT_MAP_MODEL", ""))
+    segmenter_model: str = Field(default_factory=lambda: os.environ.get("HISPATIAL_SEGMENTER_MODEL", ""))
+    detector_model: str = Field(default_factory=lambda: os.environ.get("HISPATIAL_DETECTOR_MODEL", ""))
+    tagger_model: str = Field(default_factory=lambda: os.environ.get("HISPATIAL_TAGGER_MODEL", ""))
+    device: str = Field(default_factory=lambda: os.environ.get("HISPATIAL_DEVICE", "auto"))
+
+    def resolved_device(self) -> str:
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def point_map_estimator(self) -> Any | None:
+        """assets.wild.moge.MoGeEstimator, or None when off."""
+        if not self.point_map_model:
+            return None
+        from assets.wild.moge import MoGeEstimator
+
+        if self.point_map_model == "tiny":
+            return MoGeEstimator.tiny(device=self.resolved_device())
+        return MoGeEstimator.from_pretrained(self.point_map_model, device=self.resolved_device())
+
+    def object_extractor(self) -> Any | None:
+        """assets.wild.extractor.WildObjectExtractor (SAM-2 segmenter; GroundingDINO + CLIP tagger for images
+        without dataset boxes), or None when no segmenter is configured."""
+        if not self.segmenter_model:
+            return None
+        from assets.wild.clip import OBJECT_VOCABULARY, ClipScorer, ClipTagger
+        from assets.wild.detect import GroundingDinoDetector
+        from assets.wild.extractor import WildObjectExtractor
+        from assets.wild.segment import Sam2Segmenter
+
+        device = self.resolved_device()
+        tiny = "tiny"
+        segmenter = (
+            Sam2Segmenter.tiny(device=device)
+            if self.segmenter_model == tiny
+            else Sam2Segmenter.from_pretrained(self.segmenter_model, device=device)
+        )
+        detector = None
+        if self.detector_model:
+            detector = (
+                GroundingDinoDetector.tiny(list(OBJECT_VOCABULARY))
+                if self.detector_model == tiny
+                else GroundingDinoDetector.from_pretrained(self.detector_model, device=device)
+            )
+        tagger = None
+        if self.tagger_model:
+            scorer = (
+                ClipScorer.tiny([f"a photo of a {v}" for v in OBJECT_VOCABULARY])
+                if self.tagger_model == tiny
+                else ClipScorer.from_pretrained(self.tagger_model, device=device)
+            )
+            tagger = ClipTagger(scorer)
+        return WildObjectExtractor(
+            segmenter=segmenter,
+            detector=detector,
+            tagger=tagger,
+            categories=() if tagger else OBJECT_VOCABULARY,
+        )

@@ -20,6 +20,7 @@ from hispatial_dagster.resources import (
     QASettings,
     SourceInbox,
     SyntheticSource,
+    WildModels,
 )
 from hispatial_dagster.shards import ShardInbox, ShardSpec
 
@@ -44,6 +45,7 @@ def resources(root: Path) -> dict:
         "filters": FilterSettings(),
         "qa": QASettings(),
         "llm": LLMEndpoint(base_url=""),
+        "wild_models": WildModels(point_map_model="", segmenter_model=""),
     }
 
 
@@ -193,3 +195,45 @@ def test_markdown_helpers() -> None:
     rows = rejection_table(report).splitlines()
     assert rows[2] == "| DataError: no visible object | 3 | scene-0, scene-1, scene-2 |"
     assert rows[3] == "| ValueError: unreadable image | 1 | scene-9 |"
+
+
+def _web_shard(tmp_path: Path) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 255, (56, 70, 3), dtype=np.uint8)).save(folder / f"img{i}.jpg")
+    root = tmp_path / "data"
+    ShardInbox(str(root / "inbox")).write("web-001", ShardSpec(kind="images", path=str(folder)))
+    return root
+
+
+def test_web_images_without_estimator_are_rejected_with_reason(tmp_path: Path) -> None:
+    """No ground truth and no estimator configured: every scene is rejected with that reason, the partition
+    itself succeeds."""
+    root = _web_shard(tmp_path)
+    stages = [hs_assets.source_images, hs_assets.filtered_images, hs_assets.point_maps]
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(SOURCE_SHARDS, ["web-001"])
+        result = dg.materialize(stages, partition_key="web-001", instance=instance, resources=resources(root))
+    meta = metadata_of(result, hs_assets.point_maps)
+    assert (meta["num_in"], meta["num_out"], meta["num_rejected"]) == (2, 0, 2)
+    assert "no point-map estimator configured" in meta["rejections"]
+    assert meta["ground_truth_passthrough"] is False
+
+
+@pytest.mark.slow
+def test_web_images_get_estimated_point_maps(tmp_path: Path) -> None:
+    """With HISPATIAL_POINT_MAP_MODEL=tiny the stage runs MoGe-2 (real class, random weights) on every scene."""
+    root = _web_shard(tmp_path)
+    with_moge = {**resources(root), "wild_models": WildModels(point_map_model="tiny", device="cpu")}
+    stages = [hs_assets.source_images, hs_assets.filtered_images, hs_assets.point_maps]
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(SOURCE_SHARDS, ["web-001"])
+        result = dg.materialize(stages, partition_key="web-001", instance=instance, resources=with_moge)
+    meta = metadata_of(result, hs_assets.point_maps)
+    assert meta["num_in"] == 2 and meta["num_out"] + meta["num_rejected"] == 2
+    assert len(list((root / "point_maps" / "web-001").rglob("*.png"))) == meta["num_out"]
