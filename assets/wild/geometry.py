@@ -37,7 +37,7 @@ class CloudConfig:
     max_points: int = 6000  # random subsample above this (fixed seed): keeps kNN/DBSCAN cheap, extents unchanged
     outlier_neighbors: int = 16  # statistical outlier removal: k nearest neighbours
     outlier_std_ratio: float = 3.0  # drop points whose mean kNN distance exceeds mean + ratio * std
-    dbscan_eps_pixels: float = 3.0  # DBSCAN eps in the ray/log-depth embedding, in pixels (see object_cloud)
+    dbscan_eps_pixels: float = 5.0  # DBSCAN eps in the ray/log-depth embedding, in pixels (3 loses a lamp's thin pole)
     depth_jump: float = 0.03  # a relative depth step between neighbouring pixels that counts as one pixel
     dbscan_min_samples: int = 8
     edge_window: int = 5  # flying-pixel filter: window (pixels) of the local median depth
