@@ -78,6 +78,17 @@ def test_extractor_bad_inputs_are_data_errors():
     with pytest.raises(DataError, match="no detector"):
         WildObjectExtractor(segmenter=OracleSegmenter(truth.instance_ids)).extract(rgb, points, valid, empty)
 
+    # a real (tiny) detector that finds nothing: the image has no objects for us
+    from assets.wild.detect import GroundingDinoDetector
+
+    blind = GroundingDinoDetector.tiny(["chair"], box_threshold=1.01)
+    with pytest.raises(DataError, match="no objects: nothing detected"):
+        WildObjectExtractor(segmenter=OracleSegmenter(truth.instance_ids), detector=blind,
+                            categories=["chair"]).extract(rgb, points, valid, plain)
+    with pytest.raises(DataError, match="no categories"):
+        WildObjectExtractor(segmenter=OracleSegmenter(truth.instance_ids), detector=blind).extract(
+            rgb, points, valid, plain)
+
     class NoMasks:  # a segmenter that returns nothing
         def segment(self, rgb, boxes):
             return [], []
