@@ -4,6 +4,7 @@ data version from the stage's content digest. Kept apart from assets.py so each 
 from __future__ import annotations
 
 import base64
+import io
 import json
 import math
 from collections import Counter
@@ -12,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from PIL import Image
 
 from assets.stage import StageReport
 from assets.storage import directory_digest
 
 PREVIEW_ROWS = 8
-INLINE_IMAGE_MAX_BYTES = 150_000
+INLINE_IMAGE_MAX_BYTES = 100_000
 
 
 def markdown_table(
@@ -88,17 +90,23 @@ def _scalar_metadata(values: Mapping[str, object]) -> dict[str, Any]:
     return out
 
 
-def thumbnail_metadata(path: Path | None) -> dict[str, Any]:
-    """The thumbnail as a path and, when small, inline in markdown so the asset page shows it."""
+def thumbnail_metadata(path: Path | None, inline_width: int = 384) -> dict[str, Any]:
+    """The thumbnail as a path, plus a downscaled JPEG inline in markdown so the asset page shows it without
+    file access (kept under INLINE_IMAGE_MAX_BYTES: event-log rows should stay small)."""
     if path is None or not Path(path).exists():
         return {}
     path = Path(path)
     out: dict[str, Any] = {"thumbnail": dg.MetadataValue.path(str(path))}
-    data = path.read_bytes()
+    with Image.open(path) as image:
+        preview = image.convert("RGB")
+        if preview.width > inline_width:
+            preview = preview.resize((inline_width, max(1, round(preview.height * inline_width / preview.width))))
+        buffer = io.BytesIO()
+        preview.save(buffer, format="JPEG", quality=75, optimize=True)
+    data = buffer.getvalue()
     if len(data) <= INLINE_IMAGE_MAX_BYTES:
-        mime = "image/png" if path.suffix.lower() == ".png" else "image/jpeg"
         encoded = base64.b64encode(data).decode()
-        out["thumbnail_preview"] = dg.MetadataValue.md(f"![{path.stem}](data:{mime};base64,{encoded})")
+        out["thumbnail_preview"] = dg.MetadataValue.md(f"![{path.stem}](data:image/jpeg;base64,{encoded})")
     return out
 
 

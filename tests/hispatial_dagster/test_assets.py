@@ -118,6 +118,14 @@ def test_preview_and_rejection_tables(shard) -> None:
     assert meta["rejections"] == "_no rejections_" or "| reason |" in meta["rejections"]
 
 
+def test_thumbnail_is_drawn_and_inlined(shard) -> None:
+    _, _, result = shard
+    meta = metadata_of(result, hs_assets.object_clouds)
+    thumbnail = Path(meta["thumbnail"])
+    assert thumbnail.exists() and thumbnail.read_bytes()[:4] == b"\x89PNG"
+    assert meta["thumbnail_preview"].startswith("![") and "base64," in meta["thumbnail_preview"]
+
+
 def test_ground_truth_passthrough_is_recorded(shard) -> None:
     _, _, result = shard
     for asset in (hs_assets.point_maps, hs_assets.object_clouds):
