@@ -105,3 +105,16 @@ def test_path_fingerprint_follows_files(tmp_path: Path) -> None:
 def test_sensor_targets_shard_job() -> None:
     assert shard_inbox_sensor.job_name == shard_job.name
     assert shard_inbox_sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_inbox_at_an_fsspec_url(tmp_path: Path, instance: dg.DagsterInstance) -> None:
+    """The inbox can be any fsspec URL (here the in-memory filesystem standing in for s3:// or gs://)."""
+    url = f"memory://hispatial-test-{tmp_path.name}/inbox"
+    ShardInbox(url).write("remote-000", ShardSpec(kind="synthetic", seed=9))
+    context = dg.build_sensor_context(
+        instance=instance,
+        resources={"data_root": DataRoot(path=str(tmp_path)), "source_inbox": SourceInbox(url=url)},
+    )
+    result = shard_inbox_sensor(context)
+    assert [r.partition_key for r in result.run_requests] == ["remote-000"]
+    assert ShardInbox(url).read("remote-000").seed == 9
