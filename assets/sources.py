@@ -344,6 +344,21 @@ def match_categories(
     return labels
 
 
+def relabel_objects(
+    scene: Scene, detections: Sequence[tuple[Box2D, str]], unlabeled: Sequence[str] = ("object",),
+    min_iou: float = 0.4,
+) -> tuple[Scene, int]:
+    """Give ground-truth objects labelled only "object" (CA-1M) the category of the detector box matched to them
+    (`match_categories`); returns the scene and how many objects were labelled. Unmatched ones keep their label
+    (the reference stage then falls back to "the object (highlighted by the ... box)")."""
+    targets = [o for o in scene.objects if o.category in unlabeled]
+    labels = match_categories([o.box2d for o in targets], detections, min_iou)
+    new = {o.instance_id: label for o, label in zip(targets, labels, strict=True) if label is not None}
+    objects = [o.model_copy(update={"category": new[o.instance_id]}) if o.instance_id in new else o
+               for o in scene.objects]
+    return scene.model_copy(update={"objects": objects}), len(new)
+
+
 # ------------------------------------------------------------------------------------------ HiSpatial shards
 
 

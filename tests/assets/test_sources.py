@@ -18,6 +18,7 @@ from assets.sources import (
     omni3d_box,
     omni3d_gravity,
     omni3d_shard,
+    relabel_objects,
 )
 from assets.storage import (
     decode_depth_png,
@@ -153,6 +154,20 @@ def test_hungarian_labels_need_iou_04():
             (Box2D(x0=55, y0=55, x1=65, y1=65), "cup")]  # the cup overlaps its box at IoU 25/175 < 0.4
     assert match_categories(gt, dets) == ["chair", "lamp", None]
     assert match_categories(gt, []) == [None, None, None]
+
+
+def test_relabel_objects_only_touches_unlabeled_matched_boxes():
+    from assets.records import Box3D, Intrinsics, Scene, SceneObject
+
+    box3d = Box3D(center_cam=(0, 0, 3), width=1, height=1, length=1, yaw=1.6)
+    boxes = [Box2D(x0=0, y0=0, x1=10, y1=10), Box2D(x0=20, y0=0, x1=30, y1=10), Box2D(x0=40, y0=0, x1=50, y1=10)]
+    objects = [SceneObject(instance_id=i + 1, category=c, box2d=b, box3d=box3d)
+               for i, (c, b) in enumerate(zip(["object", "sofa", "object"], boxes, strict=True))]
+    scene = Scene(scene_id="s", source="ca1m", shard="x", image_file="i.jpg", objects=objects,
+                  intrinsics=Intrinsics(fx=50, fy=50, cx=32, cy=24, width=64, height=48))
+    detections = [(Box2D(x0=1, y0=0, x1=10, y1=10), "chair"), (Box2D(x0=20, y0=0, x1=30, y1=10), "table")]
+    relabelled, count = relabel_objects(scene, detections)
+    assert count == 1 and [o.category for o in relabelled.objects] == ["chair", "sofa", "object"]
 
 
 def _tar_bytes(members: dict[str, bytes]) -> bytes:
