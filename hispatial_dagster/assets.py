@@ -19,6 +19,7 @@ import yaml
 
 import hispatial_dagster._paths  # noqa: F401  (our `training`, not sam2's)
 from assets.stage import StageReport
+from assets.storage import read_scenes
 from hispatial_dagster.automation import downstream_condition
 from hispatial_dagster.metadata import _scalar_metadata, content_digest, markdown_table, stage_result
 from hispatial_dagster.partitions import SOURCE_SHARDS, benchmarks, source_shards
@@ -55,10 +56,13 @@ def _gpu_tags(asset_name: str) -> dict[str, Any]:
     return {"dagster-k8s/config": K8S_STEP_CONFIG[asset_name]}
 
 
-def _ground_truth_metadata(inbox: SourceInbox, root: Path, shard: str) -> dict[str, Any]:
-    """Estimation stages pass a synthetic shard's exact 3D ground truth through instead of estimating; say so."""
-    kind = inbox.inbox(root).read(shard).kind
-    return {"source_kind": kind, "ground_truth_passthrough": kind == "synthetic"}
+def _ground_truth_metadata(report: StageReport, passed_through: int, inbox: SourceInbox, root: Path) -> dict:
+    """Say how many scenes kept their ground truth instead of being estimated (all of a synthetic shard's)."""
+    return {
+        "source_kind": inbox.inbox(root).read(report.shard).kind,
+        "ground_truth_scenes": passed_through,
+        "ground_truth_passthrough": report.num_out > 0 and passed_through == report.num_out,
+    }
 
 
 # ------------------------------------------------------------------------------------------ per-shard stages
@@ -156,11 +160,9 @@ def point_maps(
     report = point_maps_shard(
         data_root.root, context.partition_key, estimator=wild_models.point_map_estimator()
     )
-    return stage_result(
-        report,
-        data_root.root,
-        extra=_ground_truth_metadata(source_inbox, data_root.root, context.partition_key),
-    )
+    passed = int(report.metadata.get("point_maps_ground_truth", 0))
+    extra = _ground_truth_metadata(report, passed, source_inbox, data_root.root)
+    return stage_result(report, data_root.root, extra=extra)
 
 
 @dg.asset(
@@ -181,11 +183,9 @@ def object_clouds(
     report = object_clouds_shard(
         data_root.root, context.partition_key, extractor=wild_models.object_extractor()
     )
-    return stage_result(
-        report,
-        data_root.root,
-        extra=_ground_truth_metadata(source_inbox, data_root.root, context.partition_key),
-    )
+    passed = sum(scene.has_ground_truth_3d for scene in read_scenes(report.output_dir / "scenes.jsonl"))
+    extra = _ground_truth_metadata(report, passed, source_inbox, data_root.root)
+    return stage_result(report, data_root.root, extra=extra)
 
 
 @dg.asset(

@@ -100,7 +100,9 @@ def thumbnail_metadata(path: Path | None, inline_width: int = 384) -> dict[str, 
     with Image.open(path) as image:
         preview = image.convert("RGB")
         if preview.width > inline_width:
-            preview = preview.resize((inline_width, max(1, round(preview.height * inline_width / preview.width))))
+            preview = preview.resize(
+                (inline_width, max(1, round(preview.height * inline_width / preview.width)))
+            )
         buffer = io.BytesIO()
         preview.save(buffer, format="JPEG", quality=75, optimize=True)
     data = buffer.getvalue()

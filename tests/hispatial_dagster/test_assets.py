@@ -129,7 +129,9 @@ def test_thumbnail_is_drawn_and_inlined(shard) -> None:
 def test_ground_truth_passthrough_is_recorded(shard) -> None:
     _, _, result = shard
     for asset in (hs_assets.point_maps, hs_assets.object_clouds):
-        assert metadata_of(result, asset)["ground_truth_passthrough"] is True
+        meta = metadata_of(result, asset)
+        assert meta["ground_truth_passthrough"] is True
+        assert meta["ground_truth_scenes"] == meta["num_out"] > 0
 
 
 def test_same_spec_same_data_version(shard) -> None:
