@@ -298,6 +298,7 @@ def benchmark_scores(
     mlflow_tracking: MLflowTracking,
 ) -> dg.MaterializeResult:
     from evaluation.run import score_benchmark
+    from training.checkpoints import read_checkpoint_config
 
     checkpoint_dir = latest_checkpoint_dir(context.instance)
     mlflow_tracking.activate()
@@ -305,7 +306,11 @@ def benchmark_scores(
         data_root.root,
         context.partition_key,
         checkpoint_dir,
-        evaluation_settings.config(mlflow_tracking.tracking_uri),
+        # the custom benchmark scores exactly the scenes this checkpoint's training held out
+        evaluation_settings.config(
+            mlflow_tracking.tracking_uri,
+            read_checkpoint_config(checkpoint_dir)["train"]["data"]["val_fraction"],
+        ),
     )
     if report.status != "ok":
         # "not configured" (no benchmark data placed yet) and "failed" (unreadable data) are not scores: the

@@ -121,6 +121,7 @@ def _summarize(result: Any) -> list[dict[str, Any]]:
                 "in": value("num_in"),
                 "out": value("num_out"),
                 "rejected": value("num_rejected"),
+                "score": value("score") if "score" in meta else value("metric/val/accuracy/all"),
                 "mlflow run": value("mlflow_run_id"),
             }
         )
@@ -132,6 +133,7 @@ def _summarize(result: Any) -> list[dict[str, Any]]:
                 "in": "",
                 "out": "passed" if event.passed else "FAILED",
                 "rejected": "",
+                "score": "",
                 "mlflow run": "",
             }
         )

@@ -217,12 +217,17 @@ class EvalSettings(dg.ConfigurableResource):
 
     options: dict[str, Any] = Field(default_factory=lambda: _json_env("HISPATIAL_EVAL_OPTIONS"))
 
-    def config(self, tracking_uri: str | None = None) -> Any:
+    def config(self, tracking_uri: str | None = None, train_val_fraction: float | None = None) -> Any:
+        """EvalConfig from the options; when no held-out set is configured, the custom benchmark scores the
+        scenes the checkpoint's own training held out (`train_val_fraction`, its TrainConfig.data.val_fraction)."""
         from evaluation.config import EvalConfig
 
         values = dict(self.options)
         if tracking_uri and not values.get("mlflow_tracking_uri"):
             values["mlflow_tracking_uri"] = tracking_uri
+        heldout_keys = ("heldout_shards", "heldout_scenes", "heldout_val_fraction")
+        if train_val_fraction and not any(values.get(k) for k in heldout_keys):
+            values["heldout_val_fraction"] = train_val_fraction
         return EvalConfig.model_validate(values)
 
 
