@@ -86,3 +86,17 @@ def test_resources_from_environment(monkeypatch, tmp_path) -> None:
         assert "sk-secret-value" not in repr(
             resource.model_dump() if hasattr(resource, "model_dump") else resource
         )
+
+
+def test_benchmark_partitions_follow_configured_data(monkeypatch) -> None:
+    from hispatial_dagster.partitions import benchmark_names
+
+    monkeypatch.delenv("HISPATIAL_BENCHMARKS", raising=False)
+    monkeypatch.delenv("HISPATIAL_EVAL_OPTIONS", raising=False)
+    assert benchmark_names() == ["custom"]
+    monkeypatch.setenv(
+        "HISPATIAL_EVAL_OPTIONS", '{"data": {"3dsrbench": "/d/3dsr"}, "predictions": {"cv_bench": "p"}}'
+    )
+    assert benchmark_names() == ["custom", "cv_bench", "3dsrbench"]  # evaluation's registry order
+    monkeypatch.setenv("HISPATIAL_BENCHMARKS", "custom, embspatial")
+    assert benchmark_names() == ["custom", "embspatial"]
