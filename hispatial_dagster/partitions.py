@@ -10,6 +10,7 @@ import dagster as dg
 
 SOURCE_SHARDS = "source_shards"
 
+
 def benchmark_names() -> list[str]:
     """Benchmarks as partitions: env HISPATIAL_BENCHMARKS (comma separated), else `custom` (built from our own
     synthetic scenes, needs no download) plus every benchmark the evaluation options give data or predictions

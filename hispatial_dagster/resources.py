@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,7 +21,6 @@ from pydantic import Field
 from hispatial_dagster.shards import ShardInbox
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -38,10 +36,8 @@ def default_tracking_uri() -> str:
 def build_config(cls: type[T], values: dict[str, Any]) -> T:
     """Construct a stage's config (a dataclass or pydantic model owned by that stage) from resource values.
 
-    Keys the config class does not know are dropped with a warning rather than failing the run: the Dagster layer
-    and the stage code evolve separately, and a stale override must not block a shard. Values are otherwise passed
-    unchanged, so the stage's own validation still applies.
-    """
+    An unknown key is an error naming the known ones (a typo in an override must not be silently ignored); the
+    stage's own validation applies to the values."""
     if dataclasses.is_dataclass(cls):
         known = {f.name for f in dataclasses.fields(cls)}
     elif hasattr(cls, "model_fields"):
@@ -50,8 +46,8 @@ def build_config(cls: type[T], values: dict[str, Any]) -> T:
         return cls(**values)
     unknown = sorted(set(values) - known)
     if unknown:
-        log.warning("%s ignores unknown config keys %s", cls.__name__, unknown)
-    return cls(**{k: v for k, v in values.items() if k in known})
+        raise ValueError(f"{cls.__name__} has no field(s) {unknown}; known: {sorted(known)}")
+    return cls(**values)
 
 
 class DataRoot(dg.ConfigurableResource):
@@ -80,9 +76,6 @@ class MLflowTracking(dg.ConfigurableResource):
     """MLflow tracking server or local store; default: SQLite under <repo>/mlflow (no server needed)."""
 
     tracking_uri: str = Field(default_factory=default_tracking_uri, description="Env MLFLOW_TRACKING_URI.")
-    experiment: str = Field(
-        default_factory=lambda: os.environ.get("HISPATIAL_MLFLOW_EXPERIMENT", "hispatial")
-    )
     ui_url: str = Field(
         default_factory=lambda: os.environ.get("HISPATIAL_MLFLOW_UI", "http://127.0.0.1:5000"),
         description="Base URL of an MLflow UI showing this store, used for links in asset metadata.",
@@ -155,10 +148,9 @@ class FilterSettings(dg.ConfigurableResource):
     options: dict[str, Any] = Field(default_factory=dict, description="FilterConfig fields.")
 
     def config(self) -> Any:
-        from assets import filtering
+        from assets.filtering import FilterConfig
 
-        cls = getattr(filtering, "FilterConfig", None)
-        return build_config(cls, dict(self.options)) if cls is not None else None
+        return build_config(FilterConfig, dict(self.options))
 
 
 class QASettings(dg.ConfigurableResource):

@@ -3,6 +3,7 @@
 import json
 
 import dagster as dg
+import pytest
 
 from hispatial_dagster import assets as hs_assets
 from hispatial_dagster.automation import downstream_condition
@@ -100,3 +101,12 @@ def test_benchmark_partitions_follow_configured_data(monkeypatch) -> None:
     assert benchmark_names() == ["custom", "cv_bench", "3dsrbench"]  # evaluation's registry order
     monkeypatch.setenv("HISPATIAL_BENCHMARKS", "custom, embspatial")
     assert benchmark_names() == ["custom", "embspatial"]
+
+
+def test_unknown_config_override_is_an_error() -> None:
+    from hispatial_dagster.resources import QASettings, SyntheticSource
+
+    with pytest.raises(ValueError, match="no field"):
+        QASettings(options={"mc_max_optoins": 4}).config()
+    config = SyntheticSource(options={"image_size": 512}).config(seed=3, num_scenes=7, spec_options={})
+    assert (config.image_size, config.seed, config.num_scenes) == (512, 3, 7)
