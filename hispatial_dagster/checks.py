@@ -2,7 +2,6 @@
 partition just materialized. They run in the same job as their asset (shard_job includes them) and show on the
 asset's page in the UI; a failure is an ERROR-severity result, not a crashed run."""
 
-import importlib.util
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -29,7 +28,7 @@ def _result(outcome: tuple[bool, dict[str, Any]]) -> dg.AssetCheckResult:
 
 
 def _check_fn(name: str) -> Callable[..., tuple[bool, dict[str, Any]]]:
-    from assets import checks
+    from assets import checks  # imported when a check runs, so loading the code location stays light
 
     return getattr(checks, name)
 
@@ -73,10 +72,4 @@ def qa_schema(context: dg.AssetCheckExecutionContext, data_root: DataRoot) -> dg
     return _result(_check_fn("qa_schema")(data_root.root, context.partition_key))
 
 
-# The check functions live in assets/checks.py (plain Python); until that module exists the checks are not
-# declared at all, rather than declared and failing every run.
-all_checks = (
-    [point_maps_finite, points_in_boxes, boxes_inside_image, references_unique, qa_schema]
-    if importlib.util.find_spec("assets.checks") is not None
-    else []
-)
+all_checks = [point_maps_finite, points_in_boxes, boxes_inside_image, references_unique, qa_schema]

@@ -1,7 +1,6 @@
 """Materialize the per-shard stages for one small synthetic shard (5 scenes) on a temporary instance, with the real
 stage code, and check what was written and what the assets report."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -26,15 +25,14 @@ from hispatial_dagster.shards import ShardInbox, ShardSpec
 
 SHARD = "synthetic-000"
 NUM_SCENES = 5
-HAVE_QA = importlib.util.find_spec("assets.qa.shards") is not None
-HAVE_CHECKS = importlib.util.find_spec("assets.checks") is not None
 STAGES = [
     hs_assets.source_images,
     hs_assets.filtered_images,
     hs_assets.point_maps,
     hs_assets.object_clouds,
     hs_assets.object_references,
-] + ([hs_assets.qa_shards] if HAVE_QA else [])
+    hs_assets.qa_shards,
+]
 
 
 def resources(root: Path) -> dict:
@@ -50,7 +48,7 @@ def resources(root: Path) -> dict:
 
 
 def materialize(root: Path, instance: dg.DagsterInstance, selection: list) -> dg.ExecuteInProcessResult:
-    checks = hs_checks.all_checks if HAVE_CHECKS else []
+    checks = hs_checks.all_checks
     return dg.materialize(
         [*STAGES, *checks],
         selection=dg.AssetSelection.assets(*selection),
