@@ -93,6 +93,10 @@ def run_job(
     """Execute a job of the code location in this process on `instance` (the run is recorded there)."""
     import dagster as dg
 
+    from hispatial_dagster.instance import fail_orphaned_runs, process_tags
+
+    for run_id in fail_orphaned_runs(instance):
+        console.print(f"[yellow]marked run {run_id} failed: its process is gone[/]")
     job = defs.resolve_job_def(job_name)
     selection = [dg.AssetKey(name) for name in asset_names] if asset_names else None
     level = os.environ.get(
@@ -101,6 +105,7 @@ def run_job(
     return job.execute_in_process(
         run_config={"loggers": {"console": {"config": {"log_level": level}}}},
         instance=instance,
+        tags=process_tags(),
         partition_key=partition_key,
         asset_selection=selection,
         raise_on_error=False,
@@ -315,10 +320,11 @@ def asset_status(instance: Any, defs: Any) -> list[dict[str, str]]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from hispatial_dagster.instance import open_instance
+    from hispatial_dagster.instance import fail_orphaned_runs, open_instance
 
     root = _data_root(args)
     instance = open_instance(root)
+    fail_orphaned_runs(instance)  # a killed CLI run would otherwise show as "in progress" forever
     rows = asset_status(instance, _defs())
     table = Table(title=f"Assets in {instance.root_directory}")
     for column in ("asset", "partition", "status"):

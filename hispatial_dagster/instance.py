@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import socket
 from pathlib import Path
 
 import yaml
@@ -24,6 +25,10 @@ def dagster_home(data_root: Path) -> Path:
 def instance_config(home: Path) -> dict:
     return {
         "storage": {"sqlite": {"base_dir": str(home / "storage")}},
+        # Free op-concurrency (gpu pool) slots held by runs that ended without releasing them, and retry a
+        # failed daemon-launched run once from the failed step.
+        "run_monitoring": {"enabled": True, "free_slots_after_run_end_seconds": 60},
+        "run_retries": {"enabled": True, "max_retries": 1},
         "concurrency": {
             "runs": {"max_concurrent_runs": int(os.environ.get("HISPATIAL_MAX_CONCURRENT_RUNS", "2"))},
             "pools": {"granularity": "op"},
@@ -63,3 +68,46 @@ def open_instance(
             if current != slots:
                 instance.event_log_storage.set_concurrency_slots(GPU_POOL, slots)
     return instance
+
+
+PID_TAG = "hispatial/pid"
+HOST_TAG = "hispatial/host"
+
+
+def process_tags() -> dict[str, str]:
+    """Tags identifying the process that executes an in-process run (see fail_orphaned_runs)."""
+    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_orphaned_runs(instance) -> list[str]:  # instance: dagster.DagsterInstance
+    """Mark as failed the in-process runs of this host whose process is gone (killed, crashed machine).
+
+    A CLI run killed with SIGKILL never reports its end, so Dagster would show its partition "in progress" (and
+    hold its gpu slot) forever; the daemon's run monitoring only watches runs it launched. Runs carry the pid and
+    host of their process (process_tags); a dead pid on this host means the run cannot be running."""
+    import dagster as dg
+
+    orphaned = []
+    records = instance.get_run_records(
+        dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING],
+            tags={HOST_TAG: socket.gethostname()},
+        )
+    )
+    for record in records:
+        run = record.dagster_run
+        pid = run.tags.get(PID_TAG, "")
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            instance.report_run_failed(run, message=f"process {pid} ended without finishing the run")
+            orphaned.append(run.run_id)
+    return orphaned

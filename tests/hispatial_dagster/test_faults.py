@@ -39,6 +39,16 @@ def _stage(root: Path, name: str, shard: str) -> subprocess.Popen:
     )
 
 
+def _status(root: Path) -> dict[tuple[str, str], str]:
+    out = subprocess.run(
+        [HISPATIAL, "status"], env=_env(root), capture_output=True, text=True, timeout=300, check=True
+    ).stdout
+    rows = [
+        [cell.strip() for cell in line.split("│")[1:-1]] for line in out.splitlines() if line.startswith("│")
+    ]
+    return {(row[0], row[1]): row[2] for row in rows}
+
+
 def test_sigkill_mid_partition_leaves_no_partial_shard_and_retry_completes(tmp_path: Path) -> None:
     root = tmp_path / "data"
     ShardInbox(str(root / "inbox")).write("synthetic-000", ShardSpec(kind="synthetic", seed=1, num_scenes=30))
@@ -59,6 +69,9 @@ def test_sigkill_mid_partition_leaves_no_partial_shard_and_retry_completes(tmp_p
     assert proc.returncode == -signal.SIGKILL
     assert not (stage_dir / "synthetic-000").exists(), "a killed run must not leave a visible shard"
     assert list(stage_dir.glob(".synthetic-000.tmp-*")), "the partial write stays hidden under its temp name"
+
+    # The killed run is recognised as dead (its pid is gone), not left "in progress".
+    assert _status(root)[("source_images", "synthetic-000")] == "failed"
 
     retry = _stage(root, "source_images", "synthetic-000")
     out, _ = retry.communicate(timeout=600)
