@@ -63,14 +63,17 @@ def qa_parquet_paths(root: Path) -> list[Path]:
     """The QA shards the dataset manifest lists (all `qa_shards/*/qa.parquet` when there is no manifest)."""
     root = Path(root)
     manifest = root / "qa_dataset" / "manifest.json"
-    shards: list[str] | None = None
+    paths: list[Path] | None = None
     if manifest.exists():
         data = json.loads(manifest.read_text())
         listed = data.get("shards") if isinstance(data, dict) else None
         if isinstance(listed, list) and listed:
-            shards = [str(s) for s in listed]
-    if shards is not None:
-        paths = [root / "qa_shards" / s / "qa.parquet" for s in shards]
+            # assets.qa.dataset writes one entry per shard: {shard, path (relative to root), rows, sha256, counts}
+            paths = [
+                root / entry["path"] if isinstance(entry, dict) else root / "qa_shards" / str(entry) / "qa.parquet"
+                for entry in listed
+            ]
+    if paths is not None:
         missing = [p for p in paths if not p.exists()]
         if missing:
             raise DataError(f"qa_dataset manifest lists shards without qa.parquet: {missing}")
