@@ -179,8 +179,12 @@ def qa_shard(root: Path, shard: str, config: QAConfig | None = None, llm: object
         pq.write_table(table, tmp / "qa.parquet", compression="zstd")
         write_jsonl(tmp / "skipped.jsonl", skipped)
         write_jsonl(tmp / "rejected.jsonl", [r.as_dict() for r in report.rejections])
-        report.metadata["content_digest"] = directory_digest(tmp)
-        atomic_write_json(tmp / "_manifest.json", {**report.manifest(), "config": config.model_dump(mode="json")})
+        digest = directory_digest(tmp)
+        report.metadata["content_digest"] = digest
+        atomic_write_json(
+            tmp / "_manifest.json",
+            {**report.manifest(), "digest": digest, "config": config.model_dump(mode="json")},
+        )
     return report
 
 
