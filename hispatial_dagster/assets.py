@@ -17,7 +17,6 @@ import dagster as dg
 import fsspec
 import yaml
 
-import hispatial_dagster._paths  # noqa: F401  (our `training`, not sam2's)
 from assets.stage import StageReport
 from assets.storage import read_scenes
 from hispatial_dagster.automation import downstream_condition

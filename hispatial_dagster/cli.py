@@ -27,7 +27,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-import hispatial_dagster._paths  # noqa: F401  (first: our `training`, not sam2's)
 from hispatial_dagster.shards import ShardSpec, synthetic_shard_key, validate_shard_key
 
 console = Console(stderr=False, highlight=False)

@@ -1,5 +1,5 @@
 """qa_dataset -> checkpoint -> benchmark_scores[custom] with the real training and evaluation code (tiny model,
-a few steps) on a temporary instance and MLflow store. Slow: training and scoring take a minute on CPU."""
+a few steps) on a temporary instance and MLflow store (about 15 s on CPU)."""
 
 import json
 from pathlib import Path
@@ -14,14 +14,7 @@ from hispatial_dagster.resources import EvalSettings, MLflowTracking, TrainingSe
 from hispatial_dagster.shards import ShardInbox, ShardSpec
 from tests.hispatial_dagster.test_assets import STAGES, metadata_of, resources
 
-pytestmark = pytest.mark.slow
 
-
-@pytest.mark.xfail(
-    reason="contract mismatch outside hispatial_dagster: assets/qa/dataset.py writes manifest['shards'] as dicts, "
-    "training/data.py qa_parquet_paths reads them as shard names; passes once they agree",
-    strict=False,
-)
 def test_dataset_checkpoint_benchmark(tmp_path: Path) -> None:
     root = tmp_path / "data"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
