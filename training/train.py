@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
+import mlflow
 import numpy as np
 import torch
 from lightning.pytorch.loggers import MLFlowLogger
 from torch.utils.data import DataLoader
 
-import mlflow
 from assets.records import TASK_LEVEL, Task
 from training.checkpoints import save_checkpoint
 from training.config import TrainConfig, default_mlflow_dir, flatten_config, train_presets

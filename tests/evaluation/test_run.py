@@ -3,10 +3,10 @@
 import json
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
 
-import mlflow
 from evaluation.__main__ import main
 from evaluation.config import EvalConfig
 from evaluation.report import (

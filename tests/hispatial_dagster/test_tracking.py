@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
+import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-import mlflow
 from hispatial_dagster import tracking
 
 
