@@ -141,7 +141,12 @@ def log_to_mlflow(report: BenchmarkReport, tracking_uri: str, experiment: str, r
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     exp = client.get_experiment_by_name(experiment)
-    exp_id = exp.experiment_id if exp else client.create_experiment(experiment)
+    if exp is None:
+        from training.train import artifact_location_for
+
+        exp_id = client.create_experiment(experiment, artifact_location=artifact_location_for(tracking_uri))
+    else:
+        exp_id = exp.experiment_id
     run = client.create_run(exp_id, run_name=run_name or f"eval-{report.benchmark}",
                             tags={"benchmark": report.benchmark, "judge_mode": report.judge_mode,
                                   "predictor": report.predictor})

@@ -77,10 +77,16 @@ def resolve_tracking(config: TrainConfig, mlflow_dir: Path | None = None) -> tup
         directory = Path(mlflow_dir) if mlflow_dir is not None else default_mlflow_dir()
         directory.mkdir(parents=True, exist_ok=True)
         uri = f"sqlite:///{directory.resolve() / 'mlflow.db'}"
-    if uri.startswith("sqlite:///"):
-        artifacts = Path(uri.removeprefix("sqlite:///")).parent / "artifacts"
-        return uri, artifacts.resolve().as_uri()
-    return uri, None
+    return uri, artifact_location_for(uri)
+
+
+def artifact_location_for(tracking_uri: str) -> str | None:
+    """Artifacts of a local SQLite store live beside it (`<dir>/artifacts`); MLflow's own default would be
+    `./mlruns` in whatever directory the process happens to run in. None lets a tracking server decide."""
+    if tracking_uri.startswith("sqlite:///"):
+        artifacts = Path(tracking_uri.removeprefix("sqlite:///")).parent / "artifacts"
+        return artifacts.resolve().as_uri()
+    return None
 
 
 # ------------------------------------------------------------------------------------------ model
