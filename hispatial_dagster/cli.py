@@ -29,7 +29,8 @@ from rich.table import Table
 
 from hispatial_dagster.shards import ShardSpec, synthetic_shard_key, validate_shard_key
 
-console = Console(stderr=False, highlight=False)
+# A pipe or CI log gets a readable width instead of rich's 80-column fallback.
+console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 140)
 
 STAGES = (
     "source_images",
