@@ -80,17 +80,23 @@ class HiSpatialModule(L.LightningModule):
             self.log(f"{stage}/loss/{task}", losses[mask].mean(), batch_size=int(mask.sum()))
 
     def configure_optimizers(self):
-        decay, no_decay = [], []
+        lr = self.config.learning_rate
+        groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
         for name, param in self.model.named_parameters():
             if not param.requires_grad:
                 continue
-            (no_decay if param.ndim < 2 or "norm" in name else decay).append(param)
+            decays = param.ndim >= 2 and "norm" not in name
+            groups.setdefault((decays, ".depth_encoder." in name), []).append(param)
         optimizer = torch.optim.AdamW(
             [
-                {"params": decay, "weight_decay": self.config.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
+                {
+                    "params": params,
+                    "weight_decay": self.config.weight_decay if decays else 0.0,
+                    "lr": lr * (self.config.point_encoder_lr_scale if is_conv else 1.0),
+                }
+                for (decays, is_conv), params in groups.items()
             ],
-            lr=self.config.learning_rate,
+            lr=lr,
             betas=self.config.betas,
         )
         warmup = max(1, self.config.warmup_steps)

@@ -128,3 +128,21 @@ def test_bad_parquet_rows_are_skipped_and_reported(block_root, tmp_path):
     pairs, problems = load_qa_pairs(bad_root)
     assert len(pairs) == len(rows) - 2
     assert len(problems) == 2 and ":0:" in problems[0] and ":1:" in problems[1]
+
+
+def test_llava_general_items_get_an_all_invalid_point_map(tmp_path):
+    from assets.storage import atomic_write_bytes, encode_jpeg
+    from training.data import ExampleFactory, SceneStore, load_llava_items
+
+    atomic_write_bytes(tmp_path / "imgs" / "a.jpg", encode_jpeg(np.full((30, 40, 3), 200, np.uint8)))
+    (tmp_path / "llava.json").write_text(
+        '[{"image": "imgs/a.jpg", "conversations": ['
+        '{"from": "human", "value": "<image>\\nWhat colour is it?"}, {"from": "gpt", "value": "Gray."},'
+        '{"from": "human", "value": "Is it bright?"}, {"from": "gpt", "value": "Yes."}]}]'
+    )
+    items = load_llava_items(tmp_path / "llava.json")
+    assert [(i.question, i.answer) for i in items] == [("What colour is it?", "Gray."), ("Is it bright?", "Yes.")]
+    factory = ExampleFactory(SceneStore(tmp_path, 56), 56, "xyz", general=items)
+    example = factory.make(GENERAL, np.random.default_rng(0))
+    assert example.image.shape == (56, 56, 3) and example.task == GENERAL
+    assert example.point_map[3].max() == 0.0 and example.point_map[:3].min() == 250.0
