@@ -5,23 +5,24 @@ declarative automation. Slow: a few minutes on 2 busy cores."""
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from hispatial_dagster.instance import ensure_dagster_home
 from hispatial_dagster.shards import ShardInbox, ShardSpec
+from tests.hispatial_dagster.servers import (
+    REPO,
+    dagster_daemon,
+    dagster_webserver,
+    free_port,
+    graphql,
+    running,
+    wait_for_dagster,
+)
 
 pytestmark = pytest.mark.slow
-BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[2]
 SHARD_STAGES = [
     "source_images",
     "filtered_images",
@@ -44,39 +45,10 @@ query { assetOrError(assetKey: {path: ["qa_dataset"]}) { ... on Asset {
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
-    body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql", data=body, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        payload = json.loads(response.read())
-    assert "errors" not in payload, payload
-    return payload["data"]
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """End a service's whole process group (dagster spawns code servers); SIGKILL if SIGTERM is ignored."""
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=20)
-
-
 def test_inbox_shard_materializes_through_daemon(tmp_path: Path) -> None:
     root = tmp_path / "data"
     home = ensure_dagster_home(root)
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
@@ -89,36 +61,9 @@ def test_inbox_shard_materializes_through_daemon(tmp_path: Path) -> None:
         "HISPATIAL_MAX_CONCURRENT": "1",
         "PYTHONPATH": str(REPO),
     }
-    workspace = ["-m", "hispatial_dagster.definitions", "-d", str(REPO)]
-    logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("webserver", "daemon")}  # noqa: SIM115
-    procs = [
-        subprocess.Popen(
-            [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), *workspace],
-            env=env,
-            stdout=logs["webserver"],
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=REPO,
-        ),
-        subprocess.Popen(
-            [str(BIN / "dagster-daemon"), "run", *workspace],
-            env=env,
-            stdout=logs["daemon"],
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=REPO,
-        ),
-    ]
-    try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                _graphql(port, "query { version }")
-                break
-            except (urllib.error.URLError, ConnectionError):
-                assert time.time() < deadline, (tmp_path / "webserver.log").read_text()[-3000:]
-                assert all(p.poll() is None for p in procs)
-                time.sleep(2)
+    webserver, daemon = dagster_webserver(port, env, tmp_path), dagster_daemon(env, tmp_path)
+    with running(webserver, daemon) as procs:
+        wait_for_dagster(port, procs)
 
         # Two shards' worth of inbox: one valid spec, one broken one that must be ignored.
         ShardInbox(str(root / "inbox")).write(
@@ -129,20 +74,20 @@ def test_inbox_shard_materializes_through_daemon(tmp_path: Path) -> None:
         keys = [{"path": [name]} for name in [*SHARD_STAGES, "qa_dataset"]]
         deadline = time.time() + 540
         while True:
-            nodes = _graphql(port, PARTITIONS_QUERY, {"keys": keys[:-1]})["assetNodes"]
+            nodes = graphql(port, PARTITIONS_QUERY, {"keys": keys[:-1]})["assetNodes"]
             status = {n["assetKey"]["path"][0]: n["assetPartitionStatuses"] for n in nodes}
             done = all(
                 status.get(s, {}).get("materializedPartitions") == ["synthetic-007"] for s in SHARD_STAGES
             )
-            qa_dataset = _graphql(port, MATERIALIZED_QUERY)["assetOrError"]
+            qa_dataset = graphql(port, MATERIALIZED_QUERY)["assetOrError"]
             if done and qa_dataset.get("assetMaterializations"):
                 break
             assert not any(s.get("failedPartitions") for s in status.values()), status
-            assert time.time() < deadline, f"{status}\n{(tmp_path / 'daemon.log').read_text()[-4000:]}"
-            assert all(p.poll() is None for p in procs), (tmp_path / "daemon.log").read_text()[-4000:]
+            assert time.time() < deadline, f"{status}\n{daemon.log_tail()}"
+            assert all(p.alive() for p in procs), daemon.log_tail()
             time.sleep(5)
 
-        runs = _graphql(port, RUNS_QUERY)["runsOrError"]["results"]
+        runs = graphql(port, RUNS_QUERY)["runsOrError"]["results"]
         shard_runs = [r for r in runs if r["jobName"] == "shard_job"]
         assert len(shard_runs) == 1 and shard_runs[0]["status"] == "SUCCESS"
         tags = {t["key"]: t["value"] for t in shard_runs[0]["tags"]}
@@ -160,8 +105,3 @@ def test_inbox_shard_materializes_through_daemon(tmp_path: Path) -> None:
             "synthetic-007"
         ]
         assert not (root / "source_images" / "broken-000").exists()
-    finally:
-        for proc in procs:
-            _stop(proc)
-        for handle in logs.values():
-            handle.close()
