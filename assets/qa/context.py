@@ -159,19 +159,25 @@ class QAContext:
         return ctx
 
     def _unusable(self, obj: SceneObject) -> str | None:
+        # Plain floats (numpy per-call overhead dominated context building); same tests, same messages.
         box = obj.box3d
-        sizes = np.array(box.size, dtype=np.float64)
-        center = np.asarray(box.center_cam, dtype=np.float64)
-        if not (np.isfinite(sizes).all() and np.isfinite(center).all() and np.isfinite(box.yaw)):
+        sizes = (float(box.width), float(box.height), float(box.length))
+        center = box.center_cam
+        isfinite = math.isfinite
+        if not (all(isfinite(v) for v in sizes) and all(isfinite(float(v)) for v in center)
+                and isfinite(float(box.yaw))):
             return "non-finite 3D box"
-        if sizes.min() < self.config.min_object_size_m:
-            return f"degenerate 3D box (smallest extent {sizes.min():.4f} m)"
-        if sizes.max() > 200.0:
-            return f"implausible 3D box (largest extent {sizes.max():.1f} m)"
-        if center[2] < self.config.min_object_depth_m:
-            return f"box center not in front of the camera (z = {center[2]:.3f} m)"
-        if obj.front_grav is not None and not 0.9 < float(np.linalg.norm(obj.front_grav)) < 1.1:
-            return "front direction is not a unit vector"
+        smallest, largest = min(sizes), max(sizes)
+        if smallest < self.config.min_object_size_m:
+            return f"degenerate 3D box (smallest extent {smallest:.4f} m)"
+        if largest > 200.0:
+            return f"implausible 3D box (largest extent {largest:.1f} m)"
+        if float(center[2]) < self.config.min_object_depth_m:
+            return f"box center not in front of the camera (z = {float(center[2]):.3f} m)"
+        if obj.front_grav is not None:
+            front = np.asarray(obj.front_grav, dtype=np.float64)
+            if not 0.9 < math.sqrt(front.dot(front)) < 1.1:  # == np.linalg.norm, bit for bit
+                return "front direction is not a unit vector"
         return None
 
     def _assign_colors(self) -> None:

@@ -12,12 +12,14 @@ generated pair with `QAPair.model_validate(pair.model_dump())`, so the generator
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
-from assets.qa.context import QAContext, RandomSource, qa_id
+from assets.qa.context import QAContext, RandomSource
 from assets.records import TASK_LEVEL, DrawBox, QAFormat, QAPair, SceneObject, Task
 
 # ------------------------------------------------------------------------------------------------ numbers, units
@@ -90,12 +92,27 @@ def numeric_distractors(rng: RandomSource, truth: float, k: int, min_rel: float 
     if hi <= lo:
         hi = lo + 0.5
     out: list[float] = []
+    min_log_gap = math.log(1.0 + min_separation)
+    log, exp = math.log, math.exp
+    if isinstance(rng, random.Random):  # the same draws as below, without the method-call overhead
+        rnd, span = rng.random, hi - lo
+        for _ in range(50 * max(k, 1)):
+            if len(out) == k:
+                break
+            u = lo + span * rnd()  # random.Random.uniform(lo, hi), term for term
+            value = truth * exp(u * (1.0 if rnd() < 0.5 else -1.0))
+            for other in out:
+                if abs(log(value / other)) < min_log_gap:
+                    break
+            else:
+                out.append(value)
+        return out
     for _ in range(50 * max(k, 1)):
         if len(out) == k:
             break
-        r = math.exp(rng.uniform(lo, hi) * (1.0 if rng.random() < 0.5 else -1.0))
+        r = exp(rng.uniform(lo, hi) * (1.0 if rng.random() < 0.5 else -1.0))
         value = truth * r
-        if all(abs(math.log(value / other)) >= math.log(1.0 + min_separation) for other in out):
+        if all(abs(log(value / other)) >= min_log_gap for other in out):
             out.append(value)
     return out
 
@@ -104,12 +121,13 @@ def length_distractors(rng: RandomSource, meters: float, unit: str, k: int, min_
     """`numeric_distractors` checked on the values as displayed in `unit`: after rounding (e.g. whole cm) each
     wrong value still lies outside truth x (1 +- min_rel) and shows a different number from the others.
     Usually one draw suffices; tiny values in coarse units may come back with fewer than `k`."""
-    shown_truth = length_value(meters, unit)
+    per_unit, decimals = METERS_PER_UNIT[unit], UNIT_DECIMALS[unit]
+    shown_truth = round(meters / per_unit, decimals)  # length_value, inlined
     out: list[float] = []
     seen: set[float] = set()
     for _ in range(3):
         for value in numeric_distractors(rng, meters, k - len(out), min_rel):
-            shown = length_value(value, unit)
+            shown = round(value / per_unit, decimals)
             if shown <= 0 or shown in seen or abs(shown - shown_truth) < min_rel * shown_truth:
                 continue
             seen.add(shown)
@@ -241,14 +259,18 @@ def multiple_choice(rng: RandomSource, stem: str, correct: str, distractors: Seq
     min_options = max(2, min(min_options, max_options))
     rnd = rng.random
     n = min_options + int(rnd() * (max_options - min_options + 1))
-    chosen = [unique[i] for i in rng.permutation(len(unique))[: n - 1]]
+    perm = rng.permutation(len(unique))
+    options = [unique[perm[i]] for i in range(n - 1)]
     correct_index = int(rnd() * n)
-    options = chosen[:correct_index] + [correct] + chosen[correct_index:]
-    style = style or LABEL_STYLES[int(rnd() * len(LABEL_STYLES))]
-    labels = option_labels(style, n)
+    options.insert(correct_index, correct)
+    if not style:
+        style = LABEL_STYLES[int(rnd() * len(LABEL_STYLES))]
+    elif style not in _LABELS:
+        raise ValueError(f"unknown label style {style!r}; choose from {LABEL_STYLES}")
+    labels = _LABELS[style]
     instruction = _MC_INSTRUCTIONS[int(rnd() * len(_MC_INSTRUCTIONS))]
     sep = "\n" if rnd() < 0.5 else " "
-    listing = sep.join(f"{label} {text}" for label, text in zip(labels, options, strict=True))
+    listing = sep.join([f"{labels[i]} {options[i]}" for i in range(n)])
     return MultipleChoice(
         question=f"{stem}{instruction}\n{listing}",
         options=options,
@@ -348,63 +370,110 @@ def construct_pair(**fields: object) -> QAPair:
 
 def _construct(fields: dict[str, object]) -> QAPair:
     """`construct_pair` without the field-set check, for `_pair`, whose literal field list is pinned by a test."""
-    pair = object.__new__(QAPair)
-    object.__setattr__(pair, "__dict__", fields)
-    object.__setattr__(pair, "__pydantic_fields_set__", _QA_FIELDS)
-    object.__setattr__(pair, "__pydantic_extra__", None)
-    object.__setattr__(pair, "__pydantic_private__", None)
+    pair = _new(QAPair)
+    _setattr(pair, "__dict__", fields)
+    _setattr(pair, "__pydantic_fields_set__", _QA_FIELDS)
+    _setattr(pair, "__pydantic_extra__", None)
+    _setattr(pair, "__pydantic_private__", None)
     return pair
+
+
+_new, _setattr = object.__new__, object.__setattr__
 
 
 def _pair(ctx: QAContext, base: QABase, ids: list[int], fmt: QAFormat, question: str, answer: str,
           template_id: str, options: list[str] | None = None, correct_index: int | None = None,
           value: float | None = None, unit: str | None = None,
           direction: tuple[float, float, float] | None = None) -> QAPair:
-    return _construct({
-        "qa_id": qa_id(ctx.scene.scene_id, base.task, template_id, ids, fmt, f"{base.subtask}|{base.extra}"),
-        "scene_id": ctx.scene.scene_id,
-        "shard": ctx.shard,
-        "level": TASK_LEVEL[base.task],
-        "task": base.task,
-        "subtask": base.subtask,
-        "format": fmt,
-        "question": question,
-        "answer": answer,
-        "options": options if options is not None else [],
-        "correct_index": correct_index,
-        "value": value,
-        "unit": unit,
-        "direction": direction,
-        "object_ids": list(ids),
-        "references": list(base.references),
-        "draw_boxes": (ctx.boxes_named_in(question, base.draw_boxes) if base.draw_boxes or "highlighted by" in question
-                    else []),
-        "template_id": template_id,
-        "reasoning": base.reasoning,
-        "generator": base.generator,
-    })
+    return _Emitter(ctx, base, ids).pair(fmt, question, answer, template_id, options, correct_index, value, unit,
+                                          direction)
+
+
+_FF, _MC, _TF = QAFormat.FREE_FORM, QAFormat.MULTIPLE_CHOICE, QAFormat.TRUE_FALSE
+_blake2b = hashlib.blake2b
+
+
+class _Emitter:
+    """What every pair of one question shares, computed once per question rather than once per pair (the qa-id
+    key's fixed parts, the level); `pair` builds one `QAPair` exactly as `qa_id` + `_construct` would."""
+
+    __slots__ = ("ctx", "base", "ids", "scene_id", "key_head", "key_ids", "key_tail")
+
+    def __init__(self, ctx: QAContext, base: QABase, ids: list[int]) -> None:
+        self.ctx, self.base, self.ids = ctx, base, ids
+        self.scene_id = ctx.scene.scene_id
+        # qa_id's key: f"{scene_id}|{task}|{template_id}|{ids}|{fmt}|{extra}" with extra = f"{subtask}|{extra}"
+        self.key_head = f"{self.scene_id}|{base.task}|"
+        self.key_ids = f"|{','.join(map(str, ids))}|"
+        self.key_tail = f"|{base.subtask}|{base.extra}"
+
+    def pair(self, fmt: QAFormat, question: str, answer: str, template_id: str, options: list[str] | None = None,
+             correct_index: int | None = None, value: float | None = None, unit: str | None = None,
+             direction: tuple[float, float, float] | None = None) -> QAPair:
+        base = self.base
+        key = f"{self.key_head}{template_id}{self.key_ids}{fmt}{self.key_tail}"
+        return _construct({
+            "qa_id": _blake2b(key.encode(), digest_size=8).hexdigest(),
+            "scene_id": self.scene_id,
+            "shard": self.ctx.shard,
+            "level": TASK_LEVEL[base.task],
+            "task": base.task,
+            "subtask": base.subtask,
+            "format": fmt,
+            "question": question,
+            "answer": answer,
+            "options": options if options is not None else [],
+            "correct_index": correct_index,
+            "value": value,
+            "unit": unit,
+            "direction": direction,
+            "object_ids": list(self.ids),
+            "references": list(base.references),
+            "draw_boxes": (self.ctx.boxes_named_in(question, base.draw_boxes)
+                           if base.draw_boxes or "highlighted by" in question else []),
+            "template_id": template_id,
+            "reasoning": base.reasoning,
+            "generator": base.generator,
+        })
 
 
 def emit(ctx: QAContext, base: QABase, free: FreeForm | None = None, choice: Choice | None = None,
          judgement: Judgement | None = None) -> list[QAPair]:
     """One question in every enabled format (skipping formats whose spec is None or that cannot be built)."""
+    pair, specs = _draw(ctx, base, free, choice, judgement)
+    return [pair(*spec) for spec in specs]
+
+
+def emit_deferred(ctx: QAContext, base: QABase, free: FreeForm | None = None, choice: Choice | None = None,
+                  judgement: Judgement | None = None) -> list[Callable[[], QAPair]]:
+    """`emit`, split in two: every random draw (option order, labels, True/False coins, wrappers) happens now, in
+    `emit`'s order; the returned callables build the pairs (hashing, draw boxes, the record) when called.
+
+    Why: generators that drop whole questions once their cap would be exceeded (L3) must still consume the draws
+    of a dropped question, so that what they keep is unchanged, but need not pay for building pairs they drop.
+    """
+    pair, specs = _draw(ctx, base, free, choice, judgement)
+    return [partial(pair, *spec) for spec in specs]
+
+
+def _draw(ctx: QAContext, base: QABase, free: FreeForm | None, choice: Choice | None, judgement: Judgement | None,
+          ) -> tuple[Callable[..., QAPair], list[tuple]]:
+    """The random draws of `emit`, and the `_Emitter.pair` arguments of each pair they decide."""
     formats = ctx.config.formats
-    out: list[QAPair] = []
-    ids = [o.instance_id for o in base.objects]
-    if free is not None and QAFormat.FREE_FORM in formats:
-        out.append(_pair(ctx, base, ids, QAFormat.FREE_FORM, free.question, free.answer, free.template_id,
-                         value=free.value, unit=free.unit, direction=free.direction))
-    if choice is not None and QAFormat.MULTIPLE_CHOICE in formats:
+    specs: list[tuple] = []
+    if free is not None and _FF in formats:
+        specs.append((_FF, free.question, free.answer, free.template_id, None, None, free.value, free.unit,
+                      free.direction))
+    if choice is not None and _MC in formats:
         lo, hi = ctx.config.mc_min_options, ctx.config.mc_max_options
         if choice.all_options:
             lo = hi = min(len(choice.distractors) + 1, 6)
         mc = multiple_choice(ctx.fast, choice.stem, choice.correct, choice.distractors, min_options=lo, max_options=hi)
         if mc is not None:
-            out.append(_pair(ctx, base, ids, QAFormat.MULTIPLE_CHOICE, mc.question, mc.answer, choice.template_id,
-                             options=mc.options, correct_index=mc.correct_index, value=choice.value,
-                             unit=choice.unit))
-    if judgement is not None and QAFormat.TRUE_FALSE in formats:
-        truth = balanced_truth(ctx, judgement.balance_key or f"{base.task}|{base.subtask}")
+            specs.append((_MC, mc.question, mc.answer, choice.template_id, mc.options, mc.correct_index,
+                          choice.value, choice.unit))
+    if judgement is not None and _TF in formats:
+        truth = ctx.flip(judgement.balance_key or f"{base.task}|{base.subtask}")
         text = judgement.true_text if truth else judgement.false_text
         if judgement.yes_no:
             question, answer, tid = text, ("Yes" if truth else "No"), judgement.template_id
@@ -412,8 +481,8 @@ def emit(ctx: QAContext, base: QABase, free: FreeForm | None = None, choice: Cho
             wrapper = pick(ctx.fast, TF_WRAPPERS)
             question, answer = wrapper.render(s=text), ("True" if truth else "False")
             tid = f"{judgement.template_id}/{wrapper.id}"
-        out.append(_pair(ctx, base, ids, QAFormat.TRUE_FALSE, question, answer, tid))
-    return out
+        specs.append((_TF, question, answer, tid))
+    return _Emitter(ctx, base, [o.instance_id for o in base.objects]).pair, specs
 
 
 class Budget:
@@ -422,11 +491,12 @@ class Budget:
 
     def __init__(self, ctx: QAContext) -> None:
         self.ctx = ctx
-        self.used: dict[Task, int] = {}
+        self.used: dict[Task, int] = dict.fromkeys(Task, 0)
+        self._caps: dict[Task, int] = {task: ctx.config.cap(task) for task in Task}
 
     def open(self, task: Task) -> bool:
-        return self.used.get(task, 0) < self.ctx.config.cap(task)
+        return self.used[task] < self._caps[task]
 
     def take(self, task: Task, pairs: list[QAPair], out: list[QAPair]) -> None:
-        self.used[task] = self.used.get(task, 0) + len(pairs)
+        self.used[task] += len(pairs)
         out.extend(pairs)

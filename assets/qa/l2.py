@@ -217,11 +217,14 @@ def _join(items: list[str]) -> str:
     return ", ".join(items[:-1]) + f" and {items[-1]}" if len(items) > 1 else items[0]
 
 
+_AXIS_INDEX = {"right": 0, "forward": 1, "up": 2}
+
+
 def qualitative_relation(ctx: QAContext, a: SceneObject, b: SceneObject, axis: str) -> str | None:
     """The relation of A to B on a gravity axis ('to the left of', ...), or None when the extents overlap."""
     if ctx.frame is None or ctx.overlaps(a, b, axis):  # extents_overlap on cached corners
         return None
-    idx = {"right": 0, "forward": 1, "up": 2}[axis]
+    idx = _AXIS_INDEX[axis]
     smaller = ctx.geom(a).center_grav[idx] < ctx.geom(b).center_grav[idx]
     return RELATIONS[axis][0] if smaller else RELATIONS[axis][1]
 
@@ -300,7 +303,7 @@ def vector_distractors(rng: RandomSource, truth: Sequence[float], k: int) -> lis
 def vector_questions(ctx: QAContext, a: SceneObject, b: SceneObject) -> list[QAPair]:
     """Unit direction (b - a) / |b - a| in the camera frame."""
     delta = ctx.geom(b).center_cam - ctx.geom(a).center_cam
-    norm = float(np.linalg.norm(delta))
+    norm = math.sqrt(delta.dot(delta))  # == np.linalg.norm(delta), bit for bit, without its overhead
     if norm < MIN_RELATIVE_DISTANCE_M:
         return []
     rng = ctx.fast
@@ -326,7 +329,8 @@ def relative_distance(ctx: QAContext, a: SceneObject, b: SceneObject, kind: str)
     """Center-to-center distance of the given kind (docs/CONVENTIONS.md), None when it needs gravity and there is
     none."""
     if kind == "direct":
-        return float(np.linalg.norm(ctx.geom(a).center_cam - ctx.geom(b).center_cam))
+        d = ctx.geom(a).center_cam - ctx.geom(b).center_cam
+        return math.sqrt(d.dot(d))  # == np.linalg.norm(d), bit for bit
     if ctx.frame is None:
         return None
     d = ctx.geom(a).center_grav - ctx.geom(b).center_grav  # (right, forward, up)
@@ -505,6 +509,9 @@ def generate_l2(ctx: QAContext) -> tuple[list[QAPair], list[str]]:
         skips.append("L2 qualitative directions, non-direct distances, size comparisons: gravity frame undefined")
     n_ambiguous = 0
     for k in order:
+        if not (budget.open(Task.RELATIVE_DIRECTION) or budget.open(Task.RELATIVE_DISTANCE)
+                or budget.open(Task.RELATIONAL_COMPARISON)):
+            break  # every pair task is full: the rest of the loop would draw nothing and ask nothing
         a, b = objs[pairs[k][0]], objs[pairs[k][1]]
         if budget.open(Task.RELATIVE_DIRECTION):
             if gravity and rng.random() < 0.75:
