@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assets.geometry import GravityFrame, box_corners_grav
+from assets.geometry import GravityFrame, box_corners_grav_fast
 from assets.qa.config import QAConfig
 from assets.records import Box3D, DrawBox, QAFormat, Scene, SceneObject, Task
 from assets.references import BOX_COLORS as REFERENCE_BOX_COLORS
@@ -87,6 +87,7 @@ class ObjectGeom:
     center_cam: np.ndarray  # (3,) meters, camera frame
     center_grav: np.ndarray | None  # (3,) meters, gravity frame (x right, y forward, z up); None without gravity
     extents: dict[str, tuple[float, float]] = field(default_factory=dict)  # axis -> (min, max) in gravity frame
+    corners: np.ndarray | None = None  # (8, 3) gravity-frame box corners (`box_corners_grav`); None without gravity
 
     @property
     def box(self) -> Box3D:
@@ -218,13 +219,14 @@ class QAContext:
         center_cam = np.asarray(obj.box3d.center_cam, dtype=np.float64)
         center_grav = None
         extents: dict[str, tuple[float, float]] = {}
+        corners = None
         if self.frame is not None:
             center_grav = self.frame.to_grav(center_cam)
-            corners = box_corners_grav(obj.box3d, self.frame)  # (8, 3): the same corners extent_along projects
-            lo, hi = corners.min(axis=0), corners.max(axis=0)
-            for i, axis in enumerate(AXIS_NAMES):
-                extents[axis] = (float(lo[i]), float(hi[i]))
-        geom = ObjectGeom(obj=obj, center_cam=center_cam, center_grav=center_grav, extents=extents)
+            # (8, 3): the same corners extent_along projects (box_corners_grav, bit for bit)
+            corners = box_corners_grav_fast(obj.box3d, self.frame)
+            xs, ys, zs = corners.T.tolist()
+            extents = {"right": (min(xs), max(xs)), "forward": (min(ys), max(ys)), "up": (min(zs), max(zs))}
+        geom = ObjectGeom(obj=obj, center_cam=center_cam, center_grav=center_grav, extents=extents, corners=corners)
         self._geom[obj.instance_id] = geom
         return geom
 

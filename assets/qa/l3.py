@@ -21,7 +21,8 @@ scene without a usable gravity frame gets no L3 questions.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,7 @@ from assets.qa.formats import (
     Template,
     capitalize,
     emit,
+    emit_deferred,
     format_length,
     length_value,
     numeric_distractors,
@@ -95,8 +97,8 @@ class Footprint:
     corners: np.ndarray  # (8, 3)
 
     def interval(self, origin: np.ndarray, axis: np.ndarray) -> tuple[float, float]:
-        proj = (self.corners - origin) @ axis
-        return float(proj.min()), float(proj.max())
+        proj = ((self.corners - origin) @ axis).tolist()  # Python min/max: same values, less overhead
+        return min(proj), max(proj)
 
 
 def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
@@ -119,20 +121,27 @@ class Viewpoint:
 
 def viewpoint(observer: Footprint, target: Footprint | None) -> Viewpoint | None:
     """Observer facing `target`, or facing its own front when `target` is None; None when undefined."""
+    # Computes exactly what `observer_axes` computes (same float operations, bit for bit) without numpy's
+    # per-call overhead on 3-vectors: |h| as sqrt(h . h) (np.linalg.norm's own formula) and the cross product
+    # with UP written out term by term as np.cross evaluates it.
     if target is None:
         if observer.obj.front_grav is None:
             return None
-        facing = np.asarray(observer.obj.front_grav, dtype=np.float64)
-        if np.linalg.norm(horizontal(facing)) < 0.5:  # front points mostly up/down: no horizontal heading
+        h = horizontal(np.asarray(observer.obj.front_grav, dtype=np.float64))
+        norm = math.sqrt(h.dot(h))
+        if norm < 0.5:  # front points mostly up/down: no horizontal heading
             return None
     else:
-        facing = target.center - observer.center
-        if np.linalg.norm(horizontal(facing)) < MIN_FACING_DISTANCE_M:
+        h = horizontal(target.center - observer.center)
+        norm = math.sqrt(h.dot(h))
+        if norm < MIN_FACING_DISTANCE_M:
             return None
-    axes = observer_axes(facing)
-    if axes is None:
+    if norm < 1e-6:
         return None
-    return Viewpoint(observer, target, axes[0], axes[1])
+    forward = h / norm
+    fx, fy, fz = forward.tolist()
+    right = np.array([fy * 1.0 - fz * 0.0, fz * 0.0 - fx * 1.0, fx * 0.0 - fy * 0.0])  # np.cross(forward, UP)
+    return Viewpoint(observer, target, right, forward)
 
 
 def perspective_relation(view: Viewpoint, other: Footprint) -> dict[str, float | str | None]:
@@ -306,11 +315,16 @@ class _L3:
     def __init__(self, ctx: QAContext) -> None:
         assert ctx.frame is not None
         self.ctx = ctx
-        self.prints = {
-            o.instance_id: Footprint(o, ctx.geom(o).center_grav, box_corners_grav(o.box3d, ctx.frame))
-            for o in ctx.objects
-        }
+        self.prints = {}
+        for o in ctx.objects:
+            geom = ctx.geom(o)
+            corners = geom.corners if geom.corners is not None else box_corners_grav(o.box3d, ctx.frame)
+            self.prints[o.instance_id] = Footprint(o, geom.center_grav, corners)
         self._used: dict[str, set[tuple[int, int]]] = {}  # pairs already asked about, per problem subtask
+        # Deterministic geometry, memoised: the perspective sampler revisits the same (observer, facing, target)
+        # combinations many times in MAX_ATTEMPTS draws.
+        self._views: dict[tuple[int, int], Viewpoint | None] = {}
+        self._relations: dict[tuple[int, int, int], dict[str, float | str | None]] = {}
 
     def ref(self, *objs: SceneObject) -> tuple[list[str], list[DrawBox]]:
         texts, boxes = [], []
@@ -340,9 +354,22 @@ class _L3:
                 facing, target = others[int(i)], others[int(j)]
             else:
                 continue
-            view = viewpoint(observer, facing)
+            key = (observer.obj.instance_id, facing.obj.instance_id if facing is not None else 0)
+            if key in self._views:
+                view = self._views[key]
+            else:
+                view = self._views[key] = viewpoint(observer, facing)
             if view is not None:
                 yield view, target
+
+    def relation(self, view: Viewpoint, other: Footprint) -> dict[str, float | str | None]:
+        """`perspective_relation`, memoised per (observer, facing, other); callers must not mutate the result."""
+        key = (view.observer.obj.instance_id, view.target.obj.instance_id if view.target is not None else 0,
+               other.obj.instance_id)
+        rel = self._relations.get(key)
+        if rel is None:
+            rel = self._relations[key] = perspective_relation(view, other)
+        return rel
 
     def view_text(self, view: Viewpoint) -> tuple[str, str, list[SceneObject]]:
         (a,), _ = self.ref(view.observer.obj)
@@ -360,7 +387,7 @@ class _L3:
         for view, target in self.viewpoints():
             if len(out) >= cap:
                 break
-            rel = perspective_relation(view, target)
+            rel = self.relation(view, target)
             subtasks = [
                 s
                 for s, ok in (
@@ -384,13 +411,15 @@ class _L3:
                 continue
             seen.add(key)
             pairs = self.perspective_question(view, target, rel, subtask)
-            if len(out) + len(pairs) <= cap:
-                out += pairs
+            if len(out) + len(pairs) <= cap:  # a dropped question's draws are still made, its pairs never built
+                out += [build() for build in pairs]
         return out
 
     def perspective_question(
         self, view: Viewpoint, target: Footprint, rel: dict, subtask: str
-    ) -> list[QAPair]:
+    ) -> list[Callable[[], QAPair]]:
+        """One perspective question: its random draws happen now, its pairs are built by calling the returned
+        builders (`emit_deferred`)."""
         ctx, rng = self.ctx, self.ctx.rng
         view_text, view_id, view_objs = self.view_text(view)
         (c,), _ = self.ref(target.obj)
@@ -415,7 +444,7 @@ class _L3:
                 tf_t.id,
                 balance_key="l3.pt.side",
             )
-            return emit(ctx, base, free, choice, judgement)
+            return emit_deferred(ctx, base, free, choice, judgement)
         if subtask == "depth":
             ff_t, tf_t = pick(rng, PT_DEPTH_FF), pick(rng, PT_DEPTH_TF)
             answer = "In front of me" if depth == "front" else "Behind me"
@@ -427,7 +456,7 @@ class _L3:
                 tf_t.id,
                 balance_key="l3.pt.depth",
             )
-            return emit(ctx, base, free, None, judgement)
+            return emit_deferred(ctx, base, free, None, judgement)
         # offset / ahead: how far to the side, or ahead/behind, the target is (center to center, along the
         # observer's right or forward axis)
         meters = abs(rel["lateral"] if subtask == "offset" else rel["ahead"])
@@ -449,7 +478,7 @@ class _L3:
                 tf_t.id,
                 balance_key=f"l3.pt.{subtask}",
             )
-        return emit(ctx, base, free, choice, judgement)
+        return emit_deferred(ctx, base, free, choice, judgement)
 
     # ------------------------------------------------------------------------------------- spatial counting
 
@@ -529,9 +558,9 @@ class _L3:
                 tf_t.id,
                 balance_key="l3.count",
             )
-            pairs = emit(ctx, base, free, choice, judgement)
-            if len(out) + len(pairs) <= cap:
-                out += pairs
+            pairs = emit_deferred(ctx, base, free, choice, judgement)
+            if len(out) + len(pairs) <= cap:  # a dropped question's draws are still made, its pairs never built
+                out += [build() for build in pairs]
         return out
 
     # ------------------------------------------------------------------------------------ problem solving
