@@ -5,6 +5,7 @@ Every other module asks this one; see docs/CONVENTIONS.md for the definitions th
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,6 +58,28 @@ class GravityFrame:
 
     def to_cam(self, points_grav: np.ndarray) -> np.ndarray:
         return np.asarray(points_grav, dtype=np.float64) @ self.cam_to_grav
+
+
+_MIN_FORWARD_NORM = np.sin(np.deg2rad(90.0 - MAX_VERTICAL_VIEW_DEG))
+
+
+def gravity_frame_fast(gravity_cam: np.ndarray | tuple[float, float, float]) -> GravityFrame:
+    """`GravityFrame.from_gravity`, bit for bit, for per-scene hot paths: the same float operations in the same
+    order (vector norms as sqrt(v . v), which is np.linalg.norm's own formula; the cross product written out term
+    by term as np.cross evaluates it), without numpy's per-call overhead on 3-vectors."""
+    down = np.asarray(gravity_cam, dtype=np.float64)
+    down = down / math.sqrt(down.dot(down))
+    up = -down
+    optical = np.array([0.0, 0.0, 1.0])
+    forward = optical - optical.dot(up) * up
+    norm = math.sqrt(forward.dot(forward))
+    if norm < _MIN_FORWARD_NORM:
+        raise ValueError("camera looks (almost) straight up or down: gravity frame undefined")
+    forward /= norm
+    f0, f1, f2 = forward.tolist()
+    u0, u1, u2 = up.tolist()
+    right = [f1 * u2 - f2 * u1, f2 * u0 - f0 * u2, f0 * u1 - f1 * u0]
+    return GravityFrame(np.array([right, [f0, f1, f2], [u0, u1, u2]]))
 
 
 def box_axes_grav(yaw: float) -> np.ndarray:

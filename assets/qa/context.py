@@ -13,10 +13,11 @@ import math
 import random
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
-from assets.geometry import GravityFrame, box_corners_grav_fast
+from assets.geometry import GravityFrame, box_corners_grav_fast, gravity_frame_fast
 from assets.qa.config import QAConfig
 from assets.records import Box3D, DrawBox, QAFormat, Scene, SceneObject, Task
 from assets.references import BOX_COLORS as REFERENCE_BOX_COLORS
@@ -93,7 +94,7 @@ class ObjectGeom:
     def box(self) -> Box3D:
         return self.obj.box3d
 
-    @property
+    @cached_property
     def distance(self) -> float:
         """Object-to-camera distance = |center| (docs/CONVENTIONS.md)."""
         return math.sqrt(float(self.center_cam @ self.center_cam))
@@ -143,7 +144,7 @@ class QAContext:
             skips.append("no gravity: gravity-dependent questions skipped")
         else:
             try:
-                frame = GravityFrame.from_gravity(scene.gravity_cam)
+                frame = gravity_frame_fast(scene.gravity_cam)  # GravityFrame.from_gravity, bit for bit
             except ValueError as err:
                 skips.append(f"gravity frame undefined ({err}): gravity-dependent questions skipped")
         if point_map is not None and valid is None:

@@ -60,11 +60,15 @@ def _fmt2(x: float) -> str:
 
 def format_xyz(xyz: Sequence[float]) -> str:
     """Camera-frame point as '0.61m -0.20m 1.17m' (the official HiSpatial xyz style)."""
+    if len(xyz) == 3:  # the usual case, without a generator per call
+        return f"{_fmt2(float(xyz[0]))}m {_fmt2(float(xyz[1]))}m {_fmt2(float(xyz[2]))}m"
     return " ".join(f"{_fmt2(float(c))}m" for c in xyz)
 
 
 def format_vector(vec: Sequence[float]) -> str:
     """A unit direction as '0.61 -0.20 0.77' (two decimals, no unit)."""
+    if len(vec) == 3:
+        return f"{_fmt2(float(vec[0]))} {_fmt2(float(vec[1]))} {_fmt2(float(vec[2]))}"
     return " ".join(_fmt2(float(c)) for c in vec)
 
 
@@ -247,6 +251,17 @@ def multiple_choice(rng: RandomSource, stem: str, correct: str, distractors: Seq
 
     Returns None when fewer than one distinct distractor exists (a one-option question teaches nothing).
     """
+    drawn = _multiple_choice(rng, stem, correct, distractors, min_options, max_options, style)
+    if drawn is None:
+        return None
+    question, options, correct_index, answer, style = drawn
+    return MultipleChoice(question=question, options=options, correct_index=correct_index, answer=answer,
+                          label_style=style)
+
+
+def _multiple_choice(rng: RandomSource, stem: str, correct: str, distractors: Sequence[str], min_options: int,
+                     max_options: int, style: str | None) -> tuple[str, list[str], int, str, str] | None:
+    """`multiple_choice` as a plain tuple (question, options, correct_index, answer, style), for `emit`."""
     seen = {correct}
     unique: list[str] = []
     for d in distractors:
@@ -271,13 +286,7 @@ def multiple_choice(rng: RandomSource, stem: str, correct: str, distractors: Seq
     instruction = _MC_INSTRUCTIONS[int(rnd() * len(_MC_INSTRUCTIONS))]
     sep = "\n" if rnd() < 0.5 else " "
     listing = sep.join([f"{labels[i]} {options[i]}" for i in range(n)])
-    return MultipleChoice(
-        question=f"{stem}{instruction}\n{listing}",
-        options=options,
-        correct_index=correct_index,
-        answer=f"{labels[correct_index]} {correct}",
-        label_style=style,
-    )
+    return f"{stem}{instruction}\n{listing}", options, correct_index, f"{labels[correct_index]} {correct}", style
 
 
 # -------------------------------------------------------------------------------------------------- true / false
@@ -289,6 +298,9 @@ TF_WRAPPERS = templates(
     "{s} True or false?",
     "Determine whether this statement is correct (answer True or False): {s}",
 )
+
+
+_N_TF_WRAPPERS = len(TF_WRAPPERS)
 
 
 def balanced_truth(ctx: QAContext, key: str) -> bool:
@@ -459,29 +471,28 @@ def emit_deferred(ctx: QAContext, base: QABase, free: FreeForm | None = None, ch
 def _draw(ctx: QAContext, base: QABase, free: FreeForm | None, choice: Choice | None, judgement: Judgement | None,
           ) -> tuple[Callable[..., QAPair], list[tuple]]:
     """The random draws of `emit`, and the `_Emitter.pair` arguments of each pair they decide."""
-    formats = ctx.config.formats
+    cfg = ctx.config
+    formats = cfg.formats
     specs: list[tuple] = []
     if free is not None and _FF in formats:
         specs.append((_FF, free.question, free.answer, free.template_id, None, None, free.value, free.unit,
                       free.direction))
     if choice is not None and _MC in formats:
-        lo, hi = ctx.config.mc_min_options, ctx.config.mc_max_options
+        lo, hi = cfg.mc_min_options, cfg.mc_max_options
         if choice.all_options:
             lo = hi = min(len(choice.distractors) + 1, 6)
-        mc = multiple_choice(ctx.fast, choice.stem, choice.correct, choice.distractors, min_options=lo, max_options=hi)
+        mc = _multiple_choice(ctx.fast, choice.stem, choice.correct, choice.distractors, lo, hi, None)
         if mc is not None:
-            specs.append((_MC, mc.question, mc.answer, choice.template_id, mc.options, mc.correct_index,
-                          choice.value, choice.unit))
+            specs.append((_MC, mc[0], mc[3], choice.template_id, mc[1], mc[2], choice.value, choice.unit))
     if judgement is not None and _TF in formats:
         truth = ctx.flip(judgement.balance_key or f"{base.task}|{base.subtask}")
         text = judgement.true_text if truth else judgement.false_text
         if judgement.yes_no:
-            question, answer, tid = text, ("Yes" if truth else "No"), judgement.template_id
+            specs.append((_TF, text, "Yes" if truth else "No", judgement.template_id))
         else:
-            wrapper = pick(ctx.fast, TF_WRAPPERS)
-            question, answer = wrapper.render(s=text), ("True" if truth else "False")
-            tid = f"{judgement.template_id}/{wrapper.id}"
-        specs.append((_TF, question, answer, tid))
+            wrapper = TF_WRAPPERS[int(ctx.fast.random() * _N_TF_WRAPPERS)]  # pick(ctx.fast, TF_WRAPPERS)
+            specs.append((_TF, wrapper.text.format(s=text), "True" if truth else "False",
+                          f"{judgement.template_id}/{wrapper.id}"))
     return _Emitter(ctx, base, [o.instance_id for o in base.objects]).pair, specs
 
 
