@@ -109,11 +109,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-partitions-") as tmp:
         for size in args.sizes:
             results.append(measure(size, args.runs, Path(tmp)))
-            Console(stderr=True).print(f"N={size}: " + ", ".join(f"{k}={v:.3g}" for k, v in results[-1].items()))
+            Console(stderr=True).print(
+                f"N={size}: " + ", ".join(f"{k}={v:.3g}" for k, v in results[-1].items())
+            )
 
-    table = Table(title="Per-partition overhead (SQLite instance; runs: one-scene synthetic shard, all 6 stages)")
-    headers = ["N", "add N (s)", "s/partition", "add 1 more", "run (s)", "run: marginal/partition",
-               "status (s)", "status: marginal/partition", "status all mat. (s)", "all mat.: marginal/partition"]
+    table = Table(
+        title="Per-partition overhead (SQLite instance; runs: one-scene synthetic shard, all 6 stages)"
+    )
+    headers = [
+        "N",
+        "add N (s)",
+        "s/partition",
+        "add 1 more",
+        "run (s)",
+        "run: marginal/partition",
+        "status (s)",
+        "status: marginal/partition",
+        "status all mat. (s)",
+        "all mat.: marginal/partition",
+    ]
     for column in headers:
         table.add_column(column, justify="right")
     base = results[0]

@@ -41,7 +41,10 @@ class Service:
 
     def log_tail(self, chars: int = 4000) -> str:
         self._handle.flush()
-        return f"--- {self.name} log ({self.log_path}) ---\n" + self.log_path.read_text(errors="replace")[-chars:]
+        return (
+            f"--- {self.name} log ({self.log_path}) ---\n"
+            + self.log_path.read_text(errors="replace")[-chars:]
+        )
 
     def stop(self) -> None:
         """End the service's whole process group; SIGKILL if SIGTERM is ignored for 20 s."""

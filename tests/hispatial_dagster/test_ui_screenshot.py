@@ -34,7 +34,9 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stab
 CHROMIUM = next((path for name in BROWSERS if (path := shutil.which(name))), None)
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None, reason=f"no Chromium binary on PATH (looked for {', '.join(BROWSERS)})"),
+    pytest.mark.skipif(
+        CHROMIUM is None, reason=f"no Chromium binary on PATH (looked for {', '.join(BROWSERS)})"
+    ),
 ]
 SHARD = "synthetic-000"
 ERROR_BANNERS = ("Could not load", "Error loading", "PythonError", "Something went wrong", "Unexpected error")
@@ -118,7 +120,8 @@ def test_asset_graph_renders_in_a_browser(tmp_path: Path) -> None:
         assert {"source_images", "qa_shards", "qa_dataset", "checkpoint", "benchmark_scores"} <= names
         keys = [{"path": [asset.key.path[-1]]} for asset in STAGES]
         statuses = graphql(port, PARTITIONS_QUERY, {"keys": keys})["assetNodes"]
-        assert [s["assetPartitionStatuses"]["materializedPartitions"] for s in statuses] == [[SHARD]] * len(STAGES)
+        materialized = [s["assetPartitionStatuses"]["materializedPartitions"] for s in statuses]
+        assert materialized == [[SHARD]] * len(STAGES)
 
         # The global graph starts with its groups collapsed: open all of them (the UI keeps that in `expanded`), and
         # mark the community sign-up dialog (shown on 127.0.0.1 to new instances) as seen so it hides nothing.
