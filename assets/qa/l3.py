@@ -144,17 +144,25 @@ def viewpoint(observer: Footprint, target: Footprint | None) -> Viewpoint | None
     return Viewpoint(observer, target, right, forward)
 
 
-def perspective_relation(view: Viewpoint, other: Footprint) -> dict[str, float | str | None]:
+def observer_intervals(view: Viewpoint) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The observer's own footprint along its right and forward axes (what `perspective_relation` compares
+    every other object against)."""
+    return view.observer.interval(view.origin, view.right), view.observer.interval(view.origin, view.forward)
+
+
+def perspective_relation(view: Viewpoint, other: Footprint,
+                         own: tuple[tuple[float, float], tuple[float, float]] | None = None,
+                         ) -> dict[str, float | str | None]:
     """Where `other` is for the observer: side ('left'/'right'/None if ambiguous), depth ('front'/'behind'/None),
-    and the signed center offsets along the observer's right and forward axes (meters)."""
+    and the signed center offsets along the observer's right and forward axes (meters). `own` is
+    `observer_intervals(view)` when the caller has it already."""
+    own_right, own_forward = own if own is not None else observer_intervals(view)
     offset = horizontal(other.center - view.origin)
     lateral, ahead = float(offset @ view.right), float(offset @ view.forward)
     side = depth = None
-    if not _overlap(other.interval(view.origin, view.right), view.observer.interval(view.origin, view.right)):
+    if not _overlap(other.interval(view.origin, view.right), own_right):
         side = "right" if lateral > 0 else "left"
-    if not _overlap(
-        other.interval(view.origin, view.forward), view.observer.interval(view.origin, view.forward)
-    ):
+    if not _overlap(other.interval(view.origin, view.forward), own_forward):
         depth = "front" if ahead > 0 else "behind"
     return {"side": side, "depth": depth, "lateral": lateral, "ahead": ahead}
 
@@ -325,6 +333,7 @@ class _L3:
         # combinations many times in MAX_ATTEMPTS draws.
         self._views: dict[tuple[int, int], Viewpoint | None] = {}
         self._relations: dict[tuple[int, int, int], dict[str, float | str | None]] = {}
+        self._own: dict[tuple[int, int], tuple[tuple[float, float], tuple[float, float]]] = {}
 
     def ref(self, *objs: SceneObject) -> tuple[list[str], list[DrawBox]]:
         texts, boxes = [], []
@@ -364,11 +373,14 @@ class _L3:
 
     def relation(self, view: Viewpoint, other: Footprint) -> dict[str, float | str | None]:
         """`perspective_relation`, memoised per (observer, facing, other); callers must not mutate the result."""
-        key = (view.observer.obj.instance_id, view.target.obj.instance_id if view.target is not None else 0,
-               other.obj.instance_id)
+        view_key = (view.observer.obj.instance_id, view.target.obj.instance_id if view.target is not None else 0)
+        key = (*view_key, other.obj.instance_id)
         rel = self._relations.get(key)
         if rel is None:
-            rel = self._relations[key] = perspective_relation(view, other)
+            own = self._own.get(view_key)
+            if own is None:
+                own = self._own[view_key] = observer_intervals(view)
+            rel = self._relations[key] = perspective_relation(view, other, own)
         return rel
 
     def view_text(self, view: Viewpoint) -> tuple[str, str, list[SceneObject]]:
