@@ -186,7 +186,7 @@ class Template:
     text: str
 
     def render(self, **kwargs: str) -> str:
-        return self.text.format(**kwargs)
+        return self.text.format_map(kwargs)  # == format(**kwargs) without copying the fields a second time
 
 
 def templates(prefix: str, *texts: str) -> tuple[Template, ...]:
@@ -200,7 +200,9 @@ def pick(rng: RandomSource, options: Sequence[Template]) -> Template:
 
 def capitalize(text: str) -> str:
     """Upper-case the first letter only (references keep their own casing)."""
-    return text[:1].upper() + text[1:] if text else text
+    first = text[:1]
+    upper = first.upper()
+    return text if upper == first else upper + text[1:]  # no copy when it already starts upper-case
 
 
 # ----------------------------------------------------------------------------------------------- multiple choice
