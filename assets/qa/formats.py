@@ -287,8 +287,12 @@ def _multiple_choice(rng: RandomSource, stem: str, correct: str, distractors: Se
     labels = _LABELS[style]
     instruction = _MC_INSTRUCTIONS[int(rnd() * len(_MC_INSTRUCTIONS))]
     sep = "\n" if rnd() < 0.5 else " "
+    answer = f"{labels[correct_index]} {correct}"
+    if not isinstance(stem, str):  # a lazy stem (`emit_deferred`): the question text is assembled when built
+        return (lambda: f"{stem()}{instruction}\n{sep.join([f'{labels[i]} {options[i]}' for i in range(n)])}",
+                options, correct_index, answer, style)
     listing = sep.join([f"{labels[i]} {options[i]}" for i in range(n)])
-    return f"{stem}{instruction}\n{listing}", options, correct_index, f"{labels[correct_index]} {correct}", style
+    return f"{stem}{instruction}\n{listing}", options, correct_index, answer, style
 
 
 # -------------------------------------------------------------------------------------------------- true / false
@@ -314,9 +318,13 @@ def balanced_truth(ctx: QAContext, key: str) -> bool:
 # ------------------------------------------------------------------------------------------ specs and emission
 
 
+# A question text, or (for `emit_deferred` only) a zero-argument callable that renders it when the pair is built.
+Text = str | Callable[[], str]
+
+
 @dataclass
 class FreeForm:
-    question: str
+    question: Text
     answer: str
     template_id: str
     value: float | None = None  # numeric answer in `unit` (as shown in the answer text)
@@ -328,7 +336,7 @@ class FreeForm:
 class Choice:
     """Multiple choice: `stem` is the question without options; `correct` and `distractors` are option texts."""
 
-    stem: str
+    stem: Text
     correct: str
     distractors: list[str]
     template_id: str
@@ -345,8 +353,8 @@ class Judgement:
     they are statements wrapped in a True/False prompt.
     """
 
-    true_text: str
-    false_text: str
+    true_text: Text
+    false_text: Text
     template_id: str
     yes_no: bool = False
     balance_key: str = ""
@@ -425,6 +433,8 @@ class _Emitter:
              correct_index: int | None = None, value: float | None = None, unit: str | None = None,
              direction: tuple[float, float, float] | None = None) -> QAPair:
         base = self.base
+        if not isinstance(question, str):  # a lazy text from `emit_deferred`
+            question = question()
         key = f"{self.key_head}{template_id}{self.key_ids}{fmt}{self.key_tail}"
         return _construct({
             "qa_id": _blake2b(key.encode(), digest_size=8).hexdigest(),
@@ -465,9 +475,16 @@ def emit_deferred(ctx: QAContext, base: QABase, free: FreeForm | None = None, ch
 
     Why: generators that drop whole questions once their cap would be exceeded (L3) must still consume the draws
     of a dropped question, so that what they keep is unchanged, but need not pay for building pairs they drop.
+    For the same reason the question texts (`FreeForm.question`, `Choice.stem`, `Judgement.true_text` and
+    `false_text`) may be given here as zero-argument callables returning the text: they are called only when a
+    pair is built. Everything that decides a random draw (options, distractors, flags) must be given as is.
     """
     pair, specs = _draw(ctx, base, free, choice, judgement)
     return [partial(pair, *spec) for spec in specs]
+
+
+def _wrap_lazy(wrapper: str, text: Callable[[], str]) -> str:
+    return wrapper.format(s=text())
 
 
 def _draw(ctx: QAContext, base: QABase, free: FreeForm | None, choice: Choice | None, judgement: Judgement | None,
@@ -493,8 +510,9 @@ def _draw(ctx: QAContext, base: QABase, free: FreeForm | None, choice: Choice | 
             specs.append((_TF, text, "Yes" if truth else "No", judgement.template_id))
         else:
             wrapper = TF_WRAPPERS[int(ctx.fast.random() * _N_TF_WRAPPERS)]  # pick(ctx.fast, TF_WRAPPERS)
-            specs.append((_TF, wrapper.text.format(s=text), "True" if truth else "False",
-                          f"{judgement.template_id}/{wrapper.id}"))
+            wrapped = (wrapper.text.format(s=text) if isinstance(text, str)
+                       else partial(_wrap_lazy, wrapper.text, text))
+            specs.append((_TF, wrapped, "True" if truth else "False", f"{judgement.template_id}/{wrapper.id}"))
     return _Emitter(ctx, base, [o.instance_id for o in base.objects]).pair, specs
 
 

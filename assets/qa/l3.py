@@ -383,14 +383,13 @@ class _L3:
             rel = self._relations[key] = perspective_relation(view, other, own)
         return rel
 
-    def view_text(self, view: Viewpoint) -> tuple[str, str, list[SceneObject]]:
+    def _view(self, view: Viewpoint) -> tuple[Template, dict[str, str], list[SceneObject]]:
+        """The viewpoint sentence's template (drawn now), its fields and the objects it names."""
         (a,), _ = self.ref(view.observer.obj)
         if view.target is None:
-            tpl = pick(self.ctx.rng, VIEW_FRONT)
-            return tpl.render(a=a), tpl.id, [view.observer.obj]
+            return pick(self.ctx.rng, VIEW_FRONT), {"a": a}, [view.observer.obj]
         (b,), _ = self.ref(view.target.obj)
-        tpl = pick(self.ctx.rng, VIEW_TOWARD)
-        return tpl.render(a=a, b=b), tpl.id, [view.observer.obj, view.target.obj]
+        return pick(self.ctx.rng, VIEW_TOWARD), {"a": a, "b": b}, [view.observer.obj, view.target.obj]
 
     def perspective(self) -> list[QAPair]:
         ctx, cap = self.ctx, self.ctx.config.cap(Task.PERSPECTIVE_TAKING)
@@ -433,26 +432,38 @@ class _L3:
         """One perspective question: its random draws happen now, its pairs are built by calling the returned
         builders (`emit_deferred`)."""
         ctx, rng = self.ctx, self.ctx.rng
-        view_text, view_id, view_objs = self.view_text(view)
+        view_tpl, view_fill, view_objs = self._view(view)
         (c,), _ = self.ref(target.obj)
         objs = [*view_objs, target.obj]
         refs, boxes = self.ref(*objs)
         mode = "front" if view.target is None else "toward"
-        base = QABase(Task.PERSPECTIVE_TAKING, f"{subtask}_{mode}", objs, refs, boxes, extra=view_id)
-        fill = {"view": view_text, "c": c, "C": capitalize(c)}
+        base = QABase(Task.PERSPECTIVE_TAKING, f"{subtask}_{mode}", objs, refs, boxes, extra=view_tpl.id)
+        # Texts are rendered only for questions that are kept (most drawn questions are dropped at the cap):
+        # `text(...)` gives a callable for emit_deferred; every value a random draw depends on is computed now.
+        fill: dict[str, str] = {"c": c}
+        rendered: dict[str, str] = {}
+
+        def full_fill() -> dict[str, str]:
+            if not rendered:
+                rendered.update(fill, view=view_tpl.render(**view_fill), C=capitalize(c))
+            return rendered
+
+        def text(tpl: Template, **extra: str) -> Callable[[], str]:
+            return lambda: tpl.render(**full_fill(), **extra)
+
         side, depth = rel["side"], rel["depth"]
         if subtask == "side":
             ff_t, tf_t = pick(rng, PT_SIDE_FF), pick(rng, PT_SIDE_TF)
             other = "left" if side == "right" else "right"
-            free = FreeForm(ff_t.render(**fill), capitalize(side), ff_t.id)
+            free = FreeForm(text(ff_t), capitalize(side), ff_t.id)
             choice = None
             if depth is not None:
                 mc_t = pick(rng, PT_QUADRANT_MC)
                 correct = f"{'in front of' if depth == 'front' else 'behind'} you and to the {side}"
-                choice = Choice(mc_t.render(**fill), correct, [q for q in QUADRANTS if q != correct], mc_t.id)
+                choice = Choice(text(mc_t), correct, [q for q in QUADRANTS if q != correct], mc_t.id)
             judgement = Judgement(
-                tf_t.render(**fill, side=side),
-                tf_t.render(**fill, side=other),
+                text(tf_t, side=side),
+                text(tf_t, side=other),
                 tf_t.id,
                 balance_key="l3.pt.side",
             )
@@ -461,10 +472,10 @@ class _L3:
             ff_t, tf_t = pick(rng, PT_DEPTH_FF), pick(rng, PT_DEPTH_TF)
             answer = "In front of me" if depth == "front" else "Behind me"
             other = "behind" if depth == "front" else "front"
-            free = FreeForm(ff_t.render(**fill), answer, ff_t.id)
+            free = FreeForm(text(ff_t), answer, ff_t.id)
             judgement = Judgement(
-                tf_t.render(**fill, depth_phrase=DEPTH_PHRASE[depth]),
-                tf_t.render(**fill, depth_phrase=DEPTH_PHRASE[other]),
+                text(tf_t, depth_phrase=DEPTH_PHRASE[depth]),
+                text(tf_t, depth_phrase=DEPTH_PHRASE[other]),
                 tf_t.id,
                 balance_key="l3.pt.depth",
             )
@@ -475,7 +486,7 @@ class _L3:
         fill["where"] = OFFSET_WHERE[side if subtask == "offset" else depth]
         unit, unit_text = pick_unit(ctx)
         ff_t, tf_t = pick(rng, PT_OFFSET_FF), pick(rng, PT_OFFSET_TF)
-        stem = ff_t.render(**fill, unit=unit_text)
+        stem = text(ff_t, unit=unit_text)
         answer, value = format_length(meters, unit), length_value(meters, unit)
         free = FreeForm(stem, answer, ff_t.id, value=value, unit=unit)
         wrong = numeric_distractors(rng, meters, 4, min_rel=ctx.config.distractor_min_rel)
@@ -485,8 +496,8 @@ class _L3:
         judgement = None
         if wrong:
             judgement = Judgement(
-                tf_t.render(**fill, value=answer),
-                tf_t.render(**fill, value=format_length(wrong[0], unit)),
+                text(tf_t, value=answer),
+                text(tf_t, value=format_length(wrong[0], unit)),
                 tf_t.id,
                 balance_key=f"l3.pt.{subtask}",
             )
