@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
+import numpy as np
+
 from assets.qa.context import QAContext, RandomSource
 from assets.records import TASK_LEVEL, DrawBox, QAFormat, QAPair, SceneObject, Task
 
@@ -111,12 +113,19 @@ def numeric_distractors(rng: RandomSource, truth: float, k: int, min_rel: float 
             else:
                 out.append(value)
         return out
+    # numpy: Generator.uniform(lo, hi) is lo + (hi - lo) * next_double, the very draw random() makes; calling
+    # random() skips uniform()'s argument conversion (~1.1 us -> ~0.3 us) and gives the same value, bit for bit.
+    uniform = ((lambda a, b, _rnd=rng.random: a + (b - a) * _rnd()) if isinstance(rng, np.random.Generator)
+               else rng.uniform)
     for _ in range(50 * max(k, 1)):
         if len(out) == k:
             break
-        r = exp(rng.uniform(lo, hi) * (1.0 if rng.random() < 0.5 else -1.0))
+        r = exp(uniform(lo, hi) * (1.0 if rng.random() < 0.5 else -1.0))
         value = truth * r
-        if all(abs(log(value / other)) >= min_log_gap for other in out):
+        for other in out:
+            if abs(log(value / other)) < min_log_gap:
+                break
+        else:
             out.append(value)
     return out
 
