@@ -47,12 +47,13 @@ def length_value(meters: float, unit: str = "m") -> float:
 
 def format_length(meters: float, unit: str = "m") -> str:
     """'1.27 m', '127 cm', '4.17 ft', '50.0 in': meters get two decimals (the HiSpatial style)."""
-    decimals = UNIT_DECIMALS[unit]
-    value = convert_length(meters, unit)
-    text = f"{value:.{decimals}f}"
-    if text.startswith("-") and float(text) == 0.0:
+    text = format(meters / METERS_PER_UNIT[unit], _LENGTH_SPEC[unit])  # convert_length, then fixed decimals
+    if text[0] == "-" and float(text) == 0.0:
         text = text[1:]
     return f"{text} {unit}"
+
+
+_LENGTH_SPEC = {unit: f".{decimals}f" for unit, decimals in UNIT_DECIMALS.items()}
 
 
 def _fmt2(x: float) -> str:
@@ -421,7 +422,7 @@ def _pair(ctx: QAContext, base: QABase, ids: list[int], fmt: QAFormat, question:
 
 
 _FF, _MC, _TF = QAFormat.FREE_FORM, QAFormat.MULTIPLE_CHOICE, QAFormat.TRUE_FALSE
-_blake2b = hashlib.blake2b
+_QA_ID_HASH = hashlib.blake2b(digest_size=8)  # copied per pair: cheaper than a new hasher with keyword arguments
 
 
 class _Emitter:
@@ -444,9 +445,10 @@ class _Emitter:
         base = self.base
         if not isinstance(question, str):  # a lazy text from `emit_deferred`
             question = question()
-        key = f"{self.key_head}{template_id}{self.key_ids}{fmt}{self.key_tail}"
+        hasher = _QA_ID_HASH.copy()  # == qa_id(): blake2b, 8-byte digest, of the same key
+        hasher.update(f"{self.key_head}{template_id}{self.key_ids}{fmt}{self.key_tail}".encode())
         return _construct({
-            "qa_id": _blake2b(key.encode(), digest_size=8).hexdigest(),
+            "qa_id": hasher.hexdigest(),
             "scene_id": self.scene_id,
             "shard": self.ctx.shard,
             "level": TASK_LEVEL[base.task],
