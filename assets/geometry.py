@@ -105,7 +105,9 @@ def box_corners_grav_fast(box: Box3D, frame: GravityFrame) -> np.ndarray:
     sign table is built once instead of per call, which is most of the cost for a single box."""
     center = frame.to_grav(np.asarray(box.center_cam))
     half = np.array([box.length, box.width, box.height]) / 2.0
-    return center + (_CORNER_SIGNS * half) @ box_axes_grav(box.yaw)
+    c, s = float(np.cos(box.yaw)), float(np.sin(box.yaw))  # box_axes_grav's values, as Python floats
+    axes = np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
+    return center + (_CORNER_SIGNS * half) @ axes
 
 
 def box_corners_cam(box: Box3D, frame: GravityFrame) -> np.ndarray:

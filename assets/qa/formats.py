@@ -291,18 +291,21 @@ def _multiple_choice(rng: RandomSource, stem: str, correct: str, distractors: Se
     correct_index = int(rnd() * n)
     options.insert(correct_index, correct)
     if not style:
-        style = LABEL_STYLES[int(rnd() * len(LABEL_STYLES))]
+        style = LABEL_STYLES[int(rnd() * _N_STYLES)]
     elif style not in _LABELS:
         raise ValueError(f"unknown label style {style!r}; choose from {LABEL_STYLES}")
-    labels = _LABELS[style]
-    instruction = _MC_INSTRUCTIONS[int(rnd() * len(_MC_INSTRUCTIONS))]
+    prefixes = _LABEL_PREFIXES[style]
+    instruction = _MC_INSTRUCTIONS[int(rnd() * _N_INSTRUCTIONS)]
     sep = "\n" if rnd() < 0.5 else " "
-    answer = f"{labels[correct_index]} {correct}"
+    answer = prefixes[correct_index] + correct
     if not isinstance(stem, str):  # a lazy stem (`emit_deferred`): the question text is assembled when built
-        return (lambda: f"{stem()}{instruction}\n{sep.join([f'{labels[i]} {options[i]}' for i in range(n)])}",
+        return (lambda: f"{stem()}{instruction}\n{sep.join(map(str.__add__, prefixes, options))}",
                 options, correct_index, answer, style)
-    listing = sep.join([f"{labels[i]} {options[i]}" for i in range(n)])
-    return f"{stem}{instruction}\n{listing}", options, correct_index, answer, style
+    return f"{stem}{instruction}\n{sep.join(map(str.__add__, prefixes, options))}", options, correct_index, answer, style
+
+
+_LABEL_PREFIXES = {style: tuple(f"{label} " for label in labels) for style, labels in _LABELS.items()}
+_N_STYLES, _N_INSTRUCTIONS = len(LABEL_STYLES), len(_MC_INSTRUCTIONS)
 
 
 # -------------------------------------------------------------------------------------------------- true / false
