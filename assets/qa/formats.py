@@ -404,7 +404,8 @@ def construct_pair(**fields: object) -> QAPair:
 
 
 def _construct(fields: dict[str, object]) -> QAPair:
-    """`construct_pair` without the field-set check, for `_pair`, whose literal field list is pinned by a test."""
+    """`construct_pair` without the field-set check, for `_Emitter.pair`, whose literal field list the level tests
+    pin (every generated pair is validated there)."""
     pair = _new(QAPair)
     _setattr(pair, "__dict__", fields)
     _setattr(pair, "__pydantic_fields_set__", _QA_FIELDS)
@@ -414,14 +415,6 @@ def _construct(fields: dict[str, object]) -> QAPair:
 
 
 _new, _setattr = object.__new__, object.__setattr__
-
-
-def _pair(ctx: QAContext, base: QABase, ids: list[int], fmt: QAFormat, question: str, answer: str,
-          template_id: str, options: list[str] | None = None, correct_index: int | None = None,
-          value: float | None = None, unit: str | None = None,
-          direction: tuple[float, float, float] | None = None) -> QAPair:
-    return _Emitter(ctx, base, ids).pair(fmt, question, answer, template_id, options, correct_index, value, unit,
-                                          direction)
 
 
 _FF, _MC, _TF = QAFormat.FREE_FORM, QAFormat.MULTIPLE_CHOICE, QAFormat.TRUE_FALSE
