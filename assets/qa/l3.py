@@ -201,6 +201,21 @@ def perspective_relation(view: Viewpoint, other: Footprint,
     return {"side": side, "depth": depth, "lateral": lateral, "ahead": ahead}
 
 
+def perspective_subtasks(rel: dict[str, float | str | None]) -> list[str]:
+    """Which perspective questions a relation supports: a clear side and/or depth, and the numeric offsets along
+    them when they are not too small to state."""
+    return [
+        s
+        for s, ok in (
+            ("side", rel["side"]),
+            ("depth", rel["depth"]),
+            ("offset", rel["side"] and abs(rel["lateral"]) >= MIN_OFFSET_M),
+            ("ahead", rel["depth"] and abs(rel["ahead"]) >= MIN_OFFSET_M),
+        )
+        if ok
+    ]
+
+
 # ----------------------------------------------------------------------------------------------- templates
 
 VIEW_TOWARD = templates(
@@ -368,6 +383,7 @@ class _L3:
         self._views: dict[tuple[int, int], Viewpoint | None] = {}
         self._relations: dict[tuple[int, int, int], dict[str, float | str | None]] = {}
         self._own: dict[tuple[int, int], tuple[tuple[float, float], tuple[float, float]]] = {}
+        self._subtasks: dict[int, list[str]] = {}  # id(relation) -> its askable subtasks (relations live in _relations)
 
     def ref(self, *objs: SceneObject) -> tuple[list[str], list[DrawBox]]:
         texts, boxes = [], []
@@ -433,16 +449,9 @@ class _L3:
             if len(out) >= cap:
                 break
             rel = self.relation(view, target)
-            subtasks = [
-                s
-                for s, ok in (
-                    ("side", rel["side"]),
-                    ("depth", rel["depth"]),
-                    ("offset", rel["side"] and abs(rel["lateral"]) >= MIN_OFFSET_M),
-                    ("ahead", rel["depth"] and abs(rel["ahead"]) >= MIN_OFFSET_M),
-                )
-                if ok
-            ]
+            subtasks = self._subtasks.get(id(rel))
+            if subtasks is None:  # keyed by the memoised relation itself: one list per distinct relation
+                subtasks = self._subtasks[id(rel)] = perspective_subtasks(rel)
             if not subtasks:
                 continue
             subtask = subtasks[int(ctx.rng.integers(len(subtasks)))]
