@@ -153,12 +153,17 @@ FACING_MAX_ANGLE_DEG = 30.0
 def facing_class(front_grav: np.ndarray | tuple[float, float, float]) -> str | None:
     """Name of the facing class the front direction clearly belongs to, or None when it is in between."""
     f = np.asarray(front_grav, dtype=np.float64)
-    f = f / np.linalg.norm(f)
-    cos_min = np.cos(np.deg2rad(FACING_MAX_ANGLE_DEG))
-    for name, axis, _ in FACING:
-        if f @ axis >= cos_min:
+    comps = (f / math.sqrt(f.dot(f))).tolist()  # f / np.linalg.norm(f), bit for bit
+    # f @ axis for a signed unit axis is exactly +-one component (the other terms add zeros)
+    for name, index, sign in _FACING_COMPONENT:
+        if comps[index] * sign >= _FACING_COS_MIN:
             return name
     return None
+
+
+_FACING_COS_MIN = np.cos(np.deg2rad(FACING_MAX_ANGLE_DEG))
+_FACING_COMPONENT = tuple((name, int(np.flatnonzero(axis)[0]), float(axis[np.flatnonzero(axis)[0]]))
+                          for name, axis, _ in FACING)
 
 
 FACING_PHRASE = {name: phrase for name, _, phrase in FACING}
@@ -173,9 +178,9 @@ def _length_question(ctx: QAContext, base: QABase, meters: float, ff: tuple, mc:
     wrong_m = length_distractors(rng, meters, unit, cfg.mc_max_options - 1, cfg.distractor_min_rel)
     wrong = [format_length(w, unit) for w in wrong_m]
     t_ff, t_mc = pick(rng, ff), pick(rng, mc)
-    free = FreeForm(capitalize(t_ff.render(u=u_phrase, **words)), answer, t_ff.id, length_value(meters, unit), unit)
-    choice = Choice(capitalize(t_mc.render(u=u_phrase, **words)), answer, wrong, t_mc.id,
-                    length_value(meters, unit), unit)
+    value = length_value(meters, unit)
+    free = FreeForm(capitalize(t_ff.render(u=u_phrase, **words)), answer, t_ff.id, value, unit)
+    choice = Choice(capitalize(t_mc.render(u=u_phrase, **words)), answer, wrong, t_mc.id, value, unit)
     judgement = None
     if wrong_m:
         if rng.random() < cfg.yes_no_prob:
