@@ -80,3 +80,18 @@ def test_extent_overlap_decides_ambiguity():
     assert not extents_overlap(a, b, frame, "right")
     assert extents_overlap(a, b, frame, "forward")
     assert extents_overlap(a, b, frame, "up")
+
+
+def test_fast_helpers_are_bit_identical_to_the_reference_ones():
+    """The QA hot path uses the *_fast variants; QA answers must not depend on which one ran."""
+    from assets.geometry import box_corners_grav, box_corners_grav_fast, gravity_frame_fast
+
+    rng = np.random.default_rng(3)
+    for _ in range(500):
+        gravity = rot_x(rng.uniform(-60, 60)) @ np.array([np.sin(rng.uniform(-0.2, 0.2)), 1.0, 0.0])
+        gravity /= np.linalg.norm(gravity)
+        slow, fast = GravityFrame.from_gravity(gravity), gravity_frame_fast(gravity)
+        assert np.array_equal(slow.cam_to_grav, fast.cam_to_grav)
+        box = Box3D(center_cam=tuple(rng.uniform(-3, 3, 3) + [0, 0, 4]), width=rng.uniform(0.1, 2),
+                    height=rng.uniform(0.1, 2), length=rng.uniform(0.1, 2), yaw=rng.uniform(-np.pi, np.pi))
+        assert np.array_equal(box_corners_grav(box, slow), box_corners_grav_fast(box, slow))
