@@ -373,6 +373,38 @@ class Judgement:
     balance_key: str = ""
 
 
+def numeric_judgement(
+    rng: RandomSource,
+    yes_no_prob: float,
+    meters: float,
+    unit: str,
+    answer: str,
+    wrong: Sequence[str],
+    wrong_m: Sequence[float],
+    yes_no_templates: Sequence[Template],
+    true_false_templates: Sequence[Template],
+    words: dict[str, str],
+    balance_key: str,
+) -> Judgement | None:
+    """The true/false variant of a numeric question, shared by every length-valued task.
+
+    Yes/no form: "is it more than X?" with X well below the truth (yes) or well above it (no); statement form:
+    the true value against the first distractor. No distractor, no judgement.
+    """
+    if not wrong_m:
+        return None
+    if rng.random() < yes_no_prob:
+        lower = [w for w in wrong_m if w < meters] or [meters / 1.6]
+        upper = [w for w in wrong_m if w > meters] or [meters * 1.6]
+        t = pick(rng, yes_no_templates)
+        return Judgement(capitalize(t.render(x=format_length(lower[0], unit), **words)),
+                         capitalize(t.render(x=format_length(upper[0], unit), **words)), t.id, yes_no=True,
+                         balance_key=f"{balance_key}|yn")
+    t = pick(rng, true_false_templates)
+    return Judgement(capitalize(t.render(x=answer, **words)), capitalize(t.render(x=wrong[0], **words)),
+                     t.id, balance_key=balance_key)
+
+
 @dataclass
 class QABase:
     """What every format of one question shares."""

@@ -25,6 +25,7 @@ from assets.qa.formats import (
     format_xyz,
     length_distractors,
     length_value,
+    numeric_judgement,
     pick,
     pick_unit,
     templates,
@@ -181,20 +182,8 @@ def _length_question(ctx: QAContext, base: QABase, meters: float, ff: tuple, mc:
     value = length_value(meters, unit)
     free = FreeForm(capitalize(t_ff.render(u=u_phrase, **words)), answer, t_ff.id, value, unit)
     choice = Choice(capitalize(t_mc.render(u=u_phrase, **words)), answer, wrong, t_mc.id, value, unit)
-    judgement = None
-    if wrong_m:
-        if rng.random() < cfg.yes_no_prob:
-            # "is it more than X?": X well below the truth (yes) or well above (no)
-            lower = [w for w in wrong_m if w < meters] or [meters / 1.6]
-            upper = [w for w in wrong_m if w > meters] or [meters * 1.6]
-            t = pick(rng, yn)
-            judgement = Judgement(capitalize(t.render(x=format_length(lower[0], unit), **words)),
-                                  capitalize(t.render(x=format_length(upper[0], unit), **words)), t.id, yes_no=True,
-                                  balance_key=f"{base.task}|{base.subtask}|yn")
-        else:
-            t = pick(rng, tf)
-            judgement = Judgement(capitalize(t.render(x=answer, **words)), capitalize(t.render(x=wrong[0], **words)),
-                                  t.id, balance_key=f"{base.task}|{base.subtask}")
+    judgement = numeric_judgement(rng, cfg.yes_no_prob, meters, unit, answer, wrong, wrong_m, yn, tf, words,
+                                  balance_key=f"{base.task}|{base.subtask}")
     return emit(ctx, base, free, choice, judgement)
 
 

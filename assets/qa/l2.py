@@ -31,6 +31,7 @@ from assets.qa.formats import (
     format_vector,
     length_distractors,
     length_value,
+    numeric_judgement,
     pick,
     pick_unit,
     templates,
@@ -361,19 +362,8 @@ def distance_questions(ctx: QAContext, a: SceneObject, b: SceneObject, kind: str
     wrong = [format_length(w, unit) for w in wrong_m]
     t_ff, t_mc = pick(rng, RDIST_FF), pick(rng, RDIST_MC)
     value = length_value(meters, unit)
-    judgement = None
-    if wrong_m:
-        if rng.random() < cfg.yes_no_prob:
-            lower = [w for w in wrong_m if w < meters] or [meters / 1.6]
-            upper = [w for w in wrong_m if w > meters] or [meters * 1.6]
-            t = pick(rng, RDIST_YN)
-            judgement = Judgement(capitalize(t.render(x=format_length(lower[0], unit), **words)),
-                                  capitalize(t.render(x=format_length(upper[0], unit), **words)), t.id, yes_no=True,
-                                  balance_key=f"rdist|{kind}|yn")
-        else:
-            t = pick(rng, RDIST_TF)
-            judgement = Judgement(capitalize(t.render(x=answer, **words)), capitalize(t.render(x=wrong[0], **words)),
-                                  t.id, balance_key=f"rdist|{kind}")
+    judgement = numeric_judgement(rng, cfg.yes_no_prob, meters, unit, answer, wrong, wrong_m, RDIST_YN, RDIST_TF,
+                                  words, balance_key=f"rdist|{kind}")
     return emit(ctx, base, FreeForm(capitalize(t_ff.render(**words)), answer, t_ff.id, value, unit),
                 Choice(capitalize(t_mc.render(**words)), answer, wrong, t_mc.id, value, unit), judgement)
 
