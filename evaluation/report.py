@@ -118,13 +118,17 @@ def results_frame(results: list[ItemResult]) -> pd.DataFrame:
     return pd.DataFrame([r.as_row() for r in results])
 
 
-def write_report(report: BenchmarkReport, results: list[ItemResult], output_dir: Path, config: dict) -> None:
-    """predictions.parquet (one row per item, with reason and judge record), report.json, config.json."""
+def write_report(report: BenchmarkReport, results: list[ItemResult], output_dir: Path, config: dict,
+                 final_dir: Path | None = None) -> None:
+    """predictions.parquet (one row per item, with reason and judge record), report.json, config.json.
+
+    `final_dir` is where `output_dir` will be renamed to when it is an atomic_dir temp directory: report.json
+    records that path, not the temporary one."""
     output_dir.mkdir(parents=True, exist_ok=True)
     frame = results_frame(results)
     atomic_write_bytes(output_dir / "predictions.parquet", frame.to_parquet(index=False))
-    report.output_dir = output_dir
-    report.predictions_path = output_dir / "predictions.parquet"
+    report.output_dir = final_dir or output_dir
+    report.predictions_path = report.output_dir / "predictions.parquet"
     atomic_write_json(output_dir / "report.json", report.as_dict())
     atomic_write_json(output_dir / "config.json", config)
 

@@ -176,7 +176,7 @@ def score_benchmark(
         report.metrics.update({f"point_maps/{k}": float(v) for k, v in predictor.point_map_sources.items()})
 
     with atomic_dir(out_root / benchmark) as tmp:
-        write_report(report, results, tmp, config.model_dump(mode="json"))
+        write_report(report, results, tmp, config.model_dump(mode="json"), final_dir=out_root / benchmark)
     report.output_dir = out_root / benchmark
     report.predictions_path = report.output_dir / "predictions.parquet"
 

@@ -57,6 +57,7 @@ def test_predictions_file_outputs_and_mlflow(tmp_path):
     assert frame.set_index("item_id").loc["3D-5", "reason"] == "no prediction"
     saved = json.loads((tmp_path / "benchmark_scores" / "cv_bench" / "report.json").read_text())
     assert saved["metrics"]["accuracy"] == pytest.approx(40.0)
+    assert saved["output_dir"] == str(tmp_path / "benchmark_scores" / "cv_bench")  # not the temp dir it was built in
     meta = report.metadata()
     assert meta["score"] == 40.0 and meta["status"] == "ok" and meta["per_category"]["3D Distance"] == 0.0
     run = mlflow.MlflowClient(tracking_uri=uri).get_run(report.mlflow_run_id)
