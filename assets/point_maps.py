@@ -9,6 +9,7 @@ intrinsics in the record (the point map is reconstructed from depth + intrinsics
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -39,6 +40,21 @@ class PointMapEstimate:
 @runtime_checkable
 class PointMapEstimator(Protocol):
     def estimate(self, rgb: np.ndarray) -> PointMapEstimate: ...
+
+
+@runtime_checkable
+class CalibratedPointMapEstimator(Protocol):
+    """An estimator that can be told the camera. Ground-truth 3D sources without depth (Omni3D-style JSON) have
+    their boxes in the true camera frame, so their depth must be estimated for that camera, not a guessed one."""
+
+    def estimate(self, rgb: np.ndarray, known: Intrinsics | None = None) -> PointMapEstimate: ...
+
+
+def _accepts_known_camera(estimator: PointMapEstimator) -> bool:
+    try:
+        return "known" in inspect.signature(estimator.estimate).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def read_depth(root: Path, scene: Scene) -> np.ndarray:
@@ -89,14 +105,23 @@ def estimated_point_map(
     In-the-wild images get their depth only here, so the paper's "over 50% invalid depth" image filter (7.1,
     on MoGe-2's validity mask) is applied here for them, with the same threshold as assets.filtering."""
     rgb = load_scene_rgb(root, scene)
-    estimate = estimator.estimate(rgb)
+    known = scene.intrinsics if scene.has_ground_truth_3d else None
+    if known is None:
+        estimate = estimator.estimate(rgb)
+    elif _accepts_known_camera(estimator):
+        estimate = estimator.estimate(rgb, known=known)  # type: ignore[call-arg]
+    else:
+        raise DataError(
+            f"scene has ground-truth 3D boxes but no depth, and {type(estimator).__name__} cannot estimate for a "
+            "known camera: its depth would not match the boxes' camera frame"
+        )
     points = np.asarray(estimate.points, dtype=np.float32)
     height, width = rgb.shape[:2]
     if points.shape != (height, width, 3) or np.shape(estimate.valid) != (height, width):
         raise DataError(
             f"estimate shape mismatch: points {points.shape}, valid {np.shape(estimate.valid)}, image {(height, width)}"
         )
-    intrinsics = estimate.intrinsics
+    intrinsics = known if known is not None else estimate.intrinsics
     if (intrinsics.width, intrinsics.height) != (width, height):
         raise DataError(f"estimated intrinsics size mismatch: {intrinsics.width}x{intrinsics.height} vs {width}x{height}")
     finite = np.isfinite(points).all(axis=-1)

@@ -9,6 +9,7 @@ real shapes, dtypes and post-processing (focal/shift recovery, metric scale, mas
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -70,16 +71,23 @@ class MoGeEstimator:
         model = MoGeModel(**tiny_moge_config())  # never init_weights(): it downloads pretrained DINOv2
         return cls(model, device=device, num_tokens=num_tokens, **kwargs)
 
-    def estimate(self, rgb: np.ndarray) -> PointMapEstimate:
-        result = self.estimate_batch([rgb])[0]
+    def estimate(self, rgb: np.ndarray, known: Intrinsics | None = None) -> PointMapEstimate:
+        """With `known` (a ground-truth camera), MoGe-2 is given its horizontal FOV and fits only the shift, so the
+        metric points are in that camera's frame."""
+        fov_x = None if known is None else math.degrees(2 * math.atan(known.width / (2 * known.fx)))
+        result = self.estimate_batch([rgb], fov_x_deg=fov_x)[0]
         if isinstance(result, DataError):
             raise result
         return result
 
     @torch.inference_mode()
-    def estimate_batch(self, images: Sequence[np.ndarray]) -> list[PointMapEstimate | DataError]:
+    def estimate_batch(
+        self, images: Sequence[np.ndarray], fov_x_deg: float | None = None
+    ) -> list[PointMapEstimate | DataError]:
         """Estimate many images; same-sized images share a forward pass, results keep the input order. An image
-        the model cannot handle gets a DataError in its slot instead of failing its batch."""
+        the model cannot handle gets a DataError in its slot instead of failing its batch. `fov_x_deg` overrides
+        the estimator's own (None: the constructor's, which is None unless the rig is known)."""
+        fov_x_deg = self.fov_x_deg if fov_x_deg is None else fov_x_deg
         results: list[PointMapEstimate | DataError | None] = [None] * len(images)
         by_size: dict[tuple[int, int], list[int]] = {}
         for index, rgb in enumerate(images):
@@ -92,7 +100,7 @@ class MoGeEstimator:
                 chunk = indices[start:start + self.batch_size]
                 batch = torch.from_numpy(np.stack([np.asarray(images[i]) for i in chunk])).to(self.device)
                 batch = batch.permute(0, 3, 1, 2).float() / 255.0  # (B, 3, H, W) in [0, 1]
-                out = self.model.infer(batch, num_tokens=self.num_tokens, use_fp16=self.use_fp16, fov_x=self.fov_x_deg)
+                out = self.model.infer(batch, num_tokens=self.num_tokens, use_fp16=self.use_fp16, fov_x=fov_x_deg)
                 points = out["points"].float().cpu().numpy()  # (B, H, W, 3), inf where masked
                 mask = out["mask"].cpu().numpy() if "mask" in out else np.ones(points.shape[:3], dtype=bool)
                 normalised = out["intrinsics"].float().cpu().numpy()  # (B, 3, 3), in image-size units

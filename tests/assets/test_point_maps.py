@@ -127,3 +127,28 @@ def test_estimate_of_the_wrong_shape_is_rejected(tmp_path):
 
     point_maps_shard(tmp_path, "s0", estimator=Cropped(rendered[0][2]))
     assert reasons(tmp_path)["web-0"].startswith("DataError: estimate shape mismatch")
+
+
+def test_ground_truth_3d_scene_without_depth_keeps_its_camera(tmp_path):
+    """Omni3D-style scenes: boxes are in the true camera frame, so the estimate must be for that camera."""
+    rendered = build(tmp_path, ["omni-0"], ground_truth=False)
+    scenes_path = tmp_path / "filtered_images/s0/scenes.jsonl"
+    (scene,) = read_scenes(scenes_path)
+    scene = scene.model_copy(update={"has_ground_truth_3d": True})
+    atomic_write_bytes(scenes_path, (scene.model_dump_json() + "\n").encode())
+
+    plain = RenderedDepthEstimator(rendered[0][2])
+    point_maps_shard(tmp_path, "s0", estimator=plain)
+    assert "cannot estimate for a known camera" in reasons(tmp_path)["omni-0"]
+
+    class Calibrated(RenderedDepthEstimator):
+        def estimate(self, rgb, known=None):
+            self.known = known
+            return super().estimate(rgb)
+
+    calibrated = Calibrated(rendered[0][2])
+    calibrated.intrinsics = intrinsics(focal=55.0)  # what an uncalibrated guess would have said
+    report = point_maps_shard(tmp_path, "s0", estimator=calibrated)
+    (out,) = read_scenes(tmp_path / "point_maps/s0/scenes.jsonl")
+    assert report.num_out == 1 and calibrated.known == scene.intrinsics
+    assert out.intrinsics == scene.intrinsics != calibrated.intrinsics  # the source camera, not the estimator's

@@ -139,3 +139,15 @@ def test_sam2_tiny_masks_per_box():
     one, _ = segmenter.segment(IMAGE, boxes[:1])
     assert len(one) == 1 and one[0].shape == (60, 80)
     assert segmenter.segment(IMAGE, []) == ([], [])
+
+
+def test_moge_estimates_for_a_known_camera(moge):
+    """Ground-truth 3D sources without depth hand their camera in; MoGe-2 is given its FOV, not its own guess."""
+    from assets.point_maps import CalibratedPointMapEstimator
+    from assets.records import Intrinsics
+
+    known = Intrinsics(fx=130.0, fy=130.0, cx=40.0, cy=30.0, width=80, height=60)
+    rgb = (np.random.default_rng(0).random((60, 80, 3)) * 255).astype(np.uint8)
+    assert isinstance(moge, CalibratedPointMapEstimator)
+    estimate = moge.estimate(rgb, known=known)
+    assert estimate.intrinsics.fx == pytest.approx(130.0, rel=1e-4)  # the constructor's 60 deg FOV is overridden
