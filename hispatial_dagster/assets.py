@@ -37,14 +37,6 @@ from hispatial_dagster.resources import (
 from hispatial_dagster.shards import ShardSpec
 
 GPU_POOL = "gpu"
-SHARD_STAGES = (
-    "source_images",
-    "filtered_images",
-    "point_maps",
-    "object_clouds",
-    "object_references",
-    "qa_shards",
-)
 
 
 K8S_STEP_CONFIG = yaml.safe_load((Path(__file__).with_name("k8s_step_config.yaml")).read_text())

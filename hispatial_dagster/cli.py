@@ -27,23 +27,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from hispatial_dagster.shards import ShardSpec, synthetic_shard_key, validate_shard_key
+from hispatial_dagster.shards import SHARD_STAGES, ShardSpec, synthetic_shard_key, validate_shard_key
 
 # A pipe or CI log gets a readable width instead of rich's 80-column fallback.
 console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 140)
 
-STAGES = (
-    "source_images",
-    "filtered_images",
-    "point_maps",
-    "object_clouds",
-    "object_references",
-    "qa_shards",
-    "qa_dataset",
-    "checkpoint",
-    "benchmark_scores",
-)
-PARTITIONED_BY_SHARD = STAGES[:6]
+STAGES = (*SHARD_STAGES, "qa_dataset", "checkpoint", "benchmark_scores")
+PARTITIONED_BY_SHARD = SHARD_STAGES
 
 
 def _data_root(args: argparse.Namespace) -> Path:

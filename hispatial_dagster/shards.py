@@ -25,6 +25,16 @@ from typing import Any
 import fsspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+# The assets partitioned by source shard, in pipeline order (here, not in assets.py, so the CLI can name them
+# without importing Dagster).
+SHARD_STAGES = (
+    "source_images",
+    "filtered_images",
+    "point_maps",
+    "object_clouds",
+    "object_references",
+    "qa_shards",
+)
 SHARD_KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
 SPEC_SUFFIX = ".json"
 

@@ -110,3 +110,10 @@ def test_unknown_config_override_is_an_error() -> None:
         QASettings(options={"mc_max_optoins": 4}).config()
     config = SyntheticSource(options={"image_size": 512}).config(seed=3, num_scenes=7, spec_options={})
     assert (config.image_size, config.seed, config.num_scenes) == (512, 3, 7)
+
+
+def test_the_cli_stage_list_names_the_shard_assets_in_order():
+    from hispatial_dagster.assets import shard_assets
+    from hispatial_dagster.shards import SHARD_STAGES as NAMED
+
+    assert tuple(a.key.to_user_string() for a in shard_assets) == NAMED
