@@ -166,6 +166,17 @@ def images_shard(root: Path, shard: str, images: Path | Sequence[Path], source: 
 # ------------------------------------------------------------------------------------------ COCO / Objects365
 
 
+def _read_coco_json(annotation_file: Path, max_images: int | None) -> tuple[dict[int, str], dict[int, list[dict]], list[dict]]:
+    """The COCO annotation layout that COCO, Objects365 and Omni3D share: (category id -> name, image id ->
+    its annotations, the first `max_images` image entries)."""
+    data = json.loads(Path(annotation_file).read_text())
+    categories = {c["id"]: c["name"] for c in data.get("categories", [])}
+    by_image: dict[int, list[dict]] = {}
+    for ann in data.get("annotations", []):
+        by_image.setdefault(ann["image_id"], []).append(ann)
+    return categories, by_image, data.get("images", [])[:max_images]
+
+
 def coco_shard(
     root: Path, shard: str, annotation_file: Path, image_dir: Path, source: str = "objects365",
     min_box_area: float = 16.0, max_images: int | None = None,
@@ -175,12 +186,7 @@ def coco_shard(
     Crowd regions and boxes under `min_box_area` pixels are not objects one can ask about and are left out; an
     image whose every box is left out is kept (it may still serve L0 questions) but carries no annotations.
     """
-    data = json.loads(Path(annotation_file).read_text())
-    categories = {c["id"]: c["name"] for c in data.get("categories", [])}
-    by_image: dict[int, list[dict]] = {}
-    for ann in data.get("annotations", []):
-        by_image.setdefault(ann["image_id"], []).append(ann)
-    images = data.get("images", [])[:max_images]
+    categories, by_image, images = _read_coco_json(annotation_file, max_images)
 
     def item(entry: dict) -> _Item:
         def build(tmp: Path) -> Scene:
@@ -278,12 +284,7 @@ def omni3d_shard(
     Boxes flagged `behind_camera`, `valid3D == False` or with `visibility < 0.1` (when given) are left out. Objects
     get `visible_fraction` from Omni3D's visibility/truncation where given.
     """
-    data = json.loads(Path(annotation_file).read_text())
-    categories = {c["id"]: c["name"] for c in data.get("categories", [])}
-    by_image: dict[int, list[dict]] = {}
-    for ann in data.get("annotations", []):
-        by_image.setdefault(ann["image_id"], []).append(ann)
-    images = data.get("images", [])[:max_images]
+    categories, by_image, images = _read_coco_json(annotation_file, max_images)
 
     def item(entry: dict) -> _Item:
         def build(tmp: Path) -> Scene:
