@@ -450,10 +450,7 @@ class Collator:
         )
         labels = batch["labels"].clone()
         labels[batch["attention_mask"] == 0] = -100
-        pixel_values = batch["pixel_values"]  # (B, 3, S, S), normalised to [-1, 1]
-        if self.point_map_input != "none":
-            point_map = torch.from_numpy(np.stack([e.point_map for e in examples]))  # (B, 4, S, S)
-            pixel_values = torch.cat([pixel_values, point_map.to(pixel_values.dtype)], dim=1)
+        pixel_values = self._with_point_maps(batch["pixel_values"], examples)
         return {
             "input_ids": batch["input_ids"],
             "attention_mask": batch["attention_mask"],
@@ -462,6 +459,14 @@ class Collator:
             "labels": labels,
             "tasks": [e.task for e in examples],
         }
+
+    def _with_point_maps(self, pixel_values: torch.Tensor, examples: Sequence[Example]) -> torch.Tensor:
+        """(B, 3, S, S) RGB normalised to [-1, 1] -> (B, 7, S, S) with each example's point map appended (the model
+        reads channels 3.. as the point map); unchanged for the RGB-only variant."""
+        if self.point_map_input == "none":
+            return pixel_values
+        point_map = torch.from_numpy(np.stack([e.point_map for e in examples]))  # (B, 4, S, S)
+        return torch.cat([pixel_values, point_map.to(pixel_values.dtype)], dim=1)
 
     def prompts(self, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
         """Inputs for generation: prompts only, left-padded so every answer starts at the same position."""
@@ -473,10 +478,7 @@ class Collator:
                                    images=[e.image for e in examples], return_tensors="pt", padding="longest")
         finally:
             tokenizer.padding_side = side
-        pixel_values = batch["pixel_values"]
-        if self.point_map_input != "none":
-            point_map = torch.from_numpy(np.stack([e.point_map for e in examples]))
-            pixel_values = torch.cat([pixel_values, point_map.to(pixel_values.dtype)], dim=1)
+        pixel_values = self._with_point_maps(batch["pixel_values"], examples)
         return {
             "input_ids": batch["input_ids"],
             "attention_mask": batch["attention_mask"],
