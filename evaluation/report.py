@@ -146,7 +146,7 @@ def log_to_mlflow(report: BenchmarkReport, tracking_uri: str, experiment: str, r
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
-        from training.train import artifact_location_for
+        from training.config import artifact_location_for
 
         exp_id = client.create_experiment(experiment, artifact_location=artifact_location_for(tracking_uri))
     else:

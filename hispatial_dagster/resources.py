@@ -30,7 +30,9 @@ def default_data_root() -> str:
 
 
 def default_tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{REPO_ROOT / 'mlflow' / 'mlflow.db'}")
+    from training.config import local_tracking_uri
+
+    return os.environ.get("MLFLOW_TRACKING_URI") or local_tracking_uri()
 
 
 def build_config(cls: type[T], values: dict[str, Any]) -> T:

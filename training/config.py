@@ -222,3 +222,19 @@ def flatten_config(config: BaseModel) -> dict[str, str]:
 def default_mlflow_dir() -> Path:
     """`<repo>/mlflow`: the local tracking store when no URI is configured."""
     return Path(__file__).resolve().parent.parent / "mlflow"
+
+
+def local_tracking_uri(mlflow_dir: Path | None = None) -> str:
+    """The local SQLite tracking store in `mlflow_dir` (default `<repo>/mlflow`), created if missing."""
+    directory = Path(mlflow_dir) if mlflow_dir is not None else default_mlflow_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{directory.resolve() / 'mlflow.db'}"
+
+
+def artifact_location_for(tracking_uri: str) -> str | None:
+    """Artifacts of a local SQLite store live beside it (`<dir>/artifacts`); MLflow's own default would be
+    `./mlruns` in whatever directory the process happens to run in. None lets a tracking server decide."""
+    if tracking_uri.startswith("sqlite:///"):
+        artifacts = Path(tracking_uri.removeprefix("sqlite:///")).parent / "artifacts"
+        return artifacts.resolve().as_uri()
+    return None

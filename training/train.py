@@ -33,7 +33,13 @@ from torch.utils.data import DataLoader
 
 from assets.records import TASK_LEVEL, Task
 from training.checkpoints import save_checkpoint
-from training.config import TrainConfig, default_mlflow_dir, flatten_config, train_presets
+from training.config import (
+    TrainConfig,
+    artifact_location_for,
+    flatten_config,
+    local_tracking_uri,
+    train_presets,
+)
 from training.data import GENERAL, Collator, Example, build_training_data, normalize_answer
 from training.model import (
     HiSpatialForConditionalGeneration,
@@ -74,19 +80,8 @@ def resolve_tracking(config: TrainConfig, mlflow_dir: Path | None = None) -> tup
     elif is_tracking_uri_set():  # set_tracking_uri() in this process (wins), or $MLFLOW_TRACKING_URI
         uri = mlflow.get_tracking_uri() or os.environ["MLFLOW_TRACKING_URI"]
     else:
-        directory = Path(mlflow_dir) if mlflow_dir is not None else default_mlflow_dir()
-        directory.mkdir(parents=True, exist_ok=True)
-        uri = f"sqlite:///{directory.resolve() / 'mlflow.db'}"
+        uri = local_tracking_uri(mlflow_dir)
     return uri, artifact_location_for(uri)
-
-
-def artifact_location_for(tracking_uri: str) -> str | None:
-    """Artifacts of a local SQLite store live beside it (`<dir>/artifacts`); MLflow's own default would be
-    `./mlruns` in whatever directory the process happens to run in. None lets a tracking server decide."""
-    if tracking_uri.startswith("sqlite:///"):
-        artifacts = Path(tracking_uri.removeprefix("sqlite:///")).parent / "artifacts"
-        return artifacts.resolve().as_uri()
-    return None
 
 
 # ------------------------------------------------------------------------------------------ model
