@@ -8,6 +8,7 @@ writes as JSON without custom code.
 
 from __future__ import annotations
 
+import json
 import math
 from enum import StrEnum
 from typing import Literal
@@ -104,6 +105,17 @@ class SceneObject(_Record):
     attributes: dict[str, str] = Field(default_factory=dict, description="Free-form, e.g. {'color': 'red'}.")
 
 
+class Annotation2D(_Record):
+    """A dataset's 2D box with its category (COCO / Objects365): an object known in the image but not yet in 3D."""
+
+    category: str = Field(min_length=1)
+    box2d: Box2D
+    score: float = Field(default=1.0, ge=0.0, le=1.0, description="1.0 for human annotations.")
+    annotation_id: int | str | None = Field(
+        default=None, description="The id in the source annotation file, so a box can be traced back to it."
+    )
+
+
 class Scene(_Record):
     """One image with everything known about it in 3D.
 
@@ -122,7 +134,36 @@ class Scene(_Record):
     image_file: str = Field(description="Image path relative to the data root.")
     depth_file: str | None = Field(default=None, description="Log-encoded depth PNG, relative to the data root.")
     mask_file: str | None = Field(default=None, description="Instance-id PNG, relative to the data root.")
+    annotations_2d: list[Annotation2D] = Field(
+        default_factory=list,
+        description="Dataset 2D boxes not lifted to 3D yet (COCO / Objects365 sources). The object stage prompts "
+        "SAM-2 with them instead of detecting, and turns those that yield an object cloud into `objects`; they "
+        "stay here as the source's record.",
+    )
     metadata: dict[str, float | int | str | bool] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_annotations_2d(cls, data: object) -> object:
+        """Scenes written before `annotations_2d` was a field carried the boxes as a JSON string in
+        `metadata["annotations_2d"]` ([{"category", "box2d": [x0, y0, x1, y1], "annotation_id"}]); read them
+        into the field so existing source_images shards keep their annotations."""
+        if not isinstance(data, dict) or not isinstance(data.get("metadata"), dict):
+            return data
+        legacy = data["metadata"].get("annotations_2d")
+        if not isinstance(legacy, str) or "annotations_2d" in data:
+            return data
+        try:
+            boxes = json.loads(legacy)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"metadata.annotations_2d is not JSON: {err}") from err
+        if not isinstance(boxes, list) or not all(
+            isinstance(b, dict) and isinstance(b.get("box2d"), list) and len(b["box2d"]) == 4 for b in boxes
+        ):
+            raise ValueError("metadata.annotations_2d must be a JSON list of {category, box2d: [x0, y0, x1, y1]}")
+        metadata = {k: v for k, v in data["metadata"].items() if k not in ("annotations_2d", "num_annotations_2d")}
+        annotations = [{**b, "box2d": dict(zip(("x0", "y0", "x1", "y1"), b["box2d"], strict=True))} for b in boxes]
+        return {**data, "metadata": metadata, "annotations_2d": annotations}
 
     @field_validator("gravity_cam")
     @classmethod

@@ -9,9 +9,8 @@ the data root), `rejected.jsonl` and `_manifest.json`, built under a temp name a
 What each kind carries forward:
 - web images: nothing but pixels; intrinsics are a placeholder (60 degree horizontal FOV) that the point-map
   estimator replaces. Paper 7.1.
-- COCO / Objects365 (paper 7.2): 2D boxes and categories. `SceneObject` requires a 3D box, so the 2D
-  annotations ride in `Scene.metadata["annotations_2d"]` (a JSON string; read it back with `annotations_2d`) until
-  the records grow an optional box3d; the object extractor then prompts SAM with them instead of detecting.
+- COCO / Objects365 (paper 7.2): 2D boxes and categories, kept as `Scene.annotations_2d` (`SceneObject` needs a
+  3D box, which only the object stage can give); the object extractor prompts SAM with them instead of detecting.
 - Omni3D (paper Sec. 8): cameras and 3D boxes are ground truth, so estimation is skipped
   (`has_ground_truth_3d`); boxes are converted to our convention (`omni3d_box`) and instance masks are rasterised
   from the projected boxes (nearest box wins) because the object stage checks every object against a mask.
@@ -36,7 +35,7 @@ from PIL import Image, ImageDraw
 from scipy.optimize import linear_sum_assignment
 
 from assets.geometry import GravityFrame, box2d_iou
-from assets.records import Box2D, Box3D, Intrinsics, Scene, SceneObject
+from assets.records import Annotation2D, Box2D, Box3D, Intrinsics, Scene, SceneObject
 from assets.stage import DataError, StageReport, process_items
 from assets.storage import (
     atomic_dir,
@@ -83,7 +82,7 @@ def _write_shard(root: Path, shard: str, source: str, items: Iterable[_Item]) ->
         if report.rejections:
             write_jsonl(tmp / "rejected.jsonl", [r.as_dict() for r in report.rejections])
         categories = Counter(obj.category for s in scenes for obj in s.objects)
-        categories_2d = Counter(a["category"] for s in scenes for a in annotations_2d(s))
+        categories_2d = Counter(a.category for s in scenes for a in s.annotations_2d)
         report.metadata = {
             "source": source,
             "scenes": len(scenes),
@@ -123,12 +122,6 @@ def placeholder_intrinsics(width: int, height: int, hfov_deg: float = PLACEHOLDE
     """Intrinsics for an image of unknown camera: the point-map estimator (MoGe-2) replaces them."""
     fx = width / (2 * math.tan(math.radians(hfov_deg) / 2))
     return Intrinsics(fx=fx, fy=fx, cx=width / 2, cy=height / 2, width=width, height=height)
-
-
-def annotations_2d(scene: Scene) -> list[dict]:
-    """The 2D annotations a COCO-style source attached: [{"category", "box2d": [x0, y0, x1, y1], ...}]."""
-    raw = scene.metadata.get("annotations_2d")
-    return json.loads(raw) if isinstance(raw, str) else []
 
 
 # ------------------------------------------------------------------------------------------ web images
@@ -183,8 +176,9 @@ def coco_shard(
 ) -> StageReport:
     """Import a COCO-format detection set (COCO, Objects365): images with their 2D boxes and category names.
 
-    Crowd regions and boxes under `min_box_area` pixels are not objects one can ask about and are left out; an
-    image whose every box is left out is kept (it may still serve L0 questions) but carries no annotations.
+    Crowd regions, boxes under `min_box_area` pixels and boxes lying outside the image are not objects one can
+    ask about and are left out; an image whose every box is left out is kept (it may still serve L0 questions) but
+    carries no annotations.
     """
     categories, by_image, images = _read_coco_json(annotation_file, max_images)
 
@@ -201,18 +195,17 @@ def coco_shard(
                     continue
                 x, y, bw, bh = (float(v) for v in ann["bbox"])
                 x0, y0, x1, y1 = max(0.0, x), max(0.0, y), min(float(w), x + bw), min(float(h), y + bh)
-                if (x1 - x0) * (y1 - y0) < min_box_area:
+                if x1 <= x0 or y1 <= y0 or (x1 - x0) * (y1 - y0) < min_box_area:
                     continue
                 if ann["category_id"] not in categories:
                     raise DataError(f"annotation {ann.get('id')} has unknown category {ann['category_id']}")
-                boxes.append({"annotation_id": ann.get("id"), "category": categories[ann["category_id"]],
-                              "box2d": [x0, y0, x1, y1]})
+                boxes.append(Annotation2D(category=categories[ann["category_id"]], annotation_id=ann.get("id"),
+                                          box2d=Box2D(x0=x0, y0=y0, x1=x1, y1=y1)))
             sid = _scene_id(shard, str(entry["id"]))
             return Scene(
                 scene_id=sid, source=source, shard=shard, intrinsics=placeholder_intrinsics(w, h),
-                image_file=_write_image(tmp, shard, sid, rgb),
-                metadata={"original_file": entry["file_name"], "intrinsics_source": "placeholder",
-                          "annotations_2d": json.dumps(boxes), "num_annotations_2d": len(boxes)},
+                image_file=_write_image(tmp, shard, sid, rgb), annotations_2d=boxes,
+                metadata={"original_file": entry["file_name"], "intrinsics_source": "placeholder"},
             )
 
         return _Item(str(entry.get("file_name", entry.get("id"))), build)

@@ -1,7 +1,7 @@
 """The in-the-wild `ObjectExtractor` (assets/objects.py): tagger -> detector -> SAM-2 -> geometry chain.
 
 Paper 3.2: unannotated images go tagger (RAM; here CLIP over a vocabulary) -> GroundingDINO boxes -> SAM masks;
-images with dataset 2D boxes (COCO / Objects365 sources, `assets.sources.annotations_2d`) skip the first two
+images with dataset 2D boxes (COCO / Objects365 sources, `Scene.annotations_2d`) skip the first two
 steps and prompt SAM with their boxes. Masks become object clouds on the point map, clouds become
 gravity-aligned boxes (assets/wild/geometry.py). Gravity comes from a gravity model when one is given (Perspective
 Fields in the paper), else from RANSAC on the point map's support plane; a scene with neither is a DataError (no
@@ -23,7 +23,6 @@ import numpy as np
 from assets.geometry import GravityFrame, box2d_from_mask
 from assets.objects import ObjectExtraction
 from assets.records import Box2D, Scene, SceneObject
-from assets.sources import annotations_2d
 from assets.stage import DataError
 from assets.wild.detect import Detection, filter_detections, subtract_contained
 from assets.wild.geometry import CloudConfig, GravityConfig, box_from_cloud, estimate_gravity, object_cloud
@@ -76,10 +75,8 @@ class WildObjectExtractor:
 
     def proposals(self, rgb: np.ndarray, scene: Scene) -> list[Detection]:
         """2D boxes with categories: the dataset's own when it has them, else tagger + detector."""
-        annotated = annotations_2d(scene)
-        if annotated:
-            return [Detection(Box2D(x0=a["box2d"][0], y0=a["box2d"][1], x1=a["box2d"][2], y1=a["box2d"][3]),
-                              a["category"], 1.0) for a in annotated]
+        if scene.annotations_2d:
+            return [Detection(a.box2d, a.category, a.score) for a in scene.annotations_2d]
         if self.detector is None:
             raise DataError("no 2D annotations and no detector configured")
         categories = self.tagger.tag(rgb) if self.tagger is not None else list(self.categories)

@@ -10,7 +10,6 @@ import pytest
 from assets.geometry import GravityFrame, box_corners_cam
 from assets.records import Box2D
 from assets.sources import (
-    annotations_2d,
     coco_shard,
     hispatial_shard,
     images_shard,
@@ -56,7 +55,7 @@ def test_image_folder_quarantines_corrupt_files(tmp_path):
     assert json.loads((shard / "_manifest.json").read_text())["num_rejected"] == 1
 
 
-def test_coco_boxes_ride_in_metadata(tmp_path):
+def test_coco_boxes_become_typed_2d_annotations(tmp_path):
     images = tmp_path / "imgs"
     images.mkdir()
     (images / "1.jpg").write_bytes(encode_jpeg(_rgb(0)))
@@ -71,6 +70,7 @@ def test_coco_boxes_ride_in_metadata(tmp_path):
             {"id": 2, "image_id": 1, "category_id": 8, "bbox": [50, 40, 30, 30], "iscrowd": 0},  # clipped
             {"id": 3, "image_id": 1, "category_id": 8, "bbox": [0, 0, 2, 2], "iscrowd": 0},  # too small
             {"id": 4, "image_id": 1, "category_id": 7, "bbox": [0, 0, 30, 30], "iscrowd": 1},
+            {"id": 5, "image_id": 1, "category_id": 7, "bbox": [70, 50, 20, 20], "iscrowd": 0},  # outside the image
         ],
     }
     path = tmp_path / "ann.json"
@@ -80,9 +80,10 @@ def test_coco_boxes_ride_in_metadata(tmp_path):
     reasons = " ".join(r.reason for r in report.rejections)
     assert "size mismatch" in reasons and "missing.jpg" in reasons
     scene = read_scenes(tmp_path / "data/source_images/o365-000/scenes.jsonl")[0]
-    boxes = annotations_2d(scene)
-    assert [b["category"] for b in boxes] == ["chair", "cup"]
-    assert boxes[0]["box2d"] == [10.0, 5.0, 30.0, 35.0] and boxes[1]["box2d"] == [50.0, 40.0, 64.0, 48.0]
+    assert scene.objects == [] and "annotations_2d" not in scene.metadata
+    boxes = scene.annotations_2d
+    assert [(b.category, b.annotation_id, b.score) for b in boxes] == [("chair", 1, 1.0), ("cup", 2, 1.0)]
+    assert boxes[0].box2d.as_list() == [10.0, 5.0, 30.0, 35.0] and boxes[1].box2d.as_list() == [50.0, 40.0, 64.0, 48.0]
     assert report.metadata["boxes_2d"] == 2
 
 

@@ -10,7 +10,7 @@ from assets.filtering import filter_shard
 from assets.geometry import box2d_from_mask, depth_to_points
 from assets.objects import ObjectExtractor, object_clouds_shard
 from assets.point_maps import point_maps_shard
-from assets.records import Box2D, Scene
+from assets.records import Annotation2D, Box2D, Scene
 from assets.sources import coco_shard
 from assets.stage import DataError
 from assets.storage import encode_jpeg, read_scenes
@@ -35,11 +35,11 @@ class OracleSegmenter:
         return masks, [1.0] * len(masks)
 
 
-def _scene_with_boxes(scene_3d, category="box"):
-    annotations = [{"category": category, "box2d": box2d_from_mask(scene_3d.instance_ids == i).as_list()}
+def _scene_with_boxes(scene_3d, category="box", score=1.0):
+    annotations = [Annotation2D(category=category, box2d=box2d_from_mask(scene_3d.instance_ids == i), score=score)
                    for i in np.unique(scene_3d.instance_ids) if i]
     return Scene(scene_id="s", source="coco", shard="x", intrinsics=scene_3d.intrinsics, image_file="i.jpg",
-                 metadata={"annotations_2d": json.dumps(annotations)})
+                 annotations_2d=annotations)
 
 
 def test_extractor_with_dataset_boxes_recovers_the_boxes():
@@ -49,7 +49,9 @@ def test_extractor_with_dataset_boxes_recovers_the_boxes():
     rgb = np.zeros((180, 240, 3), dtype=np.uint8)
     extractor = WildObjectExtractor(segmenter=OracleSegmenter(truth.instance_ids))
     assert isinstance(extractor, ObjectExtractor)
-    result = extractor.extract(rgb, points, valid, _scene_with_boxes(truth))
+    result = extractor.extract(rgb, points, valid, _scene_with_boxes(truth, category="crate", score=0.8))
+    assert result.objects and all(o.category == "crate" for o in result.objects)
+    assert all(o.attributes["detector_score"] == "0.800" for o in result.objects)  # the annotation's own score
     assert np.degrees(np.arccos(np.clip(np.dot(result.gravity_cam, truth.gravity_cam), -1, 1))) < 1.0
     assert result.instance_mask.dtype == np.uint8 and result.instance_mask.shape == (180, 240)
     checked = 0
@@ -74,9 +76,6 @@ def test_extractor_bad_inputs_are_data_errors():
     plain = Scene(scene_id="s", source="web", shard="x", intrinsics=truth.intrinsics, image_file="i.jpg")
     with pytest.raises(DataError, match="no detector"):
         WildObjectExtractor(segmenter=OracleSegmenter(truth.instance_ids)).extract(rgb, points, valid, plain)
-    empty = plain.model_copy(update={"metadata": {"annotations_2d": "[]"}})
-    with pytest.raises(DataError, match="no detector"):
-        WildObjectExtractor(segmenter=OracleSegmenter(truth.instance_ids)).extract(rgb, points, valid, empty)
 
     # a real (tiny) detector that finds nothing: the image has no objects for us
     from assets.wild.detect import GroundingDinoDetector
@@ -159,12 +158,15 @@ def test_shard_through_the_real_stages_with_tiny_models(tmp_path, sam):
     maps = point_maps_shard(root, shard, estimator=MoGeEstimator.tiny(num_tokens=16, fov_x_deg=60.0))
     assert maps.num_in == maps.num_out + len(maps.rejections)
     extractor = WildObjectExtractor(segmenter=sam)
+    for scene in read_scenes(root / "point_maps" / shard / "scenes.jsonl"):  # the dataset boxes travel on
+        assert [a.box2d.as_list() for a in scene.annotations_2d] == [b.as_list() for b in boxes]
     objects = object_clouds_shard(root, shard, extractor=extractor)
     assert objects.num_in == maps.num_out
     kept = read_scenes(root / "object_clouds" / shard / "scenes.jsonl")
     assert len(kept) + len({r.item for r in objects.rejections if "/" not in r.item}) == objects.num_in
     for scene in kept:
         assert scene.objects and scene.gravity_cam is not None
+        assert len(scene.annotations_2d) == len(boxes)  # kept as the source's record next to the lifted objects
         assert all(isinstance(o.box2d, Box2D) and o.box3d.height > 0 for o in scene.objects)
     for rejection in objects.rejections:
         assert rejection.reason  # random weights: "no gravity", "no objects: ...", each with its reason
