@@ -31,6 +31,7 @@ from assets.wild.geometry import (
     box_from_cloud,
     estimate_gravity,
     object_cloud,
+    support_height,
 )
 
 
@@ -264,8 +265,10 @@ def measure_objects(
         if known.visible_fraction < min_visible:
             continue
         try:
-            cloud = object_cloud(points, valid, instance_ids == known.instance_id, cloud_config)
-            box = box_from_cloud(cloud, estimate.gravity_cam)
+            mask = instance_ids == known.instance_id
+            cloud = object_cloud(points, valid, mask, cloud_config, estimate.gravity_cam)
+            support = support_height(points, valid, mask, cloud, estimate.gravity_cam)
+            box = box_from_cloud(cloud, estimate.gravity_cam, support_z=support)
         except DataError as err:
             failures.append(f"object {known.instance_id}: {err}")
             continue

@@ -25,7 +25,14 @@ from assets.objects import ObjectExtraction
 from assets.records import Box2D, Scene, SceneObject
 from assets.stage import DataError
 from assets.wild.detect import Detection, filter_detections, subtract_contained
-from assets.wild.geometry import CloudConfig, GravityConfig, box_from_cloud, estimate_gravity, object_cloud
+from assets.wild.geometry import (
+    CloudConfig,
+    GravityConfig,
+    box_from_cloud,
+    estimate_gravity,
+    object_cloud,
+    support_height,
+)
 
 MAX_INSTANCES = 255  # 8-bit instance masks
 
@@ -118,7 +125,7 @@ class WildObjectExtractor:
             try:
                 if num_pixels < self.min_mask_pixels:
                     raise DataError(f"mask of {num_pixels} pixels (< {self.min_mask_pixels})")
-                cloud = object_cloud(points, valid, mask, self.cloud_config)
+                cloud = object_cloud(points, valid, mask, self.cloud_config, gravity)
                 front_grav = None
                 if self.orientation_model is not None:
                     front_cam = self.orientation_model.front_cam(rgb, proposal.box)
@@ -126,7 +133,8 @@ class WildObjectExtractor:
                         horizontal = frame.to_grav(np.asarray(front_cam, dtype=np.float64)) * [1.0, 1.0, 0.0]
                         if np.linalg.norm(horizontal) > 1e-3:
                             front_grav = tuple(float(c) for c in horizontal / np.linalg.norm(horizontal))
-                box3d = box_from_cloud(cloud, gravity, front_grav)
+                support = support_height(points, valid, mask, cloud, gravity)
+                box3d = box_from_cloud(cloud, gravity, front_grav, support_z=support)
             except DataError as err:
                 self.skipped.append((scene.scene_id, f"{proposal.category}: {err}"))
                 instance[mask] = 0

@@ -18,6 +18,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import least_squares
 from scipy.spatial import ConvexHull, QhullError
 from sklearn.cluster import DBSCAN
 from sklearn.neighbors import NearestNeighbors
@@ -40,6 +41,7 @@ class CloudConfig:
     dbscan_eps_pixels: float = 5.0  # DBSCAN eps in the ray/log-depth embedding, in pixels (3 loses a lamp's thin pole)
     depth_jump: float = 0.03  # a relative depth step between neighbouring pixels that counts as one pixel
     dbscan_min_samples: int = 8
+    stacked_overlap: float = 0.8  # a cluster whose plan view lies this much inside the object's joins it
     edge_window: int = 5  # flying-pixel filter: window (pixels) of the local median depth
     edge_max_deviation: float = 0.05  # drop mask pixels whose depth is off the local median by more than this
     seed: int = 0
@@ -58,6 +60,44 @@ class GravityConfig:
 
 
 @dataclass(frozen=True)
+class RoundConfig:
+    """When a footprint counts as round, so that its hidden back half can be completed (see `round_footprint`).
+
+    Thresholds are relative to the fitted radius, so they hold for a cup and a trash can alike; measured by
+    benchmarks/bench_geometry_chain.py --source synthetic (a box seen corner-on fits a circle at ~30% rms).
+    """
+
+    min_points: int = 6  # camera-facing hull vertices needed to fit a circle at all
+    max_rms: float = 0.03  # circle-fit rms residual / radius above this: not round
+    inlier_band: float = 0.02  # a silhouette point within this x radius of the circle lies on it
+    min_inliers: float = 0.5  # share of the silhouette (evenly sampled, so of its length) on the circle
+    hypotheses: int = 200
+    seed: int = 0
+    min_arc_deg: float = 90.0  # the silhouette must wrap at least this much of the circle, seen from its center
+    max_chord_ratio: float = 1.3  # radius / half the silhouette's chord: flatter fronts are faces, not cylinders
+    appendage: float = 0.08  # points beyond (1 + this) x radius stick out of the body (a handle, a spout)
+
+
+@dataclass(frozen=True)
+class SupportConfig:
+    """What counts as the surface an object stands on (see `support_height`)."""
+
+    margin: float = 0.05  # meters around the object's plan footprint searched for its support
+    max_gap: float = 0.05  # a support further below the object's lowest visible point than this is not its support
+    max_gap_fraction: float = 0.5  # ... nor one further below than this share of the object's visible height
+    min_points: int = 20
+    max_spread: float = 0.01  # meters: robust spread of the support points' heights (a flat surface, not clutter)
+
+
+@dataclass(frozen=True)
+class Circle:
+    center: np.ndarray  # (2,) gravity-frame xy
+    radius: float
+    rms: float  # relative to the radius
+    arc_deg: float
+
+
+@dataclass(frozen=True)
 class GravityEstimate:
     gravity_cam: tuple[float, float, float]  # unit, pointing down
     inlier_fraction: float
@@ -65,7 +105,11 @@ class GravityEstimate:
 
 
 def object_cloud(
-    points: np.ndarray, valid: np.ndarray, mask: np.ndarray, config: CloudConfig | None = None
+    points: np.ndarray,
+    valid: np.ndarray,
+    mask: np.ndarray,
+    config: CloudConfig | None = None,
+    gravity_cam: np.ndarray | tuple[float, float, float] | None = None,
 ) -> np.ndarray:
     """Object point cloud (N, 3) from an (H, W, 3) point map, its validity and a boolean object mask.
 
@@ -78,6 +122,10 @@ def object_cloud(
     threshold that keeps the front face cuts the top off and the box loses its depth extent (measured: 60-98%
     footprint errors on clean synthetic scenes). In the embedding neighbouring pixels stay neighbours whatever
     the surface's slant, and only a relative depth jump separates surfaces.
+
+    With `gravity_cam`, clusters stacked on the largest one are kept with it (see `stacked_clusters`): a round
+    table's pedestal is a separate cluster from its top (the top's hidden underside joins them), and keeping
+    only the top made a 0.76 m table 4 cm tall.
     """
     config = config or CloudConfig()
     if points.shape[:2] != mask.shape or valid.shape != mask.shape:
@@ -101,7 +149,10 @@ def object_cloud(
     labels = DBSCAN(eps=config.dbscan_eps_pixels * spacing, min_samples=config.dbscan_min_samples).fit_predict(
         coords
     )
-    cloud = cloud[largest_label(labels)]
+    keep = largest_label(labels)
+    if gravity_cam is not None and keep.any():
+        keep = stacked_clusters(cloud, labels, gravity_cam, config.stacked_overlap, config.dbscan_min_samples)
+    cloud = cloud[keep]
     if len(cloud) < config.min_points:
         raise DataError(f"only {len(cloud)} points left after outlier removal and clustering")
     return cloud
@@ -179,6 +230,83 @@ def largest_label(labels: np.ndarray) -> np.ndarray:
     return labels == int(np.argmax(np.bincount(labels[clustered])))
 
 
+def stacked_clusters(
+    cloud: np.ndarray,
+    labels: np.ndarray,
+    gravity_cam: np.ndarray | tuple[float, float, float],
+    overlap: float = 0.8,
+    min_points: int = 8,
+) -> np.ndarray:
+    """Boolean mask of the largest DBSCAN cluster plus every cluster stacked with it in plan view.
+
+    Parts of one object that the view separates by a depth jump (a table's pedestal under its top, a chair's
+    legs below its seat) stand on or under each other: seen from above, one's footprint lies inside the
+    other's. What a leaky mask adds does not: the wall behind an object or the floor in front of it spreads
+    beside the object's footprint. Clusters are taken largest first, each tested against what is kept so far.
+    """
+    frame = GravityFrame.from_gravity(gravity_cam)
+    plan = frame.to_grav(cloud)[:, :2]
+    keep = largest_label(labels)
+    sizes = np.bincount(labels[labels >= 0])
+    for label in np.argsort(-sizes):
+        member = labels == label
+        if keep[member].any() or sizes[label] < min_points:
+            continue
+        if _inside_share(plan[member], plan[keep]) >= overlap or _inside_share(plan[keep], plan[member]) >= overlap:
+            keep |= member
+    return keep
+
+
+def _inside_share(points: np.ndarray, region: np.ndarray) -> float:
+    """Share of `points` inside the convex hull of `region` (0 when the region has no area)."""
+    try:
+        hull = ConvexHull(region)
+    except (QhullError, ValueError):
+        return 0.0
+    # hull.equations: outward normals n and offsets d with n.x + d <= 0 inside
+    inside = (points @ hull.equations[:, :2].T + hull.equations[:, 2]).max(axis=1) <= 1e-9
+    return float(inside.mean())
+
+
+def support_height(
+    points: np.ndarray,
+    valid: np.ndarray,
+    mask: np.ndarray,
+    cloud_cam: np.ndarray,
+    gravity_cam: np.ndarray | tuple[float, float, float],
+    config: SupportConfig | None = None,
+) -> float | None:
+    """Gravity-frame height of the flat surface the object stands on, when one is seen right around it.
+
+    An object's own bottom is often hidden by itself: a bowl's foot under its overhang, a vase's base behind its
+    belly, a sphere's underside. Every object rests on something, and the table top or floor just beside the
+    footprint shows where that is; within a few centimetres below the lowest visible point, it is taken as the
+    bottom (measured: bowls on the synthetic tables came out 20-29% short). None when no such surface is seen
+    (objects on a wall, a crowded shelf), and the box keeps its visible extent.
+    """
+    config = config or SupportConfig()
+    frame = GravityFrame.from_gravity(gravity_cam)
+    cloud = frame.to_grav(cloud_cam)
+    z_low = float(cloud[:, 2].min())
+    max_gap = min(config.max_gap, config.max_gap_fraction * float(np.ptp(cloud[:, 2])))
+    lo, hi = cloud[:, :2].min(axis=0) - config.margin, cloud[:, :2].max(axis=0) + config.margin
+    around = valid.astype(bool) & ~mask.astype(bool) & np.isfinite(points).all(axis=-1)
+    scene = frame.to_grav(np.asarray(points[around], dtype=np.float64))
+    near = (
+        (scene[:, :2] >= lo).all(axis=1)
+        & (scene[:, :2] <= hi).all(axis=1)
+        & (scene[:, 2] >= z_low - max_gap)
+        & (scene[:, 2] <= z_low + 1e-3)
+    )
+    if near.sum() < config.min_points:
+        return None
+    heights = scene[near, 2]
+    support = float(np.median(heights))
+    if 1.4826 * float(np.median(np.abs(heights - support))) > config.max_spread:
+        return None
+    return support
+
+
 def estimate_gravity(
     points: np.ndarray, valid: np.ndarray, config: GravityConfig | None = None
 ) -> GravityEstimate | None:
@@ -228,19 +356,22 @@ def estimate_gravity(
     return GravityEstimate(tuple(float(c) for c in gravity), inlier_fraction, abs(offset))
 
 
-def min_area_rectangle(xy: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+def min_area_rectangle(xy: np.ndarray, angles: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
     """Minimum-area enclosing rectangle of 2D points by rotating calipers over the convex hull's edges.
 
     Returns (angle, center_xy, extents): the rectangle's first axis is (cos angle, sin angle) with extent
     extents[0], its second axis perpendicular with extents[1]. The optimum has one side on a hull edge
-    (Freeman & Shapira 1975), so trying each edge direction is exact.
+    (Freeman & Shapira 1975), so trying each edge direction is exact. `angles` restricts the candidate first-axis
+    directions (radians), e.g. to the edges a camera saw.
     """
     try:
         hull = xy[ConvexHull(xy).vertices]
     except (QhullError, ValueError):  # collinear or too few points: fall back to the principal axis
         hull = xy
-    edges = np.diff(np.vstack([hull, hull[:1]]), axis=0)
-    angles = np.unique(np.mod(np.arctan2(edges[:, 1], edges[:, 0]), np.pi / 2))
+    if angles is None:
+        edges = np.diff(np.vstack([hull, hull[:1]]), axis=0)
+        angles = np.arctan2(edges[:, 1], edges[:, 0])
+    angles = np.unique(np.mod(np.asarray(angles, dtype=np.float64), np.pi / 2))
     if angles.size == 0:
         angles = np.array([0.0])
     cos, sin = np.cos(angles), np.sin(angles)
@@ -256,19 +387,149 @@ def min_area_rectangle(xy: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     return angle, center, extents
 
 
+def fit_circle(xy: np.ndarray) -> tuple[np.ndarray, float]:
+    """Least-squares circle through 2D points: the algebraic (Kasa) fit, refined geometrically by scipy."""
+    a = np.column_stack([2 * xy, np.ones(len(xy))])
+    b = (xy**2).sum(axis=1)
+    (cx, cy, c), *_ = np.linalg.lstsq(a, b, rcond=None)
+    center = np.array([cx, cy])
+    radius = float(np.sqrt(max(c + center @ center, 1e-12)))
+
+    def residuals(params: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(xy - params[:2], axis=1) - params[2]
+
+    fit = least_squares(residuals, np.array([cx, cy, radius]), method="lm")
+    return fit.x[:2], float(abs(fit.x[2]))
+
+
+def facing_hull_edges(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(hull vertices counter-clockwise, edge vectors, facing mask) of a plan-view cloud's convex hull, where an
+    edge faces the camera (at the origin) when the camera lies on its outer side. Empty arrays when the points
+    span no area."""
+    try:
+        hull = xy[ConvexHull(xy).vertices]
+    except (QhullError, ValueError):
+        return np.empty((0, 2)), np.empty((0, 2)), np.empty(0, dtype=bool)
+    edges = np.roll(hull, -1, axis=0) - hull
+    outward = np.column_stack([edges[:, 1], -edges[:, 0]])  # right-hand normal of a counter-clockwise polygon
+    facing = (outward * -(hull + edges / 2)).sum(axis=1) > 0
+    return hull, edges, facing
+
+
+def near_silhouette(xy: np.ndarray, samples: int = 60) -> np.ndarray:
+    """The camera-facing part of a plan-view cloud's convex hull (camera at the origin), as evenly spaced points.
+
+    This is the only part of a footprint's outline that one view shows for sure: for a cylinder the front arc,
+    for a sphere the front half of its equator (its plan projection also fills the disk's inside, which a circle
+    fit must not see), for a box its one or two front faces. The hull also drops whatever lies inside the outline
+    (a stool's legs, the inside of a bowl).
+    """
+    hull, edges, facing = facing_hull_edges(xy)
+    if not facing.any():
+        return np.empty((0, 2))
+    # Walk the facing edges at an even step: hull vertices bunch at a box's corners, and four corners of a
+    # rectangle lie exactly on a circle; points along the edges make a box's flat faces count as what they are.
+    step = np.linalg.norm(np.ptp(hull, axis=0)) / samples
+    outline = []
+    for start, edge in zip(hull[facing], edges[facing], strict=True):
+        count = max(1, int(np.ceil(np.linalg.norm(edge) / step)))
+        outline.append(start + edge * (np.arange(count) / count)[:, None])
+    last = np.flatnonzero(facing)[-1]
+    outline.append(hull[(last + 1) % len(hull)][None])
+    return np.vstack(outline)
+
+
+def ransac_circle(
+    points: np.ndarray, band: float, hypotheses: int = 200, seed: int = 0
+) -> tuple[np.ndarray, float, np.ndarray] | None:
+    """(center, radius, inlier mask) of the circle most points lie on, within `band` x radius; refit on them.
+
+    RANSAC rather than least squares with outlier trimming: a mug's handle or a hull edge bridging to it can be
+    a third of the silhouette, enough to drag a least-squares circle off the body before any trimming starts.
+    """
+    rng = np.random.default_rng(seed)
+    a, b, c = (points[rng.integers(0, len(points), hypotheses)] for _ in range(3))
+    # circumcircle of each triplet (a, b, c): solve for the point equidistant from all three
+    d = 2 * (a[:, 0] * (b[:, 1] - c[:, 1]) + b[:, 0] * (c[:, 1] - a[:, 1]) + c[:, 0] * (a[:, 1] - b[:, 1]))
+    ok = np.abs(d) > 1e-12
+    if not ok.any():
+        return None
+    a, b, c, d = a[ok], b[ok], c[ok], d[ok]
+    sa, sb, sc = (a**2).sum(1), (b**2).sum(1), (c**2).sum(1)
+    centers = np.column_stack([
+        (sa * (b[:, 1] - c[:, 1]) + sb * (c[:, 1] - a[:, 1]) + sc * (a[:, 1] - b[:, 1])) / d,
+        (sa * (c[:, 0] - b[:, 0]) + sb * (a[:, 0] - c[:, 0]) + sc * (b[:, 0] - a[:, 0])) / d,
+    ])
+    radii = np.linalg.norm(a - centers, axis=1)
+    distances = np.linalg.norm(points[None] - centers[:, None], axis=2)  # (hypotheses, points)
+    inliers = np.abs(distances - radii[:, None]) <= band * radii[:, None]
+    best = int(np.argmax(inliers.sum(axis=1)))
+    chosen = inliers[best]
+    if chosen.sum() < 3:
+        return None
+    center, radius = fit_circle(points[chosen])
+    chosen = np.abs(np.linalg.norm(points - center, axis=1) - radius) <= band * radius
+    if chosen.sum() < 3:
+        return None
+    center, radius = fit_circle(points[chosen])
+    return center, radius, chosen
+
+
+def round_footprint(xy: np.ndarray, config: RoundConfig | None = None) -> Circle | None:
+    """The circle a round object's footprint is, when its visible front says so; None for anything else.
+
+    One view shows only the front of a cylinder, sphere or bowl, so its visible plan extent is a half-disk and the
+    min-area box comes out ~50% short in depth (measured on the synthetic scenes: vases, bottles, plants). A
+    circle fitted to the near silhouette recovers the hidden half, and is accepted only when the fit is tight,
+    the silhouette wraps a good part of the circle, the circle bulges towards the camera and the radius is no
+    larger than the silhouette's half-width allows. A box seen face-on (a line) or corner-on (a wedge) fails
+    these tests and keeps its visible extent.
+    """
+    config = config or RoundConfig()
+    silhouette = near_silhouette(xy)
+    if len(silhouette) < config.min_points:
+        return None
+    fitted = ransac_circle(silhouette, config.inlier_band, config.hypotheses, config.seed)
+    if fitted is None:
+        return None
+    center, radius, inliers = fitted
+    residual = np.linalg.norm(silhouette[inliers] - center, axis=1) - radius
+    rms = float(np.sqrt(np.mean(residual**2))) / radius
+    angles = np.sort(np.arctan2(*(silhouette[inliers] - center).T[::-1]))
+    gaps = np.diff(np.concatenate([angles, angles[:1] + 2 * np.pi]))
+    arc_deg = float(np.degrees(2 * np.pi - gaps.max()))
+    chord = np.linalg.norm(np.ptp(silhouette[inliers], axis=0)) / 2
+    bulges_towards_camera = np.linalg.norm(center) > np.median(np.linalg.norm(silhouette[inliers], axis=1))
+    if (
+        rms > config.max_rms
+        or inliers.mean() < config.min_inliers
+        or arc_deg < config.min_arc_deg
+        or radius > config.max_chord_ratio * chord
+        or not bulges_towards_camera
+    ):
+        return None
+    return Circle(center, radius, rms, arc_deg)
+
+
 def box_from_cloud(
     cloud_cam: np.ndarray,
     gravity_cam: np.ndarray | tuple[float, float, float],
     front_grav: np.ndarray | tuple[float, float, float] | None = None,
     extent_quantile: float = 0.0,
+    round_config: RoundConfig | None = RoundConfig(),
+    support_z: float | None = None,
 ) -> Box3D:
     """Gravity-aligned Box3D around a camera-frame cloud.
 
     Yaw comes from the minimum-area rectangle of the cloud's ground projection; extents along the chosen axes
     are taken between the `extent_quantile` and `1 - extent_quantile` quantiles; height is the vertical extent.
     The default 0 (min/max) assumes a cloud cleaned by `object_cloud`: trimming even 1% cuts the sparse far edge
-    of a table top seen at a grazing angle (measured: up to 53% footprint error on clean synthetic scenes). Axis naming follows docs/CONVENTIONS.md (see module
-    docstring). Raises DataError for a cloud too small or degenerate to make a box.
+    of a table top seen at a grazing angle (measured: up to 53% footprint error on clean synthetic scenes).
+
+    What one view hides is completed where the view itself says how: a round footprint becomes its whole circle
+    (`round_footprint`), and `support_z` (from `support_height`) lowers the bottom to the surface the object
+    stands on. Axis naming follows docs/CONVENTIONS.md (see module docstring). Raises DataError for a cloud too
+    small or degenerate to make a box.
     """
     cloud_cam = np.asarray(cloud_cam, dtype=np.float64)
     if len(cloud_cam) < 4:
@@ -277,7 +538,28 @@ def box_from_cloud(
     grav = frame.to_grav(cloud_cam)
     q = extent_quantile
     z_low, z_high = np.quantile(grav[:, 2], [q, 1 - q])
-    angle, _, _ = min_area_rectangle(grav[:, :2])
+    if support_z is not None and support_z < z_low:  # the hidden bottom reaches the support (`support_height`)
+        z_low = support_z
+    footprint = grav[:, :2]
+    circle = round_footprint(footprint, round_config) if round_config is not None else None
+    angle = None
+    if circle is not None:  # complete the hidden back half; what sticks out of the circle (a handle) still counts
+        theta = np.linspace(0, 2 * np.pi, 72, endpoint=False)
+        ring = circle.center + circle.radius * np.column_stack([np.cos(theta), np.sin(theta)])
+        offsets = footprint - circle.center
+        sticking_out = np.linalg.norm(offsets, axis=1) > circle.radius * (1 + round_config.appendage)
+        if sticking_out.sum() >= max(5, 0.01 * len(footprint)):
+            # A round body with an appendage (a mug's handle) is boxed along it; the smallest rectangle around a
+            # disk plus a bump would be tilted 45 degrees to it, which is no one's idea of the mug's box.
+            direction = offsets[sticking_out].mean(axis=0)
+            angle = float(np.arctan2(direction[1], direction[0]))
+        footprint = np.vstack([footprint, ring])
+    if angle is None:
+        # Orientation from the faces the camera saw: the hull's far side is where a grazing top face thins out
+        # (a box 5 m away kept one far corner, and the smallest rectangle around that triangle was 45 degrees off).
+        hull, edges, facing = facing_hull_edges(grav[:, :2])
+        seen = edges[facing] if facing.any() else None
+        angle, _, _ = min_area_rectangle(footprint, None if seen is None else np.arctan2(seen[:, 1], seen[:, 0]))
 
     axis_a = np.array([np.cos(angle), np.sin(angle)])
     axis_b = np.array([-np.sin(angle), np.cos(angle)])
@@ -294,8 +576,8 @@ def box_from_cloud(
         if length_axis[1] < 0:  # canonical sign for a frontless box: length axis points away from the camera
             length_axis = -length_axis
     width_axis = np.array([-length_axis[1], length_axis[0]])
-    along_length = grav[:, :2] @ length_axis
-    along_width = grav[:, :2] @ width_axis
+    along_length = footprint @ length_axis
+    along_width = footprint @ width_axis
     l_low, l_high = np.quantile(along_length, [q, 1 - q])
     w_low, w_high = np.quantile(along_width, [q, 1 - q])
     length, width, height = l_high - l_low, w_high - w_low, z_high - z_low
