@@ -190,25 +190,30 @@ def test_rendered_scene_is_self_consistent(scenes):
 
 
 def test_on_the_project_synthetic_scenes_with_oracle_masks():
-    """assets.synthetic's indoor/tabletop scenes (furniture of several parts, round objects) with oracle masks and
-    exact depth, objects >= 90% visible: gravity within 2 degrees everywhere; centers within 5% and heights within
-    10% for at least 85% of objects; median footprint error under 10%. The tail is what one view cannot show: a
-    round vase shows only its front half (footprint ~50% short), a lamp's thin pole is lost to DBSCAN."""
+    """assets.synthetic's indoor/tabletop scenes (furniture of several parts, round objects, things on tables)
+    with oracle masks and exact depth, objects >= 90% visible: gravity within 2 degrees everywhere, and the
+    chain's completion of what one view hides (round footprints, stacked parts, hidden bottoms) holds the
+    acceptance for nearly every object. Measured over 40 scenes: 165 of 179 objects within all three bounds; the
+    rest is what no single view shows (a mug's handle behind the mug, a cabinet's depth when neither its top nor a
+    side is in view) and plants of two crowns. Before the completion: 63 of 179 failed (vases, bottles, bowls,
+    pedestal tables)."""
     from assets.synthetic import SyntheticConfig, render_scene
     from assets.wild.box_scenes import KnownBox, measure_objects
 
-    config = SyntheticConfig(num_scenes=6)
+    config = SyntheticConfig(num_scenes=12)
     centers, heights, footprints = [], [], []
-    for index in range(6):
+    for index in range(12):
         rendered = render_scene(config, "synthetic-000", index)
         truth = [KnownBox(o.instance_id, o.box3d, o.visible_fraction) for o in rendered.scene.objects]
         result = measure_objects(rendered.depth, rendered.scene.intrinsics, rendered.instance_mask,
                                  rendered.scene.gravity_cam, truth, index, min_visible=0.9)
+        assert result.failures == []
         assert result.gravity_error_deg is not None and result.gravity_error_deg < 2.0
         centers += [o.center_error_pct for o in result.objects]
         heights += [o.height_error_pct for o in result.objects]
         footprints += [o.footprint_error_pct for o in result.objects]
-    assert len(centers) >= 15
-    assert np.mean(np.array(centers) < 5.0) >= 0.85
-    assert np.mean(np.array(heights) < 10.0) >= 0.85
-    assert np.median(footprints) < 10.0
+    assert len(centers) >= 45
+    assert np.mean(np.array(centers) < 5.0) >= 0.95
+    assert np.mean(np.array(heights) < 10.0) >= 0.97
+    assert np.mean(np.array(footprints) < 10.0) >= 0.88
+    assert np.median(footprints) < 1.0
