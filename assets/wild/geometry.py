@@ -345,8 +345,19 @@ def estimate_gravity(
         return None
 
     normal, offset = normals[best], offsets[best]
-    for _ in range(3):  # least-squares refit on the inliers, twice re-selecting them
-        inliers = sample[np.abs(sample @ normal + offset) < threshold]
+    # Local optimisation (LO-RANSAC): the best of a few hundred hypotheses can be a degree or two off, and within
+    # its band it also holds the bottom centimetre of everything standing on the plane, so a least-squares refit
+    # converges slowly (measured: still 1.5 deg off after ten refits on a clean tabletop scene). Hypotheses drawn
+    # from its inliers and scored in a band four times tighter land on the plane itself.
+    inliers = sample[np.abs(sample @ normal + offset) < threshold]
+    normal, offset = _best_plane(inliers, threshold / 4, config.hypotheses, rng, normal, offset)
+    band = threshold / 4
+    for _ in range(4):  # least-squares refit, re-selecting inliers in a band that tightens to the noise
+        distance = np.abs(sample @ normal + offset)
+        inliers = sample[distance < band]
+        if len(inliers) < 3:
+            break
+        band = min(threshold, max(3 * 1.4826 * float(np.median(distance[distance < band])), 1e-4 * threshold))
         centroid = inliers.mean(axis=0)
         _, _, vt = np.linalg.svd(inliers - centroid, full_matrices=False)
         normal = vt[2] * np.sign(vt[2] @ CAMERA_UP_PRIOR)
@@ -354,6 +365,30 @@ def estimate_gravity(
     inlier_fraction = float((np.abs(sample @ normal + offset) < threshold).mean())
     gravity = -normal / np.linalg.norm(normal)
     return GravityEstimate(tuple(float(c) for c in gravity), inlier_fraction, abs(offset))
+
+
+def _best_plane(
+    points: np.ndarray, band: float, hypotheses: int, rng: np.random.Generator, normal: np.ndarray, offset: float
+) -> tuple[np.ndarray, float]:
+    """The plane through three of `points` that holds most of them within `band`, oriented towards the camera's
+    up; the given (normal, offset) when no hypothesis does better."""
+    if len(points) < 3:
+        return normal, offset
+    best_count = int((np.abs(points @ normal + offset) < band).sum())
+    triplets = points[rng.integers(0, len(points), size=(hypotheses, 3))]
+    normals = np.cross(triplets[:, 1] - triplets[:, 0], triplets[:, 2] - triplets[:, 0])
+    norms = np.linalg.norm(normals, axis=1)
+    ok = norms > 1e-12
+    if not ok.any():
+        return normal, offset
+    normals = normals[ok] / norms[ok, None]
+    normals *= np.sign(normals @ CAMERA_UP_PRIOR)[:, None]
+    offsets = -(normals * triplets[ok, 0]).sum(axis=1)
+    counts = (np.abs(points @ normals.T + offsets) < band).sum(axis=0)
+    best = int(np.argmax(counts))
+    if counts[best] <= best_count:
+        return normal, offset
+    return normals[best], float(offsets[best])
 
 
 def min_area_rectangle(xy: np.ndarray, angles: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
