@@ -351,7 +351,7 @@ def estimate_gravity(
     # from its inliers and scored in a band four times tighter land on the plane itself.
     inliers = sample[np.abs(sample @ normal + offset) < threshold]
     normal, offset = _best_plane(inliers, threshold / 4, config.hypotheses, rng, normal, offset)
-    band = threshold / 4
+    band = threshold  # the inliers' own spread about the LO plane sets the band: noise or curvature, not clutter
     for _ in range(4):  # least-squares refit, re-selecting inliers in a band that tightens to the noise
         distance = np.abs(sample @ normal + offset)
         inliers = sample[distance < band]
