@@ -5,8 +5,8 @@ images with dataset 2D boxes (COCO / Objects365 sources, `Scene.annotations_2d`)
 steps and prompt SAM with their boxes. Masks become object clouds on the point map, clouds become
 gravity-aligned boxes (assets/wild/geometry.py). Gravity comes from a gravity model when one is given (Perspective
 Fields in the paper), else from RANSAC on the point map's support plane; a scene with neither is a DataError (no
-guessed frame). Orientation comes from an orientation model when one is given (OrientAnything in the paper), else
-objects get `front_grav = None`: never a guess.
+guessed frame). Orientation comes from an orientation model when one is given (OrientAnything in the paper: its
+azimuth is read against each object's viewing ray), else objects get `front_grav = None`: never a guess.
 
 Objects that cannot be made into a box (tiny masks, clouds that fall apart) are skipped; their reasons are kept
 in `skipped` (scene_id, reason) because the extractor protocol returns only the surviving objects.
@@ -30,6 +30,7 @@ from assets.wild.geometry import (
     GravityConfig,
     box_from_cloud,
     estimate_gravity,
+    front_from_view_azimuth,
     object_cloud,
     support_height,
 )
@@ -61,9 +62,12 @@ class GravityModel(Protocol):
 
 @runtime_checkable
 class OrientationModel(Protocol):
-    """OrientAnything's role: the object's unit front direction in the camera frame, or None (no front)."""
+    """OrientAnything's role: for the object in `box`, the camera's azimuth around the object's vertical axis in
+    degrees (0 = the camera straight in front of the object, counter-clockwise seen from above), or None when the
+    object has no front or the prediction is not confident. The extractor turns it into `front_grav` relative to
+    the object's viewing ray (`assets.wild.geometry.front_from_view_azimuth`)."""
 
-    def front_cam(self, rgb: np.ndarray, box: Box2D) -> tuple[float, float, float] | None: ...
+    def view_azimuth_deg(self, rgb: np.ndarray, box: Box2D) -> float | None: ...
 
 
 @dataclass
@@ -111,7 +115,7 @@ class WildObjectExtractor:
             raise DataError(f"segmenter returned {len(masks)} masks for {len(proposals)} boxes")
         masks = subtract_contained(masks)
         gravity = self.gravity(rgb, points, valid)
-        frame = GravityFrame.from_gravity(gravity)  # raises ValueError (a data error) for straight-down views
+        GravityFrame.from_gravity(gravity)  # fail early (ValueError, a data error) for straight-down views
 
         # one instance map: larger masks first, so smaller (usually nearer, or contained) objects stay on top
         instance = np.zeros(rgb.shape[:2], dtype=np.uint8)
@@ -126,15 +130,15 @@ class WildObjectExtractor:
                 if num_pixels < self.min_mask_pixels:
                     raise DataError(f"mask of {num_pixels} pixels (< {self.min_mask_pixels})")
                 cloud = object_cloud(points, valid, mask, self.cloud_config, gravity)
+                support = support_height(points, valid, mask, cloud, gravity)
+                box3d = box_from_cloud(cloud, gravity, support_z=support)
                 front_grav = None
                 if self.orientation_model is not None:
-                    front_cam = self.orientation_model.front_cam(rgb, proposal.box)
-                    if front_cam is not None:
-                        horizontal = frame.to_grav(np.asarray(front_cam, dtype=np.float64)) * [1.0, 1.0, 0.0]
-                        if np.linalg.norm(horizontal) > 1e-3:
-                            front_grav = tuple(float(c) for c in horizontal / np.linalg.norm(horizontal))
-                support = support_height(points, valid, mask, cloud, gravity)
-                box3d = box_from_cloud(cloud, gravity, front_grav, support_z=support)
+                    azimuth = self.orientation_model.view_azimuth_deg(rgb, proposal.box)
+                    if azimuth is not None:  # relative to the ray to the box centre; the front then sets the yaw
+                        front_grav = front_from_view_azimuth(azimuth, box3d.center_cam, gravity)
+                        if front_grav is not None:
+                            box3d = box_from_cloud(cloud, gravity, front_grav, support_z=support)
             except DataError as err:
                 self.skipped.append((scene.scene_id, f"{proposal.category}: {err}"))
                 instance[mask] = 0

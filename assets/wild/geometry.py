@@ -629,6 +629,30 @@ def box_from_cloud(
     )
 
 
+def front_from_view_azimuth(
+    azimuth_deg: float,
+    center_cam: np.ndarray | tuple[float, float, float],
+    gravity_cam: np.ndarray | tuple[float, float, float],
+) -> tuple[float, float, float] | None:
+    """Unit front direction (gravity frame, horizontal) of an object from an OrientAnything-style azimuth.
+
+    The azimuth is where the camera stands around the object's vertical axis: 0 when it is straight in front of
+    the object, growing counter-clockwise seen from above. The model sees a crop, so the angle is relative to the
+    ray from the camera to the object, not to the optical axis: a chair 40 degrees right of the image centre that
+    faces the camera faces along that ray, and reading its azimuth against the optical axis would turn it by 40
+    degrees. None when the object sits on the camera's vertical axis (no horizontal ray to measure from).
+    """
+    frame = GravityFrame.from_gravity(gravity_cam)
+    to_camera = -frame.to_grav(np.asarray(center_cam, dtype=np.float64))[:2]
+    norm = float(np.linalg.norm(to_camera))
+    if norm < 1e-6:
+        return None
+    to_camera /= norm
+    angle = -np.radians(azimuth_deg)  # the camera is azimuth_deg counter-clockwise of the front
+    front = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) @ to_camera
+    return float(front[0]), float(front[1]), 0.0
+
+
 def angle_between_deg(a: np.ndarray | tuple[float, ...], b: np.ndarray | tuple[float, ...]) -> float:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     cos = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))

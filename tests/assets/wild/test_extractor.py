@@ -68,6 +68,52 @@ def test_extractor_with_dataset_boxes_recovers_the_boxes():
     assert checked >= 2
 
 
+class FixedAzimuth:
+    """Stands in for OrientAnything (an external model, not on PyPI): the same view azimuth for every object."""
+
+    def __init__(self, azimuth_deg):
+        self.azimuth_deg = azimuth_deg
+
+    def view_azimuth_deg(self, rgb, box):
+        return self.azimuth_deg
+
+
+def test_orientation_is_read_against_each_object_s_viewing_ray():
+    """Azimuth 0 means "the camera is straight in front": every object then faces the camera along its own ray,
+    not along the optical axis (off-centre objects would be turned by their angle off the axis); 90 means the
+    camera stands on the object's left, so the front is the ray turned clockwise by 90 degrees."""
+    from assets.geometry import GravityFrame
+
+    truth = render_box_scene(3, width=240, height=180)
+    points = depth_to_points(truth.depth, truth.intrinsics)
+    valid = np.isfinite(points).all(axis=-1)
+    rgb = np.zeros((180, 240, 3), dtype=np.uint8)
+    off_axis = []
+    for azimuth, expected_turn in ((0.0, 0.0), (90.0, -90.0)):
+        extractor = WildObjectExtractor(segmenter=OracleSegmenter(truth.instance_ids),
+                                        orientation_model=FixedAzimuth(azimuth))
+        result = extractor.extract(rgb, points, valid, _scene_with_boxes(truth))
+        frame = GravityFrame.from_gravity(result.gravity_cam)
+        for obj in result.objects:
+            to_camera = -frame.to_grav(np.asarray(obj.box3d.center_cam))[:2]
+            to_camera /= np.linalg.norm(to_camera)
+            front = np.asarray(obj.front_grav)[:2]
+            turn = np.degrees(np.arctan2(to_camera[0] * front[1] - to_camera[1] * front[0], to_camera @ front))
+            assert turn == pytest.approx(expected_turn, abs=0.5)
+            # the box's length axis is the footprint axis nearest the front, signed like it (docs/CONVENTIONS.md)
+            assert np.cos(obj.box3d.yaw - np.arctan2(front[1], front[0])) >= np.cos(np.radians(45)) - 1e-9
+            off_axis.append(abs(np.degrees(np.arctan2(to_camera[0], -to_camera[1]))))
+    assert max(off_axis) > 5  # some object is off the optical axis, where the correction matters
+
+    class NoFront:
+        def view_azimuth_deg(self, rgb, box):
+            return None
+
+    result = WildObjectExtractor(segmenter=OracleSegmenter(truth.instance_ids), orientation_model=NoFront()).extract(
+        rgb, points, valid, _scene_with_boxes(truth))
+    assert all(o.front_grav is None for o in result.objects)
+
+
 def test_extractor_bad_inputs_are_data_errors():
     truth = render_box_scene(3, width=120, height=90)
     points = depth_to_points(truth.depth, truth.intrinsics)
