@@ -4,12 +4,15 @@ Ground-truth scenes (synthetic, CA-1M-like sources) already carry a depth file; 
 after we verify that it decodes, matches the intrinsics and has no non-finite value in a valid pixel. Other scenes
 need a monocular estimator (MoGe-2 in the paper); it plugs in through the `PointMapEstimator` protocol, and its
 z-depth is stored with the shared log-encoded PNG codec under `point_maps/<shard>/depth/`, with the estimated
-intrinsics in the record (the point map is reconstructed from depth + intrinsics on read).
+intrinsics in the record (the point map is reconstructed from depth + intrinsics on read). An estimator with
+`estimate_batch` (MoGe-2) is fed `batch_size` upcoming scenes at a time, so a GPU sees batches; each scene still
+succeeds or fails on its own.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -19,9 +22,9 @@ import numpy as np
 from assets.filtering import FilterConfig
 from assets.geometry import depth_to_points
 from assets.records import Intrinsics, Scene
-from assets.scene_stage import load_scene_rgb, run_scene_stage
+from assets.scene_stage import load_scene_rgb, parse_scene, read_scene_lines, run_scene_stage
 from assets.stage import DataError, StageReport
-from assets.storage import atomic_write_bytes, decode_depth_png, encode_depth_png
+from assets.storage import atomic_write_bytes, decode_depth_png, encode_depth_png, shard_dir
 
 STAGE = "point_maps"
 UPSTREAM = "filtered_images"
@@ -48,6 +51,60 @@ class CalibratedPointMapEstimator(Protocol):
     their boxes in the true camera frame, so their depth must be estimated for that camera, not a guessed one."""
 
     def estimate(self, rgb: np.ndarray, known: Intrinsics | None = None) -> PointMapEstimate: ...
+
+
+@runtime_checkable
+class BatchPointMapEstimator(Protocol):
+    """An estimator that takes many images per forward pass; an image it cannot handle gets a DataError in its slot."""
+
+    batch_size: int
+
+    def estimate_batch(self, images: Sequence[np.ndarray]) -> list[PointMapEstimate | DataError]: ...
+
+
+class BatchedEstimates:
+    """Estimates for the scenes of a shard, computed `batch_size` upcoming scenes at a time.
+
+    The stage walks scenes one by one (each succeeds or is rejected on its own), but a GPU estimator is several
+    times faster on batches. When the stage reaches a scene that is not estimated yet, this loads it and the next
+    `batch_size - 1` scenes that need estimation, runs one `estimate_batch`, and hands each result out as its scene
+    comes up: an unreadable image or a failed estimate is raised for that scene only. Scenes with a known camera
+    (ground-truth 3D, no depth) are estimated one at a time for their own camera and never come through here.
+    """
+
+    def __init__(self, root: Path, scenes: Sequence[Scene], estimator: BatchPointMapEstimator) -> None:
+        self.root, self.estimator = Path(root), estimator
+        self.queue = [s for s in scenes if s.depth_file is None and not s.has_ground_truth_3d]
+        self.position = {s.scene_id: i for i, s in enumerate(self.queue)}
+        self.ready: dict[str, PointMapEstimate | DataError] = {}
+        self.batches = 0
+
+    def estimate(self, scene: Scene) -> PointMapEstimate:
+        if scene.scene_id not in self.ready:
+            self._run_from(self.position.get(scene.scene_id), scene)
+        result = self.ready.pop(scene.scene_id)
+        if isinstance(result, DataError):
+            raise result
+        return result
+
+    def _run_from(self, start: int | None, scene: Scene) -> None:
+        chunk = [scene] if start is None else self.queue[start:start + max(1, self.estimator.batch_size)]
+        chunk = [s for s in chunk if s.scene_id not in self.ready]
+        loaded: list[tuple[Scene, np.ndarray]] = []
+        for item in chunk:
+            try:
+                loaded.append((item, load_scene_rgb(self.root, item)))
+            except DataError as err:
+                self.ready[item.scene_id] = err
+        if not loaded:
+            return
+        results = self.estimator.estimate_batch([rgb for _, rgb in loaded])
+        self.batches += 1
+        if len(results) != len(loaded):
+            error = DataError(f"estimator returned {len(results)} results for a batch of {len(loaded)} images")
+            results = [error] * len(loaded)
+        for (item, _), result in zip(loaded, results, strict=True):
+            self.ready[item.scene_id] = result
 
 
 def _accepts_known_camera(estimator: PointMapEstimator) -> bool:
@@ -99,14 +156,17 @@ def estimated_point_map(
     out_dir: Path,
     shard: str,
     max_invalid_fraction: float = MAX_INVALID_DEPTH_FRACTION,
+    batched: BatchedEstimates | None = None,
 ) -> Scene:
-    """Run the estimator, mark NaN/inf/behind-camera points invalid, and store the z-depth PNG.
+    """Run the estimator (or take this scene's result from `batched`), mark NaN/inf/behind-camera points invalid, and store the z-depth PNG.
 
     In-the-wild images get their depth only here, so the paper's "over 50% invalid depth" image filter (7.1,
     on MoGe-2's validity mask) is applied here for them, with the same threshold as assets.filtering."""
     rgb = load_scene_rgb(root, scene)
     known = scene.intrinsics if scene.has_ground_truth_3d else None
-    if known is None:
+    if known is None and batched is not None:
+        estimate = batched.estimate(scene)
+    elif known is None:
         estimate = estimator.estimate(rgb)
     elif _accepts_known_camera(estimator):
         estimate = estimator.estimate(rgb, known=known)  # type: ignore[call-arg]
@@ -157,8 +217,11 @@ def point_maps_shard(
     no depth and no estimator is rejected ("no point-map estimator configured")."""
 
     # filled while the shard is processed (run_scene_stage merges it afterwards)
-    stats = {"estimator": type(estimator).__name__ if estimator is not None else "none"}
+    stats: dict[str, object] = {"estimator": type(estimator).__name__ if estimator is not None else "none"}
     stats.update({"point_maps_ground_truth": 0, "point_maps_estimated": 0})
+    batched = None
+    if isinstance(estimator, BatchPointMapEstimator):
+        batched = BatchedEstimates(root, _parsable_scenes(root, shard), estimator)
 
     def one(scene: Scene, report: StageReport, tmp: Path) -> Scene:
         if scene.depth_file is not None:
@@ -166,7 +229,7 @@ def point_maps_shard(
         elif estimator is None:
             raise DataError("no point-map estimator configured: scene has no ground-truth depth")
         else:
-            out = estimated_point_map(root, scene, estimator, tmp, shard, max_invalid_depth_fraction)
+            out = estimated_point_map(root, scene, estimator, tmp, shard, max_invalid_depth_fraction, batched)
         key = "point_maps_ground_truth" if out.metadata["point_map_source"] == "ground_truth" else "point_maps_estimated"
         stats[key] += 1
         return out
@@ -183,4 +246,17 @@ def point_maps_shard(
         },
         metadata=stats,
     )
+    if batched is not None:
+        report.metadata["estimator_batches"] = batched.batches
     return report
+
+
+def _parsable_scenes(root: Path, shard: str) -> list[Scene]:
+    """The upstream scenes in order, skipping lines that do not parse (the stage rejects those itself)."""
+    scenes = []
+    for line in read_scene_lines(shard_dir(root, UPSTREAM, shard) / "scenes.jsonl"):
+        try:
+            scenes.append(parse_scene(line))
+        except (DataError, ValueError):
+            continue
+    return scenes
