@@ -125,12 +125,19 @@ def local_copy(url: str, cache_dir: Path) -> Path:
     description="Scenes that pass the paper's image filters; each rejection with its reason.",
 )
 def filtered_images(
-    context: dg.AssetExecutionContext, data_root: DataRoot, filters: FilterSettings
+    context: dg.AssetExecutionContext, data_root: DataRoot, filters: FilterSettings, llm: LLMEndpoint
 ) -> dg.MaterializeResult:
     from assets.filtering import filter_shard
 
-    report = filter_shard(data_root.root, context.partition_key, filters.config())
-    return stage_result(report, data_root.root)
+    vlm_filter = filters.vlm_image_filter(llm, cache_dir=data_root.root / ".llm_cache")
+    report = filter_shard(data_root.root, context.partition_key, filters.config(), vlm_filter=vlm_filter)
+    extra = vlm_filter.metadata() if vlm_filter is not None else {}
+    if extra.get("vlm_filter_unchecked"):
+        context.log.warning(
+            f"{extra['vlm_filter_unchecked']} images were kept without a VLM verdict (endpoint failure or budget); "
+            "re-materialize this partition to check them (verdicts already given are cached)"
+        )
+    return stage_result(report, data_root.root, extra=extra)
 
 
 @dg.asset(

@@ -146,13 +146,40 @@ class SyntheticSource(dg.ConfigurableResource):
         return build_config(SyntheticConfig, values)
 
 
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 class FilterSettings(dg.ConfigurableResource):
+    """Image filter thresholds, and whether the VLM filter (paper 7.1 step 3) runs: off unless switched on, since
+    it is one endpoint call per image that survived the pixel heuristics."""
+
     options: dict[str, Any] = Field(default_factory=dict, description="FilterConfig fields.")
+    vlm_filter: bool = Field(
+        default_factory=lambda: _env_flag("HISPATIAL_VLM_FILTER"),
+        description="Ask the LLM endpoint's VLM to reject images without spatial content. Env HISPATIAL_VLM_FILTER.",
+    )
 
     def config(self) -> Any:
         from assets.filtering import FilterConfig
 
         return build_config(FilterConfig, dict(self.options))
+
+    def vlm_image_filter(self, llm: LLMEndpoint, cache_dir: Path) -> Any | None:
+        """An `assets.wild.vlm_filter.VlmImageFilter` on `llm`'s endpoint when switched on, else None.
+
+        Switched on without an endpoint is a configuration error, not a reason to skip the filter silently."""
+        if not self.vlm_filter:
+            return None
+        if not llm.enabled:
+            raise dg.Failure(
+                "the VLM image filter is switched on (FilterSettings.vlm_filter / HISPATIAL_VLM_FILTER) but no LLM "
+                "endpoint is configured: set HISPATIAL_LLM_BASE_URL (and HISPATIAL_LLM_MODEL, the key in "
+                "HISPATIAL_LLM_API_KEY) or switch the filter off"
+            )
+        from assets.wild.vlm_filter import VlmImageFilter
+
+        return VlmImageFilter(llm.client(cache_dir=cache_dir))
 
 
 class QASettings(dg.ConfigurableResource):
