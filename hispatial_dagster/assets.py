@@ -125,12 +125,17 @@ def local_copy(url: str, cache_dir: Path) -> Path:
     description="Scenes that pass the paper's image filters; each rejection with its reason.",
 )
 def filtered_images(
-    context: dg.AssetExecutionContext, data_root: DataRoot, filters: FilterSettings, llm: LLMEndpoint
+    context: dg.AssetExecutionContext,
+    data_root: DataRoot,
+    filters: FilterSettings,
+    llm: LLMEndpoint,
+    wild_models: WildModels,
 ) -> dg.MaterializeResult:
     from assets.filtering import filter_shard
 
     vlm_filter = filters.vlm_image_filter(llm, cache_dir=data_root.root / ".llm_cache")
-    report = filter_shard(data_root.root, context.partition_key, filters.config(), vlm_filter=vlm_filter)
+    report = filter_shard(data_root.root, context.partition_key, filters.config(),
+                          clip_filter=wild_models.clip_filter(), vlm_filter=vlm_filter)
     extra = vlm_filter.metadata() if vlm_filter is not None else {}
     if extra.get("vlm_filter_unchecked"):
         context.log.warning(

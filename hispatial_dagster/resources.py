@@ -258,13 +258,15 @@ class WildModels(dg.ConfigurableResource):
     Each field is empty (off: synthetic and Omni3D shards pass ground truth through and need none; other scenes are
     rejected with "no ... configured"), `tiny` (the real model class with random weights: CI and CPU smoke runs),
     or a hub id / local path of real weights. Env: HISPATIAL_POINT_MAP_MODEL, HISPATIAL_SEGMENTER_MODEL,
-    HISPATIAL_DETECTOR_MODEL, HISPATIAL_TAGGER_MODEL, HISPATIAL_DEVICE (`auto` = cuda when available).
+    HISPATIAL_DETECTOR_MODEL, HISPATIAL_TAGGER_MODEL, HISPATIAL_CLIP_FILTER_MODEL (the paper's CLIP tag-vote image
+    filter in `filtered_images`), HISPATIAL_DEVICE (`auto` = cuda when available).
     """
 
     point_map_model: str = Field(default_factory=lambda: os.environ.get("HISPATIAL_POINT_MAP_MODEL", ""))
     segmenter_model: str = Field(default_factory=lambda: os.environ.get("HISPATIAL_SEGMENTER_MODEL", ""))
     detector_model: str = Field(default_factory=lambda: os.environ.get("HISPATIAL_DETECTOR_MODEL", ""))
     tagger_model: str = Field(default_factory=lambda: os.environ.get("HISPATIAL_TAGGER_MODEL", ""))
+    clip_filter_model: str = Field(default_factory=lambda: os.environ.get("HISPATIAL_CLIP_FILTER_MODEL", ""))
     device: str = Field(default_factory=lambda: os.environ.get("HISPATIAL_DEVICE", "auto"))
 
     def resolved_device(self) -> str:
@@ -283,6 +285,18 @@ class WildModels(dg.ConfigurableResource):
         if self.point_map_model == "tiny":
             return MoGeEstimator.tiny(device=self.resolved_device())
         return MoGeEstimator.from_pretrained(self.point_map_model, device=self.resolved_device())
+
+    def clip_filter(self) -> Any | None:
+        """assets.wild.clip.ClipTagFilter (paper 7.1 include/exclude tag voting), or None when off."""
+        if not self.clip_filter_model:
+            return None
+        from assets.wild.clip import EXCLUDE_TAGS, INCLUDE_TAGS, ClipScorer, ClipTagFilter
+
+        if self.clip_filter_model == "tiny":
+            scorer = ClipScorer.tiny([*INCLUDE_TAGS, *EXCLUDE_TAGS])
+        else:
+            scorer = ClipScorer.from_pretrained(self.clip_filter_model, device=self.resolved_device())
+        return ClipTagFilter(scorer)
 
     def object_extractor(self) -> Any | None:
         """assets.wild.extractor.WildObjectExtractor (SAM-2 segmenter; GroundingDINO + CLIP tagger for images

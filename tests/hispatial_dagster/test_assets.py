@@ -245,3 +245,28 @@ def test_web_images_get_estimated_point_maps(tmp_path: Path) -> None:
     meta = metadata_of(result, hs_assets.point_maps)
     assert meta["num_in"] == 2 and meta["num_out"] + meta["num_rejected"] == 2
     assert len(list((root / "point_maps" / "web-001").rglob("*.png"))) == meta["num_out"]
+
+
+def test_clip_tag_filter_runs_in_filtered_images_when_configured(tmp_path: Path) -> None:
+    """HISPATIAL_CLIP_FILTER_MODEL=tiny: the paper's CLIP tag vote (real CLIP class, random weights) judges every
+    image; the asset keeps exactly the images the filter keeps and records the others with the vote as reason."""
+    from assets.scene_stage import load_scene_rgb
+    from assets.storage import read_scenes
+
+    root = _web_shard(tmp_path)
+    models = WildModels(clip_filter_model="tiny", device="cpu")
+    stages = [hs_assets.source_images, hs_assets.filtered_images]
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(SOURCE_SHARDS, ["web-001"])
+        result = dg.materialize(stages, partition_key="web-001", instance=instance,
+                                resources={**resources(root), "wild_models": models})
+    meta = metadata_of(result, hs_assets.filtered_images)
+    assert meta["clip_filter"] is True and meta["num_in"] == 2
+    clip = models.clip_filter()
+    sources = read_scenes(root / "source_images" / "web-001" / "scenes.jsonl")
+    expected = {s.scene_id for s in sources if clip(load_scene_rgb(root, s), s)[0]}
+    kept = {s.scene_id for s in read_scenes(root / "filtered_images" / "web-001" / "scenes.jsonl")}
+    assert kept == expected
+    rejected = (root / "filtered_images" / "web-001" / "rejected.jsonl").read_text().splitlines()
+    assert len(rejected) == 2 - len(kept) and all("clip filter: clip tags:" in line for line in rejected)
+    assert WildModels(clip_filter_model="").clip_filter() is None  # off unless configured

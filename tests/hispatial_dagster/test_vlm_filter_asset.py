@@ -9,7 +9,14 @@ import pytest
 
 from hispatial_dagster import assets as hs_assets
 from hispatial_dagster.partitions import SOURCE_SHARDS
-from hispatial_dagster.resources import DataRoot, FilterSettings, LLMEndpoint, SourceInbox, SyntheticSource
+from hispatial_dagster.resources import (
+    DataRoot,
+    FilterSettings,
+    LLMEndpoint,
+    SourceInbox,
+    SyntheticSource,
+    WildModels,
+)
 from hispatial_dagster.shards import ShardInbox, ShardSpec
 from tests.openai_server import json_reply, serve
 
@@ -32,6 +39,7 @@ def run(root: Path, llm: LLMEndpoint, vlm_filter: bool) -> dg.ExecuteInProcessRe
                 "synthetic": SyntheticSource(),
                 "filters": FilterSettings(vlm_filter=vlm_filter),
                 "llm": llm,
+                "wild_models": WildModels(),
             },
             raise_on_error=False,
         )
