@@ -76,16 +76,17 @@ class BatchedEstimates:
         self.root, self.estimator = Path(root), estimator
         self.queue = [s for s in scenes if s.depth_file is None and not s.has_ground_truth_3d]
         self.position = {s.scene_id: i for i, s in enumerate(self.queue)}
-        self.ready: dict[str, PointMapEstimate | DataError] = {}
+        self.ready: dict[str, tuple[tuple[int, int], PointMapEstimate | DataError]] = {}
         self.batches = 0
 
-    def estimate(self, scene: Scene) -> PointMapEstimate:
+    def estimate(self, scene: Scene) -> tuple[tuple[int, int], PointMapEstimate]:
+        """((height, width) of the image, its estimate) for `scene`; raises its DataError when it failed."""
         if scene.scene_id not in self.ready:
             self._run_from(self.position.get(scene.scene_id), scene)
-        result = self.ready.pop(scene.scene_id)
+        shape, result = self.ready.pop(scene.scene_id)
         if isinstance(result, DataError):
             raise result
-        return result
+        return shape, result
 
     def _run_from(self, start: int | None, scene: Scene) -> None:
         chunk = [scene] if start is None else self.queue[start:start + max(1, self.estimator.batch_size)]
@@ -95,7 +96,7 @@ class BatchedEstimates:
             try:
                 loaded.append((item, load_scene_rgb(self.root, item)))
             except DataError as err:
-                self.ready[item.scene_id] = err
+                self.ready[item.scene_id] = ((0, 0), err)
         if not loaded:
             return
         results = self.estimator.estimate_batch([rgb for _, rgb in loaded])
@@ -103,8 +104,8 @@ class BatchedEstimates:
         if len(results) != len(loaded):
             error = DataError(f"estimator returned {len(results)} results for a batch of {len(loaded)} images")
             results = [error] * len(loaded)
-        for (item, _), result in zip(loaded, results, strict=True):
-            self.ready[item.scene_id] = result
+        for (item, rgb), result in zip(loaded, results, strict=True):
+            self.ready[item.scene_id] = (rgb.shape[:2], result)
 
 
 def _accepts_known_camera(estimator: PointMapEstimator) -> bool:
@@ -158,25 +159,27 @@ def estimated_point_map(
     max_invalid_fraction: float = MAX_INVALID_DEPTH_FRACTION,
     batched: BatchedEstimates | None = None,
 ) -> Scene:
-    """Run the estimator (or take this scene's result from `batched`), mark NaN/inf/behind-camera points invalid, and store the z-depth PNG.
+    """Run the estimator (or take this scene's result from `batched`), mark NaN/inf/behind-camera points invalid,
+    and store the z-depth PNG.
 
     In-the-wild images get their depth only here, so the paper's "over 50% invalid depth" image filter (7.1,
     on MoGe-2's validity mask) is applied here for them, with the same threshold as assets.filtering."""
-    rgb = load_scene_rgb(root, scene)
     known = scene.intrinsics if scene.has_ground_truth_3d else None
     if known is None and batched is not None:
-        estimate = batched.estimate(scene)
-    elif known is None:
-        estimate = estimator.estimate(rgb)
-    elif _accepts_known_camera(estimator):
-        estimate = estimator.estimate(rgb, known=known)  # type: ignore[call-arg]
+        (height, width), estimate = batched.estimate(scene)
     else:
-        raise DataError(
-            f"scene has ground-truth 3D boxes but no depth, and {type(estimator).__name__} cannot estimate for a "
-            "known camera: its depth would not match the boxes' camera frame"
-        )
+        rgb = load_scene_rgb(root, scene)
+        height, width = rgb.shape[:2]
+        if known is None:
+            estimate = estimator.estimate(rgb)
+        elif _accepts_known_camera(estimator):
+            estimate = estimator.estimate(rgb, known=known)  # type: ignore[call-arg]
+        else:
+            raise DataError(
+                f"scene has ground-truth 3D boxes but no depth, and {type(estimator).__name__} cannot estimate for "
+                "a known camera: its depth would not match the boxes' camera frame"
+            )
     points = np.asarray(estimate.points, dtype=np.float32)
-    height, width = rgb.shape[:2]
     if points.shape != (height, width, 3) or np.shape(estimate.valid) != (height, width):
         raise DataError(
             f"estimate shape mismatch: points {points.shape}, valid {np.shape(estimate.valid)}, image {(height, width)}"
