@@ -116,9 +116,21 @@ def filter_shard(
     Every rejected scene, and every malformed record line, appears in rejected.jsonl with its reason.
     """
     config = config or FilterConfig()
+    metadata: dict[str, object] = {
+        "max_extreme_fraction": config.max_extreme_fraction,
+        "max_invalid_depth_fraction": config.max_invalid_depth_fraction,
+        "clip_filter": clip_filter is not None,
+        "vlm_filter": vlm_filter is not None,
+    }
 
     def keep(scene: Scene, report: StageReport, tmp: Path) -> Scene:
-        return check_scene(root, scene, config, clip_filter, vlm_filter)
+        try:
+            return check_scene(root, scene, config, clip_filter, vlm_filter)
+        finally:  # a model filter's own counters (VLM verdicts, LLM usage) go into the manifest with the rest
+            for image_filter in (clip_filter, vlm_filter):
+                counters = getattr(image_filter, "metadata", None)
+                if callable(counters):
+                    metadata.update(counters())
 
     report = run_scene_stage(
         root,
@@ -127,11 +139,6 @@ def filter_shard(
         UPSTREAM,
         keep,
         extra_preview=lambda s: {"extreme_pixel_fraction": s.metadata.get("extreme_pixel_fraction", "")},
-        metadata={
-            "max_extreme_fraction": config.max_extreme_fraction,
-            "max_invalid_depth_fraction": config.max_invalid_depth_fraction,
-            "clip_filter": clip_filter is not None,
-            "vlm_filter": vlm_filter is not None,
-        },
+        metadata=metadata,
     )
     return report

@@ -136,13 +136,13 @@ def filtered_images(
     vlm_filter = filters.vlm_image_filter(llm, cache_dir=data_root.root / ".llm_cache")
     report = filter_shard(data_root.root, context.partition_key, filters.config(),
                           clip_filter=wild_models.clip_filter(), vlm_filter=vlm_filter)
-    extra = vlm_filter.metadata() if vlm_filter is not None else {}
-    if extra.get("vlm_filter_unchecked"):
+    unchecked = report.metadata.get("vlm_filter_unchecked")  # the filter's counters are in the report
+    if unchecked:
         context.log.warning(
-            f"{extra['vlm_filter_unchecked']} images were kept without a VLM verdict (endpoint failure or budget); "
+            f"{unchecked} images were kept without a VLM verdict (endpoint failure or budget); "
             "re-materialize this partition to check them (verdicts already given are cached)"
         )
-    return stage_result(report, data_root.root, extra=extra)
+    return stage_result(report, data_root.root)
 
 
 @dg.asset(

@@ -2,6 +2,7 @@
 (tests/openai_server.py) its rejections and counters reach the asset; switched on without an endpoint, the asset
 fails with a message that says what to set, and writes nothing."""
 
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -70,6 +71,8 @@ def test_vlm_verdicts_reach_the_asset_metadata(tmp_path: Path, monkeypatch: pyte
     assert "vlm filter: a rendered graphic" in rejected and SHARD + "-0000" in rejected
     assert meta["llm_requests"] == 3 and SECRET not in str(meta)
     assert len(list((tmp_path / ".llm_cache").rglob("*.json"))) == 3
+    manifest = json.loads((tmp_path / "filtered_images" / SHARD / "_manifest.json").read_text())
+    assert manifest["metadata"]["vlm_filter_rejected"] == 1 and SECRET not in json.dumps(manifest)  # travels with the data
 
 
 def test_off_by_default_and_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
