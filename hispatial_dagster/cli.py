@@ -422,7 +422,7 @@ def ui_command(port: int) -> list[str]:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from hispatial_dagster.instance import ensure_dagster_home
+    from hispatial_dagster.instance import ensure_dagster_home, prepare_instance
 
     root = _data_root(args)
     home = ensure_dagster_home(root)
@@ -430,6 +430,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     print(f"DAGSTER_HOME={home} {' '.join(command)}")  # plain print: a copy-pasteable line, never re-wrapped
     if args.print_only:
         return 0
+    prepare_instance(root)  # the webserver, daemon and code server would otherwise race to create its schemas
     env = {**os.environ, "DAGSTER_HOME": str(home), "HISPATIAL_DATA_ROOT": str(root)}
     # Its own process group: `dagster dev` ignores a plain SIGTERM for ~20 s, the group is ended as a whole.
     proc = subprocess.Popen(command, env=env, start_new_session=True)

@@ -70,6 +70,25 @@ def open_instance(
     return instance
 
 
+def prepare_instance(data_root: Path) -> Path:
+    """DAGSTER_HOME with its storage schemas created, for commands that start several Dagster processes at once.
+
+    `dagster dev` (or a webserver and a daemon started together) opens a brand-new SQLite instance from each
+    process at the same moment, and their schema migrations race ("Version table 'alembic_version' has more than
+    one head present": measured in the daemon integration test). Opening it once here, under `open_instance`'s
+    lock, leaves nothing for them to create. Unlike `open_instance` it leaves the environment as it was."""
+    home = dagster_home(data_root)
+    previous = os.environ.get("DAGSTER_HOME")
+    try:
+        open_instance(data_root).dispose()
+    finally:
+        if previous is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = previous
+    return home
+
+
 PID_TAG = "hispatial/pid"
 HOST_TAG = "hispatial/host"
 

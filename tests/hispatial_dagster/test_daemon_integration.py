@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hispatial_dagster.instance import ensure_dagster_home
+from hispatial_dagster.instance import prepare_instance
 from hispatial_dagster.shards import ShardInbox, ShardSpec
 from tests.hispatial_dagster.servers import (
     REPO,
@@ -47,7 +47,7 @@ query { assetOrError(assetKey: {path: ["qa_dataset"]}) { ... on Asset {
 
 def test_inbox_shard_materializes_through_daemon(tmp_path: Path) -> None:
     root = tmp_path / "data"
-    home = ensure_dagster_home(root)
+    home = prepare_instance(root)  # as `hispatial ui` does: processes started together would race on the schemas
     port = free_port()
     env = {
         **os.environ,

@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from hispatial_dagster.instance import ensure_dagster_home
+from hispatial_dagster.instance import prepare_instance
 from hispatial_dagster.partitions import SOURCE_SHARDS
 from hispatial_dagster.shards import ShardInbox, ShardSpec
 from tests.hispatial_dagster.servers import (
@@ -92,7 +92,7 @@ def chromium(url: str, profile: Path, *args: str, timeout_s: float = 180) -> sub
 
 def test_asset_graph_renders_in_a_browser(tmp_path: Path) -> None:
     root = tmp_path / "data"
-    home = ensure_dagster_home(root)
+    home = prepare_instance(root)
     ShardInbox(str(root / "inbox")).write(SHARD, ShardSpec(kind="synthetic", seed=3, num_scenes=1))
     with dg.DagsterInstance.from_config(str(home)) as instance:
         instance.add_dynamic_partitions(SOURCE_SHARDS, [SHARD])
