@@ -328,13 +328,7 @@ def estimate_gravity(
     threshold = config.inlier_rel * float(np.median(np.linalg.norm(sample, axis=1)))
     cos_tilt = np.cos(np.deg2rad(config.max_tilt_deg))
 
-    triplets = sample[rng.integers(0, len(sample), size=(config.hypotheses, 3))]  # (M, 3 points, xyz)
-    normals = np.cross(triplets[:, 1] - triplets[:, 0], triplets[:, 2] - triplets[:, 0])
-    norms = np.linalg.norm(normals, axis=1)
-    ok = norms > 1e-12
-    normals, triplets = normals[ok] / norms[ok, None], triplets[ok]
-    normals *= np.sign(normals @ CAMERA_UP_PRIOR)[:, None]  # orient every normal towards the camera's up
-    offsets = -(normals * triplets[:, 0]).sum(axis=1)  # plane: n.p + d = 0; camera (origin) side: sign(d)
+    normals, offsets = _plane_hypotheses(sample, config.hypotheses, rng)
     plausible = (normals @ CAMERA_UP_PRIOR >= cos_tilt) & (offsets > 0)  # tilt prior; plane below the camera
     if not plausible.any():
         return None
@@ -367,23 +361,29 @@ def estimate_gravity(
     return GravityEstimate(tuple(float(c) for c in gravity), inlier_fraction, abs(offset))
 
 
-def _best_plane(
-    points: np.ndarray, band: float, hypotheses: int, rng: np.random.Generator, normal: np.ndarray, offset: float
-) -> tuple[np.ndarray, float]:
-    """The plane through three of `points` that holds most of them within `band`, oriented towards the camera's
-    up; the given (normal, offset) when no hypothesis does better."""
-    if len(points) < 3:
-        return normal, offset
-    best_count = int((np.abs(points @ normal + offset) < band).sum())
-    triplets = points[rng.integers(0, len(points), size=(hypotheses, 3))]
+def _plane_hypotheses(points: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(normals, offsets) of planes n.p + d = 0 through `count` random triplets of `points`, degenerate triplets
+    dropped, every normal oriented towards the camera's likely up (so d > 0 means the camera is above)."""
+    triplets = points[rng.integers(0, len(points), size=(count, 3))]  # (M, 3 points, xyz)
     normals = np.cross(triplets[:, 1] - triplets[:, 0], triplets[:, 2] - triplets[:, 0])
     norms = np.linalg.norm(normals, axis=1)
     ok = norms > 1e-12
-    if not ok.any():
-        return normal, offset
-    normals = normals[ok] / norms[ok, None]
+    normals, triplets = normals[ok] / norms[ok, None], triplets[ok]
     normals *= np.sign(normals @ CAMERA_UP_PRIOR)[:, None]
-    offsets = -(normals * triplets[ok, 0]).sum(axis=1)
+    return normals, -(normals * triplets[:, 0]).sum(axis=1)
+
+
+def _best_plane(
+    points: np.ndarray, band: float, hypotheses: int, rng: np.random.Generator, normal: np.ndarray, offset: float
+) -> tuple[np.ndarray, float]:
+    """The plane through three of `points` that holds most of them within `band`; the given (normal, offset)
+    when no hypothesis does better."""
+    if len(points) < 3:
+        return normal, offset
+    best_count = int((np.abs(points @ normal + offset) < band).sum())
+    normals, offsets = _plane_hypotheses(points, hypotheses, rng)
+    if len(normals) == 0:
+        return normal, offset
     counts = (np.abs(points @ normals.T + offsets) < band).sum(axis=0)
     best = int(np.argmax(counts))
     if counts[best] <= best_count:
