@@ -28,10 +28,8 @@ from assets.wild.geometry import (
     CloudConfig,
     GravityConfig,
     angle_between_deg,
-    box_from_cloud,
+    box_from_mask,
     estimate_gravity,
-    object_cloud,
-    support_height,
 )
 
 
@@ -266,9 +264,7 @@ def measure_objects(
             continue
         try:
             mask = instance_ids == known.instance_id
-            cloud = object_cloud(points, valid, mask, cloud_config, estimate.gravity_cam)
-            support = support_height(points, valid, mask, cloud, estimate.gravity_cam)
-            box = box_from_cloud(cloud, estimate.gravity_cam, support_z=support)
+            box, _ = box_from_mask(points, valid, mask, estimate.gravity_cam, cloud_config)
         except DataError as err:
             failures.append(f"object {known.instance_id}: {err}")
             continue

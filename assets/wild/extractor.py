@@ -25,15 +25,7 @@ from assets.objects import ObjectExtraction
 from assets.records import Box2D, Scene, SceneObject
 from assets.stage import DataError
 from assets.wild.detect import Detection, filter_detections, subtract_contained
-from assets.wild.geometry import (
-    CloudConfig,
-    GravityConfig,
-    box_from_cloud,
-    estimate_gravity,
-    front_from_view_azimuth,
-    object_cloud,
-    support_height,
-)
+from assets.wild.geometry import CloudConfig, GravityConfig, box_from_mask, estimate_gravity
 
 MAX_INSTANCES = 255  # 8-bit instance masks
 
@@ -129,16 +121,10 @@ class WildObjectExtractor:
             try:
                 if num_pixels < self.min_mask_pixels:
                     raise DataError(f"mask of {num_pixels} pixels (< {self.min_mask_pixels})")
-                cloud = object_cloud(points, valid, mask, self.cloud_config, gravity)
-                support = support_height(points, valid, mask, cloud, gravity)
-                box3d = box_from_cloud(cloud, gravity, support_z=support)
-                front_grav = None
+                azimuth = None
                 if self.orientation_model is not None:
                     azimuth = self.orientation_model.view_azimuth_deg(rgb, proposal.box)
-                    if azimuth is not None:  # relative to the ray to the box centre; the front then sets the yaw
-                        front_grav = front_from_view_azimuth(azimuth, box3d.center_cam, gravity)
-                        if front_grav is not None:
-                            box3d = box_from_cloud(cloud, gravity, front_grav, support_z=support)
+                box3d, front_grav = box_from_mask(points, valid, mask, gravity, self.cloud_config, azimuth)
             except DataError as err:
                 self.skipped.append((scene.scene_id, f"{proposal.category}: {err}"))
                 instance[mask] = 0

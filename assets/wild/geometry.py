@@ -630,6 +630,32 @@ def box_from_cloud(
     )
 
 
+def box_from_mask(
+    points: np.ndarray,
+    valid: np.ndarray,
+    mask: np.ndarray,
+    gravity_cam: np.ndarray | tuple[float, float, float],
+    cloud_config: CloudConfig | None = None,
+    view_azimuth_deg: float | None = None,
+) -> tuple[Box3D, tuple[float, float, float] | None]:
+    """(box, front_grav) of one object mask on a point map: the whole chain in order, in one place.
+
+    Cloud (`object_cloud`), support beneath it (`support_height`), box (`box_from_cloud`); with an
+    OrientAnything-style azimuth, the front is read against the ray to that box's centre
+    (`front_from_view_azimuth`) and the box is fitted again so its length axis follows the front. Raises
+    DataError for a mask that cannot make a box.
+    """
+    cloud = object_cloud(points, valid, mask, cloud_config, gravity_cam)
+    support = support_height(points, valid, mask, cloud, gravity_cam)
+    box = box_from_cloud(cloud, gravity_cam, support_z=support)
+    if view_azimuth_deg is None:
+        return box, None
+    front = front_from_view_azimuth(view_azimuth_deg, box.center_cam, gravity_cam)
+    if front is None:
+        return box, None
+    return box_from_cloud(cloud, gravity_cam, front, support_z=support), front
+
+
 def front_from_view_azimuth(
     azimuth_deg: float,
     center_cam: np.ndarray | tuple[float, float, float],
