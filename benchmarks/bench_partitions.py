@@ -28,10 +28,10 @@ import dagster as dg
 from rich.console import Console
 from rich.table import Table
 
-from hispatial_dagster.cli import PARTITIONED_BY_SHARD, asset_status, run_job
+from hispatial_dagster.cli import asset_status, run_job
 from hispatial_dagster.instance import open_instance
 from hispatial_dagster.partitions import SOURCE_SHARDS
-from hispatial_dagster.shards import ShardInbox, ShardSpec
+from hispatial_dagster.shards import SHARD_STAGES, ShardInbox, ShardSpec
 
 
 def measure(size: int, runs: int, workdir: Path) -> dict[str, float]:
@@ -70,7 +70,7 @@ def measure(size: int, runs: int, workdir: Path) -> dict[str, float]:
             start = time.perf_counter()
             rows = asset_status(instance, defs)
             best = min(best, time.perf_counter() - start)
-        per_shard = [r for r in rows if r["asset"] in PARTITIONED_BY_SHARD]
+        per_shard = [r for r in rows if r["asset"] in SHARD_STAGES]
         fresh = sum(r["status"] == "materialized" for r in per_shard)
         stale = sum(r["status"].startswith("stale") for r in per_shard)
         assert len(per_shard) == 6 * (size + 1), len(per_shard)
@@ -81,7 +81,7 @@ def measure(size: int, runs: int, workdir: Path) -> dict[str, float]:
     # Then every registered partition materialized (recorded without running the stages, as an external tool
     # reporting its output would), so the read also resolves staleness for all of them.
     for key in [*keys[runs:], "synthetic-extra"]:
-        for asset in PARTITIONED_BY_SHARD:
+        for asset in SHARD_STAGES:
             instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=asset, partition=key))
     status_all_s = timed_status(6 * (size + 1))
     instance.dispose()

@@ -33,7 +33,6 @@ from hispatial_dagster.shards import SHARD_STAGES, ShardSpec, synthetic_shard_ke
 console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 140)
 
 STAGES = (*SHARD_STAGES, "qa_dataset", "checkpoint", "benchmark_scores")
-PARTITIONED_BY_SHARD = SHARD_STAGES
 
 
 def _data_root(args: argparse.Namespace) -> Path:
@@ -233,7 +232,7 @@ def cmd_stage(args: argparse.Namespace) -> int:
     instance = open_instance(root)
     defs = _defs()
     partition: str | None = None
-    if args.name in PARTITIONED_BY_SHARD:
+    if args.name in SHARD_STAGES:
         if not args.shard:
             console.print(f"[red]{args.name} is partitioned by shard: pass --shard[/]")
             return 2

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hispatial_dagster.instance import prepare_instance
-from hispatial_dagster.shards import ShardInbox, ShardSpec
+from hispatial_dagster.shards import SHARD_STAGES, ShardInbox, ShardSpec
 from tests.hispatial_dagster.servers import (
     REPO,
     dagster_daemon,
@@ -23,14 +23,6 @@ from tests.hispatial_dagster.servers import (
 )
 
 pytestmark = pytest.mark.slow
-SHARD_STAGES = [
-    "source_images",
-    "filtered_images",
-    "point_maps",
-    "object_clouds",
-    "object_references",
-    "qa_shards",
-]
 
 RUNS_QUERY = """
 query { runsOrError { ... on Runs { results { runId jobName status tags { key value } } } } }
