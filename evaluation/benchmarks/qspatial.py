@@ -1,9 +1,10 @@
 """Q-Spatial Bench (andrewliao11/Q-Spatial-Bench): splits QSpatial_plus (101) and QSpatial_scannet (170); fields
 question, answer_value, answer_unit, question_type, image_path, image.
 
-Success iff max(pred/gt, gt/pred) < 2 (strict) with both in one unit; predictions are read the official way
-(last `\\scalar{}` and `\\distance_unit{}`, numbers in the scalar averaged, unknown unit = cm), with free text
-as the fallback. The paper's "Avg." pools both splits.
+Success iff max(pred/gt, gt/pred) < 2 (strict), both in centimetres. The default score is the authors' notebook
+evaluator (evaluation.official.qspatial: last `scalar{}` with or without its backslash, its digit runs averaged,
+last `distance_unit{}`, unknown unit x1); our `lenient` reading also takes free-text answers. The paper's "Avg."
+pools both splits.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def load(source: Path, config: EvalConfig) -> list[EvalItem]:
                     category=str(row.get("question_type", "")),
                     split=split,
                     image_bytes=decode_image(row.get("image")),
-                    meta={"image_path": str(row.get("image_path", ""))},
+                    meta={"image_path": str(row.get("image_path", "")), "answer_value": float(row["answer_value"]),
+                          "answer_unit": str(row["answer_unit"])},
                 )
             )
     return items
