@@ -8,6 +8,7 @@ judge reply is a wrong item with its reason in predictions.parquet, never a drop
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections import Counter
@@ -104,9 +105,13 @@ def score_items(
     official ones; our own reading is scored too and reported beside them as `lenient/<metric>` (and per item as
     `lenient_correct`). `judge_client` is the OpenAI-compatible endpoint an official LLM-judged path uses."""
     rules = spec.rules(config)
+    scored: dict[int, ItemResult] = {}
 
     def lenient(item: EvalItem, prediction: str | None) -> ItemResult:
-        return score_item(item, prediction, rules, judge)
+        """Our reading, computed once per item (an official rule fallback reuses it: one judge call, not two)."""
+        if id(item) not in scored:
+            scored[id(item)] = score_item(item, prediction, rules, judge)
+        return dataclasses.replace(scored[id(item)])
 
     official = spec.official(config, judge_client, lenient) if spec.official is not None else None
     results = []

@@ -64,7 +64,7 @@ def aggregate(items: list[EvalItem], results: list[ItemResult], config: EvalConf
     overall, n = accuracy(results)
     per_source = {k: v["accuracy"] for k, v in accuracy_by(results, lambda r: r.split).items()}
     metrics = {"accuracy": overall, "count": float(n)}
-    two_d = [r for r in results if r.category.startswith("2D")]
+    two_d = [r for r in results if r.category == "2D Relation"]
     three_d = [r for r in results if r.category.startswith("3D")]
     if two_d:
         metrics["cv_bench_2d_relation"] = accuracy(two_d)[0]
