@@ -49,6 +49,10 @@ def load_items(root: Path, benchmark: str, config: EvalConfig) -> tuple[list[Eva
         items = spec.load(resolve_source(config.data[benchmark]), config)
     if not items:
         raise DataError(f"{benchmark}: no items found")
+    seen: set[str] = set()
+    repeated = [it.item_id for it in items if it.item_id in seen or seen.add(it.item_id)]
+    if repeated:  # the same item loaded twice (two copies of a table) would count twice
+        raise DataError(f"{benchmark}: {len(repeated)} item ids occur more than once, e.g. {repeated[:5]}")
     return (items[: config.limit] if config.limit else items), rejected
 
 
@@ -168,6 +172,7 @@ def score_benchmark(
         if benchmark in config.predictions:
             try:
                 predictor = PredictionsFile(config.predictions[benchmark])
+                predictor.check_ids([it.item_id for it in items], subset=config.limit is not None)
             except (DataError, OSError) as err:
                 report.status, report.message = "failed", f"predictions file: {err}"
                 return report
