@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from assets.llm import LLMClient, LLMConfig
 from evaluation.benchmarks import REGISTRY
 from evaluation.config import EvalConfig
 from evaluation.run import score_items
+from tests.openai_server import RecordedRequest, Reply, error_reply, serve, text_reply
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official"
 BENCHMARKS = ("cv_bench", "qspatial", "robospatial", "embspatial", "3dsrbench", "mmbench", "spatialrgpt")
@@ -44,22 +48,27 @@ def materialize(files: dict[str, list[dict]], root: Path) -> Path:
     return root
 
 
-class RecordedJudge:
-    """Stands in for the OpenAI-compatible judge endpoint: it answers each item with the reply the official run got,
-    and only if our messages are exactly the ones the official script sent."""
+@contextmanager
+def recorded_judge(items: list[dict]) -> Iterator[tuple[LLMClient | None, list[str]]]:
+    """A real OpenAI-compatible endpoint (tests.openai_server, real HTTP, our real LLMClient) that answers each item
+    with the reply the official run got, and only when our messages are exactly the ones the official script
+    sent; any other prompt is recorded in `unknown` and refused."""
+    replies = {json.dumps(it["judge_messages"]): it["judge_reply"] for it in items if it.get("judge_messages")}
+    if not replies:
+        yield None, []
+        return
+    unknown: list[str] = []
 
-    class config:  # noqa: N801 - mirrors LLMClient.config
-        model = "recorded-stand-in"
+    def route(request: RecordedRequest) -> Reply:
+        key = json.dumps(request.messages)
+        if key not in replies:
+            unknown.append(request.text)
+            return error_reply(400, "prompt differs from the official one")
+        return text_reply(replies[key])
 
-    def __init__(self, items: list[dict]) -> None:
-        self.by_messages = {json.dumps(it["judge_messages"]): it["judge_reply"] for it in items if it["judge_messages"]}
-        self.calls = 0
-
-    def complete_text(self, messages: list[dict[str, str]]) -> str:
-        key = json.dumps(messages)
-        assert key in self.by_messages, f"judge prompt differs from the official one:\n{messages[-1]['content']}"
-        self.calls += 1
-        return self.by_messages[key]
+    with serve(route) as server:
+        yield LLMClient(LLMConfig(base_url=server.base_url, model="gpt-4-turbo", backoff_s=0, max_retries=0)), unknown
+        assert len(server.requests) == len(replies), "one judge call per item the official script sent"
 
 
 def config_for(name: str, fx: dict, root: Path) -> EvalConfig:
@@ -91,9 +100,10 @@ def test_scores_equal_the_official_code(name: str, tmp_path: Path) -> None:
     items = spec.load(root, config)
     assert sorted(it.item_id for it in items) == sorted(it["id"] for it in fx["items"]), "each item loaded once"
     predictions = {it["id"]: it["prediction"] for it in fx["items"]}
-    judge = RecordedJudge(fx["items"]) if name == "spatialrgpt" else None
-    results, metrics, _ = score_items(items, [predictions[it.item_id] for it in items], spec, config,
-                                      judge_client=judge)
+    with recorded_judge(fx["items"]) as (client, unknown):
+        results, metrics, _ = score_items(items, [predictions[it.item_id] for it in items], spec, config,
+                                          judge_client=client)
+    assert not unknown, f"judge prompts differ from the official ones: {unknown[:1]}"
     ours = {r.item_id: r for r in results}
 
     if name == "mmbench":  # the official code reports groups: every rotation of the question must be right
@@ -116,8 +126,6 @@ def test_scores_equal_the_official_code(name: str, tmp_path: Path) -> None:
     assert not wrong, f"{name}: aggregates differ (ours, official): {wrong}"
     lenient = {k for k in metrics if k.startswith("lenient/")}
     assert lenient, "the lenient metric set is reported beside the official one"
-    if judge is not None:
-        assert judge.calls == sum(1 for it in fx["items"] if it["judge_messages"])
 
 
 def test_cv_bench_reads_each_table_once_and_keeps_the_images(tmp_path: Path) -> None:
