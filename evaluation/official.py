@@ -232,10 +232,136 @@ def vlmevalkit_mcq(item: EvalItem, prediction: str | None) -> ItemResult:
     """One row under exact matching: the inferred letter ("Z" when nothing is inferred) equals the answer."""
     if prediction is None:
         return official_result(item, None, "", False, "no prediction")
-    choices = {label: option for label, option in zip(item.labels, item.options, strict=True)}
-    letter = vlmevalkit_can_infer(prediction, choices) or "Z"
-    return official_result(item, prediction, letter, letter == item.answer,
-                           "" if letter != "Z" else "no option inferred (exact matching gives Z)")
+    letter = vlmevalkit_can_infer(prediction, _choices(item))
+    if letter is None:
+        return official_result(item, prediction, "Z", False, "no option inferred (exact matching gives Z)")
+    return official_result(item, prediction, letter, letter == item.answer)
+
+
+def _inferred(result: ItemResult) -> bool:
+    """`can_infer` read something (a letter, or Z for a refusal): VLMEvalKit asks no judge for this row."""
+    return result.prediction is not None and not result.reason.startswith("no option inferred")
+
+
+def _choices(item: EvalItem) -> dict[str, str]:
+    return {label: option for label, option in zip(item.labels, item.options, strict=True)}
+
+
+_MATCH_PROMPT = (
+    "You are an AI assistant who will help me to match "
+    "an answer with several options of a single-choice question. "
+    "You are provided with a question, several options, and an answer, "
+    "and you need to find which option is most similar to the answer. "
+    "If the meaning of all options are significantly different from the answer, output Z. "
+    "Your should output a single uppercase character in A, B, C, D (if they are valid options), and Z. \n"
+    "Example 1: \n"
+    "Question: What is the main object in image?\nOptions: A. teddy bear B. rabbit C. cat D. dog\n"
+    "Answer: a cute teddy bear\nYour output: A\n"
+    "Example 2: \n"
+    "Question: What is the main object in image?\nOptions: A. teddy bear B. rabbit C. cat D. dog\n"
+    "Answer: Spider\nYour output: Z\n"
+    "Example 3: \n"
+    "Question: {}?\nOptions: {}\nAnswer: {}\nYour output: "
+)
+_MATCH_PROMPT_CN = (
+    "你是一个帮助我匹配答案与单选题中多个选项的 AI 助手。"
+    "你会被提供：一个问题，多个选项，一个答案。你的任务是找到与答案意义最相近的选项。"
+    "如果所有选项的意义都与答案显著不同，则输出 Z。"
+    "你应该输出一个单个的大写字母，例如 A, B, C, D（如果它们是有效选项），或 Z。"
+    "例 1:"
+    "问题: 图中最主要的物体是什么?\n选项: A. 泰迪熊 B. 兔子 C. 猫 D. 狗\n答案: 一只可爱的泰迪熊\n输出: A\n"
+    "例 2: \n"
+    "问题: 图中最主要的物体是什么?\n选项: A. 泰迪熊 B. 兔子 C. 猫 D. 狗\n答案: 蜘蛛\n输出: Z\n"
+    "例 3: \n"
+    "问题: {}?\n选项: {}\n答案: {}\n输出: "
+)
+
+
+def vlmevalkit_judge_messages(item: EvalItem, prediction: str) -> list[dict[str, str]]:
+    """VLMEvalKit's answer-matching request (multiple_choice.build_prompt, or build_prompt_cn for a question with
+    CJK characters), sent as its OpenAI wrapper sends it: one user turn."""
+    options = "There are several options: \n" + "".join(f"{k}. {v}\n" for k, v in _choices(item).items())
+    template = _MATCH_PROMPT_CN if re.search("[\u4e00-\u9fff]", item.question) else _MATCH_PROMPT
+    return [{"role": "user", "content": template.format(item.question, options, prediction)}]
+
+
+class VLMEvalKitMCQScorer:
+    """MMBench / 3DSRBench as VLMEvalKit scores them. Without a judge: exact matching (`vlmevalkit_mcq`). With an
+    OpenAI-compatible judge, a row `can_infer` cannot read goes to the judge with VLMEvalKit's matching prompt, up to
+    three tries, the reply read by `can_infer` again. After three useless replies VLMEvalKit picks a random option;
+    we count the row wrong instead and say so. For circular groups (MMBench) `prepare` runs VLMEvalKit's
+    eval_circular_group order: no judge call when a readable row is already wrong, and the first wrong judged
+    rotation ends the group."""
+
+    def __init__(self, client: object | None) -> None:
+        self.client = client
+        self.mode = "llm" if client is not None else "exact matching"
+        self._decided: dict[str, ItemResult] = {}
+
+    def _judge(self, item: EvalItem, prediction: str) -> ItemResult:
+        messages = vlmevalkit_judge_messages(item, prediction)
+        raw: list[str] = []
+        for attempt in range(3):
+            try:  # a later try asks again rather than reading the cached first reply
+                reply = self.client.complete_text(messages, use_cache=attempt == 0)  # type: ignore[attr-defined]
+            except Exception as err:  # noqa: BLE001 - VLMEvalKit's wrapper turns any API failure into a retry
+                raw.append(f"<failed: {err}>")
+                continue
+            raw.append(reply)
+            if "Failed to obtain answer via API" in reply:
+                continue
+            letter = vlmevalkit_can_infer(reply, _choices(item))
+            if letter:
+                result = official_result(item, prediction, letter, letter == item.answer)
+                break
+        else:
+            result = official_result(item, prediction, "", False,
+                                     "judge gave no option in 3 tries (VLMEvalKit would pick one at random)")
+        result.judge_model = str(getattr(getattr(self.client, "config", None), "model", ""))
+        result.judge_prompt = json.dumps(messages, ensure_ascii=False)
+        result.judge_raw = json.dumps(raw, ensure_ascii=False)
+        return result
+
+    def prepare(self, items: Sequence[EvalItem], predictions: Sequence[str | None]) -> None:
+        if self.client is None:
+            return
+        groups: dict[str, list[tuple[EvalItem, str | None]]] = {}
+        for item, prediction in zip(items, predictions, strict=True):
+            groups.setdefault(item.group or item.item_id, []).append((item, prediction))
+        for rows in groups.values():
+            if len(rows) < 2:
+                continue
+            rows.sort(key=lambda row: _index_key(row[0].item_id))
+            read = [vlmevalkit_mcq(item, prediction) for item, prediction in rows]
+            inferred = [_inferred(r) for r in read]
+            if any(ok and not r.correct for ok, r in zip(inferred, read, strict=True)) or all(inferred):
+                self._decided.update({r.item_id: r for r in read})  # settled without the judge
+                continue
+            failed = False
+            for (item, prediction), r, ok in zip(rows, read, inferred, strict=True):
+                if ok or prediction is None:
+                    self._decided[item.item_id] = r
+                elif failed:
+                    r.reason = "not judged: an earlier rotation was already wrong (VLMEvalKit stops there)"
+                    self._decided[item.item_id] = r
+                else:
+                    self._decided[item.item_id] = self._judge(item, prediction)
+                failed = failed or not self._decided[item.item_id].correct
+
+    def __call__(self, item: EvalItem, prediction: str | None) -> ItemResult:
+        if item.item_id in self._decided:
+            return self._decided[item.item_id]
+        result = vlmevalkit_mcq(item, prediction)
+        if self.client is not None and prediction is not None and not _inferred(result):
+            return self._judge(item, prediction)
+        return result
+
+
+def _index_key(item_id: str) -> tuple[int, float | str]:
+    try:
+        return (0, float(item_id))
+    except ValueError:
+        return (1, item_id)
 
 
 _ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\ufeff]")

@@ -118,6 +118,8 @@ def score_items(
         return dataclasses.replace(scored[id(item)])
 
     official = spec.official(config, judge_client, lenient) if spec.official is not None else None
+    if official is not None and hasattr(official, "prepare"):  # scorers that decide whole groups at once
+        official.prepare(items, predictions)
     results = []
     lenient_results = []
     for item, prediction in zip(items, predictions, strict=True):
@@ -205,8 +207,10 @@ def score_benchmark(
             official_client = judge_client or LLMClient.from_env(
                 config.judge_env_prefix, **_judge_cache(config, out_root)
             )
-        report.judge_mode = "official prompts, llm" if official_client is not None else "rule fallback (not official)"
-        report.judge_model = str(official_client.config.model) if official_client is not None else "rule-based"
+        if official_client is not None:
+            report.judge_mode, report.judge_model = "official prompts, llm", str(official_client.config.model)
+        else:
+            report.judge_mode, report.judge_model = spec.official_without_judge, "rule-based"
     results, report.metrics, report.per_category = score_items(
         items, predictions, spec, config, judge, reasons, official_client
     )

@@ -31,6 +31,10 @@ def _spatialrgpt_official(config: EvalConfig, client: object | None, lenient: of
     return official.SpatialRGPTScorer(client, templates, lenient)
 
 
+def _vlmevalkit_official(config: EvalConfig, client: object | None, lenient: official.OfficialScorer):
+    return official.VLMEvalKitMCQScorer(client)
+
+
 @dataclass(frozen=True)
 class BenchmarkSpec:
     name: str
@@ -40,6 +44,7 @@ class BenchmarkSpec:
     headline: str = "accuracy"
     official: OfficialFactory | None = None  # None: the benchmark has no separate official reading (custom, POPE..)
     official_judged: bool = False  # the official path asks an LLM judge (the report says which judge decided)
+    official_without_judge: str = "exact matching"  # what decides on the official path when no judge is set
 
 
 def _custom_rules(config: EvalConfig) -> ScoringRules:
@@ -68,7 +73,9 @@ REGISTRY: dict[str, BenchmarkSpec] = {
     "robospatial": BenchmarkSpec(
         "robospatial", robospatial.load, robospatial.aggregate, official=_static(official.robospatial)
     ),
-    "3dsrbench": BenchmarkSpec("3dsrbench", threedsr.load, threedsr.aggregate, official=_static(official.vlmevalkit_mcq)),
+    "3dsrbench": BenchmarkSpec(
+        "3dsrbench", threedsr.load, threedsr.aggregate, official=_vlmevalkit_official, official_judged=True
+    ),
     "spatialrgpt": BenchmarkSpec(
         "spatialrgpt",
         spatialrgpt.load,
@@ -77,6 +84,7 @@ REGISTRY: dict[str, BenchmarkSpec] = {
         headline="Quan_overall_acc",
         official=_spatialrgpt_official,
         official_judged=True,
+        official_without_judge="rule fallback (not official)",
     ),
     "qspatial": BenchmarkSpec(
         "qspatial",
@@ -86,7 +94,7 @@ REGISTRY: dict[str, BenchmarkSpec] = {
         official=_static(official.qspatial),
     ),
     "mmbench": BenchmarkSpec(
-        "mmbench", general.load_mmbench, general.aggregate_mcq, official=_static(official.vlmevalkit_mcq)
+        "mmbench", general.load_mmbench, general.aggregate_mcq, official=_vlmevalkit_official, official_judged=True
     ),
     "pope": BenchmarkSpec("pope", general.load_pope, general.aggregate_pope, headline="f1"),
     "seed": BenchmarkSpec("seed", general.load_seed, general.aggregate_mcq),

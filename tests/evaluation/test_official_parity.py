@@ -24,7 +24,9 @@ from evaluation.run import score_items
 from tests.openai_server import RecordedRequest, Reply, error_reply, serve, text_reply
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official"
-BENCHMARKS = ("cv_bench", "qspatial", "robospatial", "embspatial", "3dsrbench", "mmbench", "spatialrgpt")
+# fixture name -> the fixture holds its benchmark's name; *_judge: the same toolkit run with an LLM judge
+BENCHMARKS = ("cv_bench", "qspatial", "robospatial", "embspatial", "3dsrbench", "mmbench", "spatialrgpt",
+              "3dsrbench_judge", "mmbench_judge")
 
 
 def fixture(name: str) -> dict:
@@ -48,30 +50,41 @@ def materialize(files: dict[str, list[dict]], root: Path) -> Path:
     return root
 
 
+def judge_calls(item: dict) -> list[dict]:
+    if "judge_calls" in item:
+        return item["judge_calls"]
+    return [{"messages": item["judge_messages"], "reply": item["judge_reply"]}] if item.get("judge_messages") else []
+
+
 @contextmanager
 def recorded_judge(items: list[dict]) -> Iterator[tuple[LLMClient | None, list[str]]]:
-    """A real OpenAI-compatible endpoint (tests.openai_server, real HTTP, our real LLMClient) that answers each item
-    with the reply the official run got, and only when our messages are exactly the ones the official script
-    sent; any other prompt is recorded in `unknown` and refused."""
-    replies = {json.dumps(it["judge_messages"]): it["judge_reply"] for it in items if it.get("judge_messages")}
+    """A real OpenAI-compatible endpoint (tests.openai_server, real HTTP, our real LLMClient) that answers each
+    request with the reply the official run got for it (in order, when it asked more than once), and only when our
+    messages are exactly the ones the official code sent; any other prompt is recorded in `unknown` and refused."""
+    replies: dict[str, list[str]] = {}
+    for item in items:
+        for call in judge_calls(item):
+            replies.setdefault(json.dumps(call["messages"], ensure_ascii=False), []).append(call["reply"])
     if not replies:
         yield None, []
         return
+    expected = sum(len(v) for v in replies.values())
     unknown: list[str] = []
 
     def route(request: RecordedRequest) -> Reply:
-        key = json.dumps(request.messages)
-        if key not in replies:
+        queue = replies.get(json.dumps(request.messages, ensure_ascii=False))
+        if not queue:
             unknown.append(request.text)
             return error_reply(400, "prompt differs from the official one")
-        return text_reply(replies[key])
+        return text_reply(queue.pop(0))
 
     with serve(route) as server:
         yield LLMClient(LLMConfig(base_url=server.base_url, model="gpt-4-turbo", backoff_s=0, max_retries=0)), unknown
-        assert len(server.requests) == len(replies), "one judge call per item the official script sent"
+        assert len(server.requests) == expected, "the same judge calls as the official code"
 
 
 def config_for(name: str, fx: dict, root: Path) -> EvalConfig:
+    name = fx["benchmark"]
     extra: dict = {}
     if name == "robospatial":
         extra["robospatial_subsets"] = ["context", "compatibility", "configuration"]
@@ -96,6 +109,7 @@ def test_scores_equal_the_official_code(name: str, tmp_path: Path) -> None:
     assert fx["provenance"]["commit"] and fx["provenance"]["repo"]
     root = materialize(fx["files"], tmp_path / "data")
     config = config_for(name, fx, tmp_path)
+    name = fx["benchmark"]
     spec = REGISTRY[name]
     items = spec.load(root, config)
     assert sorted(it.item_id for it in items) == sorted(it["id"] for it in fx["items"]), "each item loaded once"
