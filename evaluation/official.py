@@ -425,6 +425,134 @@ def vlmevalkit_match_option(text: str, letters: str = "ABCDEF") -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
+_EXTRACT_JUDGE_PROMPT = (
+    'You are an expert grading assistant.\n'
+    'Your job has TWO tasks:\n'
+    "1) From the candidate's full response, EXTRACT the final answer in a concise, normalized form.\n"
+    '2) Compare this extracted answer with the STANDARD ANSWER and grade it as:\n'
+    '   - A: CORRECT\n'
+    '   - B: INCORRECT\n'
+    '   - C: INVALID\n'
+    '\n'
+    'Here are the detailed evaluation criteria:\n'
+    '1. ALWAYS refer to the given STANDARD ANSWER. You do NOT need to re-solve the question; the '
+    'standard answer has already been provided and is always correct. Your only job is to judge '
+    "whether the candidate's final answer is consistent with the standard answer according to the "
+    'form of the question. THE STANDARD ANSWER IS ALWAYS CORRECT AND THE QUESTION IS PERFECTLY '
+    'VALID. NEVER QUESTION THEM.\n'
+    '2. ONLY compare the FINAL ANSWER — COMPLETELY IGNORE any potential errors or issues in the '
+    'REASONING PROCESS. Even if the reasoning is wrong, as long as the final answer matches the '
+    'standard answer, grade it as CORRECT.\n'
+    '3. Answers may be expressed in different ways (e.g., mathematical expressions, textual '
+    'descriptions). As long as the meaning is the same as the standard answer, treat them as '
+    "equivalent. If the standard answer does not specify a unit but the candidate's answer includes "
+    'a correct unit for the given value, consider it CORRECT.\n'
+    '4. Some answers may consist of multiple items, such as multiple-choice questions with multiple '
+    'correct options, multi-select questions, or multi-blank fill-in-the-blank questions. '
+    'Regardless of the question type, the final answer is considered CORRECT only if it matches the '
+    'standard answer exactly at the level of all required items. For multi-select or multi-blank '
+    'questions, ALL parts must be answered correctly and match the standard answer exactly to be '
+    'deemed CORRECT.\n'
+    "5. If the candidate's answer is wrapped in LaTeX-style markers like \\boxed{{...}}, IGNORE the "
+    "\\boxed and only use the inner content as the candidate's final answer when comparing with the "
+    'standard answer.\n'
+    "6. If the candidate's answer is INVALID — for example, incomplete (cut off mid-response), "
+    'containing a large amount of abnormal repetitive content, clearly irrelevant to the question, '
+    'or explicitly refusing to answer due to ethical concerns, lack of information, or other '
+    'external factors — then you MUST grade it as C: INVALID.\n'
+    '7. This instruction applies to all problem types, including single-choice MCQ, multi-select '
+    'MCQ, numeric problems, short-answer questions, and general VQA-style questions. In all cases, '
+    'only the FINAL ANSWER and its consistency with the standard answer matter.\n'
+    "8. The question or options may contain image placeholders such as '<image>', '<image id=1>', "
+    'or similar tokens. You CANNOT see these images. Treat these placeholders as unknown content '
+    'and DO NOT hallucinate or infer any specific visual details from them. If the standard answer '
+    "or candidate's answer refers to an option associated with an image (e.g., 'choose A'), judge "
+    'correctness only based on the stated answer, not by imagining the image.\n'
+    '\n'
+    'IMPORTANT – OUTPUT FORMAT:\n'
+    '• You MUST return EXACTLY ONE line in the following format:\n'
+    '  <GRADE>\\t<EXTRACTED_ANSWER>\n'
+    '  where <GRADE> is one of A, B, or C.\n'
+    "• <EXTRACTED_ANSWER> should be the final answer you extracted from the candidate's response, "
+    'in a normalized, concise form (e.g., a number, a letter option, or a short phrase).\n'
+    '• If you cannot extract any meaningful answer, or the response is INVALID, output:\n'
+    '  C\\tN/A\n'
+    '• Do NOT add any extra text, explanation, or additional lines.\n'
+    '\n'
+    'Now, judge the following question.\n'
+    '<Original Question Begin>\n'
+    '{question}\n'
+    '{options_block}<Original Question End>\n'
+    '<Standard Answer Begin>\n'
+    '{gold_answer}\n'
+    '<Standard Answer End>\n'
+    "<Candidate's Answer Begin>\n"
+    '{llm_response}\n'
+    "<Candidate's Answer End>\n"
+    'Your output:'
+)
+
+
+def embspatial_judge_messages(item: EvalItem, prediction: str) -> list[dict[str, str]]:
+    """VLMEvalKit's spatial-bench LLM grading request (llm_extract.extract_ans_by_llm, mode "mcq"): the question,
+    the options as "A. text" lines (whitespace collapsed), the standard answer as "A. text", the candidate's
+    response; one user turn, as its OpenAI wrapper sends it."""
+    choices = {label: re.sub(r"\s+", " ", str(option)).strip() for label, option in _choices(item).items()}
+    options = "".join(f"{k}. {v}\n" for k, v in choices.items())
+    letter = item.labels[item.correct_index] if item.correct_index is not None else item.answer
+    gold = f"{letter}. {choices[letter]}" if letter in choices else str(item.answer)
+    prompt = _EXTRACT_JUDGE_PROMPT.format(question=item.question, gold_answer=gold, llm_response=prediction,
+                                          options_block=f"Options:\n{options}\n" if options else "")
+    return [{"role": "user", "content": prompt}]
+
+
+def embspatial_grade(reply: str) -> tuple[str, str] | None:
+    """(grade, extracted) from a judge reply by VLMEvalKit's reading of its first line, or None (asked again)."""
+    text = reply.strip()
+    if "Failed to obtain answer via API" in text or not text:
+        return None
+    m = re.match(r"^\s*([ABC])\b(.*)$", text.splitlines()[0].strip())
+    if m:
+        rest = re.sub(r"^(?:\\[tnr])+", "", re.sub(r"^[\s\|,:]+", "", m.group(2)))
+        return m.group(1), rest.strip() or "N/A"
+    m = re.match(r"^\s*([ABC])\s*$", text)
+    return (m.group(1), "N/A") if m else None
+
+
+class EmbSpatialScorer:
+    """EmbSpatial-Bench as VLMEvalKit scores it: without a judge its rule path (`embspatial`); with an
+    OpenAI-compatible judge every item is graded by the LLM (up to three tries for a readable first line; grade A is
+    a hit, anything else or three unreadable replies is not)."""
+
+    def __init__(self, client: object | None) -> None:
+        self.client = client
+        self.mode = "llm" if client is not None else "exact matching"
+
+    def __call__(self, item: EvalItem, prediction: str | None) -> ItemResult:
+        if self.client is None or prediction is None:
+            return embspatial(item, prediction)
+        messages = embspatial_judge_messages(item, str(prediction))
+        raw: list[str] = []
+        graded = None
+        for attempt in range(3):
+            try:
+                reply = self.client.complete_text(messages, use_cache=attempt == 0)  # type: ignore[attr-defined]
+            except Exception as err:  # noqa: BLE001 - an API failure is a retry in VLMEvalKit
+                raw.append(f"<failed: {err}>")
+                continue
+            raw.append(reply)
+            graded = embspatial_grade(reply)
+            if graded is not None:
+                break
+        grade, extracted = graded or ("C", "N/A")
+        result = official_result(item, prediction, extracted, grade == "A",
+                                 "" if graded else "judge reply unreadable 3 times (graded C, invalid)")
+        result.judge_model = str(getattr(getattr(self.client, "config", None), "model", ""))
+        result.judge_prompt = json.dumps(messages, ensure_ascii=False)
+        result.judge_raw = json.dumps(raw, ensure_ascii=False)
+        return result
+
+
 def embspatial(item: EvalItem, prediction: str | None) -> ItemResult:
     """VLMEvalKit's EmbSpatialBench rule scoring: the matched letter equals the answer letter; option text is never
     matched."""

@@ -35,6 +35,10 @@ def _vlmevalkit_official(config: EvalConfig, client: object | None, lenient: off
     return official.VLMEvalKitMCQScorer(client)
 
 
+def _embspatial_official(config: EvalConfig, client: object | None, lenient: official.OfficialScorer):
+    return official.EmbSpatialScorer(client)
+
+
 @dataclass(frozen=True)
 class BenchmarkSpec:
     name: str
@@ -68,7 +72,7 @@ REGISTRY: dict[str, BenchmarkSpec] = {
     "custom": BenchmarkSpec("custom", None, _custom_aggregate, _custom_rules),
     "cv_bench": BenchmarkSpec("cv_bench", cv_bench.load, cv_bench.aggregate, official=_static(official.cv_bench)),
     "embspatial": BenchmarkSpec(
-        "embspatial", embspatial.load, embspatial.aggregate, official=_static(official.embspatial)
+        "embspatial", embspatial.load, embspatial.aggregate, official=_embspatial_official, official_judged=True
     ),
     "robospatial": BenchmarkSpec(
         "robospatial", robospatial.load, robospatial.aggregate, official=_static(official.robospatial)

@@ -26,7 +26,7 @@ from tests.openai_server import RecordedRequest, Reply, error_reply, serve, text
 FIXTURES = Path(__file__).parent / "fixtures" / "official"
 # fixture name -> the fixture holds its benchmark's name; *_judge: the same toolkit run with an LLM judge
 BENCHMARKS = ("cv_bench", "qspatial", "robospatial", "embspatial", "3dsrbench", "mmbench", "spatialrgpt",
-              "3dsrbench_judge", "mmbench_judge")
+              "3dsrbench_judge", "mmbench_judge", "embspatial_judge")
 
 
 def fixture(name: str) -> dict:
