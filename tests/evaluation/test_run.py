@@ -61,7 +61,7 @@ def test_predictions_file_outputs_and_mlflow(tmp_path):
     assert saved["output_dir"] == str(tmp_path / "benchmark_scores" / "cv_bench")  # not the temp dir it was built in
     meta = report.metadata()
     assert meta["score"] == pytest.approx(100 / 3, abs=0.01) and meta["status"] == "ok"
-    assert meta["per_category"]["3D Distance"] == 0.0
+    assert meta["per_category"]["3D Distance"] == 0.0 and meta["lenient_score"] == 50.0
     assert frame.set_index("item_id").loc["2D-3", "lenient_correct"]  # both verdicts per item
     run = mlflow.MlflowClient(tracking_uri=uri).get_run(report.mlflow_run_id)
     assert run.data.metrics["cv_bench/accuracy"] == pytest.approx(100 / 3)
