@@ -106,8 +106,8 @@ def qspatial(item: EvalItem, prediction: str | None) -> ItemResult:
         return official_result(item, prediction, "", False, "unparseable: no scalar{} (official code raises)")
     if not units:
         return official_result(item, prediction, "", False, "unparseable: no distance_unit{} (official code raises)")
-    numbers = [float(n) for n in re.findall(r"\d+\.?\d*", scalars[-1])]
-    value = sum(numbers) / len(numbers) if numbers else math.nan
+    numbers = re.findall(r"\d+\.?\d*", scalars[-1])
+    value = float(np.array(numbers).astype(float).mean()) if numbers else math.nan  # numpy's sum, bit for bit
     pred_cm = value * qspatial_multiplier(units[-1])
     with np.errstate(divide="ignore", invalid="ignore"):
         p, g = np.float64(pred_cm), np.float64(gt_cm)
@@ -745,26 +745,30 @@ def spatialrgpt_aggregate(results: Sequence[ItemResult]) -> dict[str, float]:
             quant.setdefault(SPATIALRGPT_DISTANCE.get(r.category, r.category), []).append(r)
         elif r.split == "qualitative":
             qual.setdefault(spatialrgpt_qualitative_group(r.category), []).append(r)
+    def pct(flags: list[int]) -> float:  # the script's np.sum(x) / len(x) * 100, in that order
+        return float(np.sum(flags) / len(flags) * 100)
+
     for name, rows in qual.items():
-        out[f"Qual_{name}_acc"] = 100.0 * sum(r.correct for r in rows) / len(rows)
+        out[f"Qual_{name}_acc"] = pct([int(r.correct) for r in rows])
     if qual:
-        rows = [r for v in qual.values() for r in v]
-        out["Qual_overall_acc"] = 100.0 * sum(r.correct for r in rows) / len(rows)
+        out["Qual_overall_acc"] = pct([int(r.correct) for v in qual.values() for r in v])
     for name, rows in quant.items():
-        out[f"Quan_{name}_acc"] = 100.0 * sum(r.correct for r in rows) / len(rows)
+        out[f"Quan_{name}_acc"] = pct([int(r.correct) for r in rows])
         errors = [r.score_detail["error_rate"] for r in rows if "error_rate" in r.score_detail]
         if errors:
-            out[f"Quan_{name}_err"] = 100.0 * float(np.sum(errors)) / len(errors)
+            out[f"Quan_{name}_err"] = float(np.sum(errors) / len(errors) * 100)
     for category in SPATIALRGPT_DISTANCE:
         matched = [r for r in results if r.category == category and "error_rate" in r.score_detail]
         if matched:
+            average, count = 0.0, 0  # the script's RunningAverage of compute_errors' abs_rel
             with np.errstate(divide="ignore", invalid="ignore"):
-                rels = [np.abs(r.score_detail["answer"] - r.score_detail["response"]) / r.score_detail["answer"]
-                        for r in matched]
-            out[f"Quan_{category}_absrel"] = round(float(np.mean(rels)), 3)
+                for r in matched:
+                    gt, pred = np.array([r.score_detail["answer"]]), np.array([r.score_detail["response"]])
+                    average = (float(np.mean(np.abs(gt - pred) / gt)) + count * average) / (count + 1)
+                    count += 1
+            out[f"Quan_{category}_absrel"] = round(average, 3)
     if quant:
-        rows = [r for v in quant.values() for r in v]
-        out["Quan_overall_acc"] = 100.0 * sum(r.correct for r in rows) / len(rows)
+        out["Quan_overall_acc"] = pct([int(r.correct) for v in quant.values() for r in v])
     out["Match_fail_count"] = float(sum(1 for r in results if r.reason.startswith("judge")))
     return out
 
