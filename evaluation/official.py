@@ -8,10 +8,15 @@ each checked item for item against the code itself (tests/evaluation/fixtures/of
 - CV-Bench: cambrian-mllm/cambrian eval/eval/{ade,coco,omni}/*_test.py (`extract_mcq_answer`, `compute_metrics`).
 - Q-Spatial: andrewliao11/Q-Spatial-Bench-code examples/evaluate_success_rate.ipynb (`QSpatialEvaluator`).
 - RoboSpatial-Home: chanhee-luke/RoboSpatial-Eval evaluation.py (`evaluate_answer`).
-- EmbSpatial-Bench: open-compass/VLMEvalKit spatial_bench/matching_func.py (`can_match_option`) + cal_scores.py.
-- 3DSRBench, MMBench: open-compass/VLMEvalKit vlmeval/utils/matching_util.py (`can_infer`), exact matching.
-- SpatialRGPT-Bench: AnjieCheng/SpatialRGPT scripts/srgpt/eval/evaluate_spatial_with_gpt4.py (GPT judge prompts,
-  see `SpatialRGPTJudge`).
+- EmbSpatial-Bench: open-compass/VLMEvalKit spatial_bench/matching_func.py (`can_match_option`) + cal_scores.py;
+  with a judge, spatial_bench/llm_extract.py (`EmbSpatialScorer`).
+- 3DSRBench, MMBench: open-compass/VLMEvalKit vlmeval/utils/matching_util.py (`can_infer`); with a judge,
+  dataset/utils/multiple_choice.py's matching prompt (`VLMEvalKitMCQScorer`).
+- SpatialRGPT-Bench: AnjieCheng/SpatialRGPT scripts/srgpt/eval/evaluate_spatial_with_gpt4.py (its GPT judge
+  prompts and reply reading, `SpatialRGPTScorer`).
+
+Where the official code asks an LLM, the judge is any OpenAI-compatible endpoint (`assets.llm.LLMClient`) and the
+messages are the official ones, character for character.
 
 Nothing here is copied code: each function restates the rule it reproduces and says which quirk it keeps.
 """
@@ -50,14 +55,12 @@ OfficialScorer = Callable[[EvalItem, str | None], ItemResult]
 def cambrian_mcq_answer(text: str, strip: str = ".") -> str:
     """Cambrian's reading: lowercase, keep what follows the last "answer is" / "answer is:" / "answer:" (each
     keyword applied in turn), strip, drop trailing `strip` characters (ADE20K/COCO scripts: ".", Omni3D script:
-    ".:,"), one "(" on the left and ")" on the right, then keep the first character."""
+    ".:,"), then every "(" on the left and ")" on the right, and keep the first character."""
     text = text.lower().strip()
     for keyword in ("answer is", "answer is:", "answer:"):
         if keyword in text:
             text = text.split(keyword)[-1]
-    text = text.strip().rstrip(strip)
-    text = text[1:] if text.startswith("(") else text
-    text = text[:-1] if text.endswith(")") else text
+    text = text.strip().rstrip(strip).lstrip("(").rstrip(")")
     return text[0] if len(text) > 1 else text
 
 
