@@ -65,6 +65,11 @@ class EvalConfig(BaseModel):
     mmbench_circular: bool = True
     qspatial_official_prompt: bool = False
     spatialrgpt_image_root: Path | None = None
+    qspatial_image_root: Path | None = Field(
+        default=None,
+        description="Q-Spatial-Bench-code checkout whose QSpatial_scannet download script rendered the ScanNet frames "
+        "(the HF release has no images for that split): an item's `image_path` is read relative to it.",
+    )
     spatialrgpt_templates: Path | None = Field(
         default=None,
         description="The authors' qualitative judge examples (scripts/srgpt/eval/prompt_templates of a SpatialRGPT "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evaluation.benchmarks.common import decode_image, find_tables, read_table
+from evaluation.benchmarks.common import decode_image, find_tables, is_missing, one_copy_per_table, read_table
 from evaluation.config import EvalConfig
 from evaluation.items import AnswerKind, EvalItem, ItemResult
 from evaluation.scoring import accuracy, accuracy_by
@@ -32,7 +32,7 @@ def _split_of(path: Path, row: dict) -> str:
 
 def load(source: Path, config: EvalConfig) -> list[EvalItem]:
     items: list[EvalItem] = []
-    for table in find_tables(source):
+    for table in one_copy_per_table(find_tables(source)):
         frame = read_table(table)
         if "answer_value" not in frame.columns:
             continue
@@ -40,6 +40,7 @@ def load(source: Path, config: EvalConfig) -> list[EvalItem]:
             split = _split_of(table, row)
             value_m = to_meters(float(row["answer_value"]), str(row["answer_unit"]))
             question = str(row["question"])
+            image = decode_image(row.get("image"))  # QSpatial_scannet: none; rendered by the authors' script
             items.append(
                 EvalItem(
                     item_id=f"{split}-{i}",
@@ -51,7 +52,10 @@ def load(source: Path, config: EvalConfig) -> list[EvalItem]:
                     value=value_m,
                     category=str(row.get("question_type", "")),
                     split=split,
-                    image_bytes=decode_image(row.get("image")),
+                    image_bytes=image,
+                    image_path=(Path(config.qspatial_image_root) / str(row["image_path"])
+                                if image is None and config.qspatial_image_root and not is_missing(row.get("image_path"))
+                                else None),
                     meta={"image_path": str(row.get("image_path", "")), "answer_value": float(row["answer_value"]),
                           "answer_unit": str(row["answer_unit"])},
                 )

@@ -160,3 +160,17 @@ def test_robospatial_download_layout_resolves_relative_images(tmp_path: Path) ->
     items = REGISTRY["robospatial"].load(root, EvalConfig(robospatial_subsets=["configuration"]))
     assert items and all(it.category == "configuration" for it in items)
     assert items[0].image_path == tmp_path / first["img"] and items[0].has_image
+
+
+def test_qspatial_scannet_images_from_the_authors_render_layout(tmp_path: Path) -> None:
+    """The HF release has no QSpatial_scannet images; the authors' script renders them under its checkout."""
+    fx = fixture("qspatial")
+    root = materialize(fx["files"], tmp_path / "data")
+    first = fx["files"]["data/QSpatial_scannet-00000-of-00001.parquet"][0]
+    image = tmp_path / "code" / first["image_path"]
+    image.parent.mkdir(parents=True)
+    image.write_bytes(b"\xff\xd8")
+    items = REGISTRY["qspatial"].load(root, EvalConfig(qspatial_image_root=tmp_path / "code"))
+    scannet = [it for it in items if it.split == "QSpatial_scannet"]
+    assert scannet[0].image_path == image and scannet[0].has_image
+    assert not REGISTRY["qspatial"].load(root, EvalConfig())[0].has_image  # no root given: reported missing
