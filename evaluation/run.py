@@ -49,8 +49,7 @@ def load_items(root: Path, benchmark: str, config: EvalConfig) -> tuple[list[Eva
         items = spec.load(resolve_source(config.data[benchmark]), config)
     if not items:
         raise DataError(f"{benchmark}: no items found")
-    seen: set[str] = set()
-    repeated = [it.item_id for it in items if it.item_id in seen or seen.add(it.item_id)]
+    repeated = [item_id for item_id, n in Counter(it.item_id for it in items).items() if n > 1]
     if repeated:  # the same item loaded twice (two copies of a table) would count twice
         raise DataError(f"{benchmark}: {len(repeated)} item ids occur more than once, e.g. {repeated[:5]}")
     return (items[: config.limit] if config.limit else items), rejected
