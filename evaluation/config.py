@@ -57,13 +57,24 @@ class EvalConfig(BaseModel):
     custom_max_per_level: int | None = Field(default=None, ge=1)
     # public benchmarks
     cv_bench_tasks: dict[str, list[str]] = Field(
-        default_factory=lambda: {"2D": ["Relation"], "3D": ["Depth", "Distance"]}
+        default_factory=lambda: {"2D": ["Count", "Relation"], "3D": ["Depth", "Distance"]},
+        description="All four by default: the official per-source accuracies and overall include Count.",
     )
     robospatial_subsets: list[str] = Field(default_factory=lambda: ["configuration"])
     threedsr_setting: ThreeDSRSetting = "flip+circular"
     mmbench_circular: bool = True
     qspatial_official_prompt: bool = False
     spatialrgpt_image_root: Path | None = None
+    qspatial_image_root: Path | None = Field(
+        default=None,
+        description="Q-Spatial-Bench-code checkout whose QSpatial_scannet download script rendered the ScanNet frames "
+        "(the HF release has no images for that split): an item's `image_path` is read relative to it.",
+    )
+    spatialrgpt_templates: Path | None = Field(
+        default=None,
+        description="The authors' qualitative judge examples (scripts/srgpt/eval/prompt_templates of a SpatialRGPT "
+        "checkout). Without them qualitative items are scored by the rule fallback, labelled as such.",
+    )
     # judge and tracking
     judge_env_prefix: str = "HISPATIAL_JUDGE"
     use_judge: bool = True

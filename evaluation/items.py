@@ -20,6 +20,7 @@ class AnswerKind(StrEnum):
     VECTOR = "vector"  # `direction` unit vector in the camera frame, scored by angle
     CLOCK = "clock"  # SpatialRGPT direction: `value` is the clock hour 1..12
     JUDGED = "judged"  # free form, judged against `answer` (LLM judge, or the rule-based fallback)
+    POINT = "point"  # an (x, y) image point; `answer` is the polygon it must fall in (RoboSpatial context)
 
 
 @dataclass
@@ -71,6 +72,10 @@ class ItemResult:
     judge_model: str = ""
     judge_prompt: str = ""
     judge_raw: str = ""
+    # Our own, more forgiving reading of the same prediction (the `lenient` metric set); None where the benchmark
+    # has no separate official reading.
+    lenient_correct: bool | None = None
+    lenient_parsed: str = ""
 
     def as_row(self) -> dict[str, object]:
         row = {k: v for k, v in self.__dict__.items() if k != "score_detail"}

@@ -31,23 +31,50 @@ class Predictor(Protocol):
 class PredictionsFile:
     """Predictions from a JSONL file of {"id": ..., "prediction": ...}: score any external system.
 
-    Malformed lines raise DataError naming the line (a silently skipped line would shrink the denominator);
-    items with no line get None.
+    Malformed lines raise DataError naming the line (a silently skipped line would shrink the denominator), and so
+    do a file with no predictions and an id given twice (which answer would count?). `check_ids` refuses a file
+    written for other items. Items of the benchmark with no line get None (counted wrong, "no prediction").
     """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.name = f"file:{self.path.name}"
         self.predictions: dict[str, str] = {}
+        first_line: dict[str, int] = {}
         with open(self.path, encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
                 try:
                     row = json.loads(line)
-                    self.predictions[str(row["id"])] = "" if row["prediction"] is None else str(row["prediction"])
+                    item_id = str(row["id"])
+                    prediction = "" if row["prediction"] is None else str(row["prediction"])
                 except (ValueError, KeyError, TypeError) as err:
                     raise DataError(f"{self.path}:{lineno}: expected {{id, prediction}}: {err}") from err
+                if item_id in first_line:
+                    raise DataError(
+                        f"{self.path}:{lineno}: duplicate id {item_id!r} (first on line {first_line[item_id]})"
+                    )
+                first_line[item_id] = lineno
+                self.predictions[item_id] = prediction
+        if not self.predictions:
+            raise DataError(f"{self.path}: no predictions in the file")
+
+    def check_ids(self, item_ids: Sequence[str], subset: bool = False) -> None:
+        """Refuse a predictions file that does not belong to these items: ids that are not items of the
+        benchmark (unless `subset`: only part of the benchmark is scored, e.g. `limit`), or no id in common.
+        Scoring such a file would report a real-looking 0.0."""
+        known = set(item_ids)
+        unknown = [i for i in self.predictions if i not in known]
+        if len(unknown) == len(self.predictions):
+            raise DataError(
+                f"{self.path}: none of its {len(self.predictions)} ids is an item of this benchmark "
+                f"(file ids like {unknown[:3]}, item ids like {list(item_ids)[:3]})"
+            )
+        if unknown and not subset:
+            raise DataError(
+                f"{self.path}: {len(unknown)} ids are not items of this benchmark, e.g. {unknown[:5]}"
+            )
 
     def predict(self, items: Sequence[EvalItem]) -> list[str | None]:
         return [self.predictions.get(item.item_id) for item in items]

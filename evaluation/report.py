@@ -104,6 +104,9 @@ class BenchmarkReport:
             "judge_mode": self.judge_mode,
             "predictor": self.predictor,
         }
+        lenient = self.metrics.get(f"lenient/{self.headline}")
+        if lenient is not None:  # our more forgiving reading, beside (never instead of) the official score
+            meta["lenient_score"] = None if math.isnan(lenient) else round(lenient, 2)
         if self.message:
             meta["message"] = self.message
         if self.predictions_path:

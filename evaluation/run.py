@@ -8,6 +8,7 @@ judge reply is a wrong item with its reason in predictions.parquet, never a drop
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections import Counter
@@ -48,7 +49,15 @@ def load_items(root: Path, benchmark: str, config: EvalConfig) -> tuple[list[Eva
         items = spec.load(resolve_source(config.data[benchmark]), config)
     if not items:
         raise DataError(f"{benchmark}: no items found")
+    repeated = [item_id for item_id, n in Counter(it.item_id for it in items).items() if n > 1]
+    if repeated:  # the same item loaded twice (two copies of a table) would count twice
+        raise DataError(f"{benchmark}: {len(repeated)} item ids occur more than once, e.g. {repeated[:5]}")
     return (items[: config.limit] if config.limit else items), rejected
+
+
+def _judge_cache(config: EvalConfig, out_root: Path) -> dict[str, Path]:
+    """Judge replies are cached (keyed by prompt hash) next to the scores unless the environment says where."""
+    return {} if os.environ.get(f"{config.judge_env_prefix}_CACHE_DIR") else {"cache_dir": out_root / "_judge_cache"}
 
 
 class _NotConfigured(DataError):
@@ -91,17 +100,41 @@ def _predict(
 
 def score_items(
     items: Sequence[EvalItem], predictions: Sequence[str | None], spec: BenchmarkSpec, config: EvalConfig,
-    judge: Judge | None = None, reasons: dict[str, str] | None = None,
+    judge: Judge | None = None, reasons: dict[str, str] | None = None, judge_client: object | None = None,
 ) -> tuple[list[ItemResult], dict[str, float], dict[str, dict[str, float]]]:
-    """Score predictions (aligned with items) and aggregate them the benchmark authors' way."""
+    """Score predictions (aligned with items) and aggregate them the benchmark authors' way.
+
+    Where the benchmark has an official reading (`spec.official`), it decides each item and the metrics are the
+    official ones; our own reading is scored too and reported beside them as `lenient/<metric>` (and per item as
+    `lenient_correct`). `judge_client` is the OpenAI-compatible endpoint an official LLM-judged path uses."""
     rules = spec.rules(config)
+    scored: dict[int, ItemResult] = {}
+
+    def lenient(item: EvalItem, prediction: str | None) -> ItemResult:
+        """Our reading, computed once per item (an official rule fallback reuses it: one judge call, not two)."""
+        if id(item) not in scored:
+            scored[id(item)] = score_item(item, prediction, rules, judge)
+        return dataclasses.replace(scored[id(item)])
+
+    official = spec.official(config, judge_client, lenient) if spec.official is not None else None
+    if official is not None and hasattr(official, "prepare"):  # scorers that decide whole groups at once
+        official.prepare(items, predictions)
     results = []
+    lenient_results = []
     for item, prediction in zip(items, predictions, strict=True):
-        result = score_item(item, prediction, rules, judge)
+        result = lenient(item, prediction)
+        if official is not None:
+            lenient_results.append(result)
+            loose = result
+            result = official(item, prediction)
+            result.lenient_correct, result.lenient_parsed = loose.correct, loose.parsed
         if prediction is None and reasons and item.item_id in reasons:
             result.reason = reasons[item.item_id]
         results.append(result)
     metrics, per_category = spec.aggregate(list(items), results, config)
+    if official is not None:
+        lenient_metrics, _ = spec.aggregate(list(items), lenient_results, config)
+        metrics.update({f"lenient/{key}": value for key, value in lenient_metrics.items()})
     return results, metrics, per_category
 
 
@@ -140,6 +173,7 @@ def score_benchmark(
         if benchmark in config.predictions:
             try:
                 predictor = PredictionsFile(config.predictions[benchmark])
+                predictor.check_ids([it.item_id for it in items], subset=config.limit is not None)
             except (DataError, OSError) as err:
                 report.status, report.message = "failed", f"predictions file: {err}"
                 return report
@@ -161,14 +195,24 @@ def score_benchmark(
     if any(it.kind == AnswerKind.JUDGED for it in items):
         client = judge_client
         if client is None and config.use_judge:
-            prefix = config.judge_env_prefix
             # Judge replies are cached (keyed by prompt hash) next to the scores unless the environment says where.
-            cache = {} if os.environ.get(f"{prefix}_CACHE_DIR") else {"cache_dir": out_root / "_judge_cache"}
-            client = LLMClient.from_env(prefix, **cache)
+            client = LLMClient.from_env(config.judge_env_prefix, **_judge_cache(config, out_root))
         judge = make_judge(client, config.l3_relative_error)
         report.judge_mode, report.judge_model = judge.mode, judge.model
 
-    results, report.metrics, report.per_category = score_items(items, predictions, spec, config, judge, reasons)
+    official_client = None
+    if spec.official_judged:
+        if config.use_judge:
+            official_client = judge_client or LLMClient.from_env(
+                config.judge_env_prefix, **_judge_cache(config, out_root)
+            )
+        if official_client is not None:
+            report.judge_mode, report.judge_model = "official prompts, llm", str(official_client.config.model)
+        else:
+            report.judge_mode, report.judge_model = spec.official_without_judge, "rule-based"
+    results, report.metrics, report.per_category = score_items(
+        items, predictions, spec, config, judge, reasons, official_client
+    )
     report.num_items = len(results)
     report.num_unparseable = sum(1 for r in results if r.reason.startswith("unparseable"))
     report.failure_reasons = dict(Counter(r.reason.split(":")[0] for r in results if r.reason))

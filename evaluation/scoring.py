@@ -8,7 +8,9 @@ category figures are computed over groups, never rows.
 
 from __future__ import annotations
 
+import ast
 import math
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -23,8 +25,10 @@ from evaluation.extract import (
     extract_quantity,
     extract_vector,
     extract_yes_no,
+    final_answer_region,
 )
 from evaluation.items import AnswerKind, EvalItem, ItemResult
+from evaluation.official import point_in_polygon
 
 # ------------------------------------------------------------------------------------------ numeric rules
 
@@ -188,6 +192,16 @@ def score_item(
             return _result(item, prediction, "", False, "unparseable: no clock direction")
         diff = clock_difference(hour, int(item.value))
         return _result(item, prediction, f"{hour} o'clock", diff <= rules.clock_tolerance_h, score_detail={"clock_diff": diff})
+    if item.kind == AnswerKind.POINT:
+        try:
+            polygon = [tuple(float(c) for c in p) for p in ast.literal_eval(item.answer)]
+        except (SyntaxError, ValueError, TypeError):
+            return _result(item, prediction, "", False, "ground truth is not a polygon")
+        m = re.search(r"[\(\[]\s*([-+]?\d*\.?\d+)\s*,\s*([-+]?\d*\.?\d+)\s*[\)\]]", final_answer_region(prediction))
+        if m is None or len(polygon) < 3:
+            return _result(item, prediction, "", False, "unparseable: no (x, y) point")
+        x, y = float(m.group(1)), float(m.group(2))
+        return _result(item, prediction, f"({x:g}, {y:g})", point_in_polygon(x, y, polygon))
     if item.kind == AnswerKind.JUDGED:
         if judge is None:
             return _result(item, prediction, "", False, "no judge configured")

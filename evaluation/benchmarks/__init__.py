@@ -1,4 +1,5 @@
-"""Benchmark registry: each name maps to its loader, its scoring rules and its authors' aggregate metrics."""
+"""Benchmark registry: each name maps to its loader, its official per-item reading (the default score, see
+evaluation.official), our lenient scoring rules (the `lenient` metric set) and its authors' aggregate metrics."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from evaluation import official
 from evaluation.benchmarks import cv_bench, embspatial, general, qspatial, robospatial, spatialrgpt, threedsr
 from evaluation.config import EvalConfig
 from evaluation.extract import extract_qspatial
@@ -13,6 +15,28 @@ from evaluation.items import EvalItem, ItemResult
 from evaluation.scoring import QSPATIAL_RULE, SPATIALRGPT_RULE, NumericRule, ScoringRules
 
 Aggregate = tuple[dict[str, float], dict[str, dict[str, float]]]
+# official(config, judge_client, lenient_scorer) -> per-item official scorer; the client is an OpenAI-compatible
+# endpoint (assets.llm.LLMClient) for benchmarks whose authors judge with an LLM, else ignored.
+OfficialFactory = Callable[[EvalConfig, object | None, official.OfficialScorer], official.OfficialScorer]
+
+
+def _static(scorer: official.OfficialScorer) -> OfficialFactory:
+    return lambda config, client, lenient: scorer
+
+
+def _spatialrgpt_official(config: EvalConfig, client: object | None, lenient: official.OfficialScorer):
+    templates = (
+        official.load_spatialrgpt_templates(config.spatialrgpt_templates) if config.spatialrgpt_templates else None
+    )
+    return official.SpatialRGPTScorer(client, templates, lenient)
+
+
+def _vlmevalkit_official(config: EvalConfig, client: object | None, lenient: official.OfficialScorer):
+    return official.VLMEvalKitMCQScorer(client)
+
+
+def _embspatial_official(config: EvalConfig, client: object | None, lenient: official.OfficialScorer):
+    return official.EmbSpatialScorer(client)
 
 
 @dataclass(frozen=True)
@@ -22,6 +46,9 @@ class BenchmarkSpec:
     aggregate: Callable[[list[EvalItem], list[ItemResult], EvalConfig], Aggregate]
     rules: Callable[[EvalConfig], ScoringRules] = lambda config: ScoringRules()
     headline: str = "accuracy"
+    official: OfficialFactory | None = None  # None: the benchmark has no separate official reading (custom, POPE..)
+    official_judged: bool = False  # the official path asks an LLM judge (the report says which judge decided)
+    official_without_judge: str = "exact matching"  # what decides on the official path when no judge is set
 
 
 def _custom_rules(config: EvalConfig) -> ScoringRules:
@@ -43,24 +70,36 @@ def _custom_aggregate(items, results, config):  # imported lazily: custom import
 
 REGISTRY: dict[str, BenchmarkSpec] = {
     "custom": BenchmarkSpec("custom", None, _custom_aggregate, _custom_rules),
-    "cv_bench": BenchmarkSpec("cv_bench", cv_bench.load, cv_bench.aggregate),
-    "embspatial": BenchmarkSpec("embspatial", embspatial.load, embspatial.aggregate),
-    "robospatial": BenchmarkSpec("robospatial", robospatial.load, robospatial.aggregate),
-    "3dsrbench": BenchmarkSpec("3dsrbench", threedsr.load, threedsr.aggregate),
+    "cv_bench": BenchmarkSpec("cv_bench", cv_bench.load, cv_bench.aggregate, official=_static(official.cv_bench)),
+    "embspatial": BenchmarkSpec(
+        "embspatial", embspatial.load, embspatial.aggregate, official=_embspatial_official, official_judged=True
+    ),
+    "robospatial": BenchmarkSpec(
+        "robospatial", robospatial.load, robospatial.aggregate, official=_static(official.robospatial)
+    ),
+    "3dsrbench": BenchmarkSpec(
+        "3dsrbench", threedsr.load, threedsr.aggregate, official=_vlmevalkit_official, official_judged=True
+    ),
     "spatialrgpt": BenchmarkSpec(
         "spatialrgpt",
         spatialrgpt.load,
         spatialrgpt.aggregate,
         lambda config: ScoringRules(numeric=SPATIALRGPT_RULE, default_unit="m"),
-        headline="quantitative_avg",
+        headline="Quan_overall_acc",
+        official=_spatialrgpt_official,
+        official_judged=True,
+        official_without_judge="rule fallback (not official)",
     ),
     "qspatial": BenchmarkSpec(
         "qspatial",
         qspatial.load,
         qspatial.aggregate,
         lambda config: ScoringRules(numeric=QSPATIAL_RULE, length_extractor=extract_qspatial),
+        official=_static(official.qspatial),
     ),
-    "mmbench": BenchmarkSpec("mmbench", general.load_mmbench, general.aggregate_mcq),
+    "mmbench": BenchmarkSpec(
+        "mmbench", general.load_mmbench, general.aggregate_mcq, official=_vlmevalkit_official, official_judged=True
+    ),
     "pope": BenchmarkSpec("pope", general.load_pope, general.aggregate_pope, headline="f1"),
     "seed": BenchmarkSpec("seed", general.load_seed, general.aggregate_mcq),
     "realworldqa": BenchmarkSpec("realworldqa", general.load_realworldqa, general.aggregate_mcq),

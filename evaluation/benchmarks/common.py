@@ -54,6 +54,20 @@ def find_tables(root: Path, patterns: Sequence[str] = ("*",)) -> list[Path]:
     return sorted(found)
 
 
+_PREFERENCE = (".parquet", ".jsonl", ".json", ".tsv", ".csv")
+
+
+def one_copy_per_table(tables: Sequence[Path]) -> list[Path]:
+    """Releases ship some tables twice (CV-Bench: test_2d.parquet and test_2d.jsonl, the latter without images):
+    keep one file per name, the best format first (parquet, then JSONL, JSON, TSV, CSV), so no item loads twice."""
+    best: dict[tuple[Path, str], Path] = {}
+    for path in tables:
+        key = (path.parent, path.stem)
+        if key not in best or _PREFERENCE.index(path.suffix.lower()) < _PREFERENCE.index(best[key].suffix.lower()):
+            best[key] = path
+    return sorted(best.values())
+
+
 def read_table(path: Path) -> pd.DataFrame:
     """Read a released table in its own format. TSVs are read with every column as text (VLMEvalKit writes
     option columns that pandas would otherwise turn into floats) and empty cells as NaN."""

@@ -1,8 +1,10 @@
-"""CV-Bench (nyu-visionx/CV-Bench): configs 2D (task Relation) and 3D (Depth, Distance), split test.
+"""CV-Bench (nyu-visionx/CV-Bench): configs 2D (Count, Relation) and 3D (Depth, Distance), split test.
 
 Released fields: idx, type ("2D"/"3D"), task, source (ADE20K/COCO/Omni3D), prompt (question + options +
-instruction), choices (list), answer ("(A)"), image (HF image struct). The official overall accuracy is
-((ADE20K acc + COCO acc) / 2 + Omni3D acc) / 2; the paper reports CV-Bench-3D (Depth + Distance pooled) and
+instruction), choices (list), answer ("(A)"), image (HF image struct). The release holds test_2d/test_3d both as
+parquet and as JSONL (without images): one copy of each is read. Items are read by Cambrian's per-source scripts
+(evaluation.official.cv_bench). The official overall accuracy is ((ADE20K acc + COCO acc) / 2 + Omni3D acc) / 2
+over all four tasks (Count included); the paper reports CV-Bench-3D (Depth + Distance pooled) and
 CV-Bench-2D Relation separately, so both are reported too.
 """
 
@@ -18,6 +20,7 @@ from evaluation.benchmarks.common import (
     find_tables,
     is_missing,
     letter_index,
+    one_copy_per_table,
     read_table,
 )
 from evaluation.config import EvalConfig
@@ -26,7 +29,7 @@ from evaluation.scoring import accuracy, accuracy_by
 
 
 def load(source: Path, config: EvalConfig) -> list[EvalItem]:
-    tables = find_tables(source)
+    tables = one_copy_per_table(find_tables(source))
     items: list[EvalItem] = []
     wanted = {(kind, task) for kind, tasks in config.cv_bench_tasks.items() for task in tasks}
     for table in tables:
@@ -61,7 +64,7 @@ def aggregate(items: list[EvalItem], results: list[ItemResult], config: EvalConf
     overall, n = accuracy(results)
     per_source = {k: v["accuracy"] for k, v in accuracy_by(results, lambda r: r.split).items()}
     metrics = {"accuracy": overall, "count": float(n)}
-    two_d = [r for r in results if r.category.startswith("2D")]
+    two_d = [r for r in results if r.category == "2D Relation"]
     three_d = [r for r in results if r.category.startswith("3D")]
     if two_d:
         metrics["cv_bench_2d_relation"] = accuracy(two_d)[0]

@@ -1,36 +1,77 @@
-"""EmbSpatial-Bench (`embspatial_bench.json`): data_source, scene_id, question_id, question, relation, image (base64),
-answer_options (4), answer (int index), objects. Accuracy pooled, per relation and per data_source."""
+"""EmbSpatial-Bench in its two published layouts:
+
+- the authors' `embspatial_bench.json` (HF Phineas476/EmbSpatial-Bench): data_source, scene_id, question_id,
+  question, relation, image (base64), answer_options (4), answer (int index), objects;
+- VLMEvalKit's `EmbSpatialBench.tsv`: index, question, options (a JSON / Python list), answer (letter),
+  data_source, image (base64).
+
+There is no official scoring code from the authors; the reference is VLMEvalKit's rule path (the letter its
+`can_match_option` reads, never the option text; evaluation.official.embspatial). Accuracy pooled and per
+data_source.
+"""
 
 from __future__ import annotations
 
+import ast
+import json
 from pathlib import Path
 
-from evaluation.benchmarks.common import LETTERS, decode_image, find_tables, format_options, read_table
+from evaluation.benchmarks.common import (
+    LETTERS,
+    decode_image,
+    find_tables,
+    format_options,
+    letter_index,
+    one_copy_per_table,
+    read_table,
+    vlmevalkit_images,
+)
 from evaluation.config import EvalConfig
 from evaluation.items import AnswerKind, EvalItem, ItemResult
 from evaluation.scoring import accuracy, accuracy_by
 
 
+def _options(value: object) -> list[str]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = ast.literal_eval(value)
+    return [str(o) for o in list(value)]
+
+
 def load(source: Path, config: EvalConfig) -> list[EvalItem]:
     items: list[EvalItem] = []
-    for table in find_tables(source, ("*embspatial*", "*.json")):
-        for row in read_table(table).to_dict("records"):
-            options = [str(o) for o in list(row["answer_options"])]
+    patterns = ("*embspatial*", "*EmbSpatial*", "*.json", "*.tsv")
+    for table in one_copy_per_table(find_tables(source, patterns)):
+        frame = read_table(table)
+        images = vlmevalkit_images(frame)
+        for row in frame.to_dict("records"):
+            if "answer_options" in row:  # the authors' JSON
+                options = _options(row["answer_options"])
+                correct, item_id = int(row["answer"]), str(row["question_id"])
+                image = row.get("image")
+            elif "options" in row:  # VLMEvalKit TSV
+                options = _options(row["options"])
+                correct, item_id = letter_index(row["answer"], len(options)), str(row["index"])
+                image = images.get(item_id, row.get("image"))
+            else:
+                continue
             labels = [LETTERS[i] for i in range(len(options))]
             items.append(
                 EvalItem(
-                    item_id=str(row["question_id"]),
+                    item_id=item_id,
                     benchmark="embspatial",
                     prompt=format_options(str(row["question"]), options, labels),
                     question=str(row["question"]),
                     kind=AnswerKind.CHOICE,
-                    answer=options[int(row["answer"])],
+                    answer="" if correct is None else options[correct],
                     options=options,
                     labels=labels,
-                    correct_index=int(row["answer"]),
-                    category=str(row.get("relation", "")),
+                    correct_index=correct,
+                    category=str(row.get("relation", "") or ""),
                     split=str(row.get("data_source", "")),
-                    image_bytes=decode_image(row.get("image")),
+                    image_bytes=decode_image(image),
                     meta={"scene_id": str(row.get("scene_id", ""))},
                 )
             )

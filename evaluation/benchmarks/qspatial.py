@@ -1,16 +1,17 @@
 """Q-Spatial Bench (andrewliao11/Q-Spatial-Bench): splits QSpatial_plus (101) and QSpatial_scannet (170); fields
 question, answer_value, answer_unit, question_type, image_path, image.
 
-Success iff max(pred/gt, gt/pred) < 2 (strict) with both in one unit; predictions are read the official way
-(last `\\scalar{}` and `\\distance_unit{}`, numbers in the scalar averaged, unknown unit = cm), with free text
-as the fallback. The paper's "Avg." pools both splits.
+Success iff max(pred/gt, gt/pred) < 2 (strict), both in centimetres. The default score is the authors' notebook
+evaluator (evaluation.official.qspatial: last `scalar{}` with or without its backslash, its digit runs averaged,
+last `distance_unit{}`, unknown unit x1); our `lenient` reading also takes free-text answers. The paper's "Avg."
+pools both splits.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from evaluation.benchmarks.common import decode_image, find_tables, read_table
+from evaluation.benchmarks.common import decode_image, find_tables, is_missing, one_copy_per_table, read_table
 from evaluation.config import EvalConfig
 from evaluation.items import AnswerKind, EvalItem, ItemResult
 from evaluation.scoring import accuracy, accuracy_by
@@ -31,7 +32,7 @@ def _split_of(path: Path, row: dict) -> str:
 
 def load(source: Path, config: EvalConfig) -> list[EvalItem]:
     items: list[EvalItem] = []
-    for table in find_tables(source):
+    for table in one_copy_per_table(find_tables(source)):
         frame = read_table(table)
         if "answer_value" not in frame.columns:
             continue
@@ -39,6 +40,7 @@ def load(source: Path, config: EvalConfig) -> list[EvalItem]:
             split = _split_of(table, row)
             value_m = to_meters(float(row["answer_value"]), str(row["answer_unit"]))
             question = str(row["question"])
+            image = decode_image(row.get("image"))  # QSpatial_scannet: none; rendered by the authors' script
             items.append(
                 EvalItem(
                     item_id=f"{split}-{i}",
@@ -50,8 +52,12 @@ def load(source: Path, config: EvalConfig) -> list[EvalItem]:
                     value=value_m,
                     category=str(row.get("question_type", "")),
                     split=split,
-                    image_bytes=decode_image(row.get("image")),
-                    meta={"image_path": str(row.get("image_path", ""))},
+                    image_bytes=image,
+                    image_path=(Path(config.qspatial_image_root) / str(row["image_path"])
+                                if image is None and config.qspatial_image_root and not is_missing(row.get("image_path"))
+                                else None),
+                    meta={"image_path": str(row.get("image_path", "")), "answer_value": float(row["answer_value"]),
+                          "answer_unit": str(row["answer_unit"])},
                 )
             )
     return items

@@ -2,9 +2,12 @@
 width}, text_q, qa_info{type, category, class}, conversations (human turn with `<mask>` per region, gpt turn with
 the answer), bbox, rle.
 
-Quantitative categories (width_data, height_data, direct_distance, horizontal_distance, vertical_distance):
-success iff 0.75*gt <= pred <= 1.25*gt after both are converted to meters; the paper's "Avg." pools them.
-Direction: clock-hour difference <= 1. Qualitative: judged (LLM judge, or the rule fallback). For a model without
+Quantitative categories (distance_data, horizontal_distance_data, vertical_distance_data, width_data, height_data):
+success iff 0.75*gt <= pred <= 1.25*gt in meters; direction: clock-hour difference <= 1; qualitative: a judge mark.
+The default score is the authors' script (evaluation.official.SpatialRGPTScorer): an LLM judge converts both
+answers with the script's own prompts, and its score.json figures are reported (`Quan_overall_acc` pools the
+quantitative categories, direction included). Without a judge endpoint our rule reading decides, labelled
+"rule fallback". `quantitative_avg` (the five distance categories) is the paper's "Avg.". For a model without
 region inputs each `<mask>` becomes "the {class} (highlighted by a {color} box)" and the boxes are drawn on the
 image, as the authors do for such baselines.
 """
@@ -18,9 +21,11 @@ from evaluation.benchmarks.common import find_tables, is_missing, read_table
 from evaluation.config import EvalConfig
 from evaluation.extract import extract_clock, extract_quantity
 from evaluation.items import AnswerKind, EvalItem, ItemResult
+from evaluation.official import spatialrgpt_aggregate
 from evaluation.scoring import accuracy, accuracy_by
 
-QUANTITATIVE = ("width_data", "height_data", "direct_distance", "horizontal_distance", "vertical_distance")
+# The published category names (the authors' evaluate_spatial_with_gpt4.py); "direction" is quantitative too.
+QUANTITATIVE = ("distance_data", "horizontal_distance_data", "vertical_distance_data", "width_data", "height_data")
 BOX_COLORS = ("red", "blue", "green", "yellow", "purple")
 
 
@@ -69,7 +74,7 @@ def load(source: Path, config: EvalConfig) -> list[EvalItem]:
                     split=str(info.get("type", "")),
                     image_path=image_path,
                     boxes=[(*(float(v) for v in box[:4]), BOX_COLORS[k % len(BOX_COLORS)]) for k, box in enumerate(boxes)],
-                    meta={"num_regions": len(boxes)},
+                    meta={"num_regions": len(boxes), "text_q": str(row.get("text_q") or prompt)},
                 )
             )
         if items:
@@ -80,14 +85,11 @@ def load(source: Path, config: EvalConfig) -> list[EvalItem]:
 def aggregate(items: list[EvalItem], results: list[ItemResult], config: EvalConfig):
     overall, n = accuracy(results)
     per_category = accuracy_by(results, lambda r: r.category)
-    metrics = {"accuracy": overall, "count": float(n)}
+    metrics = {"accuracy": overall, "count": float(n), **spatialrgpt_aggregate(results)}
     quantitative = [r for r in results if r.category in QUANTITATIVE]
     qualitative = [r for r in results if r.split == "qualitative"]
     if quantitative:
         metrics["quantitative_avg"] = accuracy(quantitative)[0]
-        rels = [r.score_detail["abs_rel"] for r in quantitative if "abs_rel" in r.score_detail]
-        if rels:
-            metrics["quantitative_abs_rel"] = sum(rels) / len(rels)
     if qualitative:
         metrics["qualitative_avg"] = accuracy(qualitative)[0]
     for category, stats in per_category.items():

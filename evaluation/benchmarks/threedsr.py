@@ -2,12 +2,10 @@
 category (subtype), image (base64), image_url.
 
 Rows are variants of one question: circular option rotations and horizontally flipped images (`-flip` in the
-qid). Group accuracy counts a group right only when every row in it is right. Groups per setting (BENCHMARKS.md):
-- vanilla: the first non-flip row of each question, alone;
-- flip: the first row of the original and of the flipped question, grouped by qid.replace('-flip', '');
-- circular: every row, grouped by qid[:8] (qid[:13] for '-flip' ids, so flipped questions are their own group);
-- flip+circular: every row, grouped by qid[:8] (the paper's CircularEval including the flips).
-Per type and subtype accuracy is computed over groups, never rows.
+qid). Rows are read by VLMEvalKit's exact matching (evaluation.official.vlmevalkit_mcq) and the settings are
+VLMEvalKit's (`setting_rows`): vanilla = every row; flip = each row with its flipped copy; circular = all
+rotations of a question (flipped questions apart); flip+circular = all rows of a question. Per subtype figures are
+over each setting's reported rows.
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ from evaluation.benchmarks.common import (
 )
 from evaluation.config import EvalConfig
 from evaluation.items import AnswerKind, EvalItem, ItemResult
-from evaluation.scoring import accuracy_by, group_accuracy
 
 SETTINGS = ("vanilla", "flip", "circular", "flip+circular")
 # The paper's ablation subsets (sec. 6.4).
@@ -80,46 +77,56 @@ def load(source: Path, config: EvalConfig) -> list[EvalItem]:
     return items
 
 
-def setting_rows(results: list[ItemResult], setting: str) -> tuple[list[ItemResult], Callable[[ItemResult], str]]:
-    """The rows a setting scores and the function naming each row's group (`group` holds the qid)."""
-    if setting == "vanilla":
-        first: dict[str, ItemResult] = {}
-        for r in results:
-            if "-flip" not in r.group:
-                first.setdefault(circular_group(r.group), r)
-        return list(first.values()), lambda r: r.group
-    if setting == "flip":
-        first = {}
-        for r in results:
-            first.setdefault(circular_group(r.group), r)
-        return list(first.values()), lambda r: r.group[:BASE_LEN]
-    if setting == "circular":
-        return results, lambda r: circular_group(r.group)
-    if setting == "flip+circular":
-        return results, lambda r: r.group[:BASE_LEN]
-    raise ValueError(f"unknown 3DSRBench setting {setting!r}")
+SETTING_KEYS: dict[str, Callable[[str], str] | None] = {
+    "vanilla": None,  # every row on its own
+    "flip": lambda qid: qid.replace("-flip", ""),
+    "circular": circular_group,
+    "flip+circular": lambda qid: qid[:BASE_LEN],
+}
+
+
+def setting_rows(results: list[ItemResult], setting: str) -> tuple[list[ItemResult], list[bool]]:
+    """VLMEvalKit's _3DSRBench.evaluate for one setting: the rows it reports and each one's hit. Vanilla: every row.
+    Otherwise each row has a key (flip: qid without '-flip', so a row pairs with its flipped copy of the same
+    rotation; circular: qid[:8], or qid[:13] for flipped ids; flip+circular: qid[:8]); the reported rows are those
+    whose qid is itself a key, and each is right only if every row with its key is right. `group` holds the qid."""
+    if setting not in SETTING_KEYS:
+        raise ValueError(f"unknown 3DSRBench setting {setting!r}")
+    key_of = SETTING_KEYS[setting]
+    if key_of is None:
+        return list(results), [r.correct for r in results]
+    hits: dict[str, bool] = {}
+    for r in results:
+        hits[key_of(r.group)] = hits.get(key_of(r.group), True) and r.correct
+    main = [r for r in results if r.group in hits]
+    return main, [hits[r.group] for r in main]
 
 
 def aggregate(items: list[EvalItem], results: list[ItemResult], config: EvalConfig):
+    """All four settings as VLMEvalKit reports them (`<setting>/accuracy`, and per subtype `<setting>/<subtype>`
+    over that setting's rows), per type and the paper's L2/L3 subsets too; `accuracy` is `config.threedsr_setting`."""
     metrics: dict[str, float] = {}
     headline_categories: dict[str, dict[str, float]] = {}
     for setting in SETTINGS:
-        rows, group_of = setting_rows(results, setting)
-        overall, n_groups, per_type = group_accuracy(rows, group_of, lambda r: r.category)
-        _, _, per_subtype = group_accuracy(rows, group_of, lambda r: r.subcategory)
+        rows, hits = setting_rows(results, setting)
+        if not rows:
+            continue
+        buckets: dict[str, list[bool]] = {}
+        for r, hit in zip(rows, hits, strict=True):
+            buckets.setdefault(f"subtype/{r.subcategory}", []).append(hit)
+            buckets.setdefault(f"type/{r.category}", []).append(hit)
+            for subset, subtypes in (("3DSR-L2", L2_SUBTYPES), ("3DSR-L3", L3_SUBTYPES)):
+                if r.subcategory in subtypes:
+                    buckets.setdefault(subset, []).append(hit)
+        overall = 100.0 * sum(hits) / len(hits)
         metrics[f"{setting}/accuracy"] = overall
-        metrics[f"{setting}/groups"] = float(n_groups)
-        for name, stats in {**per_type, **per_subtype}.items():
-            metrics[f"{setting}/{name}"] = stats["accuracy"]
-        for subset, subtypes in (("3DSR-L2", L2_SUBTYPES), ("3DSR-L3", L3_SUBTYPES)):
-            chosen = [r for r in rows if r.subcategory in subtypes]
-            if chosen:
-                metrics[f"{setting}/{subset}"] = group_accuracy(chosen, group_of)[0]
+        metrics[f"{setting}/rows"] = float(len(rows))
+        per = {name: {"accuracy": 100.0 * sum(v) / len(v), "count": len(v)} for name, v in sorted(buckets.items())}
+        for name, stats in per.items():
+            metrics[f"{setting}/{name.split('/', 1)[-1]}"] = stats["accuracy"]
         if setting == config.threedsr_setting:
-            headline_categories = {f"type/{k}": v for k, v in per_type.items()}
-            headline_categories.update({f"subtype/{k}": v for k, v in per_subtype.items()})
+            headline_categories = {k: v for k, v in per.items() if k.startswith(("type/", "subtype/"))}
             metrics["accuracy"] = overall
-            metrics["groups"] = float(n_groups)
-    metrics["row_accuracy"] = accuracy_by(results, lambda r: "all").get("all", {"accuracy": float("nan")})["accuracy"]
+            metrics["groups"] = float(len(rows))
     metrics["count"] = float(len(results))
     return metrics, headline_categories

@@ -109,6 +109,6 @@ def test_benchmark_without_depth_uses_the_estimator(tiny_checkpoint, tmp_path):
     config = EvalConfig(data={"cv_bench": str(Path(__file__).parent / "fixtures" / "cv_bench")}, max_new_tokens=2,
                         output_dir=tmp_path / "scores")
     report = score_benchmark(tmp_path, "cv_bench", tiny_checkpoint, config, estimator=estimator)
-    assert report.status == "ok" and report.num_items == 5
-    assert estimator.calls == 5 and report.metrics["point_maps/estimated"] == 5.0
+    assert report.status == "ok" and report.num_items == 6
+    assert estimator.calls == 6 and report.metrics["point_maps/estimated"] == 6.0
     assert (tmp_path / "scores" / "cv_bench" / "predictions.parquet").exists()

@@ -19,7 +19,7 @@ from evaluation.report import (
 from evaluation.run import score_benchmark
 
 FIXTURES = Path(__file__).parent / "fixtures"
-CV_PREDS = {"2D-1": "The answer is A.", "2D-2": "(A) above", "2D-3": "right", "3D-4": "B", "3D-5": "(B)"}
+CV_PREDS = {"2D-0": "(B)", "2D-1": "The answer is A.", "2D-2": "(A) above", "2D-3": "right", "3D-4": "B", "3D-5": "(B)"}
 
 
 def _preds(path: Path, preds: dict) -> Path:
@@ -50,18 +50,22 @@ def test_predictions_file_outputs_and_mlflow(tmp_path):
     config = EvalConfig(data={"cv_bench": str(FIXTURES / "cv_bench")}, predictions={"cv_bench": preds},
                         mlflow_tracking_uri=uri, run_name="cv-test")
     report = score_benchmark(tmp_path, "cv_bench", None, config)
-    assert report.status == "ok" and report.num_items == 5  # the missing item stays in the denominator
-    assert report.metrics["accuracy"] == pytest.approx(40.0)
+    assert report.status == "ok" and report.num_items == 6  # the missing item stays in the denominator
+    assert report.metrics["accuracy"] == pytest.approx(100 / 3)
+    assert report.metrics["lenient/accuracy"] == pytest.approx(50.0)  # "right" read as the option text
     assert report.failure_reasons == {"no prediction": 1}
     frame = pd.read_parquet(tmp_path / "benchmark_scores" / "cv_bench" / "predictions.parquet")
     assert frame.set_index("item_id").loc["3D-5", "reason"] == "no prediction"
     saved = json.loads((tmp_path / "benchmark_scores" / "cv_bench" / "report.json").read_text())
-    assert saved["metrics"]["accuracy"] == pytest.approx(40.0)
+    assert saved["metrics"]["accuracy"] == pytest.approx(100 / 3)
     assert saved["output_dir"] == str(tmp_path / "benchmark_scores" / "cv_bench")  # not the temp dir it was built in
     meta = report.metadata()
-    assert meta["score"] == 40.0 and meta["status"] == "ok" and meta["per_category"]["3D Distance"] == 0.0
+    assert meta["score"] == pytest.approx(100 / 3, abs=0.01) and meta["status"] == "ok"
+    assert meta["per_category"]["3D Distance"] == 0.0 and meta["lenient_score"] == 50.0
+    assert frame.set_index("item_id").loc["2D-3", "lenient_correct"]  # both verdicts per item
     run = mlflow.MlflowClient(tracking_uri=uri).get_run(report.mlflow_run_id)
-    assert run.data.metrics["cv_bench/accuracy"] == pytest.approx(40.0)
+    assert run.data.metrics["cv_bench/accuracy"] == pytest.approx(100 / 3)
+    assert run.data.metrics["cv_bench/lenient/accuracy"] == pytest.approx(50.0)  # MLflow carries both sets
     assert run.data.tags["benchmark"] == "cv_bench"
     artifacts = [a.path for a in mlflow.MlflowClient(tracking_uri=uri).list_artifacts(
         report.mlflow_run_id, "benchmark_scores/cv_bench")]
@@ -76,7 +80,7 @@ def test_cli_and_comparison_with_paper_rows(tmp_path, capsys):
     code = main(["score", "--benchmark", "cv_bench", "--predictions", str(preds), "--data",
                  str(FIXTURES / "cv_bench"), "--root", str(tmp_path)])
     assert code == 0
-    assert json.loads(capsys.readouterr().out)["score"] == 60.0
+    assert json.loads(capsys.readouterr().out)["score"] == 50.0
     reports = load_reports(tmp_path / "benchmark_scores")
     table = comparison_table({"my-run": reports})
     assert table.loc["my-run", "cv_bench/cv_bench_3d"] == pytest.approx(50.0)
@@ -104,7 +108,7 @@ def test_export_items_round_trip(tmp_path):
     preds = _preds(tmp_path / "p.jsonl", {r["id"]: "A" for r in rows})
     report = score_benchmark(tmp_path, "3dsrbench", None, EvalConfig(
         data={"3dsrbench": str(FIXTURES / "3dsrbench")}, predictions={"3dsrbench": preds}))
-    assert report.metrics["row_accuracy"] == 50.0 and report.metrics["flip+circular/accuracy"] == 0.0
+    assert report.metrics["vanilla/accuracy"] == 50.0 and report.metrics["flip+circular/accuracy"] == 0.0
 
 
 def test_llm_judge_from_environment_with_response_cache(tmp_path, monkeypatch):
@@ -117,11 +121,16 @@ def test_llm_judge_from_environment_with_response_cache(tmp_path, monkeypatch):
         monkeypatch.setenv("HISPATIAL_JUDGE_MODEL", "gpt-4.1")
         monkeypatch.delenv("HISPATIAL_JUDGE_CACHE_DIR", raising=False)
         report = score_benchmark(tmp_path, "spatialrgpt", None, config)
-        assert report.judge_mode == "llm" and report.judge_model == "gpt-4.1"
-        assert len(server.requests) == 2  # the two qualitative items
+        # the official path sends the quantitative items with the authors' prompts; without the authors'
+        # qualitative example files the two qualitative items go to our judge, labelled "rule fallback"
+        assert report.judge_mode == "official prompts, llm" and report.judge_model == "gpt-4.1"
+        assert len(server.requests) == 7
+        assert "You need to convert the distance of the correct answer" in server.requests[0].text
         score_benchmark(tmp_path, "spatialrgpt", None, config)
-        assert len(server.requests) == 2  # second run answered from the cache
+        assert len(server.requests) == 7  # second run answered from the cache
     frame = pd.read_parquet(report.predictions_path).set_index("item_id")
     assert frame.loc["srgpt-5", "judge_model"] == "gpt-4.1" and '"correct":1' in frame.loc["srgpt-5", "judge_raw"]
-    assert report.metrics["qualitative_avg"] == 100.0
-    assert report.metadata()["judge_mode"] == "llm"
+    assert frame.loc["srgpt-5", "reason"] == "rule fallback"
+    # a reply without the official fields is a failed match, as in the authors' script
+    assert report.metrics["Match_fail_count"] == 5 and report.metrics["Quan_overall_acc"] == 0.0
+    assert report.metrics["qualitative_avg"] == 100.0 == report.metrics["lenient/qualitative_avg"]
