@@ -84,7 +84,7 @@ def test_ui_over_a_demo_built_instance_launches_no_run(tmp_path: Path) -> None:
            "HISPATIAL_AUTOMATION_INTERVAL_S": "5", "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
     env.pop("DAGSTER_HOME", None)
     demo = subprocess.run([str(BIN / "hispatial"), "demo", "--scenes", "4"], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=2400)
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     home = tmp_path / "data" / ".dagster"
     with dg.DagsterInstance.from_config(str(home)) as instance:
