@@ -7,6 +7,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -142,23 +143,23 @@ def _metric_key(name: str) -> str:
 
 
 def log_to_mlflow(report: BenchmarkReport, tracking_uri: str, experiment: str, run_name: str | None,
-                  params: dict[str, object]) -> str:
-    """Log metrics (benchmark-prefixed) and the report directory as artifacts; returns the run id."""
+                  params: dict[str, object], dataset: dict[str, Any] | None = None) -> str:
+    """Log metrics (benchmark-prefixed) and the report directory as artifacts; returns the run id. `dataset`
+    (keyword arguments of `training.mlflow_runs.log_dataset_input`) is logged as the run's evaluation input."""
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        from training.config import artifact_location_for
+    from training.config import artifact_location_for
+    from training.mlflow_runs import ensure_experiment, log_dataset_input
 
-        exp_id = client.create_experiment(experiment, artifact_location=artifact_location_for(tracking_uri))
-    else:
-        exp_id = exp.experiment_id
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    exp_id = ensure_experiment(client, experiment, artifact_location_for(tracking_uri))
     run = client.create_run(exp_id, run_name=run_name or f"eval-{report.benchmark}",
                             tags={"benchmark": report.benchmark, "judge_mode": report.judge_mode,
                                   "predictor": report.predictor})
     run_id = run.info.run_id
     try:
+        if dataset is not None:
+            log_dataset_input(client, run_id, context="evaluation", **dataset)
         for key, value in params.items():
             client.log_param(run_id, _metric_key(key)[:250], str(value)[:500])
         for key, value in report.metrics.items():

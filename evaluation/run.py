@@ -9,11 +9,14 @@ judge reply is a wrong item with its reason in predictions.parquet, never a drop
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+
+import pyarrow as pa
 
 from assets.llm import LLMClient
 from assets.point_maps import PointMapEstimator
@@ -228,8 +231,25 @@ def score_benchmark(
     if tracking_uri:
         params = {"benchmark": benchmark, "predictor": report.predictor, "judge_mode": report.judge_mode,
                   "checkpoint_dir": str(checkpoint_dir or "")}
-        report.mlflow_run_id = log_to_mlflow(report, tracking_uri, config.mlflow_experiment, config.run_name, params)
+        dataset = benchmark_dataset(benchmark, config.data.get(benchmark) or root / "qa_dataset", items)
+        report.mlflow_run_id = log_to_mlflow(
+            report, tracking_uri, config.mlflow_experiment, config.run_name, params, dataset=dataset
+        )
     return report
+
+
+ITEMS_SCHEMA = pa.schema([pa.field(name, pa.string(), nullable=False) for name in
+                          ("item_id", "prompt", "answer", "category", "split")])
+
+
+def benchmark_dataset(benchmark: str, source: str | Path, items: list[EvalItem]) -> dict[str, object]:
+    """The scored items as an MLflow input dataset: the digest covers exactly what was asked and expected, so
+    two runs with the same digest were scored on the same items whatever the data's location."""
+    digest = hashlib.sha256()
+    for item in items:
+        for name in ITEMS_SCHEMA.names:
+            digest.update(str(getattr(item, name)).encode() + b"\0")
+    return {"name": benchmark, "digest": digest.hexdigest(), "source": source, "schema": ITEMS_SCHEMA}
 
 
 def export_items(root: Path, benchmark: str, config: EvalConfig, out_path: Path) -> int:

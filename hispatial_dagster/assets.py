@@ -34,7 +34,7 @@ from hispatial_dagster.resources import (
     TrainingSettings,
     WildModels,
 )
-from hispatial_dagster.shards import ShardSpec
+from hispatial_dagster.shards import SPEC_FINGERPRINT_KEY, ShardSpec, fingerprint
 
 GPU_POOL = "gpu"
 
@@ -74,8 +74,10 @@ def source_images(
 ) -> dg.MaterializeResult:
     shard = context.partition_key
     spec = source_inbox.inbox(data_root.root).read(shard)
+    spec_fingerprint = fingerprint(spec)  # before reading: a file added during the run re-triggers the shard
     report = _write_source(data_root.root, shard, spec, synthetic)
-    return stage_result(report, data_root.root, extra={"source_kind": spec.kind, "spec": spec.model_dump()})
+    extra = {"source_kind": spec.kind, "spec": spec.model_dump(), SPEC_FINGERPRINT_KEY: spec_fingerprint}
+    return stage_result(report, data_root.root, extra=extra)
 
 
 SOURCE_KINDS = ("synthetic", "images", "coco", "objects365", "omni3d", "hispatial")

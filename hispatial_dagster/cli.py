@@ -17,7 +17,6 @@ import argparse
 import importlib.util
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -422,6 +421,7 @@ def ui_command(port: int) -> list[str]:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     from hispatial_dagster.instance import ensure_dagster_home, prepare_instance
+    from hispatial_dagster.supervise import run_supervised
 
     root = _data_root(args)
     home = ensure_dagster_home(root)
@@ -431,19 +431,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
         return 0
     prepare_instance(root)  # the webserver, daemon and code server would otherwise race to create its schemas
     env = {**os.environ, "DAGSTER_HOME": str(home), "HISPATIAL_DATA_ROOT": str(root)}
-    # Its own process group: `dagster dev` ignores a plain SIGTERM for ~20 s, the group is ended as a whole.
-    proc = subprocess.Popen(command, env=env, start_new_session=True)
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        import signal
-
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            return proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            return proc.wait()
+    # Ctrl-C or SIGTERM ends the whole tree (webserver, daemon, code servers) within seconds.
+    return run_supervised(command, env)
 
 
 def cmd_mlflow(args: argparse.Namespace) -> int:

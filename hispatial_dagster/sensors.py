@@ -9,6 +9,12 @@ Each tick lists the inbox (a directory or any fsspec URL; see hispatial_dagster/
 - fingerprint changed     -> request a run again (run_key = shard:fingerprint, so it is new);
 - unchanged               -> nothing; the run_key would also be deduplicated by Dagster if it were requested.
 
+The cursor only knows the runs this sensor requested. Before requesting a run, the sensor therefore also asks the
+instance: a shard whose latest `source_images` materialization recorded the same spec fingerprint
+(`SPEC_FINGERPRINT_KEY` metadata) is already built, whoever built it (the CLI, DVC, the UI, another daemon), and
+gets no run. That is what keeps the first tick of a freshly opened UI over a demo-built instance from re-running
+every shard (and, through automation, retraining the model).
+
 An unusable spec is logged and left out of the cursor, so fixing the file triggers the shard. A spec that
 disappears is dropped from the cursor but its partition and data are kept (deleting data is a human decision).
 qa_dataset, checkpoint and benchmark_scores follow by declarative automation (hispatial_dagster/automation.py).
@@ -16,6 +22,7 @@ qa_dataset, checkpoint and benchmark_scores follow by declarative automation (hi
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -23,9 +30,11 @@ import dagster as dg
 from hispatial_dagster.jobs import shard_job
 from hispatial_dagster.partitions import SOURCE_SHARDS
 from hispatial_dagster.resources import DataRoot, SourceInbox
-from hispatial_dagster.shards import InboxEntry
+from hispatial_dagster.shards import SPEC_FINGERPRINT_KEY, InboxEntry, ShardSpec, fingerprint
 
 CURSOR_VERSION = 1
+SOURCE_IMAGES = dg.AssetKey("source_images")
+_PAGE = 1000
 
 
 def encode_cursor(fingerprints: dict[str, str]) -> str:
@@ -57,15 +66,70 @@ class TickPlan:
     cursor: dict[str, str] = field(default_factory=dict)
 
 
-def plan_tick(entries: list[InboxEntry], seen: dict[str, str], registered: set[str]) -> TickPlan:
+def plan_tick(
+    entries: list[InboxEntry],
+    seen: dict[str, str],
+    registered: set[str],
+    materialized: dict[str, str] | None = None,
+) -> TickPlan:
+    """`seen` is the cursor; `materialized` maps shards to the fingerprint of their latest `source_images`
+    materialization (only those the cursor does not already settle need to be looked up)."""
+    materialized = materialized or {}
     plan = TickPlan()
     for entry in entries:
         if entry.shard not in registered:
             plan.new_partitions.append(entry.shard)
-        if seen.get(entry.shard) != entry.fingerprint:
+        if entry.fingerprint not in (seen.get(entry.shard), materialized.get(entry.shard)):
             plan.runs.append((entry.shard, entry.fingerprint))
         plan.cursor[entry.shard] = entry.fingerprint
     return plan
+
+
+def recorded_fingerprint(metadata: dict) -> str | None:
+    """The spec fingerprint a `source_images` materialization was built from.
+
+    Materializations written before the fingerprint was recorded still carry the spec itself; for a spec that
+    points at no location the fingerprint is a function of the spec alone and is recomputed from it."""
+    value = metadata.get(SPEC_FINGERPRINT_KEY)
+    if value is not None:
+        return str(value.value)
+    spec = metadata.get("spec")
+    if spec is None or not isinstance(spec.value, dict):
+        return None
+    try:
+        recorded = ShardSpec.model_validate(spec.value)
+    except ValueError:
+        return None
+    return fingerprint(recorded) if recorded.path is None else None
+
+
+def materialized_fingerprints(instance: dg.DagsterInstance, shards: Iterable[str]) -> dict[str, str]:
+    """`{shard: fingerprint}` from the latest `source_images` materialization of each given shard (newest first,
+    paged, so a shard materialized many times costs one read of its history at most)."""
+    wanted = set(shards)
+    found: dict[str, str] = {}
+    if not wanted:
+        return found
+    cursor = None
+    settled: set[str] = set()
+    while True:
+        result = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=SOURCE_IMAGES, asset_partitions=sorted(wanted)),
+            limit=_PAGE,
+            cursor=cursor,
+        )
+        for record in result.records:
+            materialization = record.asset_materialization
+            partition = record.partition_key
+            if materialization is None or partition is None or partition in settled:
+                continue
+            settled.add(partition)  # newest first: only the latest materialization of a shard counts
+            value = recorded_fingerprint(dict(materialization.metadata))
+            if value is not None:
+                found[partition] = value
+        if not result.has_more or settled >= wanted:
+            return found
+        cursor = result.cursor
 
 
 def _interval_s() -> int:
@@ -87,7 +151,9 @@ def shard_inbox_sensor(
     for shard, reason in errors.items():
         context.log.warning(f"ignoring shard spec {shard!r}: {reason}")
     registered = set(context.instance.get_dynamic_partitions(SOURCE_SHARDS))
-    plan = plan_tick(entries, decode_cursor(context.cursor), registered)
+    seen = decode_cursor(context.cursor)
+    unsettled = [e.shard for e in entries if e.shard in registered and seen.get(e.shard) != e.fingerprint]
+    plan = plan_tick(entries, seen, registered, materialized_fingerprints(context.instance, unsettled))
     cursor = encode_cursor(plan.cursor)
     if not plan.runs and not plan.new_partitions:
         context.update_cursor(cursor)

@@ -37,6 +37,9 @@ SHARD_STAGES = (
 )
 SHARD_KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
 SPEC_SUFFIX = ".json"
+# Metadata key under which `source_images` records the fingerprint of the spec it was built from (the sensor
+# compares it with the inbox, so a shard built by any route is not rebuilt).
+SPEC_FINGERPRINT_KEY = "spec_fingerprint"
 
 
 class ShardSpec(BaseModel):

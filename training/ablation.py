@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 from assets.records import Level
 from assets.storage import atomic_write_bytes, atomic_write_text
 from training.config import MLflowConfig, TrainConfig
+from training.mlflow_runs import ensure_experiment
 from training.train import TrainReport, resolve_tracking, train_checkpoint
 
 ARMS: dict[str, tuple[Level, ...]] = {
@@ -75,12 +76,7 @@ def run_level_ablation(
     root = Path(root)
     tracking_uri, artifact_location = resolve_tracking(config, mlflow_dir)
     client = MlflowClient(tracking_uri)
-    experiment = client.get_experiment_by_name(config.mlflow.experiment)
-    experiment_id = (
-        experiment.experiment_id
-        if experiment is not None
-        else client.create_experiment(config.mlflow.experiment, artifact_location=artifact_location)
-    )
+    experiment_id = ensure_experiment(client, config.mlflow.experiment, artifact_location)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     parent = client.create_run(
         experiment_id, run_name=f"level-ablation-{stamp}",

@@ -41,6 +41,7 @@ from training.config import (
     train_presets,
 )
 from training.data import GENERAL, Collator, Example, build_training_data, normalize_answer
+from training.mlflow_runs import ensure_experiment, log_qa_release
 from training.model import (
     HiSpatialForConditionalGeneration,
     build_random_model,
@@ -163,6 +164,7 @@ def train_checkpoint(root: Path, config: TrainConfig, *, mlflow_dir: Path | None
     collator = Collator(processor, point_map_input)
 
     tracking_uri, artifact_location = resolve_tracking(config, mlflow_dir)
+    ensure_experiment(mlflow.MlflowClient(tracking_uri), config.mlflow.experiment, artifact_location)
     run_name = config.mlflow.run_name or f"{config.model.name}-{config.model.variant}-{time.strftime('%Y%m%d-%H%M%S')}"
     logger = MLFlowLogger(
         experiment_name=config.mlflow.experiment,
@@ -175,6 +177,7 @@ def train_checkpoint(root: Path, config: TrainConfig, *, mlflow_dir: Path | None
     client, run_id = logger.experiment, logger.run_id
     client.log_dict(run_id, config.model_dump(mode="json"), "config/train_config.json")
     client.log_dict(run_id, data.stats, "config/data_stats.json")
+    log_qa_release(client, run_id, root)
 
     module = HiSpatialModule(model, config)
     client.log_param(run_id, "num_parameters", num_parameters(model))

@@ -1,0 +1,131 @@
+"""MLflow as its users expect it: experiments that open on their runs, and the data each run consumed as an input.
+
+MLflow 3 opens an experiment in its GenAI view (traces) unless the experiment is tagged as model development
+(`mlflow.experimentKind`); our experiments hold training and scoring runs, so every experiment we create or reuse
+carries the model-development kind. Each training run logs its QA release, and each benchmark run its benchmark
+items, as an MLflow *input dataset* (name, digest, source, schema): that fills the runs table's "Dataset" column and
+is the lineage from a QA release to the checkpoint trained on it. Only metadata is logged (`MetaDataset`): the rows
+stay where they are, so a release of millions of rows costs nothing here.
+
+Used by training (training/train.py, training/ablation.py) and evaluation (evaluation/report.py) alike.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_DEVELOPMENT = "custom_model_development"  # the kind whose UI opens on the runs table
+DIGEST_CHARS = 36  # MLflow's limit for a dataset digest: our sha256 digests are logged by their first 36 hex digits
+
+
+def ensure_experiment(client: Any, name: str, artifact_location: str | None = None) -> str:
+    """The id of experiment `name` (an `mlflow.MlflowClient`'s), created as a model-development experiment if
+    missing; an existing experiment without a kind gets ours (a kind set by a person is left alone)."""
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            return client.create_experiment(
+                name, artifact_location=artifact_location, tags={EXPERIMENT_KIND_TAG: MODEL_DEVELOPMENT}
+            )
+        except MlflowException:  # created by a concurrent run between the lookup and the create
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+    if EXPERIMENT_KIND_TAG not in experiment.tags:
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_DEVELOPMENT)
+    return experiment.experiment_id
+
+
+def _mlflow_type(arrow_type: pa.DataType) -> Any:
+    from mlflow.types import DataType
+    from mlflow.types.schema import Array
+
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return DataType.string
+    if pa.types.is_boolean(arrow_type):
+        return DataType.boolean
+    if pa.types.is_integer(arrow_type):
+        return DataType.long if arrow_type.bit_width > 32 else DataType.integer
+    if pa.types.is_floating(arrow_type):
+        return DataType.double if arrow_type.bit_width > 32 else DataType.float
+    if pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type):
+        return DataType.binary
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return Array(_mlflow_type(arrow_type.value_type))
+    raise TypeError(f"no MLflow type for arrow type {arrow_type}")
+
+
+def mlflow_schema(schema: pa.Schema) -> Any:
+    """An `mlflow.types.Schema` with one column per arrow field (nullable fields are optional columns)."""
+    from mlflow.types import ColSpec, Schema
+
+    return Schema([ColSpec(_mlflow_type(f.type), f.name, required=not f.nullable) for f in schema])
+
+
+def dataset_source(location: str | Path) -> Any:
+    """Where a dataset lives, as an MLflow dataset source: a local path, or a Hugging Face dataset id."""
+    import warnings
+
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.huggingface_dataset_source import HuggingFaceDatasetSource
+
+    text = str(location)
+    if not Path(text).expanduser().exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", text):
+        return HuggingFaceDatasetSource(path=text)
+    with warnings.catch_warnings():  # two registered local-path sources match a path; MLflow picks one and says so
+        warnings.simplefilter("ignore")
+        return resolve_dataset_source(str(Path(text).expanduser().resolve()))
+
+
+def log_dataset_input(
+    client: Any,
+    run_id: str,
+    *,
+    name: str,
+    digest: str,
+    source: str | Path,
+    schema: pa.Schema | None = None,
+    context: str = "training",
+) -> None:
+    """Log a dataset the run consumed (metadata only) with its context tag (`training`, `evaluation`)."""
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    dataset = MetaDataset(
+        source=dataset_source(source),
+        name=name,
+        digest=digest[:DIGEST_CHARS],
+        schema=mlflow_schema(schema) if schema is not None else None,
+    )
+    client.log_inputs(
+        run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])]
+    )
+
+
+def log_qa_release(client: Any, run_id: str, root: Path) -> None:
+    """The QA data the run trains on as its training input: the release under `<root>/qa_dataset` (its manifest
+    digest), or, without a release, the QA shards themselves under the same digest rule."""
+    import hashlib
+    import json
+
+    from assets.qa.dataset import MANIFEST, STAGE, file_digest
+    from assets.qa.shards import QA_SCHEMA
+
+    release = Path(root) / STAGE
+    if (release / MANIFEST).exists():
+        source, digest = release, str(json.loads((release / MANIFEST).read_text())["dataset_digest"])
+    else:
+        source = Path(root) / "qa_shards"
+        shards = [(p.parent.name, file_digest(p)) for p in sorted(source.glob("*/qa.parquet"))]
+        digest = hashlib.sha256(json.dumps(shards).encode()).hexdigest()
+    log_dataset_input(
+        client, run_id, name="hispatial-qa", digest=digest, source=source, schema=QA_SCHEMA, context="training"
+    )
