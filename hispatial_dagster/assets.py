@@ -87,7 +87,7 @@ def _write_source(root: Path, shard: str, spec: ShardSpec, synthetic: SyntheticS
         from assets.synthetic import write_synthetic_shard
 
         return write_synthetic_shard(root, shard, synthetic.config(spec.seed, spec.num_scenes, spec.options))
-    from assets import sources
+    from assets import official, sources
 
     if spec.kind not in SOURCE_KINDS:
         raise dg.Failure(
@@ -103,7 +103,7 @@ def _write_source(root: Path, shard: str, spec: ShardSpec, synthetic: SyntheticS
         writer = sources.omni3d_shard if spec.kind == "omni3d" else sources.coco_shard
         annotation_file = location / options.pop("annotation_file")
         return writer(root, shard, annotation_file=annotation_file, image_dir=location, **options)
-    return sources.hispatial_shard(root, shard, sorted(location.glob("*.tar")), **options)
+    return official.hispatial_shard(root, shard, sorted(location.glob("*.tar")), **options)
 
 
 def local_copy(url: str, cache_dir: Path) -> Path:

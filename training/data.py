@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pyarrow.parquet as pq
 import torch
@@ -30,7 +31,7 @@ from assets.qa.l0 import sample_l0
 from assets.records import TASK_LEVEL, Level, QAFormat, QAPair, Scene, Task
 from assets.stage import DATA_ERRORS, DataError
 from assets.storage import load_point_map, load_rgb, read_scenes
-from training.config import DataConfig, PointMapInput
+from training.config import DataConfig, PointMapInput, PointMapResize, RgbResize
 from training.model import prepare_point_map
 
 GENERAL = "general"
@@ -166,7 +167,15 @@ def draw_boxes(rgb: np.ndarray, boxes: Sequence, width: int = 2) -> np.ndarray:
     return np.array(image)
 
 
-def resize_rgb(rgb: np.ndarray, size: int) -> np.ndarray:
+def resize_rgb(rgb: np.ndarray, size: int, method: RgbResize = "cv2-bilinear") -> np.ndarray:
+    """(H, W, 3) uint8 -> (size, size, 3) uint8. `cv2-bilinear` is the official resize (cv2.resize with its
+    default INTER_LINEAR: no antialiasing, so a large downscale aliases exactly as the official model saw it);
+    `pil-antialias` is PIL's bilinear filter, which widens its support when shrinking."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    if method == "cv2-bilinear":
+        return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_LINEAR)
+    if method != "pil-antialias":
+        raise ValueError(f"unknown RGB resize {method!r}")
     if rgb.shape[:2] == (size, size):
         return np.array(rgb)  # writable copy: torch warns on read-only arrays
     return np.array(Image.fromarray(rgb).resize((size, size), Image.BILINEAR))
@@ -266,6 +275,8 @@ class ExampleFactory:
     image_size: int
     point_map_input: PointMapInput
     max_depth: float = 250.0
+    rgb_resize: RgbResize = "cv2-bilinear"
+    point_map_resize: PointMapResize = "cv2-nearest"
     pairs_by_task: dict[str, list[QAPair]] = field(default_factory=dict)
     l0_scenes: list[str] = field(default_factory=list)
     general: list[GeneralItem] = field(default_factory=list)
@@ -273,13 +284,13 @@ class ExampleFactory:
     def scene_example(self, scene_id: str, prompt: str, answer: str, task: str, level: str,
                       boxes: Sequence = ()) -> Example:
         rgb, points, valid = self.store.raw(scene_id)
-        rgb = resize_rgb(draw_boxes(rgb, boxes), self.image_size)
+        rgb = resize_rgb(draw_boxes(rgb, boxes), self.image_size, self.rgb_resize)
         point_map = self._point_map(points, valid)
         return Example(rgb, point_map, prompt, answer, task, level)
 
     def _point_map(self, points: np.ndarray, valid: np.ndarray) -> np.ndarray:
         mode = "xyz" if self.point_map_input == "none" else self.point_map_input
-        return prepare_point_map(points, valid, self.image_size, mode, self.max_depth)
+        return prepare_point_map(points, valid, self.image_size, mode, self.max_depth, self.point_map_resize)
 
     def from_pair(self, pair: QAPair) -> Example:
         prompt = render_prompt(pair.question, pair.options, pair.format)
@@ -298,7 +309,7 @@ class ExampleFactory:
     def from_general(self, item: GeneralItem) -> Example:
         if item.scene_id is not None:
             return self.scene_example(item.scene_id, item.question, item.answer, GENERAL, GENERAL)
-        rgb = resize_rgb(load_rgb(item.image_path), self.image_size) if item.image_path else None
+        rgb = resize_rgb(load_rgb(item.image_path), self.image_size, self.rgb_resize) if item.image_path else None
         if rgb is None:
             raise DataError("general item without an image")
         empty = np.full((self.image_size, self.image_size, 3), np.nan, np.float32)
@@ -388,8 +399,9 @@ def build_training_data(
         )
     if not general and (config.general_fraction > 0 or config.excluded_levels):
         raise DataError("the mixture needs general VQA samples but none were found")
+    resizes = {"rgb_resize": config.rgb_resize, "point_map_resize": config.point_map_resize}
     factory = ExampleFactory(
-        store, image_size, point_map_input, pairs_by_task=pairs_by_task,
+        store, image_size, point_map_input, **resizes, pairs_by_task=pairs_by_task,
         l0_scenes=train_scenes if config.online_l0 else [], general=general,
     )
     mixture = TaskMixture(config.task_ratios, config.general_fraction, config.excluded_levels,
@@ -398,7 +410,7 @@ def build_training_data(
     # Validation: held-out scenes' stored pairs, plus online L0 on held-out scenes with a fixed seed.
     rng = np.random.default_rng([seed, 12345])
     val: list[Example] = []
-    val_factory = ExampleFactory(store, image_size, point_map_input)
+    val_factory = ExampleFactory(store, image_size, point_map_input, **resizes)
     order = rng.permutation(len(val_pairs))[: config.max_val_items]
     for i in order:
         try:
