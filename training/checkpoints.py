@@ -206,3 +206,26 @@ def load_checkpoint(
     load_model(model, str(directory / WEIGHTS_FILE), strict=True, device=str(device))
     processor = AutoProcessor.from_pretrained(directory)
     return model.to(device).eval(), processor, train_config
+
+
+def load_for_inference(
+    path: Path | str, device: str | torch.device = "cpu"
+) -> tuple[HiSpatialForConditionalGeneration, PaliGemmaProcessor, TrainConfig, bool]:
+    """(model in eval mode, processor, train config, is_official_release) for either checkpoint format.
+
+    Ours (`model.safetensors` + our config.json) comes back with the config it was trained with. The official
+    release (`weights.pt` + PaliGemma config.json + processor files) comes back with the `official` preset at the
+    release's image size, so its preprocessing and prompt style (training.prompts) are the official ones."""
+    path = Path(path)
+    if (path / WEIGHTS_FILE).exists() or official_weights_path(path) is None:
+        model, processor, train_config = load_checkpoint(path, device=device)
+        return model, processor, train_config, False
+    model, processor = import_official(path)
+    if processor is None:
+        raise FileNotFoundError(f"{path}: the official release needs its processor files (tokenizer_config.json, "
+                                "preprocessor_config.json) beside weights.pt")
+    train_config = TrainConfig.preset("official")
+    size = int(model.config.vision_config.image_size)
+    train_config.model = train_config.model.model_copy(update={"image_size": size, "name": f"official-{size}"})
+    return model.to(device).eval(), processor, train_config, True
+
