@@ -12,14 +12,21 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from assets.geometry import GravityFrame, depth_to_points, points_in_box
 from assets.records import Level, QAFormat, QAPair, Scene, Task
 from assets.references import resolve_reference
 from assets.scene_stage import parse_scene, read_scene_lines
 from assets.stage import DATA_ERRORS
-from assets.storage import DEPTH_INVALID, decode_depth_png, decode_mask_png, shard_dir
+from assets.storage import (
+    DEPTH_INFINITE,
+    DEPTH_UNKNOWN,
+    decode_depth_codes,
+    decode_depth_png,
+    decode_mask_png,
+    read_depth_codes,
+    shard_dir,
+)
 
 MAX_LISTED = 10  # offenders named in the metadata
 
@@ -32,13 +39,11 @@ def depth_png_nonfinite(path: Path) -> tuple[int, int, tuple[int, int]]:
 
     Works on the raw codes, so it also catches a corrupt near/far header that would turn every pixel into NaN
     (which the decoder would silently report as "invalid")."""
-    with Image.open(path) as img:
-        near, far = float(img.text["near"]), float(img.text["far"])
-        codes = np.asarray(img, dtype=np.uint16)
-    valid = codes != DEPTH_INVALID
-    t = codes[valid].astype(np.float64) / DEPTH_INVALID
+    codes, near, far, codec = read_depth_codes(Path(path))
+    # a pixel with depth: legacy files mark the missing ones 65535; official ones 0 (unknown) and 65535 (infinite)
+    valid = codes != 65535 if codec == "legacy-v0" else (codes != DEPTH_UNKNOWN) & (codes != DEPTH_INFINITE)
     with np.errstate(all="ignore"):
-        depth = np.exp(np.log(near) * (1 - t) + np.log(far) * t)
+        depth = decode_depth_codes(codes[valid], near, far, codec)
     bad = int(np.count_nonzero(~(np.isfinite(depth) & (depth > 0))))
     return int(valid.sum()), bad, codes.shape
 

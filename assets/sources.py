@@ -1,4 +1,4 @@
-"""source_images from real data: web image folders, COCO/Objects365 boxes, Omni3D 3D boxes, official HiSpatial shards.
+"""source_images from real data: web image folders, COCO/Objects365 boxes, Omni3D 3D boxes (official shards: official.py).
 
 Every importer writes the same `source_images/<shard>/` layout as the synthetic source (assets/synthetic.py):
 `images/<scene_id>.jpg`, optional `depth/` and `masks/`, `scenes.jsonl` (one `Scene` per line, paths relative to
@@ -14,8 +14,7 @@ What each kind carries forward:
 - Omni3D (paper Sec. 8): cameras and 3D boxes are ground truth, so estimation is skipped
   (`has_ground_truth_3d`); boxes are converted to our convention (`omni3d_box`) and instance masks are rasterised
   from the projected boxes (nearest box wins) because the object stage checks every object against a mask.
-- official HiSpatial shards: webdataset tars of `<key>.jpg`, `<key>.depth.png` (16-bit log depth with near/far),
-  `<key>.json` intrinsics and `<key>.qa.json`; depth and QA pass through.
+- official HiSpatial shards: assets/official.py (`hispatial_shard`), on this module's shared writer.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ import io
 import json
 import math
 import re
-import tarfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -40,9 +38,7 @@ from assets.stage import DataError, StageReport, process_items
 from assets.storage import (
     atomic_dir,
     atomic_write_json,
-    decode_depth_png,
     directory_digest,
-    encode_depth_png,
     encode_jpeg,
     encode_mask_png,
     shard_dir,
@@ -351,91 +347,3 @@ def relabel_objects(
     objects = [o.model_copy(update={"category": new[o.instance_id]}) if o.instance_id in new else o
                for o in scene.objects]
     return scene.model_copy(update={"objects": objects}), len(new)
-
-
-# ------------------------------------------------------------------------------------------ HiSpatial shards
-
-
-def _intrinsics_from_json(meta: dict, width: int, height: int) -> Intrinsics:
-    source = meta.get("intrinsics", meta)
-    if isinstance(source, list):
-        K = np.asarray(source, dtype=np.float64)
-        if K.shape != (3, 3):
-            raise DataError(f"intrinsics matrix has shape {K.shape}, expected 3x3")
-        fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-    elif isinstance(source, dict) and {"fx", "fy", "cx", "cy"} <= source.keys():
-        fx, fy, cx, cy = (float(source[k]) for k in ("fx", "fy", "cx", "cy"))
-    else:
-        raise DataError(f"no intrinsics in {sorted(meta)}: expected a 3x3 'intrinsics' or fx/fy/cx/cy")
-    if max(fx, fy) < 10:  # normalised intrinsics (fractions of the image size)
-        fx, cx, fy, cy = fx * width, cx * width, fy * height, cy * height
-    return Intrinsics(fx=fx, fy=fy, cx=cx, cy=cy, width=width, height=height)
-
-
-def _decode_official_depth(data: bytes, meta: dict) -> np.ndarray:
-    """Official depth PNGs are 16-bit log-encoded with near/far in the PNG text (our codec) or in the json."""
-    with Image.open(io.BytesIO(data)) as img:
-        has_text = {"near", "far"} <= set(getattr(img, "text", {}))
-    if has_text:
-        return decode_depth_png(data)
-    if "near" not in meta or "far" not in meta:
-        raise DataError("depth PNG without near/far (neither in the PNG text nor in the json)")
-    with Image.open(io.BytesIO(data)) as img:
-        codes = np.asarray(img, dtype=np.uint16).astype(np.float64)
-    near, far = float(meta["near"]), float(meta["far"])
-    depth = np.exp(np.log(near) + codes / 65535.0 * (np.log(far) - np.log(near)))
-    depth[codes == 65535] = np.nan
-    return depth
-
-
-def hispatial_shard(root: Path, shard: str, tars: Sequence[Path], source: str = "hispatial") -> StageReport:
-    """Import official HiSpatial webdataset shards: per key `.jpg`, `.depth.png`, `.json` (intrinsics, optional
-    near/far) and `.qa.json`. Depth is re-encoded with our codec, QA json kept under `qa/<scene_id>.json`."""
-    samples: list[tuple[str, dict[str, bytes]]] = []
-    for tar_path in tars:
-        with tarfile.open(tar_path) as tar:
-            grouped: dict[str, dict[str, bytes]] = {}
-            for member in tar.getmembers():
-                if not member.isfile():
-                    continue
-                name = Path(member.name).name
-                key, _, ext = name.partition(".")
-                fh = tar.extractfile(member)
-                if fh is not None:
-                    grouped.setdefault(key, {})[ext] = fh.read()
-            samples += [(f"{Path(tar_path).name}:{k}", v) for k, v in sorted(grouped.items())]
-
-    def item(sample: tuple[str, dict[str, bytes]]) -> _Item:
-        item_id, parts = sample
-
-        def build(tmp: Path) -> Scene:
-            key = item_id.split(":", 1)[1]
-            image = parts.get("jpg") or parts.get("jpeg") or parts.get("png")
-            if image is None:
-                raise DataError(f"sample {key} has no image (members: {sorted(parts)})")
-            rgb = _decode_image(image, tmp, f"{key}.jpg")
-            h, w = rgb.shape[:2]
-            meta = json.loads(parts["json"]) if "json" in parts else json.loads(parts.get("intrinsics.json", b"{}"))
-            intrinsics = _intrinsics_from_json(meta, w, h)
-            sid = _scene_id(shard, key)
-            depth_file = None
-            if "depth.png" in parts:
-                depth = _decode_official_depth(parts["depth.png"], meta)
-                if depth.shape != (h, w):
-                    raise DataError(f"depth {depth.shape} does not match image {(h, w)}")
-                (tmp / "depth").mkdir(exist_ok=True)
-                (tmp / "depth" / f"{sid}.png").write_bytes(encode_depth_png(depth))
-                depth_file = f"{STAGE}/{shard}/depth/{sid}.png"
-            metadata: dict[str, float | int | str | bool] = {"original_key": key}
-            if "qa.json" in parts:
-                qa = json.loads(parts["qa.json"])
-                (tmp / "qa").mkdir(exist_ok=True)
-                (tmp / "qa" / f"{sid}.json").write_text(json.dumps(qa))
-                metadata["qa_file"] = f"{STAGE}/{shard}/qa/{sid}.json"
-                metadata["num_qa"] = len(qa) if isinstance(qa, list) else len(qa.get("conversations", qa))
-            return Scene(scene_id=sid, source=source, shard=shard, intrinsics=intrinsics,
-                         image_file=_write_image(tmp, shard, sid, rgb), depth_file=depth_file, metadata=metadata)
-
-        return _Item(item_id, build)
-
-    return _write_shard(root, shard, source, (item(s) for s in samples))

@@ -28,6 +28,7 @@ import shutil
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from PIL import Image, PngImagePlugin
@@ -35,7 +36,17 @@ from PIL import Image, PngImagePlugin
 from assets.geometry import depth_to_points
 from assets.records import Intrinsics, Scene
 
-DEPTH_INVALID = 65535
+# Depth PNG codes, the MoGe convention that the official HiSpatial data uses (moge/utils/io.py write_depth):
+# 1..65534 log-encode near..far, 0 = unknown (NaN), 65535 = infinitely far.
+DEPTH_UNKNOWN = 0
+DEPTH_INFINITE = 65535
+DEPTH_STEPS = 65533
+DEPTH_INVALID = DEPTH_UNKNOWN  # the code of a pixel without depth
+DEPTH_CODEC_KEY = "hispatial_depth_codec"  # PNG text chunk naming the codec of files we write
+DepthCodec = Literal["moge", "legacy-v0"]
+"""`moge`: the official convention above (default; what an official or MoGe PNG without a marker is).
+`legacy-v0`: this project's first encoding (t = v / 65535, 0 valid, 65535 invalid), only for reading shards
+written before the switch; new files never use it."""
 DEPTH_NEAR_DEFAULT = 0.05
 DEPTH_FAR_DEFAULT = 250.0
 
@@ -175,43 +186,81 @@ def decode_mask_png(data: bytes | Path) -> np.ndarray:
 def encode_depth_png(
     depth: np.ndarray, near: float | None = None, far: float | None = None, compress_level: int = 9
 ) -> bytes:
-    """Log-encode a z-depth map (meters) into a 16-bit PNG, the official HiSpatial data format.
+    """Log-encode a z-depth map (meters) into a 16-bit PNG in the official HiSpatial / MoGe convention.
 
-    depth = near^(1-t) * far^t with t = v / 65535; v = 65535 marks invalid pixels (non-finite or <= 0). Near/far
-    default to the valid depth range and are stored in the PNG's text chunk. Relative error is at most
-    ln(far/near) / 65535 / 2 (about 5e-5 for 0.1-100 m), far below any estimator's error. `compress_level` only
-    trades time for size (zlib level; 6 is ~5x faster than 9 for ~7% more bytes); the decoded values are the same.
+    Codes 1..65534 hold depth = near^(1-t) * far^t with t = (v - 1) / 65533; 0 marks unknown pixels (NaN, and
+    non-positive depth, which MoGe would clamp to `near`), 65535 infinite ones. Near/far default to MoGe's rule
+    (near = max(min finite depth, 1e-5), far = max(1.1 near, min(max finite depth, 1e5 near))) and go into the
+    PNG's text chunk as MoGe writes them, with a `hispatial_depth_codec` marker beside them. The arithmetic is
+    float32 as in `moge.utils.io.write_depth`, so the codes equal MoGe's for the same input. Relative error is at
+    most ln(far/near) / 65533 / 2 (about 5e-5 for 0.1-100 m). `compress_level` only trades time for size.
     """
-    depth = np.asarray(depth, dtype=np.float64)
-    valid = np.isfinite(depth) & (depth > 0)
+    depth = np.asarray(depth, dtype=np.float32)
+    finite = np.isfinite(depth)
+    valid = finite & (depth > 0)
     if not valid.any():
         raise ValueError("depth map has no valid pixel")
-    near = float(depth[valid].min()) if near is None else float(near)
-    far = float(depth[valid].max()) if far is None else float(far)
-    far = max(far, near * (1 + 1e-6))
-    t = (np.log(np.clip(depth, near, far, where=valid, out=np.full_like(depth, near))) - np.log(near)) / (
-        np.log(far) - np.log(near)
+    # float32 scalars throughout, as MoGe computes them (its near/far are float32 array reductions)
+    near32 = np.float32(max(depth[valid].min(), 1e-5) if near is None else near)
+    far32 = np.float32(
+        max(near32 * np.float32(1.1), min(depth[valid].max(), near32 * np.float32(1e5))) if far is None else far
     )
-    codes = np.where(valid, np.clip(np.rint(t * DEPTH_INVALID), 0, DEPTH_INVALID - 1), DEPTH_INVALID)
+    if not far32 > near32:
+        raise ValueError(f"depth range needs far > near, got near={near32}, far={far32}")
+    t = np.log(np.nan_to_num(depth, nan=0.0).clip(near32, far32) / near32) / np.log(far32 / near32)
+    codes = 1 + np.round(t.clip(0, 1) * np.float32(DEPTH_STEPS)).astype(np.uint16)
+    codes[~finite | (depth <= 0)] = DEPTH_UNKNOWN
+    codes[np.isposinf(depth)] = DEPTH_INFINITE
     info = PngImagePlugin.PngInfo()
-    info.add_text("near", repr(near))
-    info.add_text("far", repr(far))
+    info.add_text("near", str(near32))
+    info.add_text("far", str(far32))
+    info.add_text(DEPTH_CODEC_KEY, "moge")
     buf = io.BytesIO()
-    Image.fromarray(codes.astype(np.uint16)).save(buf, format="PNG", pnginfo=info, compress_level=compress_level)
+    Image.fromarray(codes).save(buf, format="PNG", pnginfo=info, compress_level=compress_level)
     return buf.getvalue()
 
 
-def decode_depth_png(data: bytes | Path) -> np.ndarray:
-    """Inverse of encode_depth_png: (H, W) float32 meters with NaN where invalid."""
+def read_depth_codes(data: bytes | Path) -> tuple[np.ndarray, float, float, DepthCodec]:
+    """(uint16 codes, near, far, codec) of a depth PNG; the codec is the file's marker, else `moge`.
+
+    A legacy `unit` text (old MoGe files) is folded into near/far, as MoGe's reader multiplies by it."""
     src = io.BytesIO(data) if isinstance(data, bytes) else data
     with Image.open(src) as img:
-        near = float(img.text["near"])
-        far = float(img.text["far"])
+        text = dict(getattr(img, "text", {}))
+        if "near" not in text or "far" not in text:
+            raise ValueError("depth PNG has no near/far text")
         codes = np.asarray(img, dtype=np.uint16)
-    t = codes.astype(np.float64) / DEPTH_INVALID
+    unit = float(text.get("unit", 1.0))
+    codec = text.get(DEPTH_CODEC_KEY, "moge")
+    if codec not in ("moge", "legacy-v0"):
+        raise ValueError(f"unknown depth codec {codec!r} in PNG text")
+    return codes, float(text["near"]) * unit, float(text["far"]) * unit, codec
+
+
+def decode_depth_codes(codes: np.ndarray, near: float, far: float, codec: DepthCodec = "moge") -> np.ndarray:
+    """Codes -> (H, W) float32 meters. `moge`: NaN for 0, +inf for 65535 (callers treat both as invalid);
+    `legacy-v0`: NaN for 65535. Computed in float64 and rounded once, so it is within a float32 ulp or two of
+    the official float32 reader."""
+    codes = np.asarray(codes, dtype=np.uint16)
+    if codec == "legacy-v0":
+        t = codes.astype(np.float64) / 65535
+        depth = np.exp(np.log(near) * (1 - t) + np.log(far) * t)
+        depth[codes == 65535] = np.nan
+        return depth.astype(np.float32)
+    t = (codes.astype(np.float64) - 1) / DEPTH_STEPS
     depth = np.exp(np.log(near) * (1 - t) + np.log(far) * t)
-    depth[codes == DEPTH_INVALID] = np.nan
+    depth[codes == DEPTH_UNKNOWN] = np.nan
+    depth[codes == DEPTH_INFINITE] = np.inf
     return depth.astype(np.float32)
+
+
+def decode_depth_png(data: bytes | Path, codec: DepthCodec | None = None) -> np.ndarray:
+    """Inverse of encode_depth_png: (H, W) float32 meters, NaN where unknown and +inf where infinitely far.
+
+    `codec` None follows the file (our marker, else the official convention); pass "legacy-v0" to read a shard
+    written by this project's first encoder, whose files carry no marker."""
+    codes, near, far, marked = read_depth_codes(data)
+    return decode_depth_codes(codes, near, far, codec or marked)
 
 
 def load_point_map(path: Path, intrinsics: Intrinsics) -> tuple[np.ndarray, np.ndarray]:

@@ -118,9 +118,12 @@ class ModelPredictor:
         estimator: PointMapEstimator | None = None,
         device: str = "cpu",
     ) -> None:
-        from training.checkpoints import load_checkpoint
+        from training.checkpoints import load_for_inference
+        from training.prompts import style_for_checkpoint
 
-        self.model, self.processor, self.train_config = load_checkpoint(checkpoint_dir, device=device)
+        self.model, self.processor, self.train_config, official = load_for_inference(checkpoint_dir, device=device)
+        # the official HiSpatial-3B is asked in its own formats; our checkpoints in the style they trained with
+        self.prompt_style = style_for_checkpoint(self.train_config, official)
         self.name = f"checkpoint:{Path(checkpoint_dir).name}"
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
@@ -146,7 +149,17 @@ class ModelPredictor:
             points = np.full((*rgb.shape[:2], 3), np.nan, dtype=np.float32)
             valid = np.zeros(rgb.shape[:2], dtype=bool)
         mode = "xyz" if self.model.point_map_input == "none" else self.model.point_map_input
-        return prepare_point_map(points, valid, size, mode)
+        return prepare_point_map(points, valid, size, mode, resize=self.train_config.data.point_map_resize)
+
+    def prompt(self, item: EvalItem) -> str:
+        """The item's prompt in the checkpoint's style (training.prompts.render_question); ours is the loader's."""
+        from evaluation.items import AnswerKind
+        from training.prompts import render_question
+
+        if self.prompt_style == "hispatial" or not item.question:
+            return item.prompt
+        fmt = "multiple_choice" if item.kind == AnswerKind.CHOICE else "free_form"
+        return render_question(item.question, self.prompt_style, item.options, fmt)
 
     def predict(self, items: Sequence[EvalItem]) -> list[str | None]:
         """Inputs are built exactly as training builds them (training.data: Example, Collator.prompts with
@@ -163,7 +176,8 @@ class ModelPredictor:
             examples = []
             for item in batch:
                 rgb = np.asarray(item_image(item))
-                examples.append(Example(resize_rgb(rgb, size), self._point_map(item, rgb), item.prompt, "", "eval", ""))
+                image = resize_rgb(rgb, size, self.train_config.data.rgb_resize)
+                examples.append(Example(image, self._point_map(item, rgb), self.prompt(item), "", "eval", ""))
             inputs = {k: v.to(self.device) for k, v in collator.prompts(examples).items()}
             with torch.inference_mode():
                 generated = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)

@@ -63,7 +63,7 @@ def _ground_truth_metadata(report: StageReport, passed_through: int, inbox: Sour
     partitions_def=source_shards,
     group_name="sources",
     kinds={"python"},
-    code_version="1",
+    code_version="2",
     description="Images and ground truth of one source shard, as declared by its spec file in the inbox.",
 )
 def source_images(
@@ -89,7 +89,7 @@ def _write_source(root: Path, shard: str, spec: ShardSpec, synthetic: SyntheticS
         from assets.synthetic import write_synthetic_shard
 
         return write_synthetic_shard(root, shard, synthetic.config(spec.seed, spec.num_scenes, spec.options))
-    from assets import sources
+    from assets import official, sources
 
     if spec.kind not in SOURCE_KINDS:
         raise dg.Failure(
@@ -105,7 +105,7 @@ def _write_source(root: Path, shard: str, spec: ShardSpec, synthetic: SyntheticS
         writer = sources.omni3d_shard if spec.kind == "omni3d" else sources.coco_shard
         annotation_file = location / options.pop("annotation_file")
         return writer(root, shard, annotation_file=annotation_file, image_dir=location, **options)
-    return sources.hispatial_shard(root, shard, sorted(location.glob("*.tar")), **options)
+    return official.hispatial_shard(root, shard, sorted(location.glob("*.tar")), **options)
 
 
 def local_copy(url: str, cache_dir: Path) -> Path:
@@ -152,7 +152,7 @@ def filtered_images(
     deps=[filtered_images],
     group_name="geometry",
     kinds={"pytorch"},
-    code_version="1",
+    code_version="2",
     pool=GPU_POOL,
     op_tags=_gpu_tags("point_maps"),
     description="Metric point maps per scene (ground truth passed through for synthetic shards, else MoGe-2).",

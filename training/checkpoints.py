@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from pathlib import Path
 
 import torch
@@ -60,12 +61,12 @@ def ours_to_official(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     for key, value in state_dict.items():
         for theirs, ours in _KEY_MAP:
             if key.startswith(ours):
-                out[theirs + key[len(ours) :]] = value.detach().clone().contiguous()
+                out[theirs + key[len(ours) :]] = value.detach().contiguous()  # a view, not a copy
                 break
         else:
             raise KeyError(f"key with no official name: {key}")
-    if "language_model.lm_head.weight" not in out:
-        out["language_model.lm_head.weight"] = out["language_model.model.embed_tokens.weight"].clone()
+    if "language_model.lm_head.weight" not in out:  # shares the embedding's storage: torch.save writes it once
+        out["language_model.lm_head.weight"] = out["language_model.model.embed_tokens.weight"]
     return out
 
 
@@ -76,40 +77,77 @@ def _point_map_input_from_keys(state_dict: dict[str, torch.Tensor]) -> str:
 # ------------------------------------------------------------------------------------------ official format
 
 
+def official_weights_path(path: Path | str) -> Path | None:
+    """`weights.pt` of an official release directory (or the file itself), None when `path` is not one."""
+    path = Path(path)
+    candidate = path / "weights.pt" if path.is_dir() else path
+    return candidate if candidate.is_file() and candidate.suffix == ".pt" else None
+
+
+def read_official_config(config_dir: Path, point_map_input: str) -> PaliGemmaConfig:
+    """The release's config.json (a transformers-4.x PaliGemmaConfig: `text_config`, `vision_config`,
+    `image_token_index`, `projection_dim`) plus the two point-map fields our model reads."""
+    if not (Path(config_dir) / "config.json").is_file():
+        raise FileNotFoundError(f"{config_dir}: no config.json beside weights.pt (the release ships both)")
+    pg = PaliGemmaConfig.from_pretrained(config_dir)
+    if pg.model_type != "paligemma":
+        raise ValueError(f"{config_dir}/config.json: model_type {pg.model_type!r}, expected 'paligemma'")
+    pg.point_map_input = point_map_input
+    pg.point_map_frequencies = getattr(pg, "point_map_frequencies", 32)
+    pg.vision_config.projection_dim = pg.text_config.hidden_size
+    return pg
+
+
 def import_official(
     path: Path | str, point_map_input: str | None = None
 ) -> tuple[HiSpatialForConditionalGeneration, PaliGemmaProcessor | None]:
     """Load an official release directory (`weights.pt` + `config.json` [+ processor]) into our model.
 
-    `point_map_input` defaults to "xyz" when the weights contain a depth encoder ("rel_depth" checkpoints look the
-    same on disk, so say so explicitly for those).
+    One copy of the weights at any time, at 3B as in the tests: `weights.pt` is memory-mapped
+    (`torch.load(mmap=True, weights_only=True)`), the model is built with its parameters on the meta device (no
+    storage), and `load_state_dict(assign=True)` makes the mapped tensors the parameters, so nothing is copied and
+    pages are read as they are used. `point_map_input` defaults to "xyz" when the weights contain a depth encoder
+    ("rel_depth" checkpoints look the same on disk, so say so explicitly for those).
     """
-    path = Path(path)
-    weights_path = path / "weights.pt" if path.is_dir() else path
+    from accelerate import init_empty_weights
+
+    weights_path = official_weights_path(path)
+    if weights_path is None:
+        raise FileNotFoundError(f"{path}: no weights.pt (official release layout: weights.pt + config.json)")
     config_dir = weights_path.parent
-    state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    # torch.save's zip format can be memory-mapped; a legacy pickle file is read whole (still weights_only)
+    mmap = zipfile.is_zipfile(weights_path)
+    state = torch.load(weights_path, map_location="cpu", weights_only=True, mmap=mmap)
     if not isinstance(state, dict):
         raise ValueError(f"{weights_path}: expected a state dict, got {type(state).__name__}")
     if "state_dict" in state:  # some trainers nest the weights one level down
         state = state["state_dict"]
-    pg = PaliGemmaConfig.from_pretrained(config_dir)
-    mode = point_map_input or _point_map_input_from_keys(state)
-    pg.point_map_input = mode
-    pg.point_map_frequencies = getattr(pg, "point_map_frequencies", 32)
-    pg.vision_config.projection_dim = pg.text_config.hidden_size
-    model = HiSpatialForConditionalGeneration(pg)
+    pg = read_official_config(config_dir, point_map_input or _point_map_input_from_keys(state))
+    with init_empty_weights(include_buffers=False):  # parameters on meta; buffers (rotary tables) real
+        model = HiSpatialForConditionalGeneration(pg)
     ours = official_to_ours(state)
-    missing, unexpected = model.load_state_dict(ours, strict=False)
+    del state
+    missing, unexpected = model.load_state_dict(ours, strict=False, assign=True)
     if [k for k in missing if k != "lm_head.weight"] or unexpected:
         raise ValueError(f"official checkpoint does not fit: missing {missing}, unexpected {unexpected}")
+    # assign=True gave lm_head the release's own tensor object; PaliGemma ties it to the embedding, so make them one
+    # Parameter again (same values: the release writes the tied matrix twice, or once with shared storage)
+    head, embed = ours.get("lm_head.weight"), model.get_input_embeddings().weight
+    if head is not None and head.data_ptr() != embed.data_ptr() and not torch.equal(head, embed):
+        raise ValueError("official checkpoint has an lm_head that differs from the embedding; PaliGemma ties them")
+    model.tie_weights()
+    on_meta = [name for name, p in model.named_parameters() if p.is_meta]
+    if on_meta:
+        raise ValueError(f"official checkpoint left parameters without weights: {on_meta[:5]}")
     processor = None
     if (config_dir / "tokenizer_config.json").exists() or (config_dir / "processor_config.json").exists():
         processor = AutoProcessor.from_pretrained(config_dir)
-    return model, processor
+    return model.eval(), processor
 
 
 def export_official(model: HiSpatialForConditionalGeneration, directory: Path | str) -> Path:
-    """Write `weights.pt` (plain tensors only) + `config.json` in the official layout."""
+    """Write `weights.pt` (plain tensors only) + `config.json` in the official layout; tensors are written from
+    the model's own storage (no second copy of the weights in memory)."""
     directory = Path(directory)
     with atomic_dir(directory) as tmp:
         torch.save(ours_to_official(model.state_dict()), tmp / "weights.pt")
@@ -168,3 +206,26 @@ def load_checkpoint(
     load_model(model, str(directory / WEIGHTS_FILE), strict=True, device=str(device))
     processor = AutoProcessor.from_pretrained(directory)
     return model.to(device).eval(), processor, train_config
+
+
+def load_for_inference(
+    path: Path | str, device: str | torch.device = "cpu"
+) -> tuple[HiSpatialForConditionalGeneration, PaliGemmaProcessor, TrainConfig, bool]:
+    """(model in eval mode, processor, train config, is_official_release) for either checkpoint format.
+
+    Ours (`model.safetensors` + our config.json) comes back with the config it was trained with. The official
+    release (`weights.pt` + PaliGemma config.json + processor files) comes back with the `official` preset at the
+    release's image size, so its preprocessing and prompt style (training.prompts) are the official ones."""
+    path = Path(path)
+    if (path / WEIGHTS_FILE).exists() or official_weights_path(path) is None:
+        model, processor, train_config = load_checkpoint(path, device=device)
+        return model, processor, train_config, False
+    model, processor = import_official(path)
+    if processor is None:
+        raise FileNotFoundError(f"{path}: the official release needs its processor files (tokenizer_config.json, "
+                                "preprocessor_config.json) beside weights.pt")
+    train_config = TrainConfig.preset("official")
+    size = int(model.config.vision_config.image_size)
+    train_config.model = train_config.model.model_copy(update={"image_size": size, "name": f"official-{size}"})
+    return model.to(device).eval(), processor, train_config, True
+

@@ -20,6 +20,21 @@ PointMapInput = Literal["none", "xyz", "rel_depth"]
 
 VARIANTS: dict[str, PointMapInput] = {"rgb": "none", "xyz": "xyz", "rel_depth": "rel_depth"}
 
+RgbResize = Literal["cv2-bilinear", "pil-antialias"]
+"""`cv2-bilinear`: cv2.resize INTER_LINEAR without antialiasing, as the official loader and predictor resize;
+`pil-antialias`: PIL bilinear with its antialiasing support (this project's first choice)."""
+PointMapResize = Literal["cv2-nearest", "pixel-center"]
+"""`cv2-nearest`: cv2 INTER_NEAREST, output pixel i takes source pixel floor(i * src / dst) (official);
+`pixel-center`: the source pixel under the output pixel's centre, floor((i + 0.5) * src / dst)."""
+PromptStyle = Literal["hispatial", "official"]
+"""`hispatial`: this project's question/answer formats; `official`: the release's (training/prompts.py)."""
+LossReduction = Literal["token-mean", "example-mean"]
+"""`token-mean`: one mean over all answer tokens of the batch (official); `example-mean`: the mean per example,
+then the mean over examples, so a long answer weighs as much as a short one."""
+LrSchedule = Literal["constant", "warmup-constant"]
+"""`constant`: the official constant learning rate from step 0; `warmup-constant`: linear warmup over
+`warmup_steps`, then constant."""
+
 
 class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -110,6 +125,11 @@ class DataConfig(_Config):
     val_fraction: float = Field(default=0.1, ge=0, lt=1, description="Held-out scenes (by hash of scene id).")
     max_val_items: int = 256
     max_answer_tokens: int = 24
+    rgb_resize: RgbResize = "cv2-bilinear"
+    prompt_style: PromptStyle = Field(
+        default="hispatial", description="Question/answer formats (training.prompts): ours or the official ones."
+    )
+    point_map_resize: PointMapResize = "cv2-nearest"
 
 
 class MLflowConfig(_Config):
@@ -145,6 +165,8 @@ class TrainConfig(_Config):
     learning_rate: float = 2e-5
     weight_decay: float = 0.1
     warmup_steps: int = 500
+    lr_schedule: LrSchedule = "warmup-constant"
+    loss_reduction: LossReduction = "example-mean"
     betas: tuple[float, float] = (0.9, 0.999)
     point_encoder_lr_scale: float = Field(
         default=1.0,
@@ -201,7 +223,20 @@ def train_presets() -> dict[str, TrainConfig]:
         "tiny": tiny_train_config(),
         "paper-448": paper,
         "paper-224": paper.model_copy(update={"model": MODEL_PRESETS["paligemma2-3b-224"].model_copy()}),
+        "official": official_train_config(),
     }
+
+
+def official_train_config() -> TrainConfig:
+    """The official release's behaviour (microsoft/HiSpatial configs/train_default.json, vqa_dataset.py,
+    hispatial_vlm.py): the 3B model at 448 px, a constant learning rate of 2e-5 from step 0, one mean over all
+    answer tokens of the batch, cv2 resizes, the depth codec (always official) and the official prompt formats."""
+    return TrainConfig(
+        lr_schedule="constant",
+        warmup_steps=0,
+        loss_reduction="token-mean",
+        data=DataConfig(rgb_resize="cv2-bilinear", point_map_resize="cv2-nearest", prompt_style="official"),
+    )
 
 
 def flatten_config(config: BaseModel) -> dict[str, str]:

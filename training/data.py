@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pyarrow.parquet as pq
 import torch
@@ -30,8 +31,9 @@ from assets.qa.l0 import sample_l0
 from assets.records import TASK_LEVEL, Level, QAFormat, QAPair, Scene, Task
 from assets.stage import DATA_ERRORS, DataError
 from assets.storage import load_point_map, load_rgb, read_scenes
-from training.config import DataConfig, PointMapInput
+from training.config import DataConfig, PointMapInput, PointMapResize, PromptStyle, RgbResize
 from training.model import prepare_point_map
+from training.prompts import official_point_query, pick_format, render_question, render_training_pair
 
 GENERAL = "general"
 SCENE_STAGE = "object_references"
@@ -140,18 +142,9 @@ class SceneStore:
 
 # ------------------------------------------------------------------------------------------ prompts and images
 
-_LABELLED = re.compile(r"^\s*(\(?[A-Za-z]\)|[A-Za-z][.:]|\(?\d+[).:]|\(?[IVX]+[).:])\s")
-
-
 def render_prompt(question: str, options: Sequence[str], fmt: QAFormat | str) -> str:
-    """The question text the model sees. Multiple-choice options are listed unless the question already does
-    (the QA generator usually writes them in with their labels); unlabelled ones get A., B., ..."""
-    if QAFormat(fmt) != QAFormat.MULTIPLE_CHOICE or not options:
-        return question
-    if all(opt in question for opt in options):
-        return question
-    lines = [opt if _LABELLED.match(opt) else f"{chr(ord('A') + i)}. {opt}" for i, opt in enumerate(options)]
-    return question + "\n" + "\n".join(lines)
+    """Our (`hispatial`) prompt for a question; training.prompts.render_question renders every style."""
+    return render_question(question, "hispatial", options, fmt)
 
 
 def draw_boxes(rgb: np.ndarray, boxes: Sequence, width: int = 2) -> np.ndarray:
@@ -166,7 +159,15 @@ def draw_boxes(rgb: np.ndarray, boxes: Sequence, width: int = 2) -> np.ndarray:
     return np.array(image)
 
 
-def resize_rgb(rgb: np.ndarray, size: int) -> np.ndarray:
+def resize_rgb(rgb: np.ndarray, size: int, method: RgbResize = "cv2-bilinear") -> np.ndarray:
+    """(H, W, 3) uint8 -> (size, size, 3) uint8. `cv2-bilinear` is the official resize (cv2.resize with its
+    default INTER_LINEAR: no antialiasing, so a large downscale aliases exactly as the official model saw it);
+    `pil-antialias` is PIL's bilinear filter, which widens its support when shrinking."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    if method == "cv2-bilinear":
+        return cv2.resize(rgb, (size, size), interpolation=cv2.INTER_LINEAR)
+    if method != "pil-antialias":
+        raise ValueError(f"unknown RGB resize {method!r}")
     if rgb.shape[:2] == (size, size):
         return np.array(rgb)  # writable copy: torch warns on read-only arrays
     return np.array(Image.fromarray(rgb).resize((size, size), Image.BILINEAR))
@@ -266,6 +267,9 @@ class ExampleFactory:
     image_size: int
     point_map_input: PointMapInput
     max_depth: float = 250.0
+    rgb_resize: RgbResize = "cv2-bilinear"
+    point_map_resize: PointMapResize = "cv2-nearest"
+    prompt_style: PromptStyle = "hispatial"
     pairs_by_task: dict[str, list[QAPair]] = field(default_factory=dict)
     l0_scenes: list[str] = field(default_factory=list)
     general: list[GeneralItem] = field(default_factory=list)
@@ -273,32 +277,44 @@ class ExampleFactory:
     def scene_example(self, scene_id: str, prompt: str, answer: str, task: str, level: str,
                       boxes: Sequence = ()) -> Example:
         rgb, points, valid = self.store.raw(scene_id)
-        rgb = resize_rgb(draw_boxes(rgb, boxes), self.image_size)
+        rgb = resize_rgb(draw_boxes(rgb, boxes), self.image_size, self.rgb_resize)
         point_map = self._point_map(points, valid)
         return Example(rgb, point_map, prompt, answer, task, level)
 
     def _point_map(self, points: np.ndarray, valid: np.ndarray) -> np.ndarray:
         mode = "xyz" if self.point_map_input == "none" else self.point_map_input
-        return prepare_point_map(points, valid, self.image_size, mode, self.max_depth)
+        return prepare_point_map(points, valid, self.image_size, mode, self.max_depth, self.point_map_resize)
 
-    def from_pair(self, pair: QAPair) -> Example:
-        prompt = render_prompt(pair.question, pair.options, pair.format)
-        return self.scene_example(pair.scene_id, prompt, pair.answer, pair.task.value, pair.level.value,
+    def from_pair(self, pair: QAPair, rng: np.random.Generator | None = None) -> Example:
+        # without a generator (validation) the official rewrites are seeded by the pair, so they are stable
+        rng = rng or np.random.default_rng(int.from_bytes(hashlib.sha256(pair.qa_id.encode()).digest()[:8], "little"))
+        prompt, answer = render_training_pair(pair.question, pair.answer, pair.format, self.prompt_style, rng,
+                                              pair.options, pair.correct_index)
+        return self.scene_example(pair.scene_id, prompt, answer, pair.task.value, pair.level.value,
                                   pair.draw_boxes)
 
     def online_l0(self, scene_id: str, task: Task, rng: np.random.Generator) -> Example | None:
+        if self.prompt_style == "official" and task == Task.POINT_QUERY:
+            # the official L0: a pixel of the model-input point map, named by loc tokens, answered with its xyz
+            example = self.scene_example(scene_id, "", "", task.value, Level.L0.value)
+            query = official_point_query(example.point_map, rng)
+            if query is None:
+                return None
+            example.prompt, example.answer, _ = query
+            return example
         _, points, valid = self.store.raw(scene_id)
         items = sample_l0(points, valid, rng, 1, loc_tokens=True, tasks=[task])
         if not items:
             return None
         item = items[0]
-        prompt = render_prompt(item["question"], item.get("options", []), item["format"])
-        return self.scene_example(scene_id, prompt, item["answer"], task.value, Level.L0.value)
+        prompt, answer = render_training_pair(item["question"], item["answer"], item["format"], self.prompt_style,
+                                              rng, item.get("options", []), item.get("correct_index"))
+        return self.scene_example(scene_id, prompt, answer, task.value, Level.L0.value)
 
     def from_general(self, item: GeneralItem) -> Example:
         if item.scene_id is not None:
             return self.scene_example(item.scene_id, item.question, item.answer, GENERAL, GENERAL)
-        rgb = resize_rgb(load_rgb(item.image_path), self.image_size) if item.image_path else None
+        rgb = resize_rgb(load_rgb(item.image_path), self.image_size, self.rgb_resize) if item.image_path else None
         if rgb is None:
             raise DataError("general item without an image")
         empty = np.full((self.image_size, self.image_size, 3), np.nan, np.float32)
@@ -313,7 +329,10 @@ class ExampleFactory:
         pool = self.pairs_by_task.get(source, [])
         if task in L0_TASKS and self.l0_scenes and (not pool or rng.random() < 0.5):
             return self.online_l0(self.l0_scenes[rng.integers(len(self.l0_scenes))], task, rng)
-        return self.from_pair(pool[rng.integers(len(pool))])
+        if self.prompt_style == "official":  # the official format mix: text / MCQ / true-false at 0.3 / 0.4 / 0.3
+            fmt = pick_format([p.format for p in pool], self.prompt_style, rng)
+            pool = [p for p in pool if p.format == fmt]
+        return self.from_pair(pool[rng.integers(len(pool))], rng)
 
     def available_tasks(self) -> set[Task]:
         tasks = {Task(t) for t, pool in self.pairs_by_task.items() if pool}
@@ -388,8 +407,10 @@ def build_training_data(
         )
     if not general and (config.general_fraction > 0 or config.excluded_levels):
         raise DataError("the mixture needs general VQA samples but none were found")
+    resizes = {"rgb_resize": config.rgb_resize, "point_map_resize": config.point_map_resize,
+               "prompt_style": config.prompt_style}
     factory = ExampleFactory(
-        store, image_size, point_map_input, pairs_by_task=pairs_by_task,
+        store, image_size, point_map_input, **resizes, pairs_by_task=pairs_by_task,
         l0_scenes=train_scenes if config.online_l0 else [], general=general,
     )
     mixture = TaskMixture(config.task_ratios, config.general_fraction, config.excluded_levels,
@@ -398,7 +419,7 @@ def build_training_data(
     # Validation: held-out scenes' stored pairs, plus online L0 on held-out scenes with a fixed seed.
     rng = np.random.default_rng([seed, 12345])
     val: list[Example] = []
-    val_factory = ExampleFactory(store, image_size, point_map_input)
+    val_factory = ExampleFactory(store, image_size, point_map_input, **resizes)
     order = rng.permutation(len(val_pairs))[: config.max_val_items]
     for i in order:
         try:

@@ -32,12 +32,28 @@ from transformers import (
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.models.paligemma.modeling_paligemma import PaliGemmaModel, PaliGemmaPreTrainedModel
 
-from training.config import ModelConfig, PointMapInput
+from training.config import ModelConfig, PointMapInput, PointMapResize
 
 MAX_DEPTH = 250.0
 
 
 # ------------------------------------------------------------------------------------------ point-map input
+
+
+def nearest_source_indices(source: int, target: int, method: PointMapResize = "cv2-nearest") -> np.ndarray:
+    """For each of `target` output pixels along one axis, the source pixel a nearest-neighbour resize takes.
+
+    `cv2-nearest` reproduces OpenCV's INTER_NEAREST (the official resize): floor(i * s) with s computed as
+    OpenCV does, 1 / (target / source) in double precision, so ties land on the same side; `pixel-center`
+    takes the pixel under the output pixel's centre, floor((i + 0.5) * source / target)."""
+    i = np.arange(target, dtype=np.float64)
+    if method == "cv2-nearest":
+        index = np.floor(i * (1.0 / (target / source)))
+    elif method == "pixel-center":
+        index = np.floor((i + 0.5) * source / target)
+    else:
+        raise ValueError(f"unknown point-map resize {method!r}")
+    return np.minimum(index.astype(np.int64), source - 1)
 
 
 def prepare_point_map(
@@ -46,11 +62,12 @@ def prepare_point_map(
     size: int,
     mode: PointMapInput = "xyz",
     max_depth: float = MAX_DEPTH,
+    resize: PointMapResize = "cv2-nearest",
 ) -> np.ndarray:
     """Camera-frame point map (H, W, 3) meters + validity (H, W) -> model input (4, size, size) float32.
 
-    Resized with nearest neighbour (interpolating xyz across a depth edge invents points in mid-air). As in the
-    official release, values above `max_depth`, inf and NaN become `max_depth`; invalid pixels keep that value and
+    Resized with nearest neighbour (interpolating xyz across a depth edge invents points in mid-air), by default
+    taking the source pixels cv2 INTER_NEAREST takes (`nearest_source_indices`). As in the official release, values above `max_depth`, inf and NaN become `max_depth`; invalid pixels keep that value and
     a 0 in the mask channel. `rel_depth` replaces xyz by three copies of z normalised over the valid pixels and
     discretised to 0..255 (paper 6.3).
     """
@@ -59,8 +76,8 @@ def prepare_point_map(
     if points.ndim != 3 or points.shape[-1] != 3 or valid.shape != points.shape[:2]:
         raise ValueError(f"point map must be (H, W, 3) with an (H, W) mask, got {points.shape} / {valid.shape}")
     height, width = valid.shape
-    rows = np.minimum((np.arange(size) + 0.5) * height / size, height - 1).astype(np.int64)
-    cols = np.minimum((np.arange(size) + 0.5) * width / size, width - 1).astype(np.int64)
+    rows = nearest_source_indices(height, size, resize)
+    cols = nearest_source_indices(width, size, resize)
     xyz = points[rows][:, cols]  # (size, size, 3)
     mask = valid[rows][:, cols] & np.isfinite(xyz).all(axis=-1)  # (size, size)
     if mode == "rel_depth":

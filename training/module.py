@@ -8,21 +8,57 @@ import lightning as L
 import torch
 from torch import nn
 
-from training.config import TrainConfig
+from training.config import LossReduction, TrainConfig
 from training.model import HiSpatialForConditionalGeneration
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "pixel_values", "labels")
 
 
-def per_example_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy over each example's answer tokens: (B, T, V), (B, T) -> (B,)."""
+def token_losses(
+    logits: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next-token cross-entropy per position and which positions count: (B, T, V), (B, T) -> (B, T-1) twice.
+
+    A position counts when its label is not -100 and, given an attention mask, its target token is attended (the
+    official loss drops unattended targets even when they carry a label)."""
     shift_logits = logits[:, :-1].float()  # token t predicts label t + 1
     shift_labels = labels[:, 1:]
+    counted = shift_labels != -100
+    if attention_mask is not None:
+        counted = counted & (attention_mask[:, 1:] != 0)
     token_loss = nn.functional.cross_entropy(
-        shift_logits.transpose(1, 2), shift_labels, ignore_index=-100, reduction="none"
+        shift_logits.transpose(1, 2), shift_labels.masked_fill(~counted, -100), ignore_index=-100, reduction="none"
     )  # (B, T-1)
-    counts = (shift_labels != -100).sum(dim=1).clamp(min=1)
-    return token_loss.sum(dim=1) / counts
+    return token_loss, counted
+
+
+def per_example_loss(
+    logits: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean next-token cross-entropy over each example's answer tokens: (B, T, V), (B, T) -> (B,)."""
+    token_loss, counted = token_losses(logits, labels, attention_mask)
+    return token_loss.sum(dim=1) / counted.sum(dim=1).clamp(min=1)
+
+
+def batch_loss(
+    logits: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor | None, reduction: LossReduction
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the loss to optimise, per-example losses for logging). `token-mean` is the official loss: one mean over
+    every answer token of the batch, so an example weighs by its answer length; `example-mean` weighs examples
+    equally. The per-example losses are the same either way."""
+    token_loss, counted = token_losses(logits, labels, attention_mask)
+    per_example = token_loss.sum(dim=1) / counted.sum(dim=1).clamp(min=1)
+    if reduction == "token-mean":
+        return token_loss.sum() / counted.sum().clamp(min=1), per_example
+    return per_example.mean(), per_example
+
+
+def lr_multiplier(config: TrainConfig):
+    """The schedule as a multiplier of the base learning rate per optimiser step (for LambdaLR)."""
+    if config.lr_schedule == "constant":  # official: transformers get_constant_schedule
+        return lambda step: 1.0
+    warmup = max(1, config.warmup_steps)
+    return lambda step: min(1.0, (step + 1) / warmup)
 
 
 def apply_lora(model: HiSpatialForConditionalGeneration, config: TrainConfig) -> nn.Module:
@@ -63,8 +99,7 @@ class HiSpatialModule(L.LightningModule):
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         outputs = self.model(**{k: batch[k] for k in MODEL_INPUTS if k != "labels"})
-        losses = per_example_loss(outputs.logits, batch["labels"])
-        return losses.mean(), losses
+        return batch_loss(outputs.logits, batch["labels"], batch["attention_mask"], self.config.loss_reduction)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, losses = self(batch)
@@ -99,6 +134,5 @@ class HiSpatialModule(L.LightningModule):
             lr=lr,
             betas=self.config.betas,
         )
-        warmup = max(1, self.config.warmup_steps)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(self.config))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -11,7 +11,6 @@ from assets.geometry import GravityFrame, box_corners_cam
 from assets.records import Box2D
 from assets.sources import (
     coco_shard,
-    hispatial_shard,
     images_shard,
     match_categories,
     omni3d_box,
@@ -20,9 +19,7 @@ from assets.sources import (
     relabel_objects,
 )
 from assets.storage import (
-    decode_depth_png,
     decode_mask_png,
-    encode_depth_png,
     encode_jpeg,
     read_jsonl,
     read_scenes,
@@ -179,30 +176,3 @@ def _tar_bytes(members: dict[str, bytes]) -> bytes:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
-
-
-def test_hispatial_shard_imports_depth_intrinsics_and_qa(tmp_path):
-    depth = np.linspace(0.5, 8.0, 48 * 64).reshape(48, 64)
-    depth[0, 0] = np.nan
-    qa = [{"question": "How far is the chair?", "answer": "1.27 m"}]
-    tar = tmp_path / "shard-000.tar"
-    tar.write_bytes(_tar_bytes({
-        "s1.jpg": encode_jpeg(_rgb(0)),
-        "s1.depth.png": encode_depth_png(depth, near=0.1, far=100.0),
-        "s1.json": json.dumps({"intrinsics": [[50, 0, 32], [0, 50, 24], [0, 0, 1]]}).encode(),
-        "s1.qa.json": json.dumps(qa).encode(),
-        "s2.jpg": b"garbage",
-        "s2.json": b"{}",
-        "s3.jpg": encode_jpeg(_rgb(1)),  # no intrinsics
-    }))
-    root = tmp_path / "data"
-    report = hispatial_shard(root, "hs-000", [tar])
-    assert report.num_out == 1
-    reasons = {r.item.split(":")[1]: r.reason for r in report.rejections}
-    assert "unreadable image" in reasons["s2"] and "no intrinsics" in reasons["s3"]
-    scene = read_scenes(root / "source_images/hs-000/scenes.jsonl")[0]
-    assert scene.intrinsics.fx == 50 and scene.intrinsics.cx == 32
-    restored = decode_depth_png(root / scene.depth_file)
-    assert np.isnan(restored[0, 0])
-    assert np.allclose(restored[1:], depth[1:], rtol=2e-4)
-    assert json.loads((root / str(scene.metadata["qa_file"])).read_text()) == qa

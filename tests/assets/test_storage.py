@@ -26,21 +26,42 @@ def test_depth_codec_is_log_encoded_and_accurate(tmp_path):
     depth = rng.uniform(0.3, 40.0, size=(32, 48)).astype(np.float32)
     depth[3, 4] = np.nan
     depth[5, 6] = 0.0
+    depth[7, 8] = np.inf
     data = encode_depth_png(depth, near=0.1, far=100.0)
     decoded = decode_depth_png(data)
     valid = np.isfinite(depth) & (depth > 0)
     rel = np.abs(decoded[valid] - depth[valid]) / depth[valid]
-    assert rel.max() < np.log(1000) / 65535  # within one code step
-    assert np.isnan(decoded[3, 4]) and np.isnan(decoded[5, 6])
-    # the stored codes follow the official formula depth = near^(1-t) * far^t, t = v / 65535
+    assert rel.max() < np.log(1000) / 65533  # within one code step
+    assert np.isnan(decoded[3, 4]) and np.isnan(decoded[5, 6]) and np.isposinf(decoded[7, 8])
+    # the stored codes follow the official formula depth = near^(1-t) * far^t, t = (v - 1) / 65533
     import io
 
     from PIL import Image
 
     codes = np.asarray(Image.open(io.BytesIO(data)))
-    assert codes.dtype == np.uint16 and codes[3, 4] == DEPTH_INVALID
-    t = codes[0, 0] / 65535
+    assert codes.dtype == np.uint16 and codes[3, 4] == DEPTH_INVALID == 0 and codes[7, 8] == 65535
+    t = (codes[0, 0] - 1) / 65533
     assert 0.1 ** (1 - t) * 100.0**t == pytest.approx(depth[0, 0], rel=1e-4)
+
+
+def test_legacy_codec_is_read_only_on_request():
+    """Shards written before the switch (t = v / 65535, 65535 invalid, no marker) decode with codec="legacy-v0"."""
+    import io
+
+    from PIL import Image, PngImagePlugin
+
+    codes = np.array([[0, 32768, 65534, 65535]], dtype=np.uint16)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("near", "0.5")
+    info.add_text("far", "8.0")
+    buf = io.BytesIO()
+    Image.fromarray(codes).save(buf, format="PNG", pnginfo=info)
+    legacy = decode_depth_png(buf.getvalue(), codec="legacy-v0")
+    np.testing.assert_allclose(legacy[0, :3], [0.5, 0.5 ** (1 - 32768 / 65535) * 8.0 ** (32768 / 65535),
+                                               0.5 ** (1 / 65535) * 8.0 ** (65534 / 65535)], rtol=1e-6)
+    assert np.isnan(legacy[0, 3])
+    official = decode_depth_png(buf.getvalue())  # no marker: the official convention
+    assert np.isnan(official[0, 0]) and np.isposinf(official[0, 3])
 
 
 def test_point_map_reconstructs_xyz(tmp_path):

@@ -1,5 +1,7 @@
 """Task mixture (Table 7, 1:7 general, level-ablation backfill), prompts, split, and batches."""
 
+import re
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -146,3 +148,23 @@ def test_llava_general_items_get_an_all_invalid_point_map(tmp_path):
     example = factory.make(GENERAL, np.random.default_rng(0))
     assert example.image.shape == (56, 56, 3) and example.task == GENERAL
     assert example.point_map[3].max() == 0.0 and example.point_map[:3].min() == 250.0
+
+
+def test_official_prompt_style_reaches_the_training_stream(block_root):
+    """With the official style, online L0 point queries are the official question about the model-input point map
+    (answer = that pixel's xyz) and stored pairs get the official rewrites."""
+    config = DataConfig(val_fraction=0.25, prompt_style="official")
+    data = build_training_data(block_root, config, 56, "xyz", seed=0)
+    examples = [e for _, e in zip(range(200), data.train, strict=False)]
+    point_queries = [e for e in examples if e.task == Task.POINT_QUERY.value]
+    assert point_queries
+    for example in point_queries:
+        match = re.fullmatch(r"what is the xyz of the pixel in <loc(\d{4})><loc(\d{4})><loc\1><loc\2>", example.prompt)
+        assert match, example.prompt
+        row, col = (int(g) for g in match.groups())
+        candidates = [(r, c) for r in range(56) for c in range(56)
+                      if round(r / 56 * 1024) == row and round(c / 56 * 1024) == col]
+        (r, c), = candidates
+        xyz = example.point_map[:3, r, c]
+        assert example.answer == " ".join(f"{round(float(v), 2):.2f}m" for v in xyz)
+    assert not any("True or False" in e.prompt for e in examples)
