@@ -253,8 +253,11 @@ def orientation_questions(ctx: QAContext, obj: SceneObject) -> list[QAPair] | st
         others = others[:3] if rng.random() < 0.7 else others
     words = {"a": a, "A": capitalize(a)}
     t_ff, t_mc = pick(rng, ORI_FF), pick(rng, ORI_MC)
-    # false statement: the opposite facing half of the time, another wrong one otherwise
-    wrong = FACING_PHRASE[OPPOSITE_FACING[cls]] if rng.random() < 0.5 else others[int(rng.integers(len(others)))]
+    # false statement: the opposite facing half of the time, another wrong one otherwise; for a horizontal front
+    # never upwards/downwards (no horizontal object faces up, so "faces upwards" would always be false)
+    plausible = [o for o in others if o not in ("upwards", "downwards")] if cls not in ("up", "down") else others
+    wrong = (FACING_PHRASE[OPPOSITE_FACING[cls]] if rng.random() < 0.5
+             else plausible[int(rng.integers(len(plausible)))])
     if rng.random() < ctx.config.yes_no_prob:
         t = pick(rng, ORI_YN)
         judgement = Judgement(capitalize(t.render(d=correct, **words)), capitalize(t.render(d=wrong, **words)), t.id,

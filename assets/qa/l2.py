@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from assets.qa.context import FastRandom, QAContext, RandomSource, refer
+from assets.qa.context import FastRandom, QAContext, RandomSource, refer_neutral
 from assets.qa.formats import (
     Budget,
     Choice,
@@ -36,6 +36,7 @@ from assets.qa.formats import (
     pick_unit,
     templates,
 )
+from assets.qa.quality import ATTRIBUTE_QUANTITIES, AXIS_QUANTITIES
 from assets.records import QAPair, SceneObject, Task
 
 # ------------------------------------------------------------------------------------------- relative direction
@@ -204,11 +205,15 @@ _ORIENT_ADJ = {"similar": "similar", "orthogonal": "orthogonal", "opposite": "op
 _ORIENT_ADJ2 = {"similar": "aligned", "orthogonal": "perpendicular", "opposite": "opposite"}
 
 
-def _refs(ctx: QAContext, objs: list[SceneObject]) -> tuple[list[str], list, bool]:
-    """References and draw boxes of several objects; False when two references coincide (ambiguous)."""
+def _refs(ctx: QAContext, objs: list[SceneObject], avoid: frozenset[str] = frozenset()) -> tuple[list[str], list, bool]:
+    """References and draw boxes of several objects, none naming a quantity in `avoid`; False when two references
+    coincide (ambiguous) or an object has no neutral reference."""
     texts, boxes = [], []
     for o in objs:
-        t, b = refer(o, ctx)
+        found = refer_neutral(o, ctx, avoid)
+        if found is None:
+            return [], [], False
+        t, b = found
         texts.append(t)
         boxes.extend(b)
     return texts, boxes, len(set(texts)) == len(texts)
@@ -230,12 +235,23 @@ def qualitative_relation(ctx: QAContext, a: SceneObject, b: SceneObject, axis: s
     return RELATIONS[axis][0] if smaller else RELATIONS[axis][1]
 
 
+def image_contradicts(a: SceneObject, b: SceneObject, rel: str) -> bool:
+    """True when the 2D boxes are clearly apart left/right (no column in common) and in the opposite order to
+    the 3D relation: the picture would contradict the answer (perspective), so the question is not asked."""
+    ba, bb = a.box2d, b.box2d
+    if ba.x1 <= bb.x0:  # A wholly left of B in the image
+        return rel == RELATIONS["right"][1]
+    if bb.x1 <= ba.x0:
+        return rel == RELATIONS["right"][0]
+    return False
+
+
 def direction_questions(ctx: QAContext, a: SceneObject, b: SceneObject, axis: str) -> list[QAPair]:
     rel = qualitative_relation(ctx, a, b, axis)
-    if rel is None:
+    if rel is None or (axis == "right" and image_contradicts(a, b, rel)):
         return []
     rng = ctx.fast
-    refs, boxes, distinct = _refs(ctx, [a, b])
+    refs, boxes, distinct = _refs(ctx, [a, b], AXIS_QUANTITIES[axis])
     if not distinct:
         return []
     ra, rb = refs
@@ -392,7 +408,7 @@ def extreme_questions(ctx: QAContext, objs: list[SceneObject], attribute: str) -
     lo, hi = sorted((values[win], values[runner]))
     if hi < lo * (1.0 + margin):
         return []
-    refs, boxes, distinct = _refs(ctx, objs)
+    refs, boxes, distinct = _refs(ctx, objs, ATTRIBUTE_QUANTITIES[attribute])
     if not distinct:
         return []
     word = ATTRIBUTES[attribute][1 if largest else 0]
@@ -418,7 +434,7 @@ def ordering_questions(ctx: QAContext, objs: list[SceneObject], attribute: str) 
     values = [attribute_value(ctx, o, attribute) for o in objs]
     if not _clear(values, ctx.config.compare_margin):
         return []
-    refs, boxes, distinct = _refs(ctx, objs)
+    refs, boxes, distinct = _refs(ctx, objs, ATTRIBUTE_QUANTITIES[attribute])
     if not distinct:
         return []
     order = list(np.argsort(values))

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from assets.geometry import box_corners_grav
-from assets.qa.context import QAContext, refer
+from assets.qa.context import QAContext, refer, refer_neutral
 from assets.qa.formats import (
     Choice,
     FreeForm,
@@ -46,6 +46,7 @@ from assets.qa.formats import (
     pick_unit,
     templates,
 )
+from assets.qa.quality import AXIS_QUANTITIES
 from assets.records import DrawBox, QAPair, Scene, SceneObject, Task
 
 if TYPE_CHECKING:
@@ -228,7 +229,7 @@ VIEW_FRONT = templates(
     "l3.view.front",
     "Take the viewpoint of {a}, looking in the direction it faces.",
     "Imagine you are {a}, facing the same way it faces.",
-    "From the perspective of {a} (looking where its front points),",
+    "Take the perspective of {a}, looking where its front points.",
 )
 PT_SIDE_FF = templates(
     "l3.pt.side.ff",
@@ -594,9 +595,14 @@ class _L3:
             count, members = self.count_relation(anchor, relation, category)
             if count < 0:
                 continue
+            axis, _, rel, relation_name = COUNT_RELATIONS[relation]
+            # "how many tables are left of the leftmost table?" answers itself: the anchor is never named by the
+            # axis the relation runs along
+            neutral = refer_neutral(anchor, ctx, AXIS_QUANTITIES[axis])
+            if neutral is None:
+                continue
             used.add((anchor.instance_id, category))
-            _, _, rel, relation_name = COUNT_RELATIONS[relation]
-            (anchor_text,), boxes = self.ref(anchor)
+            anchor_text, boxes = neutral
             base = QABase(
                 Task.SPATIAL_COUNTING,
                 relation_name,
