@@ -168,7 +168,7 @@ class _CategoryGeometry:
         return abs(vi - vj) > gap_needed and not overlap
 
     def image_agrees(self, i: int, j: int) -> bool:
-        """Left/right in 3D (gravity right axis) and in the image (2D box centres) agree for objects i and j.
+        """Left/right in 3D (gravity right axis) and in the image (2D box centres) do not disagree for i and j.
 
         Why: "leftmost" is read off the picture by a model; where perspective makes the 3D order and the pixel
         order disagree (a near object left of a far one in 3D but right of it in pixels), a left/right word
@@ -176,7 +176,7 @@ class _CategoryGeometry:
         bi, bj = self.objects[i].box2d, self.objects[j].box2d
         ui, uj = 0.5 * (bi.x0 + bi.x1), 0.5 * (bj.x0 + bj.x1)
         vi, vj = self.values("right")[i], self.values("right")[j]
-        return (ui - uj) * (vi - vj) > 0
+        return (ui - uj) * (vi - vj) >= 0  # equal pixel centres (a record without real 2D boxes) say nothing
 
     def ranks(self, i: int, axis: str) -> tuple[int, int] | None:
         """(rank from the low end, rank from the high end), 1-based, when i is separated from every other
