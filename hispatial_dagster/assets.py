@@ -246,18 +246,30 @@ def _dataset_shards(context: dg.AssetExecutionContext, root: Path) -> list[str]:
     deps=[qa_shards],
     group_name="qa",
     kinds={"python", "parquet"},
-    code_version="1",
+    code_version="2",
     automation_condition=downstream_condition("qa_dataset"),
-    description="The QA dataset release over all materialized shards: manifest, counts plot, exports.",
+    description="The QA dataset release over all materialized shards: manifest, counts and answer plots, quality "
+    "report (also an MLflow run), LLaVA JSON and Hugging Face exports.",
 )
-def qa_dataset(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg.MaterializeResult:
-    from assets.qa.dataset import build_qa_dataset
+def qa_dataset(
+    context: dg.AssetExecutionContext, data_root: DataRoot, mlflow_tracking: MLflowTracking
+) -> dg.MaterializeResult:
+    from assets.qa.dataset import build_qa_dataset, log_release_to_mlflow, read_quality
 
     shards = _dataset_shards(context, data_root.root)
     if not shards:
         raise dg.Failure(f"no qa_shards/<shard>/qa.parquet under {data_root.root} to build the dataset from")
     report = build_qa_dataset(data_root.root, shards)
-    return stage_result(report, data_root.root, extra={"shards": dg.MetadataValue.json(shards)})
+    quality = read_quality(data_root.root)
+    run_id = log_release_to_mlflow(data_root.root, mlflow_tracking.tracking_uri)
+    extra = {
+        "shards": dg.MetadataValue.json(shards),
+        "quality": dg.MetadataValue.json({k: quality[k] for k in ("leaks", "unbalanced", "failures", "passed")}),
+        "answer_distribution": dg.MetadataValue.json(quality["answer_distribution"]),
+        "mlflow_run_id": run_id,
+        "mlflow_run_url": dg.MetadataValue.url(mlflow_tracking.run_url(run_id)),
+    }
+    return stage_result(report, data_root.root, extra=extra)
 
 
 @dg.asset(

@@ -217,6 +217,37 @@ def export_subset(root: Path, out_dir: Path, *, levels: list[str] | None = None,
                     "rows": len(frame)})
 
 
+QUALITY_EXPERIMENT = "hispatial-qa-dataset"
+
+
+def read_quality(root: Path) -> dict:
+    """The release's quality report (`quality.json`); DataError when the dataset was never built."""
+    path = Path(root) / STAGE / QUALITY
+    if not path.exists():
+        raise DataError(f"{path} does not exist: build the qa_dataset first")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def log_release_to_mlflow(root: Path, tracking_uri: str, experiment: str = QUALITY_EXPERIMENT) -> str:
+    """One MLflow run per release in `experiment`: the quality counts as metrics, the quality report, manifest
+    and plots as artifacts, the dataset digest as a tag. Returns the run id."""
+    import mlflow
+
+    out_dir = Path(root) / STAGE
+    quality = read_quality(root)
+    manifest = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=f"qa_dataset-{manifest['dataset_digest'][:12]}") as run:
+        mlflow.set_tag("dataset_digest", manifest["dataset_digest"])
+        mlflow.log_metrics({k: float(v) for k, v in quality_metadata(quality).items()} | {
+            "num_rows": float(manifest["num_rows"])})
+        for name in (QUALITY, MANIFEST, PLOT, ANSWER_PLOT):
+            if (out_dir / name).exists():
+                mlflow.log_artifact(str(out_dir / name), artifact_path="qa_dataset")
+        return run.info.run_id
+
+
 def load_qa_dataset(root: Path, verify: bool = True) -> pd.DataFrame:
     """All rows of the dataset as one DataFrame (columns of `QA_SCHEMA`), in manifest shard order.
 

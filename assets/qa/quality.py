@@ -299,3 +299,30 @@ def quality_report(rows: Sequence[Any], thresholds: Mapping[str, float] | None =
         "failures": failures,
         "passed": not failures,
     }
+
+
+# What each asset check of the release compares: check name -> the report's measured counts it covers.
+CHECKS: dict[str, tuple[str, ...]] = {
+    "no_leaks": ("leaks_total",),
+    "answers_balanced": ("unbalanced_classes",),
+    "no_duplicates_or_ambiguous": ("duplicate_questions", "ambiguous_items"),
+}
+
+
+def check_report(report: Mapping[str, Any], check: str) -> tuple[bool, dict[str, Any]]:
+    """(passed, metadata) of one release check (`CHECKS`) on a `quality_report`: each covered count against its
+    threshold; the metadata names the counts, the thresholds and what crossed them."""
+    measured = {"leaks_total": report["leaks"]["leaks_total"], "unbalanced_classes": len(report["unbalanced"]),
+                "duplicate_questions": report["duplicate_questions"], "ambiguous_items": report["ambiguous_items"]}
+    thresholds = report["thresholds"]
+    metadata: dict[str, Any] = {}
+    passed = True
+    for key in CHECKS[check]:
+        metadata[key] = measured[key]
+        metadata[f"{key}_threshold"] = thresholds.get(key, 0)
+        passed &= measured[key] <= thresholds.get(key, 0)
+    if check == "no_leaks":
+        metadata.update({f"leaks_{k}": v for k, v in report["leaks"].items() if k != "leaks_total"})
+    if check == "answers_balanced":
+        metadata["unbalanced"] = "; ".join(f"{k}: {v}" for k, v in report["unbalanced"].items()) or "none"
+    return passed, metadata
