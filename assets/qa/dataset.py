@@ -180,8 +180,8 @@ def _plot_answers(answers: dict[str, dict[str, int]], truth: dict[str, dict[str,
         bottoms = [0.0] * len(names)
         for j, name in enumerate(names):
             total = sum(dist[name].values()) or 1
-            for cls, n in dist[name].items():
-                ax.bar(j, n / total, bottom=bottoms[j], color=plt.cm.tab20(hash(cls) % 20), edgecolor="white")
+            for k, (cls, n) in enumerate(dist[name].items()):
+                ax.bar(j, n / total, bottom=bottoms[j], color=plt.cm.tab20(k % 20), edgecolor="white")
                 if n / total > 0.08:
                     ax.text(j, bottoms[j] + n / total / 2, cls[:14], ha="center", va="center", fontsize=6)
                 bottoms[j] += n / total

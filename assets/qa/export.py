@@ -283,8 +283,8 @@ def _scene_rows(table: pa.Table, root: Path, scenes: Mapping[str, Any],
 
 def write_hf_scenes(out_dir: Path, splits: Mapping[str, pa.Table], root: Path, scenes: Mapping[str, Any],
                     rows_per_file: int = 1000, missing: list[str] | None = None) -> dict[str, list[str]]:
-    """`out_dir/data/<split>-0000i-of-0000N.parquet`, one row per image (`scene_features`), written by `datasets`
-    so the parquet carries the features (`load_dataset` gives PIL images back)."""
+    """`out_dir/data/<split>-0000i-of-0000N.parquet`, one row per image (`scene_features`), built by `datasets` so
+    the parquet carries the features (`load_dataset` gives PIL images back)."""
     import datasets
 
     files: dict[str, list[str]] = {}
@@ -296,8 +296,8 @@ def write_hf_scenes(out_dir: Path, splits: Mapping[str, pa.Table], root: Path, s
         for i in range(n_files):
             rel = f"data/{split}-{i:05d}-of-{n_files:05d}.parquet"
             part = dataset.select(range(i * rows_per_file, min((i + 1) * rows_per_file, dataset.num_rows)))
-            buf = io.BytesIO()
-            part.to_parquet(buf)
+            buf = io.BytesIO()  # the table's schema carries the features (`huggingface` metadata), as to_parquet
+            pq.write_table(part.data.table, buf, compression="zstd")
             atomic_write_bytes(Path(out_dir) / rel, buf.getvalue())
             files[split].append(rel)
     return files

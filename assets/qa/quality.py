@@ -72,11 +72,13 @@ def asked_quantities(task: str, subtask: str) -> tuple[str, frozenset[str]] | No
             return "comparison", ATTRIBUTE_QUANTITIES[attribute]
         if head == "order" and attribute in ATTRIBUTE_QUANTITIES:
             return "ordering", ATTRIBUTE_QUANTITIES[attribute]
-        if head == "yn" and attribute.split("_")[-1] in ATTRIBUTE_QUANTITIES:
-            return "comparison", ATTRIBUTE_QUANTITIES[attribute.split("_")[-1]]
+        if head == "pair" and attribute in ATTRIBUTE_QUANTITIES:
+            return "comparison", ATTRIBUTE_QUANTITIES[attribute]
         return None
     if task == "relative_direction" and subtask in AXIS_QUANTITIES:
         return "direction", AXIS_QUANTITIES[subtask]
+    if task == "relative_direction" and subtask == "clock":
+        return "direction", AXIS_QUANTITIES["right"] | AXIS_QUANTITIES["forward"]
     if task == "spatial_counting" and subtask in COUNT_RELATION_AXIS:
         return "counting", AXIS_QUANTITIES[COUNT_RELATION_AXIS[subtask]]
     return None
@@ -142,7 +144,9 @@ def answer_class(task: str, subtask: str, fmt: str, answer: str) -> tuple[str, s
     if task == "relative_direction" and subtask in AXIS_QUANTITIES:
         match = _DIRECTION.search(answer)
         return (f"relative_direction/{subtask}", match.group(1)) if match else None
-    if task == "relational_comparison" and subtask.startswith(("orientation_", "yn_")):
+    if task == "relative_direction" and subtask == "clock":
+        return "relative_direction/clock", answer
+    if task == "relational_comparison" and subtask.startswith("orientation_"):
         return f"relational_comparison/{subtask.split('_')[0]}", answer.rstrip(".").lower()
     if task == "depth_order":
         return "depth_order", answer.rstrip(".").lower()
