@@ -708,7 +708,7 @@ def generate_l2(ctx: QAContext) -> tuple[list[QAPair], list[str]]:
         if (budget.open(Task.RELATIONAL_COMPARISON) and a.front_grav is not None and b.front_grav is not None
                 and pairs[k][0] < pairs[k][1] and rng.random() < 0.5):
             budget.take(Task.RELATIONAL_COMPARISON, orientation_consistency_questions(ctx, a, b), out)
-        elif budget.open(Task.RELATIONAL_COMPARISON) and pairs[k][0] < pairs[k][1] and rng.random() < 0.2:
+        elif budget.open(Task.RELATIONAL_COMPARISON) and pairs[k][0] < pairs[k][1] and rng.random() < 0.1:
             names = [n for n, spec in ATTRIBUTES.items() if gravity or not spec[3]]
             attribute = names[int(rng.integers(len(names)))]
             budget.take(Task.RELATIONAL_COMPARISON, pair_comparison_questions(ctx, a, b, attribute), out)

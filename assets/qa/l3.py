@@ -22,6 +22,7 @@ scene without a usable gravity frame gets no L3 questions.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -268,6 +269,7 @@ QUADRANTS = (
     "behind you and to the right",
 )
 DEPTH_PHRASE = {"front": "in front of", "behind": "behind"}
+OPPOSITE_CLASS = {"left": "right", "right": "left", "front": "behind", "behind": "front"}
 
 # Counting relations: (gravity axis, sign of (candidate - anchor) that satisfies it, text, subtask name).
 COUNT_RELATIONS = (
@@ -446,6 +448,7 @@ class _L3:
         ctx, cap = self.ctx, self.ctx.config.cap(Task.PERSPECTIVE_TAKING)
         out: list[QAPair] = []
         seen: set[tuple[int, int, int, str]] = set()
+        asked: Counter[tuple[str, bool, str]] = Counter()  # (subtask, facing own front, answer class) -> questions
         for view, target in self.viewpoints():
             if len(out) >= cap:
                 break
@@ -456,6 +459,14 @@ class _L3:
             if not subtasks:
                 continue
             subtask = subtasks[int(ctx.rng.integers(len(subtasks)))]
+            answer_key = None
+            if subtask in ("side", "depth"):
+                # answer-balanced sampling: a class is asked again only once the opposite class has caught up
+                # (seen from an object facing another, most things are "in front of me")
+                answer_key = (subtask, view.target is None, str(rel[subtask]))
+                opposite = (subtask, view.target is None, OPPOSITE_CLASS[str(rel[subtask])])
+                if asked[answer_key] > asked[opposite]:
+                    continue
             key = (
                 view.observer.obj.instance_id,
                 view.target.obj.instance_id if view.target else 0,
@@ -468,6 +479,8 @@ class _L3:
             pairs = self.perspective_question(view, target, rel, subtask)
             if len(out) + len(pairs) <= cap:  # a dropped question's draws are still made, its pairs never built
                 out += [build() for build in pairs]
+                if answer_key is not None:
+                    asked[answer_key] += 1
         return out
 
     def perspective_question(

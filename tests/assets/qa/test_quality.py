@@ -175,3 +175,22 @@ def test_quality_report_and_checks():
     clean = quality_report(balance_pairs(_class_rows({"In front of me": 30, "Behind me": 10}))[0])
     assert clean["passed"] and all(check_report(clean, c)[0] for c in
                                    ("no_leaks", "answers_balanced", "no_duplicates_or_ambiguous"))
+
+
+def test_perspective_answers_are_sampled_balanced_per_scene(generated):
+    """Seen from an object facing another, most things are "in front of me": a class is asked again only once
+    the opposite class has caught up, so within a scene no class leads by more than one question."""
+    per_scene = Counter((scene.scene_id, p.subtask, p.answer) for scene, p in generated
+                        if p.task == "perspective_taking" and p.format == "free_form"
+                        and p.subtask.split("_")[0] in ("side", "depth"))
+    opposite = {"In front of me": "Behind me", "Behind me": "In front of me", "Left": "Right", "Right": "Left"}
+    assert len(per_scene) > 10
+    for (scene_id, subtask, answer), n in per_scene.items():
+        assert n <= per_scene[(scene_id, subtask, opposite[answer])] + 1, (scene_id, subtask, answer)
+
+
+def test_generated_classes_within_bounds_after_balancing(generated):
+    kept, summary = balance_pairs([p for _, p in generated])
+    assert not out_of_bounds(answer_distribution(kept))  # families with 20+ answers (fewer cannot be in bounds)
+    assert summary["dropped_questions"] < 0.05 * len({(p.scene_id, p.task, p.subtask, tuple(p.object_ids))
+                                                      for _, p in generated})
