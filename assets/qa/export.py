@@ -11,9 +11,12 @@ loader reads.
   (boxes the question refers to by colour; a renderer must draw them on the image) and the task labels ride along as
   extra keys, which LLaVA-style loaders ignore. With `group_by_image`, pairs of one image (and one set of drawn
   boxes) become multi-turn conversations with a single `<image>` token.
-- **Hugging Face** (`hf/`): ``data/<split>-00000-of-0000N.parquet`` plus a `README.md` whose YAML front matter has
-  a `configs:` entry, so ``datasets.load_dataset("parquet", data_files=...)`` and ``load_dataset("<dir>")`` both
-  read it. Image and depth are stored as paths relative to the data root.
+- **Hugging Face** (`hf/`): ``data/<split>-00000-of-0000N.parquet`` plus a dataset card `README.md` whose YAML
+  front matter has `configs:`, `license` and `dataset_info.features`, so ``load_dataset("<dir>")`` reads it. Given
+  the data root (what the `qa_dataset` release does), the `default` config has one row per image with the image and
+  its depth PNG embedded as `datasets.Image` features, the intrinsics and the image's QA pairs, and the flat pairs
+  (image and depth as paths relative to the data root) are the `pairs` config under ``pairs/``; without it the flat
+  pairs are the default config.
 
 Every file is written atomically; `export_dataset` swaps the whole export directory in at once.
 """

@@ -1,7 +1,11 @@
 """Level 2: inter-object relations (paper Sec. 3.1): relative direction (qualitative left/right, in front of/behind,
-above/below in the gravity frame, and the precise unit direction vector in the camera frame), relative distance
-(direct, vertical, horizontal, depth-wise) and relational comparison over 3+ objects (extremes and orderings of
-distance to camera, volume and dimensions; orientation consistency between fronted objects).
+above/below in the gravity frame, the precise unit direction vector in the camera frame, and clock positions as in
+SpatialRGPT), relative distance (direct, vertical, horizontal, depth-wise centre to centre, and nearest surface to
+nearest surface) and relational comparison (two-object yes/no comparisons; over 3+ objects, extremes and orderings
+of distance to camera, volume and dimensions; orientation consistency between fronted objects).
+
+No question refers to an object by the quantity or relation it asks about (`assets.qa.quality`): references go
+through `refer_neutral` with the quantities of the question.
 
 Ambiguity rules (docs/CONVENTIONS.md): a qualitative relation is asked only when the two boxes' extents do not
 overlap on that axis (`assets.geometry.extents_overlap`, evaluated on cached extents by
