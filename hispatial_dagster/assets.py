@@ -10,6 +10,7 @@ object_clouds, checkpoint, benchmark_scores) share the `gpu` concurrency pool (s
 """
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -252,15 +253,30 @@ def _dataset_shards(context: dg.AssetExecutionContext, root: Path) -> list[str]:
     "report (also an MLflow run), LLaVA JSON and Hugging Face exports.",
 )
 def qa_dataset(
-    context: dg.AssetExecutionContext, data_root: DataRoot, mlflow_tracking: MLflowTracking
+    context: dg.AssetExecutionContext, data_root: DataRoot, mlflow_tracking: MLflowTracking, llm: LLMEndpoint
 ) -> dg.MaterializeResult:
+    from assets.qa.curation import CurationSettings, curate_release
     from assets.qa.dataset import build_qa_dataset, log_release_to_mlflow, read_quality
 
     shards = _dataset_shards(context, data_root.root)
     if not shards:
         raise dg.Failure(f"no qa_shards/<shard>/qa.parquet under {data_root.root} to build the dataset from")
+    curation = CurationSettings(  # optional model stages, off unless asked for
+        rephrase_images=int(os.environ.get("HISPATIAL_QA_REPHRASE_IMAGES", "0")),
+        judge_items=int(os.environ.get("HISPATIAL_QA_JUDGE_ITEMS", "0")),
+        subset_size=int(os.environ.get("HISPATIAL_QA_DIVERSE_SUBSET", "0")),
+        clip_model=os.environ.get("HISPATIAL_QA_CLIP_MODEL", ""),
+    )
+    client = llm.client(cache_dir=data_root.root / ".llm_cache") if curation.enabled else None
+    if (curation.rephrase_images or curation.judge_items) and client is None:
+        raise dg.Failure("QA rephrasing/judging is switched on but no LLM endpoint is set (HISPATIAL_LLM_BASE_URL)")
     report = build_qa_dataset(data_root.root, shards)
     quality = read_quality(data_root.root)
+    if curation.enabled:
+        curated = curate_release(data_root.root, client, rephrase_images=curation.rephrase_images,
+                                 judge_items=curation.judge_items, scorer=curation.scorer(),
+                                 subset_size=curation.subset_size)
+        report.metadata.update({**curated.as_metadata(), **_llm_stats(client)})
     run_id = log_release_to_mlflow(data_root.root, mlflow_tracking.tracking_uri)
     extra = {
         "shards": dg.MetadataValue.json(shards),

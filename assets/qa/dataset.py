@@ -242,7 +242,7 @@ def log_release_to_mlflow(root: Path, tracking_uri: str, experiment: str = QUALI
         mlflow.set_tag("dataset_digest", manifest["dataset_digest"])
         mlflow.log_metrics({k: float(v) for k, v in quality_metadata(quality).items()} | {
             "num_rows": float(manifest["num_rows"])})
-        for name in (QUALITY, MANIFEST, PLOT, ANSWER_PLOT):
+        for name in (QUALITY, MANIFEST, PLOT, ANSWER_PLOT, "curation/report.json"):
             if (out_dir / name).exists():
                 mlflow.log_artifact(str(out_dir / name), artifact_path="qa_dataset")
         return run.info.run_id
