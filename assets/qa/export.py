@@ -192,6 +192,11 @@ def hf_readme(splits: Mapping[str, int], columns: Iterable[str], name: str = "Hi
         "classes are balanced per shard to within 1/k + 0.15 of uniform (the true/false bound).",
         "",
     ]
+    lines += [
+        f"Licence: `{license}` covers the generated annotations and the synthetic images; images taken from other",
+        "collections keep their own licences (the `shard` column names the source shard of every row).",
+        "",
+    ]
     for key, value in (provenance or {}).items():
         lines.append(f"- {key}: {value}")
     lines += ["", "| split | rows |", "|---|---|"]
