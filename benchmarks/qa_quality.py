@@ -23,14 +23,36 @@ from assets.references import assign_references
 from assets.synthetic import SyntheticConfig, render_scene
 
 
-def shard_pairs(seed: int, shard: str, scenes: int, balance: bool = True) -> list:
+def image_contradictions(scene) -> tuple[int, int]:
+    """(left/right references, those whose 2D box centre order contradicts the word against another instance of
+    the category): "the leftmost book" must not lie right of another book in the picture."""
+    n = bad = 0
+    for obj in scene.objects:
+        text = (obj.reference or "").lower()
+        words = set(text.replace("-", " ").split())
+        if not words & {"leftmost", "rightmost", "left", "right"}:
+            continue
+        n += 1
+        u = 0.5 * (obj.box2d.x0 + obj.box2d.x1)
+        others = [0.5 * (o.box2d.x0 + o.box2d.x1) for o in scene.objects
+                  if o.category == obj.category and o.instance_id != obj.instance_id]
+        if ("leftmost" in words and any(v < u for v in others)) or ("rightmost" in words and any(v > u for v in others)):
+            bad += 1
+    return n, bad
+
+
+def shard_pairs(seed: int, shard: str, scenes: int, balance: bool = True, stats: dict | None = None) -> list:
     config = SyntheticConfig(num_scenes=scenes, seed=seed)
     pairs = []
     for index in range(scenes):
         rendered = render_scene(config, shard, index)
         points = depth_to_points(rendered.depth, rendered.scene.intrinsics).astype(np.float32)
-        got, _ = generate_scene_qa(assign_references(rendered.scene), (points, np.isfinite(points).all(axis=-1)),
-                                   QAConfig())
+        scene = assign_references(rendered.scene)
+        if stats is not None:
+            n, bad = image_contradictions(scene)
+            stats["left_right_references"] = stats.get("left_right_references", 0) + n
+            stats["references_contradicting_image"] = stats.get("references_contradicting_image", 0) + bad
+        got, _ = generate_scene_qa(scene, (points, np.isfinite(points).all(axis=-1)), QAConfig())
         pairs += got
     return balance_pairs(pairs)[0] if balance else pairs
 
@@ -43,9 +65,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-balance", action="store_true")
     args = parser.parse_args(argv)
     pairs = []
+    stats: dict = {}
     for i in range(args.shards):
-        pairs += shard_pairs(args.seed + i, f"synthetic-{i:03d}", args.scenes, balance=not args.no_balance)
-    report = quality_report(pairs)
+        pairs += shard_pairs(args.seed + i, f"synthetic-{i:03d}", args.scenes, balance=not args.no_balance,
+                             stats=stats)
+    report = {**quality_report(pairs), "references": stats}
     print(json.dumps(report, indent=1, default=str))
     return report
 
