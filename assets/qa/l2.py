@@ -398,17 +398,28 @@ def vector_questions(ctx: QAContext, a: SceneObject, b: SceneObject) -> list[QAP
                 Choice(capitalize(t_mc.render(**words)), shown, wrong, t_mc.id), judgement)
 
 
-def clock_hour(ctx: QAContext, a: SceneObject, b: SceneObject) -> int | None:
-    """The clock hour (1-12) of B seen from A (12 = the camera's forward, 3 = right), None when B is too close
-    horizontally or the direction is not clearly one hour."""
-    d = ctx.geom(b).center_grav - ctx.geom(a).center_grav  # (right, forward, up)
-    if math.hypot(d[0], d[1]) < CLOCK_MIN_DISTANCE_M:
+def clock_hour_of(d_right: float, d_forward: float) -> int | None:
+    """The clock hour (1-12) of a horizontal offset (12 = the camera's forward, 3 = right), None when the offset is
+    shorter than CLOCK_MIN_DISTANCE_M or not clearly one hour.
+
+    "Clearly" is CLOCK_MAX_OFF_DEG on the counter-clockwise side of the hour's direction, where the nearest hour
+    and SpatialRGPT's own rule (`calculate_angle_clockwise` in their data pipeline: the next hour clockwise, i.e.
+    ceil(clockwise angle / 30)) agree, so our answers are theirs too (tests/assets/qa/fixtures/spatialrgpt_clock.json).
+    """
+    if math.hypot(d_right, d_forward) < CLOCK_MIN_DISTANCE_M:
         return None
-    angle = math.degrees(math.atan2(d[0], d[1])) % 360.0  # clockwise from forward
+    angle = math.degrees(math.atan2(d_right, d_forward)) % 360.0  # clockwise from forward
     hour = round(angle / 30.0)
-    if abs(angle - 30.0 * hour) > CLOCK_MAX_OFF_DEG:
+    off = angle - 30.0 * hour
+    if not -CLOCK_MAX_OFF_DEG <= off <= 1e-9:
         return None
     return 12 if hour % 12 == 0 else hour % 12
+
+
+def clock_hour(ctx: QAContext, a: SceneObject, b: SceneObject) -> int | None:
+    """`clock_hour_of` the horizontal offset from A's centre to B's (gravity frame)."""
+    d = ctx.geom(b).center_grav - ctx.geom(a).center_grav  # (right, forward, up)
+    return clock_hour_of(float(d[0]), float(d[1]))
 
 
 def _hours_apart(h1: int, h2: int) -> int:

@@ -355,7 +355,8 @@ class Oracle:
             assert np.hypot(d[0], d[1]) >= 0.3
             angle = np.degrees(np.arctan2(d[0], d[1])) % 360  # clockwise from the camera's forward
             hour = int(np.round(angle / 30)) % 12 or 12
-            assert min(abs(angle - 30 * hour), abs(angle - 30 * hour + 360)) <= 7.5 + 1e-9, angle
+            off = (angle - 30 * hour + 180) % 360 - 180  # signed, clockwise positive
+            assert -7.5 - 1e-9 <= off <= 1e-6, angle  # the side where nearest hour == SpatialRGPT's next hour
             truth = f"{hour} o'clock"
             if pair.format == QAFormat.FREE_FORM:
                 assert pair.answer == truth

@@ -194,3 +194,26 @@ def test_generated_classes_within_bounds_after_balancing(generated):
     assert not out_of_bounds(answer_distribution(kept))  # families with 20+ answers (fewer cannot be in bounds)
     assert summary["dropped_questions"] < 0.05 * len({(p.scene_id, p.task, p.subtask, tuple(p.object_ids))
                                                       for _, p in generated})
+
+
+def test_clock_positions_agree_with_spatialrgpt():
+    """Every clock position we would ask equals what SpatialRGPT's pipeline computes for the same offset (fixture
+    produced by their `calculate_angle_clockwise`, see fixtures/README.md); where we decline, theirs differs from
+    the nearest hour or the direction is between hours."""
+    import json
+    from pathlib import Path
+
+    from assets.qa.l2 import clock_hour_of
+
+    fixture = json.loads((Path(__file__).parent / "fixtures" / "spatialrgpt_clock.json").read_text())
+    asked = set()
+    for case in fixture["cases"]:
+        (ax, az), (bx, bz) = case["A_pos_xz"], case["B_pos_xz"]
+        ours = clock_hour_of(-(bx - ax), bz - az)  # their x points left
+        nearest = round(case["clockwise_deg"] / 30) % 12 or 12
+        if ours is not None:
+            asked.add(case["clockwise_deg"])
+            assert ours == case["clock"] == nearest, case
+    # the twelve hour directions and 265 deg (5 deg counter-clockwise of 9 o'clock) are asked; 95 deg (nearest
+    # 3 o'clock, SpatialRGPT's 4 o'clock) and directions 10 deg off an hour are not
+    assert asked == set(range(0, 360, 30)) | {265}
