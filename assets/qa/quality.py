@@ -270,14 +270,17 @@ def quality_report(rows: Sequence[Any], thresholds: Mapping[str, float] | None =
     thresholds each is checked against and whether all hold (`passed`).
 
     Duplicates: the same question text with the same answer on the same image and format more than once.
-    Ambiguous: a question whose references are not distinct, or a multiple-choice item whose options repeat or
-    whose correct option is not among them.
+    Ambiguous: a question whose references are not distinct, a multiple-choice item whose options repeat or
+    whose correct option is not among them, or a question asked twice on one image with different answers.
     """
     thresholds = dict(THRESHOLDS if thresholds is None else thresholds)
     seen: Counter = Counter()
+    answers: dict[tuple, set] = defaultdict(set)
     ambiguous = 0
     for row in rows:
-        seen[(_get(row, "scene_id"), _text(_get(row, "format")), _get(row, "question"), _get(row, "answer"))] += 1
+        key = (_get(row, "scene_id"), _text(_get(row, "format")), _get(row, "question"))
+        seen[(*key, _get(row, "answer"))] += 1
+        answers[key].add(_get(row, "answer"))
         refs = list(_get(row, "references") or [])
         options = list(_get(row, "options") or [])
         index = _get(row, "correct_index")
@@ -285,6 +288,7 @@ def quality_report(rows: Sequence[Any], thresholds: Mapping[str, float] | None =
                 options and (index is None or not 0 <= int(index) < len(options))):
             ambiguous += 1
     duplicates = sum(n - 1 for n in seen.values() if n > 1)
+    ambiguous += sum(1 for found in answers.values() if len(found) > 1)
     answers = answer_distribution(rows)
     unbalanced = out_of_bounds(answers)
     leaks = leak_counts(rows)

@@ -162,12 +162,14 @@ def test_balance_drops_whole_questions_of_the_majority_class():
 def test_quality_report_and_checks():
     rows = _class_rows({"In front of me": 30, "Behind me": 10})
     rows.append(dict(rows[0]))  # a duplicate
+    rows.append({**rows[2], "answer": "Behind me"})  # the same question with another answer: ambiguous
     rows.append(_row("relative_direction", "right", ["the rightmost cabinet", "the leftmost cabinet"]))
     rows[-1].update(scene_id="z", question="Is it?", object_ids=[1, 2])
     report = quality_report(rows)
     assert report["duplicate_questions"] == 1 and report["leaks"]["direction_both"] == 1
+    assert report["ambiguous_items"] == 1
     assert "perspective_taking/depth_toward" in report["unbalanced"] and not report["passed"]
-    assert set(report["failures"]) == {"leaks_total", "duplicate_questions", "unbalanced_classes"}
+    assert set(report["failures"]) == {"leaks_total", "duplicate_questions", "unbalanced_classes", "ambiguous_items"}
     passed, meta = check_report(report, "no_leaks")
     assert not passed and meta["leaks_total"] == 1 and meta["leaks_direction_both"] == 1
     assert not check_report(report, "answers_balanced")[0]

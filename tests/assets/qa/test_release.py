@@ -91,6 +91,12 @@ def test_release_writes_both_exports_that_load_back(root, hf_env):
     assert {c["config_name"] for c in header["configs"]} == {"default", "pairs"}
     assert {f["name"] for f in header["dataset_info"]["features"]} >= {"image", "depth", "qa"}
     assert "How it was made" in card
+    # the Hub's own card parser reads the same header
+    from huggingface_hub import DatasetCard
+
+    hub_card = DatasetCard.load(out / "hf" / "README.md")
+    assert hub_card.data.license == "apache-2.0"
+    assert [c["config_name"] for c in hub_card.data.configs] == ["default", "pairs"]
 
 
 def test_release_records_distributions_and_quality(root):
