@@ -270,11 +270,15 @@ def qa_dataset(
     client = llm.client(cache_dir=data_root.root / ".llm_cache") if curation.enabled else None
     if (curation.rephrase_images or curation.judge_items) and client is None:
         raise dg.Failure("QA rephrasing/judging is switched on but no LLM endpoint is set (HISPATIAL_LLM_BASE_URL)")
+    try:
+        scorer = curation.scorer()  # before the release is built: a misconfiguration fails fast
+    except ValueError as err:
+        raise dg.Failure(str(err)) from err
     report = build_qa_dataset(data_root.root, shards)
     quality = read_quality(data_root.root)
     if curation.enabled:
         curated = curate_release(data_root.root, client, rephrase_images=curation.rephrase_images,
-                                 judge_items=curation.judge_items, scorer=curation.scorer(),
+                                 judge_items=curation.judge_items, scorer=scorer,
                                  subset_size=curation.subset_size)
         report.metadata.update({**curated.as_metadata(), **_llm_stats(client)})
     run_id = log_release_to_mlflow(data_root.root, mlflow_tracking.tracking_uri)
