@@ -285,7 +285,10 @@ def qa_dataset(
     extra = {
         "shards": dg.MetadataValue.json(shards),
         "quality": dg.MetadataValue.json({k: quality[k] for k in ("leaks", "unbalanced", "failures", "passed")}),
-        "answer_distribution": dg.MetadataValue.json(quality["answer_distribution"]),
+        "answer_distribution": dg.MetadataValue.md(markdown_table(
+            [{"family": family, "answer": cls, "n": n, "share": round(n / sum(counts.values()), 3)}
+             for family, counts in quality["answer_distribution"].items() for cls, n in counts.items()],
+            max_rows=500)),
         "mlflow_run_id": run_id,
         "mlflow_run_url": dg.MetadataValue.url(mlflow_tracking.run_url(run_id)),
     }
