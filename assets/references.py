@@ -28,6 +28,7 @@ plain sort (no margins) and returns the instance id, so tests and the QA engine 
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -162,7 +163,20 @@ class _CategoryGeometry:
             assert self.frame is not None
             gap_needed = self.config.min_gap_m
             overlap = extents_overlap(self.objects[i].box3d, self.objects[j].box3d, self.frame, axis)
+            if axis == "right" and not self.image_agrees(i, j):
+                return False
         return abs(vi - vj) > gap_needed and not overlap
+
+    def image_agrees(self, i: int, j: int) -> bool:
+        """Left/right in 3D (gravity right axis) and in the image (2D box centres) do not disagree for i and j.
+
+        Why: "leftmost" is read off the picture by a model; where perspective makes the 3D order and the pixel
+        order disagree (a near object left of a far one in 3D but right of it in pixels), a left/right word
+        contradicts the image, so such a reference is not used."""
+        bi, bj = self.objects[i].box2d, self.objects[j].box2d
+        ui, uj = 0.5 * (bi.x0 + bi.x1), 0.5 * (bj.x0 + bj.x1)
+        vi, vj = self.values("right")[i], self.values("right")[j]
+        return (ui - uj) * (vi - vj) >= 0  # equal pixel centres (a record without real 2D boxes) say nothing
 
     def ranks(self, i: int, axis: str) -> tuple[int, int] | None:
         """(rank from the low end, rank from the high end), 1-based, when i is separated from every other
@@ -205,18 +219,27 @@ def _linear_reference(geo: _CategoryGeometry, i: int, category: str) -> str | No
 
 
 def _positional_reference(geo: _CategoryGeometry, i: int, category: str) -> str | None:
+    found = _positional_references(geo, i, category)
+    return found[0] if found else None
+
+
+def _positional_references(geo: _CategoryGeometry, i: int, category: str) -> list[str]:
+    """Positional phrases for object i, best first (lowest rank, then axis order), at most one per axis."""
     axes = ["near"] if geo.frame is None else ["right", "near", "up", "forward"]
     ranks_by_axis = {axis: geo.ranks(i, axis) for axis in axes}
+    found: list[str] = []
+    done: set[str] = set()
     for rank in range(1, geo.config.max_rank + 1):
         for axis in axes:
             ranks = ranks_by_axis[axis]
-            if ranks is None:
+            if ranks is None or axis in done:
                 continue
             for end, axis_rank in enumerate(ranks):  # end 0 = low end, 1 = high end
-                if axis_rank != rank:
-                    continue
-                return _positional_phrase(axis, end, rank, category)
-    return None
+                if axis_rank == rank:
+                    found.append(_positional_phrase(axis, end, rank, category))
+                    done.add(axis)
+                    break
+    return found
 
 
 def _positional_phrase(axis: str, end: int, rank: int, category: str) -> str:
@@ -234,36 +257,98 @@ def _positional_phrase(axis: str, end: int, rank: int, category: str) -> str:
 
 
 def _size_reference(group: list[SceneObject], i: int, category: str, config: ReferenceConfig) -> str | None:
+    found = _size_references(group, i, category, config)
+    return found[0] if found else None
+
+
+def _size_references(group: list[SceneObject], i: int, category: str, config: ReferenceConfig) -> list[str]:
     ratio = 1.0 + config.min_relative_gap
+    found: list[str] = []
     for attribute, (largest, smallest) in SIZE_WORDS.items():
         value = _size_value(group[i], attribute)
         others = [_size_value(o, attribute) for j, o in enumerate(group) if j != i]
         if all(value > ratio * other for other in others):
-            return f"the {largest} {category}"
-        if all(value * ratio < other for other in others):
-            return f"the {smallest} {category}"
-    return None
+            found.append(f"the {largest} {category}")
+        elif all(value * ratio < other for other in others):
+            found.append(f"the {smallest} {category}")
+    return found
 
 
 def geometric_reference(
     scene: Scene, obj: SceneObject, config: ReferenceConfig | None = None
 ) -> tuple[str, str] | None:
     """(reference, kind) for one object from geometry alone, or None when only the box fallback is left."""
+    found = geometric_references(scene, obj, config)
+    return found[0] if found else None
+
+
+def geometric_references(
+    scene: Scene, obj: SceneObject, config: ReferenceConfig | None = None
+) -> list[tuple[str, str]]:
+    """Every unambiguous geometric (reference, kind) of one object, preferred form first.
+
+    The first is the object's reference; the others let a question choose a form that does not name the quantity
+    it asks about ("which is the largest?" must not call a candidate "the largest sofa"): `reference_quantities`
+    says what each form names, `assign_references` stores them in `attributes[ALT_REFERENCES]`.
+    """
     config = config or ReferenceConfig()
     group = [o for o in scene.objects if o.category == obj.category]
     if len(group) == 1:
-        return f"the {obj.category}", "category"
+        return [(f"the {obj.category}", "category")]
     i = next(k for k, o in enumerate(group) if o.instance_id == obj.instance_id)
     geo = _CategoryGeometry(group, _gravity_frame(scene), config)
-    for kind, make in (
-        ("linear_order", lambda: _linear_reference(geo, i, obj.category)),
-        ("positional", lambda: _positional_reference(geo, i, obj.category)),
-        ("size", lambda: _size_reference(group, i, obj.category, config)),
-    ):
-        text = make()
-        if text is not None:
-            return text, kind
-    return None
+    found: list[tuple[str, str]] = []
+    linear = _linear_reference(geo, i, obj.category)
+    if linear is not None:
+        found.append((linear, "linear_order"))
+    found += [(text, "positional") for text in _positional_references(geo, i, obj.category)]
+    found += [(text, "size") for text in _size_references(group, i, obj.category, config)]
+    unique: dict[str, tuple[str, str]] = {}
+    for text, kind in found:
+        unique.setdefault(_normalise(text), (text, kind))
+    return list(unique.values())
+
+
+# Words of a reference that name a quantity or relation, and the quantity they name: the gravity axes ("right",
+# "forward", "up"), distance to the camera ("near") and the sizes ("volume", "height", "width", "length").
+QUANTITY_WORDS: dict[str, tuple[str, ...]] = {
+    "left": ("right",), "right": ("right",), "leftmost": ("right",), "rightmost": ("right",),
+    "front": ("forward",), "back": ("forward",), "frontmost": ("forward",), "rearmost": ("forward",),
+    "behind": ("forward",), "rear": ("forward",),
+    "top": ("up",), "bottom": ("up",), "topmost": ("up",), "bottommost": ("up",), "above": ("up",),
+    "below": ("up",), "upper": ("up",), "lower": ("up",), "highest": ("up",), "lowest": ("up",),
+    "closest": ("near",), "nearest": ("near",), "farthest": ("near",), "furthest": ("near",), "near": ("near",),
+    "far": ("near",),
+    "largest": ("volume",), "smallest": ("volume",), "biggest": ("volume",), "big": ("volume",),
+    "small": ("volume",), "large": ("volume",),
+    "tallest": ("height",), "shortest": ("height", "length"), "tall": ("height",), "short": ("height", "length"),
+    "widest": ("width",), "narrowest": ("width",), "wide": ("width",), "narrow": ("width",),
+    "longest": ("length",), "long": ("length",),
+}
+_WORD = re.compile(r"[a-z]+")
+ALT_REFERENCES = "alt_references"  # SceneObject.attributes key: JSON list of further unambiguous references
+
+
+def reference_quantities(text: str) -> frozenset[str]:
+    """The quantities a reference names by its words ("the leftmost chair" -> {"right"}, "the second closest table
+    to the camera" -> {"near"}, "the red mug" -> {}). Used to keep a question from naming an object by what it
+    asks about, and by the QA quality report to count where one still does. Highlight references name none."""
+    lowered = text.lower()
+    if "highlighted by" in lowered:
+        return frozenset()
+    return frozenset(q for word in _WORD.findall(lowered) for q in QUANTITY_WORDS.get(word, ()))
+
+
+def alternative_references(obj: SceneObject) -> list[str]:
+    """The object's further unambiguous references (`attributes[ALT_REFERENCES]`), [] when none were stored."""
+    raw = obj.attributes.get(ALT_REFERENCES)
+    if not raw:
+        return []
+    try:
+        texts = json.loads(raw)
+    except ValueError:
+        return []
+    return [t for t in texts if isinstance(t, str) and t] if isinstance(texts, list) else []
 
 
 def _normalise(text: str) -> str:
@@ -281,10 +366,12 @@ def assign_references(
     config = config or ReferenceConfig()
     written = written or {}
     geometric: dict[int, tuple[str, str]] = {}
+    alternatives: dict[int, list[str]] = {}
     for obj in scene.objects:
-        found = geometric_reference(scene, obj, config)
-        if found is not None:
-            geometric[obj.instance_id] = found
+        found = geometric_references(scene, obj, config)
+        if found:
+            geometric[obj.instance_id] = found[0]
+            alternatives[obj.instance_id] = [text for text, _ in found]
     chosen = dict(geometric)
     for obj in scene.objects:
         text = (written.get(obj.instance_id) or "").strip()
@@ -308,9 +395,12 @@ def assign_references(
     colors = iter(BOX_COLORS)
     objects = []
     for obj in scene.objects:
-        attributes = {k: v for k, v in obj.attributes.items() if k != "box_color"}
+        attributes = {k: v for k, v in obj.attributes.items() if k not in ("box_color", ALT_REFERENCES)}
         if obj.instance_id in chosen:
             text, kind = chosen[obj.instance_id]
+            alternatives_left = [t for t in alternatives.get(obj.instance_id, []) if _normalise(t) != _normalise(text)]
+            if alternatives_left:
+                attributes[ALT_REFERENCES] = json.dumps(alternatives_left)
         else:
             color = next(colors, None)
             if color is None:  # more fallback objects than distinguishable colours: leave unreferenced

@@ -10,6 +10,7 @@ object_clouds, checkpoint, benchmark_scores) share the `gpu` concurrency pool (s
 """
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -248,18 +249,52 @@ def _dataset_shards(context: dg.AssetExecutionContext, root: Path) -> list[str]:
     deps=[qa_shards],
     group_name="qa",
     kinds={"python", "parquet"},
-    code_version="1",
+    code_version="2",
     automation_condition=downstream_condition("qa_dataset"),
-    description="The QA dataset release over all materialized shards: manifest, counts plot, exports.",
+    description="The QA dataset release over all materialized shards: manifest, counts and answer plots, quality "
+    "report (also an MLflow run), LLaVA JSON and Hugging Face exports.",
 )
-def qa_dataset(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg.MaterializeResult:
-    from assets.qa.dataset import build_qa_dataset
+def qa_dataset(
+    context: dg.AssetExecutionContext, data_root: DataRoot, mlflow_tracking: MLflowTracking, llm: LLMEndpoint
+) -> dg.MaterializeResult:
+    from assets.qa.curation import CurationSettings, curate_release
+    from assets.qa.dataset import build_qa_dataset, log_release_to_mlflow, read_quality
 
     shards = _dataset_shards(context, data_root.root)
     if not shards:
         raise dg.Failure(f"no qa_shards/<shard>/qa.parquet under {data_root.root} to build the dataset from")
+    curation = CurationSettings(  # optional model stages, off unless asked for
+        rephrase_images=int(os.environ.get("HISPATIAL_QA_REPHRASE_IMAGES", "0")),
+        judge_items=int(os.environ.get("HISPATIAL_QA_JUDGE_ITEMS", "0")),
+        subset_size=int(os.environ.get("HISPATIAL_QA_DIVERSE_SUBSET", "0")),
+        clip_model=os.environ.get("HISPATIAL_QA_CLIP_MODEL", ""),
+    )
+    client = llm.client(cache_dir=data_root.root / ".llm_cache") if curation.enabled else None
+    if (curation.rephrase_images or curation.judge_items) and client is None:
+        raise dg.Failure("QA rephrasing/judging is switched on but no LLM endpoint is set (HISPATIAL_LLM_BASE_URL)")
+    try:
+        scorer = curation.scorer()  # before the release is built: a misconfiguration fails fast
+    except ValueError as err:
+        raise dg.Failure(str(err)) from err
     report = build_qa_dataset(data_root.root, shards)
-    return stage_result(report, data_root.root, extra={"shards": dg.MetadataValue.json(shards)})
+    quality = read_quality(data_root.root)
+    if curation.enabled:
+        curated = curate_release(data_root.root, client, rephrase_images=curation.rephrase_images,
+                                 judge_items=curation.judge_items, scorer=scorer,
+                                 subset_size=curation.subset_size)
+        report.metadata.update({**curated.as_metadata(), **_llm_stats(client)})
+    run_id = log_release_to_mlflow(data_root.root, mlflow_tracking.tracking_uri)
+    extra = {
+        "shards": dg.MetadataValue.json(shards),
+        "quality": dg.MetadataValue.json({k: quality[k] for k in ("leaks", "unbalanced", "failures", "passed")}),
+        "answer_distribution": dg.MetadataValue.md(markdown_table(
+            [{"family": family, "answer": cls, "n": n, "share": round(n / sum(counts.values()), 3)}
+             for family, counts in quality["answer_distribution"].items() for cls, n in counts.items()],
+            max_rows=500)),
+        "mlflow_run_id": run_id,
+        "mlflow_run_url": dg.MetadataValue.url(mlflow_tracking.run_url(run_id)),
+    }
+    return stage_result(report, data_root.root, extra=extra)
 
 
 @dg.asset(

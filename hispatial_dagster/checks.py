@@ -8,7 +8,7 @@ from typing import Any
 
 import dagster as dg
 
-from hispatial_dagster.assets import object_clouds, object_references, point_maps, qa_shards
+from hispatial_dagster.assets import object_clouds, object_references, point_maps, qa_dataset, qa_shards
 from hispatial_dagster.metadata import _scalar_metadata
 from hispatial_dagster.partitions import source_shards
 from hispatial_dagster.resources import DataRoot
@@ -72,4 +72,25 @@ def qa_schema(context: dg.AssetCheckExecutionContext, data_root: DataRoot) -> dg
     return _result(_check_fn("qa_schema")(data_root.root, context.partition_key))
 
 
-all_checks = [point_maps_finite, points_in_boxes, boxes_inside_image, references_unique, qa_schema]
+def _release_check(name: str, description: str) -> dg.AssetChecksDefinition:
+    """An asset check of the qa_dataset release: one part of its quality report against the thresholds
+    (`assets.qa.quality.check_report`)."""
+
+    @dg.asset_check(asset=qa_dataset, name=f"qa_dataset_{name}", description=description)
+    def _check(data_root: DataRoot) -> dg.AssetCheckResult:
+        from assets.qa.dataset import read_quality
+        from assets.qa.quality import check_report
+
+        return _result(check_report(read_quality(data_root.root), name))
+
+    return _check
+
+
+qa_dataset_checks = [
+    _release_check("no_leaks", "No question names an object by the quantity or relation it asks about."),
+    _release_check("answers_balanced", "Free-form answer classes within 1/k + 0.15 (the true/false bound)."),
+    _release_check("no_duplicates_or_ambiguous", "No duplicate question, no ambiguous item."),
+]
+
+all_checks = [point_maps_finite, points_in_boxes, boxes_inside_image, references_unique, qa_schema,
+              *qa_dataset_checks]

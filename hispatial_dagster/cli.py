@@ -5,6 +5,7 @@
     hispatial stage NAME --shard S     materialize one asset (one partition) -- what `dvc repro` runs
     hispatial status                   materialized / stale / failed per asset and partition
     hispatial ui                       start `dagster dev` on 127.0.0.1 for this instance
+    hispatial export OUT [--tasks ...]  LLaVA JSON + Hugging Face layout of a chosen subset of the QA release
 
 Every command runs the Dagster assets themselves, in-process, on the persistent instance at DAGSTER_HOME (default
 `<data root>/.dagster`), so whatever the CLI or DVC materializes shows up in `dagster dev` afterwards and the same
@@ -461,6 +462,22 @@ def cmd_mlflow(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """LLaVA JSON and the HF layout of the released rows matching --levels/--tasks/--formats/--shards."""
+    from assets.qa.dataset import export_subset
+    from assets.stage import DataError
+
+    try:
+        summary = export_subset(_data_root(args), Path(args.out), levels=args.levels, tasks=args.tasks,
+                                formats=args.formats, shards=args.shards, license=args.license)
+    except DataError as err:
+        console.print(f"[red]{err}[/]")
+        return 2
+    console.print(f"exported {sum(summary.rows.values())} pairs to {args.out}: llava.json "
+                  f"({summary.llava_records} records), hf/ ({', '.join(sorted(summary.hf_files))})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hispatial", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", help="data root (default: $HISPATIAL_DATA_ROOT or <repo>/data)")
@@ -503,6 +520,15 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=3000)
     ui.add_argument("--print-only", action="store_true", help="print the command instead of running it")
     ui.set_defaults(func=cmd_ui)
+
+    export = sub.add_parser("export", help="LLaVA JSON + HF layout of a chosen subset of the QA release")
+    export.add_argument("out", help="output directory (replaced atomically)")
+    export.add_argument("--levels", nargs="+", help="e.g. L1 L2")
+    export.add_argument("--tasks", nargs="+", help="e.g. size relative_direction")
+    export.add_argument("--formats", nargs="+", help="free_form multiple_choice true_false")
+    export.add_argument("--shards", nargs="+", help="e.g. synthetic-000")
+    export.add_argument("--license", default="apache-2.0", help="licence id for the dataset card")
+    export.set_defaults(func=cmd_export)
     return parser
 
 

@@ -57,6 +57,10 @@ class QAConfig(BaseModel):
     min_object_size_m: float = Field(default=0.02, gt=0.0)
     min_object_depth_m: float = Field(default=0.1, gt=0.0)
     include_l3: bool = True
+    balance_answers: bool = Field(
+        default=True, description="Per shard, drop questions of over-represented free-form answer classes "
+        "(assets.qa.quality.balance_pairs)."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> QAConfig:

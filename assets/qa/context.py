@@ -21,6 +21,7 @@ from assets.geometry import GravityFrame, box_corners_grav_fast, gravity_frame_f
 from assets.qa.config import QAConfig
 from assets.records import Box3D, DrawBox, QAFormat, Scene, SceneObject, Task
 from assets.references import BOX_COLORS as REFERENCE_BOX_COLORS
+from assets.references import alternative_references, reference_quantities
 
 # Colours for box-fallback references, in assignment order: the palette the references stage draws with.
 BOX_COLORS: tuple[str, ...] = tuple(REFERENCE_BOX_COLORS)
@@ -302,3 +303,17 @@ def refer(obj: SceneObject, ctx: QAContext) -> tuple[str, list[DrawBox]]:
               [DrawBox.model_construct(instance_id=obj.instance_id, color=color, box2d=obj.box2d)])
     ctx._refs[obj.instance_id] = result
     return result[0], list(result[1])
+
+
+def refer_neutral(obj: SceneObject, ctx: QAContext, avoid: frozenset[str] | set[str]) -> tuple[str, list[DrawBox]] | None:
+    """`refer`, but never by a form that names a quantity in `avoid` (see `assets.references.QUANTITY_WORDS`):
+    the object's reference when it is neutral, else its first neutral alternative, else None (the caller skips
+    the question rather than give its answer away by a name, e.g. "which is the largest?" over "the largest
+    sofa", or "is the rightmost cabinet right of ...?")."""
+    text, boxes = refer(obj, ctx)
+    if not avoid or not (reference_quantities(text) & avoid):
+        return text, boxes
+    for alternative in alternative_references(obj):
+        if not (reference_quantities(alternative) & avoid):
+            return alternative, []
+    return None

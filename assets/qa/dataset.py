@@ -1,5 +1,7 @@
 """qa_dataset: the release over all QA shards: a manifest (shards, row counts, content digests, counts per
-level/task/format), a bar plot of the counts, and a loader that checks the digests before concatenating.
+level/task/format, answer distributions), bar plots of the counts and answer classes, the quality report
+(`assets.qa.quality`), the LLaVA and Hugging Face exports (`assets.qa.export`), and a loader that checks the digests
+before concatenating. `export_subset` writes the same exports for a chosen subset (the `hispatial export` command).
 
 The manifest pins the exact bytes of every shard's parquet, so a training run that logs the manifest digest can be
 traced to the data it saw; `load_qa_dataset` refuses a shard whose bytes changed since the manifest was written.
@@ -13,16 +15,22 @@ from collections import Counter
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
+from assets.qa import export
+from assets.qa.quality import quality_report
 from assets.qa.shards import QA_SCHEMA
 from assets.qa.shards import STAGE as SHARD_STAGE
 from assets.stage import DataError, StageReport
-from assets.storage import atomic_dir, atomic_write_bytes, atomic_write_json, shard_dir
+from assets.storage import atomic_dir, atomic_write_bytes, atomic_write_json, read_scenes, shard_dir
 
 STAGE = "qa_dataset"
 MANIFEST = "manifest.json"
 PLOT = "counts.png"
+ANSWER_PLOT = "answers.png"
+QUALITY = "quality.json"
+SCENES_STAGE = "object_references"  # where the scenes (intrinsics) of the QA shards are read from
 
 
 def file_digest(path: Path) -> str:
@@ -104,16 +112,140 @@ def build_qa_dataset(root: Path, shards: list[str]) -> StageReport:
         "schema": [f.name for f in QA_SCHEMA],
         "rejected": [r.as_dict() for r in report.rejections],
     }
+    table = _read_entries(root, entries)
+    quality = quality_report(table.to_pylist())
+    manifest["answer_distribution"] = quality["answer_distribution"]
+    manifest["true_false"] = quality["true_false"]
+    manifest["quality"] = {k: quality[k] for k in ("leaks", "unbalanced", "duplicate_questions", "ambiguous_items",
+                                                   "failures", "passed")}
     with atomic_dir(out_dir) as tmp:
+        atomic_write_json(tmp / QUALITY, quality)
+        summary = export.write_exports(
+            tmp, table, root=root, scenes=_scenes(root, [str(e["shard"]) for e in entries]),
+            provenance={"manifest dataset_digest": dataset_digest, "shards": ", ".join(str(e["shard"]) for e in entries),
+                        "rows": rows})
+        manifest["exports"] = {"llava": export.LLAVA_FILE, "hf": export.HF_DIR, "llava_records": summary.llava_records,
+                               "hf_files": summary.hf_files}
         atomic_write_json(tmp / MANIFEST, manifest)
         if rows:
             _plot_counts(totals, tmp / PLOT)
+            _plot_answers(quality["answer_distribution"], quality["true_false"], tmp / ANSWER_PLOT)
     report.thumbnail = out_dir / PLOT if rows else None
     report.metadata.update({"num_rows": rows, "num_shards": len(entries), "dataset_digest": dataset_digest})
+    report.metadata.update(summary.as_metadata())
+    report.metadata.update(quality_metadata(quality))
     for col, counts in totals.items():
         for key, n in sorted(counts.items()):
             report.metadata[f"count_{col}_{key}"] = n
     return report
+
+
+def quality_metadata(quality: dict) -> dict[str, object]:
+    """Flat metadata of a quality report: leak counts, duplicates, ambiguous items, out-of-bound classes."""
+    out: dict[str, object] = {f"quality_leaks_{k}": v for k, v in quality["leaks"].items()}
+    out.update({"quality_duplicate_questions": quality["duplicate_questions"],
+                "quality_ambiguous_items": quality["ambiguous_items"],
+                "quality_unbalanced_classes": len(quality["unbalanced"]), "quality_passed": quality["passed"]})
+    return out
+
+
+def _read_entries(root: Path, entries: list[dict[str, object]]) -> pa.Table:
+    tables = [pq.read_table(root / str(e["path"]), schema=QA_SCHEMA) for e in entries]
+    return pa.concat_tables(tables) if tables else QA_SCHEMA.empty_table()
+
+
+def _scenes(root: Path, shards: list[str]) -> dict[str, object]:
+    """scene_id -> Scene of the given shards (for the exports' intrinsics); shards without scenes are skipped."""
+    scenes: dict[str, object] = {}
+    for shard in shards:
+        path = shard_dir(root, SCENES_STAGE, shard) / "scenes.jsonl"
+        if path.exists():
+            scenes.update({scene.scene_id: scene for scene in read_scenes(path)})
+    return scenes
+
+
+def _plot_answers(answers: dict[str, dict[str, int]], truth: dict[str, dict[str, int]], path: Path) -> None:
+    """Stacked shares of the free-form answer classes per family and of True/False per task, as PNG."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [3, 2]})
+    for ax, dist, title in ((axes[0], answers, "free-form answer classes (share per family)"),
+                            (axes[1], truth, "true/false answers (share per task)")):
+        names = list(dist)
+        bottoms = [0.0] * len(names)
+        for j, name in enumerate(names):
+            total = sum(dist[name].values()) or 1
+            for k, (cls, n) in enumerate(dist[name].items()):
+                ax.bar(j, n / total, bottom=bottoms[j], color=plt.cm.tab20(k % 20), edgecolor="white")
+                if n / total > 0.08:
+                    ax.text(j, bottoms[j] + n / total / 2, cls[:14], ha="center", va="center", fontsize=6)
+                bottoms[j] += n / total
+        ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+        ax.set_title(title)
+        ax.axhline(0.5, color="black", linewidth=0.5, linestyle=":")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def export_subset(root: Path, out_dir: Path, *, levels: list[str] | None = None, tasks: list[str] | None = None,
+                  formats: list[str] | None = None, shards: list[str] | None = None, verify: bool = True,
+                  license: str = export.DEFAULT_LICENSE) -> export.ExportSummary:
+    """LLaVA JSON and the HF layout of the released rows that match every given filter, into `out_dir` (swapped
+    in atomically). An unknown level/task/format/shard is a DataError naming it, not an empty export."""
+    frame = load_qa_dataset(root, verify=verify)
+    for column, wanted in (("level", levels), ("task", tasks), ("format", formats), ("shard", shards)):
+        if wanted:
+            unknown = sorted(set(wanted) - set(frame[column]))
+            if unknown:
+                raise DataError(f"no released rows with {column} {unknown}; have {sorted(set(frame[column]))}")
+            frame = frame[frame[column].isin(wanted)]
+    if frame.empty:
+        raise DataError("the chosen subset has no rows")
+    table = pa.Table.from_pandas(frame, schema=QA_SCHEMA, preserve_index=False)
+    chosen = sorted(set(frame["shard"]))
+    return export.export_dataset(
+        out_dir, table, root=Path(root), scenes=_scenes(Path(root), chosen), license=license,
+        provenance={"subset": json.dumps({"levels": levels, "tasks": tasks, "formats": formats, "shards": shards}),
+                    "rows": len(frame)})
+
+
+QUALITY_EXPERIMENT = "hispatial-qa-dataset"
+
+
+def read_quality(root: Path) -> dict:
+    """The release's quality report (`quality.json`); DataError when the dataset was never built."""
+    path = Path(root) / STAGE / QUALITY
+    if not path.exists():
+        raise DataError(f"{path} does not exist: build the qa_dataset first")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def log_release_to_mlflow(root: Path, tracking_uri: str, experiment: str = QUALITY_EXPERIMENT) -> str:
+    """One MLflow run per release in `experiment`: the quality counts as metrics, the quality report, manifest
+    and plots as artifacts, the dataset digest as a tag. Returns the run id."""
+    import mlflow
+
+    out_dir = Path(root) / STAGE
+    quality = read_quality(root)
+    manifest = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=f"qa_dataset-{manifest['dataset_digest'][:12]}") as run:
+        mlflow.set_tag("dataset_digest", manifest["dataset_digest"])
+        mlflow.log_metrics({k: float(v) for k, v in quality_metadata(quality).items()} | {
+            "num_rows": float(manifest["num_rows"])})
+        for name in (QUALITY, MANIFEST, PLOT, ANSWER_PLOT, "curation/report.json"):
+            if (out_dir / name).exists():
+                mlflow.log_artifact(str(out_dir / name), artifact_path="qa_dataset")
+        return run.info.run_id
 
 
 def load_qa_dataset(root: Path, verify: bool = True) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""Level 1: object-level spatial understanding (paper Sec. 3.1): localization (3D center, camera frame), orientation
+"""Level 1: object-level spatial understanding (paper Sec. 3.1): localization (3D center, camera frame; the whole
+3D bounding box as subtask "detection": center, size, yaw), orientation
 (facing direction relative to the camera view), size (width, height, length) and object-to-camera distance.
 
 Definitions are those of docs/CONVENTIONS.md; every answer is read from the object's `Box3D` and `front_grav`.
@@ -135,6 +136,43 @@ ORI_YN = templates(
     "Seen from the camera, is {a} facing {d}?",
 )
 
+DET_FF = templates(
+    "l1.det.ff",
+    "Give the 3D bounding box of {a}: center (camera frame), size (width height length) and yaw.",
+    "Detect {a} in 3D: report its box center in camera coordinates, its width, height and length, and its yaw.",
+    "What is the 3D bounding box of {a} (center in the camera frame, size as width height length, yaw)?",
+)
+DET_MC = templates(
+    "l1.det.mc",
+    "Which 3D bounding box fits {a}?",
+    "Select the 3D box (center, size, yaw) of {a}.",
+    "Which of these boxes is the 3D bounding box of {a}?",
+)
+DET_TF = templates(
+    "l1.det.tf",
+    "The 3D bounding box of {a} is {box}.",
+    "{A} has the 3D box {box}.",
+    "In 3D, {a} is enclosed by the box {box}.",
+)
+# Yaw: the angle of the box's length axis from the camera's right direction, turning towards the viewing direction
+# (about the up axis), in whole degrees in [-90, 90) (a box turned by 180 degrees is the same box). Asked only when
+# the footprint is clearly oblong (width and length differ by DETECTION_MIN_ASPECT): a square footprint's yaw is
+# ambiguous by 90 degrees.
+DETECTION_MIN_ASPECT = 0.15
+DETECTION_YAW_DISTRACTOR_DEG = (45, 60, 90)
+DETECTION_SIZE_FACTORS = (0.6, 1.5, 1.8, 0.5)
+
+
+def yaw_degrees(yaw_rad: float) -> int:
+    """A box's yaw as shown in answers: whole degrees in [-90, 90)."""
+    return (round(math.degrees(yaw_rad)) + 90) % 180 - 90
+
+
+def format_box3d(center: tuple[float, float, float], size: tuple[float, float, float], yaw_deg: int) -> str:
+    """'center 0.61m -0.20m 1.17m, size 0.45m 0.90m 0.50m, yaw 30 deg' (size = width, height, length)."""
+    return f"center {format_xyz(center)}, size {format_xyz(size)}, yaw {yaw_deg} deg"
+
+
 # Facing classes: unit axis in the gravity frame (x right, y forward, z up) -> phrase. "Left"/"right" are as seen
 # from the camera; "towards the camera" is the -forward direction.
 FACING = (
@@ -236,6 +274,37 @@ def size_questions(ctx: QAContext, obj: SceneObject, dimension: str) -> list[QAP
                             {"a": a, "A": capitalize(a), "adj": adj, "dim": dim})
 
 
+def detection_questions(ctx: QAContext, obj: SceneObject) -> list[QAPair] | str:
+    """The whole 3D bounding box (center, size, yaw) as one answer; a reason string when it cannot be asked."""
+    box = obj.box3d
+    if ctx.frame is None:
+        return "no gravity frame (yaw undefined)"
+    if abs(box.width - box.length) < DETECTION_MIN_ASPECT * max(box.width, box.length):
+        return "square footprint (yaw ambiguous)"
+    rng, cfg = ctx.fast, ctx.config
+    base, a = _base(ctx, Task.LOCALIZATION, "detection", obj)
+    center = tuple(round(float(c), 2) + 0.0 for c in box.center_cam)
+    size = (round(float(box.width), 2) + 0.0, round(float(box.height), 2) + 0.0, round(float(box.length), 2) + 0.0)
+    yaw = yaw_degrees(float(box.yaw))
+    answer = format_box3d(center, size, yaw)
+    # each distractor is wrong in one clear way: elsewhere, another size, or turned
+    wrong: list[str] = []
+    for point in xyz_distractors(rng, center, 2, cfg.distractor_min_rel):
+        wrong.append(format_box3d(point, size, yaw))
+    factor = DETECTION_SIZE_FACTORS[int(rng.integers(len(DETECTION_SIZE_FACTORS)))]
+    wrong.append(format_box3d(center, tuple(round(v * factor, 2) + 0.0 for v in size), yaw))
+    turn = DETECTION_YAW_DISTRACTOR_DEG[int(rng.integers(len(DETECTION_YAW_DISTRACTOR_DEG)))]
+    wrong.append(format_box3d(center, size, (yaw + turn + 90) % 180 - 90))
+    order = rng.permutation(len(wrong))
+    wrong = [wrong[i] for i in order][: cfg.mc_max_options - 1]
+    words = {"a": a, "A": capitalize(a)}
+    t_ff, t_mc, t_tf = pick(rng, DET_FF), pick(rng, DET_MC), pick(rng, DET_TF)
+    judgement = Judgement(capitalize(t_tf.render(box=answer, **words)), capitalize(t_tf.render(box=wrong[0], **words)),
+                          t_tf.id, balance_key="localization|detection")
+    return emit(ctx, base, FreeForm(capitalize(t_ff.render(**words)), answer, t_ff.id),
+                Choice(capitalize(t_mc.render(**words)), answer, wrong, t_mc.id), judgement)
+
+
 def orientation_questions(ctx: QAContext, obj: SceneObject) -> list[QAPair] | str:
     """Facing direction relative to the camera view; a reason string when the object cannot be asked about."""
     if obj.front_grav is None:
@@ -253,8 +322,11 @@ def orientation_questions(ctx: QAContext, obj: SceneObject) -> list[QAPair] | st
         others = others[:3] if rng.random() < 0.7 else others
     words = {"a": a, "A": capitalize(a)}
     t_ff, t_mc = pick(rng, ORI_FF), pick(rng, ORI_MC)
-    # false statement: the opposite facing half of the time, another wrong one otherwise
-    wrong = FACING_PHRASE[OPPOSITE_FACING[cls]] if rng.random() < 0.5 else others[int(rng.integers(len(others)))]
+    # false statement: the opposite facing half of the time, another wrong one otherwise; for a horizontal front
+    # never upwards/downwards (no horizontal object faces up, so "faces upwards" would always be false)
+    plausible = [o for o in others if o not in ("upwards", "downwards")] if cls not in ("up", "down") else others
+    wrong = (FACING_PHRASE[OPPOSITE_FACING[cls]] if rng.random() < 0.5
+             else plausible[int(rng.integers(len(plausible)))])
     if rng.random() < ctx.config.yes_no_prob:
         t = pick(rng, ORI_YN)
         judgement = Judgement(capitalize(t.render(d=correct, **words)), capitalize(t.render(d=wrong, **words)), t.id,
@@ -279,8 +351,14 @@ def generate_l1(ctx: QAContext) -> tuple[list[QAPair], list[str]]:
         skips.append("L1 size/orientation: gravity frame undefined")
     for obj in order:
         if budget.open(Task.LOCALIZATION):
-            which = "center" if ctx.fast.random() < 0.5 else "distance"
-            pairs = localization_questions(ctx, obj) if which == "center" else distance_questions(ctx, obj)
+            draw = ctx.fast.random()
+            if draw < 0.25:  # the 3D box, falling back to its center when the box cannot be asked
+                pairs = detection_questions(ctx, obj)
+                pairs = localization_questions(ctx, obj) if isinstance(pairs, str) else pairs
+            elif draw < 0.6:
+                pairs = localization_questions(ctx, obj)
+            else:
+                pairs = distance_questions(ctx, obj)
             budget.take(Task.LOCALIZATION, pairs, out)
         if ctx.has_gravity and budget.open(Task.SIZE):
             dims = ["width", "height", "length"]

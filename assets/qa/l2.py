@@ -1,7 +1,11 @@
 """Level 2: inter-object relations (paper Sec. 3.1): relative direction (qualitative left/right, in front of/behind,
-above/below in the gravity frame, and the precise unit direction vector in the camera frame), relative distance
-(direct, vertical, horizontal, depth-wise) and relational comparison over 3+ objects (extremes and orderings of
-distance to camera, volume and dimensions; orientation consistency between fronted objects).
+above/below in the gravity frame, the precise unit direction vector in the camera frame, and clock positions as in
+SpatialRGPT), relative distance (direct, vertical, horizontal, depth-wise centre to centre, and nearest surface to
+nearest surface) and relational comparison (two-object yes/no comparisons; over 3+ objects, extremes and orderings
+of distance to camera, volume and dimensions; orientation consistency between fronted objects).
+
+No question refers to an object by the quantity or relation it asks about (`assets.qa.quality`): references go
+through `refer_neutral` with the quantities of the question.
 
 Ambiguity rules (docs/CONVENTIONS.md): a qualitative relation is asked only when the two boxes' extents do not
 overlap on that axis (`assets.geometry.extents_overlap`, evaluated on cached extents by
@@ -18,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from assets.qa.context import FastRandom, QAContext, RandomSource, refer
+from assets.qa.context import FastRandom, QAContext, RandomSource, refer_neutral
 from assets.qa.formats import (
     Budget,
     Choice,
@@ -36,6 +40,7 @@ from assets.qa.formats import (
     pick_unit,
     templates,
 )
+from assets.qa.quality import ATTRIBUTE_QUANTITIES, AXIS_QUANTITIES
 from assets.records import QAPair, SceneObject, Task
 
 # ------------------------------------------------------------------------------------------- relative direction
@@ -93,6 +98,30 @@ VEC_TF = templates(
 # A direction distractor is at least this far (degrees) from the truth and from the other distractors.
 VECTOR_MIN_ANGLE_DEG = 40.0
 
+# Clock positions (SpatialRGPT): seen from A, looking the way the camera looks (12 o'clock = straight away from the
+# camera, 3 o'clock = to the right), the horizontal direction to B as an hour. Asked only within
+# CLOCK_MAX_OFF_DEG of an hour's centre and with B at least CLOCK_MIN_DISTANCE_M away horizontally.
+CLOCK_MAX_OFF_DEG = 7.5
+CLOCK_MIN_DISTANCE_M = 0.3
+CLOCK_FF = templates(
+    "l2.clock.ff",
+    "Standing at {a} and facing the way the camera looks, at what clock position is {b}?",
+    "If 12 o'clock is straight ahead (away from the camera), at which o'clock is {b} as seen from {a}?",
+    "From {a}, in which clock direction does {b} lie (12 o'clock pointing away from the camera)?",
+)
+CLOCK_MC = templates(
+    "l2.clock.mc",
+    "Seen from {a}, with 12 o'clock pointing away from the camera, where is {b}?",
+    "At what clock position is {b} relative to {a} (12 o'clock = away from the camera)?",
+    "Which clock direction points from {a} to {b}, with 12 o'clock straight ahead of the camera?",
+)
+CLOCK_TF = templates(
+    "l2.clock.tf",
+    "Seen from {a}, with 12 o'clock pointing away from the camera, {b} is at {h}.",
+    "With 12 o'clock straight ahead of the camera, {b} lies at {h} from {a}.",
+    "From {a}, {b} is in the {h} direction (12 o'clock = away from the camera).",
+)
+
 # --------------------------------------------------------------------------------------------- relative distance
 
 DISTANCE_KINDS = {
@@ -100,6 +129,8 @@ DISTANCE_KINDS = {
     "vertical": ("vertical distance", "How far apart are {a} and {b} vertically{u}?"),
     "horizontal": ("horizontal distance", "How far apart are {a} and {b} horizontally{u}?"),
     "depth": ("depth-wise distance", "How far apart are {a} and {b} along the camera's viewing direction{u}?"),
+    # the named variant next to centre-to-centre: the gap between the boxes' nearest surfaces (0 when touching)
+    "surface": ("surface-to-surface distance", "How far apart are the nearest surfaces of {a} and {b}{u}?"),
 }
 RDIST_FF = templates(
     "l2.rdist.ff",
@@ -175,6 +206,32 @@ ORD_TF = templates(
     "Sorting {objs} {o} gives: {seq}.",
     "{Seq}: this is the order {o}.",
 )
+# Two-object comparisons: attribute -> (comparative for the smaller value, for the larger value).
+PAIR_WORDS = {
+    "distance": ("closer to the camera", "farther from the camera"),
+    "volume": ("smaller", "larger"),
+    "height": ("shorter", "taller"),
+    "width": ("narrower", "wider"),
+    "length": ("shorter in length", "longer"),
+}
+PAIR_FF = templates(
+    "l2.cmp.pair.ff",
+    "Which is {w}, {a} or {b}?",
+    "Of {a} and {b}, which one is {w}?",
+    "Between {a} and {b}, which is {w}?",
+)
+PAIR_MC = templates(
+    "l2.cmp.pair.mc",
+    "Which object is {w}?",
+    "Which of the two is {w}?",
+    "Select the object that is {w}.",
+)
+PAIR_YN = templates(
+    "l2.cmp.pair.yn",
+    "Is {a} {w} than {b}?",
+    "Would you say {a} is {w} than {b}?",
+    "Compared with {b}, is {a} {w}?",
+)
 ORIENT_CLASSES = ("similar", "orthogonal", "opposite")
 ORIENT_ANGLES = {"similar": 0.0, "orthogonal": 90.0, "opposite": 180.0}
 ORIENT_PHRASE = {
@@ -204,11 +261,15 @@ _ORIENT_ADJ = {"similar": "similar", "orthogonal": "orthogonal", "opposite": "op
 _ORIENT_ADJ2 = {"similar": "aligned", "orthogonal": "perpendicular", "opposite": "opposite"}
 
 
-def _refs(ctx: QAContext, objs: list[SceneObject]) -> tuple[list[str], list, bool]:
-    """References and draw boxes of several objects; False when two references coincide (ambiguous)."""
+def _refs(ctx: QAContext, objs: list[SceneObject], avoid: frozenset[str] = frozenset()) -> tuple[list[str], list, bool]:
+    """References and draw boxes of several objects, none naming a quantity in `avoid`; False when two references
+    coincide (ambiguous) or an object has no neutral reference."""
     texts, boxes = [], []
     for o in objs:
-        t, b = refer(o, ctx)
+        found = refer_neutral(o, ctx, avoid)
+        if found is None:
+            return [], [], False
+        t, b = found
         texts.append(t)
         boxes.extend(b)
     return texts, boxes, len(set(texts)) == len(texts)
@@ -230,12 +291,23 @@ def qualitative_relation(ctx: QAContext, a: SceneObject, b: SceneObject, axis: s
     return RELATIONS[axis][0] if smaller else RELATIONS[axis][1]
 
 
+def image_contradicts(a: SceneObject, b: SceneObject, rel: str) -> bool:
+    """True when the 2D boxes are clearly apart left/right (no column in common) and in the opposite order to
+    the 3D relation: the picture would contradict the answer (perspective), so the question is not asked."""
+    ba, bb = a.box2d, b.box2d
+    if ba.x1 <= bb.x0:  # A wholly left of B in the image
+        return rel == RELATIONS["right"][1]
+    if bb.x1 <= ba.x0:
+        return rel == RELATIONS["right"][0]
+    return False
+
+
 def direction_questions(ctx: QAContext, a: SceneObject, b: SceneObject, axis: str) -> list[QAPair]:
     rel = qualitative_relation(ctx, a, b, axis)
-    if rel is None:
+    if rel is None or (axis == "right" and image_contradicts(a, b, rel)):
         return []
     rng = ctx.fast
-    refs, boxes, distinct = _refs(ctx, [a, b])
+    refs, boxes, distinct = _refs(ctx, [a, b], AXIS_QUANTITIES[axis])
     if not distinct:
         return []
     ra, rb = refs
@@ -326,6 +398,82 @@ def vector_questions(ctx: QAContext, a: SceneObject, b: SceneObject) -> list[QAP
                 Choice(capitalize(t_mc.render(**words)), shown, wrong, t_mc.id), judgement)
 
 
+def clock_hour_of(d_right: float, d_forward: float) -> int | None:
+    """The clock hour (1-12) of a horizontal offset (12 = the camera's forward, 3 = right), None when the offset is
+    shorter than CLOCK_MIN_DISTANCE_M or not clearly one hour.
+
+    "Clearly" is CLOCK_MAX_OFF_DEG on the counter-clockwise side of the hour's direction, where the nearest hour
+    and SpatialRGPT's own rule (`calculate_angle_clockwise` in their data pipeline: the next hour clockwise, i.e.
+    ceil(clockwise angle / 30)) agree, so our answers are theirs too (tests/assets/qa/fixtures/spatialrgpt_clock.json).
+    """
+    if math.hypot(d_right, d_forward) < CLOCK_MIN_DISTANCE_M:
+        return None
+    angle = math.degrees(math.atan2(d_right, d_forward)) % 360.0  # clockwise from forward
+    hour = round(angle / 30.0)
+    off = angle - 30.0 * hour
+    if not -CLOCK_MAX_OFF_DEG <= off <= 1e-9:
+        return None
+    return 12 if hour % 12 == 0 else hour % 12
+
+
+def clock_hour(ctx: QAContext, a: SceneObject, b: SceneObject) -> int | None:
+    """`clock_hour_of` the horizontal offset from A's centre to B's (gravity frame)."""
+    d = ctx.geom(b).center_grav - ctx.geom(a).center_grav  # (right, forward, up)
+    return clock_hour_of(float(d[0]), float(d[1]))
+
+
+def _hours_apart(h1: int, h2: int) -> int:
+    return min((h1 - h2) % 12, (h2 - h1) % 12)
+
+
+def clock_questions(ctx: QAContext, a: SceneObject, b: SceneObject) -> list[QAPair]:
+    """Clock position of B from A (SpatialRGPT style); distractors at least two hours off."""
+    if ctx.frame is None:
+        return []
+    hour = clock_hour(ctx, a, b)
+    if hour is None:
+        return []
+    refs, boxes, distinct = _refs(ctx, [a, b], AXIS_QUANTITIES["right"] | AXIS_QUANTITIES["forward"])
+    if not distinct:
+        return []
+    rng = ctx.fast
+    shown = f"{hour} o'clock"
+    far = [h for h in range(1, 13) if _hours_apart(h, hour) >= 2]
+    wrong = [f"{far[i]} o'clock" for i in rng.permutation(len(far))[: ctx.config.mc_max_options - 1]]
+    base = QABase(task=Task.RELATIVE_DIRECTION, subtask="clock", objects=[a, b], references=refs, draw_boxes=boxes)
+    words = {"a": refs[0], "b": refs[1]}
+    t_ff, t_mc, t_tf = pick(rng, CLOCK_FF), pick(rng, CLOCK_MC), pick(rng, CLOCK_TF)
+    judgement = Judgement(capitalize(t_tf.render(h=shown, **words)), capitalize(t_tf.render(h=wrong[0], **words)),
+                          t_tf.id, balance_key="dir|clock")
+    return emit(ctx, base, FreeForm(capitalize(t_ff.render(**words)), shown, t_ff.id, value=float(hour)),
+                Choice(capitalize(t_mc.render(**words)), shown, wrong, t_mc.id), judgement)
+
+
+def pair_comparison_questions(ctx: QAContext, a: SceneObject, b: SceneObject, attribute: str) -> list[QAPair]:
+    """Two-object comparison ("Is A larger than B?"), asked only with a relative margin of `compare_margin`."""
+    va, vb = attribute_value(ctx, a, attribute), attribute_value(ctx, b, attribute)
+    if max(va, vb) < min(va, vb) * (1.0 + ctx.config.compare_margin):
+        return []
+    refs, boxes, distinct = _refs(ctx, [a, b], ATTRIBUTE_QUANTITIES[attribute])
+    if not distinct:
+        return []
+    rng = ctx.fast
+    larger = rng.random() < 0.5  # which comparative the question asks with
+    word = PAIR_WORDS[attribute][1 if larger else 0]
+    a_wins = (va > vb) == larger
+    base = QABase(task=Task.RELATIONAL_COMPARISON, subtask=f"pair_{attribute}", objects=[a, b], references=refs,
+                  draw_boxes=boxes)
+    first, second = (refs[0], refs[1]) if rng.random() < 0.5 else (refs[1], refs[0])  # mention order
+    winner, loser = (refs[0], refs[1]) if a_wins else (refs[1], refs[0])
+    t_ff, t_mc, t_yn = pick(rng, PAIR_FF), pick(rng, PAIR_MC), pick(rng, PAIR_YN)
+    judgement = Judgement(capitalize(t_yn.render(a=winner, b=loser, w=word)),
+                          capitalize(t_yn.render(a=loser, b=winner, w=word)), t_yn.id, yes_no=True,
+                          balance_key=f"cmp|pair_{attribute}|yn")
+    return emit(ctx, base, FreeForm(capitalize(t_ff.render(a=first, b=second, w=word)), capitalize(winner) + ".",
+                                    t_ff.id),
+                Choice(capitalize(t_mc.render(w=word)), winner, [loser], t_mc.id), judgement)
+
+
 def relative_distance(ctx: QAContext, a: SceneObject, b: SceneObject, kind: str) -> float | None:
     """Center-to-center distance of the given kind (docs/CONVENTIONS.md), None when it needs gravity and there is
     none."""
@@ -341,7 +489,53 @@ def relative_distance(ctx: QAContext, a: SceneObject, b: SceneObject, kind: str)
         return float(np.hypot(d[0], d[1]))
     if kind == "depth":
         return float(abs(d[1]))
+    if kind == "surface":
+        return surface_distance(ctx.geom(a).corners, ctx.geom(b).corners)
     raise ValueError(f"unknown distance kind {kind!r}")
+
+
+def _footprint(corners: np.ndarray) -> list[tuple[float, float]]:
+    """The 4 footprint corners (right, forward) of gravity-aligned box corners, in order around the rectangle."""
+    pts = {(round(float(x), 12), round(float(y), 12)) for x, y in corners[:, :2]}
+    cx = sum(p[0] for p in pts) / len(pts)
+    cy = sum(p[1] for p in pts) / len(pts)
+    return sorted(pts, key=lambda p: math.atan2(p[1] - cy, p[0] - cx))
+
+
+def _point_segment(p: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
+    ax, ay = b[0] - a[0], b[1] - a[1]
+    t = max(0.0, min(1.0, ((p[0] - a[0]) * ax + (p[1] - a[1]) * ay) / max(ax * ax + ay * ay, 1e-18)))
+    return math.hypot(p[0] - a[0] - t * ax, p[1] - a[1] - t * ay)
+
+
+def _separated(poly_a: list[tuple[float, float]], poly_b: list[tuple[float, float]]) -> bool:
+    """Separating-axis test for two convex polygons (edge normals of both)."""
+    for poly in (poly_a, poly_b):
+        for (x0, y0), (x1, y1) in zip(poly, poly[1:] + poly[:1], strict=True):
+            nx, ny = y1 - y0, x0 - x1
+            pa = [nx * x + ny * y for x, y in poly_a]
+            pb = [nx * x + ny * y for x, y in poly_b]
+            if max(pa) < min(pb) or max(pb) < min(pa):
+                return True
+    return False
+
+
+def surface_distance(corners_a: np.ndarray, corners_b: np.ndarray) -> float:
+    """Distance between the nearest surface points of two gravity-aligned boxes (0 when they touch or overlap).
+
+    Both boxes are vertical prisms, so the gap splits exactly into a vertical gap (between the height intervals)
+    and a horizontal gap (between the two footprint rectangles: 0 when they intersect, else the least
+    vertex-to-edge distance), combined as hypot(horizontal, vertical)."""
+    za, zb = corners_a[:, 2], corners_b[:, 2]
+    vertical = max(0.0, float(max(za.min(), zb.min()) - min(za.max(), zb.max())))
+    fa, fb = _footprint(corners_a), _footprint(corners_b)
+    horizontal = 0.0
+    if _separated(fa, fb):
+        horizontal = min(
+            min(_point_segment(p, q0, q1) for p in fa for q0, q1 in zip(fb, fb[1:] + fb[:1], strict=True)),
+            min(_point_segment(p, q0, q1) for p in fb for q0, q1 in zip(fa, fa[1:] + fa[:1], strict=True)),
+        )
+    return math.hypot(horizontal, vertical)
 
 
 def distance_questions(ctx: QAContext, a: SceneObject, b: SceneObject, kind: str) -> list[QAPair]:
@@ -392,7 +586,7 @@ def extreme_questions(ctx: QAContext, objs: list[SceneObject], attribute: str) -
     lo, hi = sorted((values[win], values[runner]))
     if hi < lo * (1.0 + margin):
         return []
-    refs, boxes, distinct = _refs(ctx, objs)
+    refs, boxes, distinct = _refs(ctx, objs, ATTRIBUTE_QUANTITIES[attribute])
     if not distinct:
         return []
     word = ATTRIBUTES[attribute][1 if largest else 0]
@@ -418,7 +612,7 @@ def ordering_questions(ctx: QAContext, objs: list[SceneObject], attribute: str) 
     values = [attribute_value(ctx, o, attribute) for o in objs]
     if not _clear(values, ctx.config.compare_margin):
         return []
-    refs, boxes, distinct = _refs(ctx, objs)
+    refs, boxes, distinct = _refs(ctx, objs, ATTRIBUTE_QUANTITIES[attribute])
     if not distinct:
         return []
     order = list(np.argsort(values))
@@ -504,7 +698,10 @@ def generate_l2(ctx: QAContext) -> tuple[list[QAPair], list[str]]:
             break  # every pair task is full: the rest of the loop would draw nothing and ask nothing
         a, b = objs[pairs[k][0]], objs[pairs[k][1]]
         if budget.open(Task.RELATIVE_DIRECTION):
-            if gravity and rng.random() < 0.75:
+            draw = rng.random()
+            if gravity and draw < 0.15:
+                produced = clock_questions(ctx, a, b) or vector_questions(ctx, a, b)
+            elif gravity and draw < 0.75:
                 axes = ["right", "forward", "up"]
                 axis = axes[int(rng.integers(3))]
                 produced = direction_questions(ctx, a, b, axis)
@@ -520,12 +717,16 @@ def generate_l2(ctx: QAContext) -> tuple[list[QAPair], list[str]]:
                 produced = vector_questions(ctx, a, b)
             budget.take(Task.RELATIVE_DIRECTION, produced, out)
         if budget.open(Task.RELATIVE_DISTANCE):
-            kinds = ["direct", "vertical", "horizontal", "depth"] if gravity else ["direct"]
+            kinds = ["direct", "surface", "vertical", "horizontal", "depth"] if gravity else ["direct"]
             kind = kinds[int(rng.integers(len(kinds)))]
             budget.take(Task.RELATIVE_DISTANCE, distance_questions(ctx, a, b, kind), out)
         if (budget.open(Task.RELATIONAL_COMPARISON) and a.front_grav is not None and b.front_grav is not None
                 and pairs[k][0] < pairs[k][1] and rng.random() < 0.5):
             budget.take(Task.RELATIONAL_COMPARISON, orientation_consistency_questions(ctx, a, b), out)
+        elif budget.open(Task.RELATIONAL_COMPARISON) and pairs[k][0] < pairs[k][1] and rng.random() < 0.1:
+            names = [n for n, spec in ATTRIBUTES.items() if gravity or not spec[3]]
+            attribute = names[int(rng.integers(len(names)))]
+            budget.take(Task.RELATIONAL_COMPARISON, pair_comparison_questions(ctx, a, b, attribute), out)
     if n_ambiguous:
         skips.append(f"L2 relative direction: {n_ambiguous} pairs overlap on every axis (ambiguous)")
     if len(objs) >= 3:

@@ -22,6 +22,7 @@ scene without a usable gravity frame gets no L3 questions.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from assets.geometry import box_corners_grav
-from assets.qa.context import QAContext, refer
+from assets.qa.context import QAContext, refer, refer_neutral
 from assets.qa.formats import (
     Choice,
     FreeForm,
@@ -46,6 +47,7 @@ from assets.qa.formats import (
     pick_unit,
     templates,
 )
+from assets.qa.quality import AXIS_QUANTITIES
 from assets.records import DrawBox, QAPair, Scene, SceneObject, Task
 
 if TYPE_CHECKING:
@@ -228,7 +230,7 @@ VIEW_FRONT = templates(
     "l3.view.front",
     "Take the viewpoint of {a}, looking in the direction it faces.",
     "Imagine you are {a}, facing the same way it faces.",
-    "From the perspective of {a} (looking where its front points),",
+    "Take the perspective of {a}, looking where its front points.",
 )
 PT_SIDE_FF = templates(
     "l3.pt.side.ff",
@@ -267,6 +269,7 @@ QUADRANTS = (
     "behind you and to the right",
 )
 DEPTH_PHRASE = {"front": "in front of", "behind": "behind"}
+OPPOSITE_CLASS = {"left": "right", "right": "left", "front": "behind", "behind": "front"}
 
 # Counting relations: (gravity axis, sign of (candidate - anchor) that satisfies it, text, subtask name).
 COUNT_RELATIONS = (
@@ -445,6 +448,7 @@ class _L3:
         ctx, cap = self.ctx, self.ctx.config.cap(Task.PERSPECTIVE_TAKING)
         out: list[QAPair] = []
         seen: set[tuple[int, int, int, str]] = set()
+        asked: Counter[tuple[str, bool, str]] = Counter()  # (subtask, facing own front, answer class) -> questions
         for view, target in self.viewpoints():
             if len(out) >= cap:
                 break
@@ -455,6 +459,14 @@ class _L3:
             if not subtasks:
                 continue
             subtask = subtasks[int(ctx.rng.integers(len(subtasks)))]
+            answer_key = None
+            if subtask in ("side", "depth"):
+                # answer-balanced sampling: a class is asked again only once the opposite class has caught up
+                # (seen from an object facing another, most things are "in front of me")
+                answer_key = (subtask, view.target is None, str(rel[subtask]))
+                opposite = (subtask, view.target is None, OPPOSITE_CLASS[str(rel[subtask])])
+                if asked[answer_key] > asked[opposite]:
+                    continue
             key = (
                 view.observer.obj.instance_id,
                 view.target.obj.instance_id if view.target else 0,
@@ -467,6 +479,8 @@ class _L3:
             pairs = self.perspective_question(view, target, rel, subtask)
             if len(out) + len(pairs) <= cap:  # a dropped question's draws are still made, its pairs never built
                 out += [build() for build in pairs]
+                if answer_key is not None:
+                    asked[answer_key] += 1
         return out
 
     def perspective_question(
@@ -594,9 +608,14 @@ class _L3:
             count, members = self.count_relation(anchor, relation, category)
             if count < 0:
                 continue
+            axis, _, rel, relation_name = COUNT_RELATIONS[relation]
+            # "how many tables are left of the leftmost table?" answers itself: the anchor is never named by the
+            # axis the relation runs along
+            neutral = refer_neutral(anchor, ctx, AXIS_QUANTITIES[axis])
+            if neutral is None:
+                continue
             used.add((anchor.instance_id, category))
-            _, _, rel, relation_name = COUNT_RELATIONS[relation]
-            (anchor_text,), boxes = self.ref(anchor)
+            anchor_text, boxes = neutral
             base = QABase(
                 Task.SPATIAL_COUNTING,
                 relation_name,

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from assets.qa.config import QAConfig
 from assets.qa.context import QAContext
 from assets.qa.engine import generate_scene_qa
+from assets.qa.quality import balance_pairs
 from assets.records import DrawBox, QAPair, Scene
 from assets.scene_stage import SceneLine, parse_scene, read_scene_lines
 from assets.stage import DataError, StageReport, process_items
@@ -163,6 +164,10 @@ def qa_shard(root: Path, shard: str, config: QAConfig | None = None, llm: object
 
     per_scene = process_items(lines, one, report, item_id=lambda line: line.item_id)
     pairs = [p for scene_pairs in per_scene for p in scene_pairs]
+    balance: dict[str, object] = {}
+    if config.balance_answers:  # free-form answer classes within the true/false bound, per shard
+        pairs, balance = balance_pairs(pairs)
+        report.metadata["balance_dropped_questions"] = balance["dropped_questions"]
     table = pairs_to_table(pairs, scenes)
     report.metadata.update(_counts(table))
     report.metadata.update({
@@ -183,7 +188,7 @@ def qa_shard(root: Path, shard: str, config: QAConfig | None = None, llm: object
         report.metadata["content_digest"] = digest
         atomic_write_json(
             tmp / "_manifest.json",
-            {**report.manifest(), "digest": digest, "config": config.model_dump(mode="json")},
+            {**report.manifest(), "digest": digest, "config": config.model_dump(mode="json"), "balance": balance},
         )
     return report
 

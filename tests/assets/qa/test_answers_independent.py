@@ -57,6 +57,26 @@ def facing_of(front) -> str | None:
     return None
 
 
+def own_box_points(obj, rot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(center, M): the box's points are center + M @ u for u in [-1, 1]^3 (gravity frame)."""
+    b = obj.box3d
+    length_dir = np.array([np.cos(b.yaw), np.sin(b.yaw), 0.0])
+    width_dir = np.array([-np.sin(b.yaw), np.cos(b.yaw), 0.0])
+    m = np.stack([length_dir * b.length / 2, width_dir * b.width / 2, np.array([0, 0, b.height / 2])], axis=1)
+    return rot @ np.asarray(b.center_cam, dtype=float), m
+
+
+def own_surface_distance(obj_a, obj_b, rot: np.ndarray) -> float:
+    """Nearest-surface distance of two boxes as a bounded least-squares problem (scipy's lsq_linear):
+    min |(ca + Ma u) - (cb + Mb v)| over u, v in [-1, 1]^3 -- not the generator's prism decomposition."""
+    from scipy.optimize import lsq_linear
+
+    ca, ma = own_box_points(obj_a, rot)
+    cb, mb = own_box_points(obj_b, rot)
+    fit = lsq_linear(np.hstack([ma, -mb]), cb - ca, bounds=(-1.0, 1.0), method="bvls")  # exact active-set
+    return float(np.linalg.norm(np.hstack([ma, -mb]) @ fit.x - (cb - ca)))
+
+
 # --------------------------------------------------------------------------------------------- parsing
 
 ALL_TEMPLATES = {
@@ -236,9 +256,46 @@ class Oracle:
         else:
             assert correct_option(pair) == winner
 
+    def check_detection(self, pair: QAPair, i: int) -> None:
+        box = self.by_id[i].box3d
+        assert abs(box.width - box.length) >= 0.15 * max(box.width, box.length) - 1e-9, "square footprint"
+        center, size = self.center(i), np.array([box.width, box.height, box.length])
+        yaw = np.degrees(box.yaw)
+
+        def parse(text: str) -> tuple[np.ndarray, np.ndarray, float]:
+            m = re.fullmatch(r"center (.+m), size (.+m), yaw (-?\d+) deg", text.strip())
+            assert m, text
+            return parse_xyz(m.group(1)), parse_xyz(m.group(2)), float(m.group(3))
+
+        def yaw_off(stated: float) -> float:  # a box turned by 180 degrees is the same box
+            return abs((stated - yaw + 90.0) % 180.0 - 90.0)
+
+        def right(text: str) -> bool:
+            c, sz, y = parse(text)
+            return bool(np.all(np.abs(c - center) <= 0.0051) and np.all(np.abs(sz - size) <= 0.0051)
+                        and yaw_off(y) <= 0.51 and -90 <= y < 90)
+
+        def clearly_wrong(text: str) -> bool:
+            c, sz, y = parse(text)
+            return (np.linalg.norm(c - center) >= 0.25 * np.linalg.norm(center) - 0.02
+                    or np.any(np.maximum(sz, 0.01) / np.maximum(size, 0.01) >= 1.25)
+                    or np.any(np.maximum(size, 0.01) / np.maximum(sz, 0.01) >= 1.25) or yaw_off(y) >= 30)
+
+        if pair.format == QAFormat.FREE_FORM:
+            assert right(pair.answer)
+        elif pair.format == QAFormat.MULTIPLE_CHOICE:
+            assert right(correct_option(pair))
+            assert all(clearly_wrong(o) for k, o in enumerate(pair.options) if k != pair.correct_index)
+        else:
+            stated = statement_fields(pair, {"box": r"center .+ deg"})["box"]
+            assert truth_flag(pair) == right(stated)
+            assert right(stated) or clearly_wrong(stated)
+
     def check_localization(self, pair: QAPair) -> None:
         (i,) = pair.object_ids
-        if pair.subtask == "center":
+        if pair.subtask == "detection":
+            self.check_detection(pair, i)
+        elif pair.subtask == "center":
             self.check_xyz(pair, self.center(i))
         else:
             assert pair.subtask == "distance"
@@ -293,6 +350,25 @@ class Oracle:
                 stated = parse_vec(statement_fields(pair)["v"])
                 assert truth_flag(pair) == bool(np.all(np.abs(stated - truth) <= 0.0051))
             return
+        if pair.subtask == "clock":
+            d = self.grav(b) - self.grav(a)
+            assert np.hypot(d[0], d[1]) >= 0.3
+            angle = np.degrees(np.arctan2(d[0], d[1])) % 360  # clockwise from the camera's forward
+            hour = int(np.round(angle / 30)) % 12 or 12
+            off = (angle - 30 * hour + 180) % 360 - 180  # signed, clockwise positive
+            assert -7.5 - 1e-9 <= off <= 1e-6, angle  # the side where nearest hour == SpatialRGPT's next hour
+            truth = f"{hour} o'clock"
+            if pair.format == QAFormat.FREE_FORM:
+                assert pair.answer == truth
+            elif pair.format == QAFormat.MULTIPLE_CHOICE:
+                assert correct_option(pair) == truth
+                for k, option in enumerate(pair.options):
+                    if k != pair.correct_index:
+                        other = int(option.split()[0])
+                        assert min((other - hour) % 12, (hour - other) % 12) >= 2
+            else:
+                assert truth_flag(pair) == (statement_fields(pair, {"h": r"\d+ o'clock"})["h"] == truth)
+            return
         axis = {"right": 0, "forward": 1, "up": 2}[pair.subtask]
         truth = self.relation(a, b, axis)
         ref_b = pair.references[1]
@@ -309,6 +385,8 @@ class Oracle:
         a, b = pair.object_ids
         if pair.subtask == "direct":
             meters = float(np.linalg.norm(self.center(a) - self.center(b)))
+        elif pair.subtask == "surface":
+            meters = own_surface_distance(self.by_id[a], self.by_id[b], self.rot)
         else:
             d = self.grav(a) - self.grav(b)
             meters = {"vertical": abs(d[2]), "horizontal": float(np.hypot(d[0], d[1])), "depth": abs(d[1])}[
@@ -345,6 +423,24 @@ class Oracle:
             return
         values = {i: self.attribute(i, attr) for i in pair.object_ids}
         ranked = sorted(values, key=values.get)
+        if kind == "pair":
+            lo, hi = ranked
+            assert values[hi] >= 1.15 * values[lo] - 1e-9
+            words = {"distance": ("closer to the camera", "farther from the camera"), "volume": ("smaller", "larger"),
+                     "height": ("shorter", "taller"), "width": ("narrower", "wider"),
+                     "length": ("shorter in length", "longer")}[attr]
+            word = words[0] if re.search(re.escape(words[0]) + r"\b", pair.question) else words[1]
+            assert word in pair.question
+            truth = refs[lo if word == words[0] else hi]
+            if pair.format == QAFormat.FREE_FORM:
+                assert pair.answer.lower() == truth.lower() + "."
+            elif pair.format == QAFormat.MULTIPLE_CHOICE:
+                assert correct_option(pair) == truth
+            else:
+                any_ref = "|".join(re.escape(r) for r in pair.references)
+                f = statement_fields(pair, {"a": any_ref, "b": any_ref, "w": re.escape(word)})
+                assert truth_flag(pair) == (f["a"].lower() == truth.lower())
+            return
         if kind == "order":
             for lo, hi in itertools.pairwise(ranked):
                 assert values[hi] >= 1.15 * values[lo] - 1e-9
@@ -396,6 +492,10 @@ def test_every_answer_agrees_with_an_independent_recomputation():
     # the sample covers every L0-L2 task in every format
     missing = [(t.value, f.value) for t in L0_L2_TASKS for f in QAFormat if seen[(t, f)] == 0]
     assert not missing, missing
+    # ...and the question kinds the open peers have, each in all three formats
+    kinds = Counter((p.subtask.split("_")[0], p.format) for _, p in checked)
+    for kind in ("detection", "clock", "surface", "pair"):
+        assert all(kinds[(kind, f)] > 0 for f in QAFormat), (kind, {f: kinds[(kind, f)] for f in QAFormat})
     assert len(checked) > 3000
 
 
