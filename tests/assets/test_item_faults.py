@@ -98,6 +98,14 @@ def test_a_model_error_on_one_image_rejects_that_image_only(tmp_path):
     assert {s.scene_id for s in read_scenes(root / "point_maps/web/scenes.jsonl")} == {"web-good0", "web-good1"}
 
 
+def test_model_errors_are_item_failures_but_bugs_still_raise():
+    expected = "MoGe failed on this item: RuntimeError: Input and output sizes"
+    with pytest.raises(DataError, match=expected), stage.model_errors("MoGe"):
+        raise RuntimeError("Input and output sizes should be greater than 0\nmore detail")
+    with pytest.raises(TypeError), stage.model_errors("MoGe"):
+        raise TypeError("a bug in our code is not a bad item")
+
+
 def test_malformed_coco_annotations_are_rejected_alone(tmp_path):
     images = tmp_path / "imgs"
     images.mkdir()
