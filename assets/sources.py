@@ -137,7 +137,10 @@ def _decode(data: bytes, tmp: Path, name: str, **options: object) -> DecodedImag
         return decode_image(data, **options)  # type: ignore[arg-type]
     except DataError as err:
         (tmp / "quarantine").mkdir(exist_ok=True)
-        (tmp / "quarantine" / Path(name).name).write_bytes(data)
+        target = tmp / "quarantine" / Path(name).name
+        if target.exists() and target.read_bytes() != data:  # same name from another folder: keep both
+            target = target.with_name(f"{target.stem}-{hashlib.sha256(data).hexdigest()[:8]}{target.suffix}")
+        target.write_bytes(data)
         kind, _, detail = str(err).partition(": ")  # "unreadable image: ..." -> "unreadable image: <name>: ..."
         raise DataError(f"{kind}: {name}: {detail}" if detail else f"{kind}: {name}") from err
 

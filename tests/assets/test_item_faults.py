@@ -174,6 +174,18 @@ def test_a_duplicate_coco_image_id_rejects_the_second_entry_not_the_shard(tmp_pa
     assert _rejected(root, "source_images", "coco")["b.jpg"].startswith("DataError: duplicate scene id coco-1")
 
 
+def test_corrupt_files_of_one_name_in_two_folders_are_both_quarantined(tmp_path):
+    folder = tmp_path / "raw"
+    for sub, data in (("a", b"\xff\xd8 first"), ("b", b"\xff\xd8 second")):
+        (folder / sub).mkdir(parents=True)
+        (folder / sub / "x.jpg").write_bytes(data)
+    (folder / "ok.jpg").write_bytes(encode_jpeg(_noise(48, 64)))
+    root = tmp_path / "data"
+    assert images_shard(root, "web", folder).num_out == 1
+    kept = sorted(p.read_bytes() for p in (root / "source_images/web/quarantine").iterdir())
+    assert kept == [b"\xff\xd8 first", b"\xff\xd8 second"]
+
+
 def test_a_shard_whose_every_item_is_rejected_fails_and_keeps_its_previous_version(tmp_path):
     folder = tmp_path / "raw"
     folder.mkdir()
