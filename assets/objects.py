@@ -20,7 +20,7 @@ from assets.geometry import depth_to_points
 from assets.point_maps import read_depth
 from assets.records import Scene, SceneObject, Vec3
 from assets.scene_stage import load_scene_rgb, run_scene_stage
-from assets.stage import DataError, StageReport
+from assets.stage import DataError, StageReport, model_errors
 from assets.storage import atomic_write_bytes, decode_mask_png, encode_mask_png
 
 STAGE = "object_clouds"
@@ -94,7 +94,8 @@ def extracted_objects(
     points = depth_to_points(depth, scene.intrinsics).astype(np.float32)
     valid = np.isfinite(points).all(axis=-1)
     rgb = load_scene_rgb(root, scene)
-    extraction = extractor.extract(rgb, points, valid, scene)
+    with model_errors(f"object extractor {type(extractor).__name__}"):
+        extraction = extractor.extract(rgb, points, valid, scene)
     mask = np.asarray(extraction.instance_mask)
     if mask.shape != valid.shape:
         raise DataError(f"mask shape mismatch: extractor mask {mask.shape} vs point map {valid.shape}")

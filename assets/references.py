@@ -41,7 +41,7 @@ import numpy as np
 from assets.geometry import GravityFrame, extents_overlap
 from assets.records import Scene, SceneObject
 from assets.scene_stage import load_scene_rgb, run_scene_stage
-from assets.stage import StageReport
+from assets.stage import StageReport, model_errors
 
 STAGE = "object_references"
 UPSTREAM = "object_clouds"
@@ -520,7 +520,11 @@ def references_shard(
     kind_counts: dict[str, object] = {f"references_{kind}": 0 for kind in (*KIND_ORDER, "unreferenced")}
 
     def one(scene: Scene, report: StageReport, tmp: Path) -> Scene:
-        written = writer.write(scene, load_scene_rgb(root, scene)) if writer is not None else None
+        written = None
+        if writer is not None:
+            rgb = load_scene_rgb(root, scene)
+            with model_errors(f"reference writer {type(writer).__name__}"):
+                written = writer.write(scene, rgb)
         scene = assign_references(scene, config, written)
         for obj in scene.objects:
             key = f"references_{obj.reference_kind}"

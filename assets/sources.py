@@ -19,6 +19,7 @@ What each kind carries forward:
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -33,8 +34,9 @@ from PIL import Image, ImageDraw
 from scipy.optimize import linear_sum_assignment
 
 from assets.geometry import GravityFrame, box2d_iou
+from assets.images import MAX_PIXELS_DEFAULT, DecodedImage, decode_image
 from assets.records import Annotation2D, Box2D, Box3D, Intrinsics, Scene, SceneObject
-from assets.stage import DataError, StageReport, process_items
+from assets.stage import DataError, StageReport, check_not_systemic, process_items
 from assets.storage import (
     atomic_dir,
     atomic_write_json,
@@ -49,6 +51,11 @@ from assets.storage import (
 STAGE = "source_images"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 PLACEHOLDER_HFOV_DEG = 60.0
+# Longest image side kept at import (web images, COCO/Objects365): larger photos are downscaled, their original
+# size kept in the record. 2048 is above every model's working resolution (MoGe-2 ~1200-3600 tokens, SAM-2 1024,
+# PaliGemma-2 448/896) and bounds a shard's peak memory; a source spec's option `max_image_side` changes it
+# (null keeps full size).
+MAX_IMAGE_SIDE_DEFAULT = 2048
 _SHARD_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
@@ -63,17 +70,32 @@ class _Item:
     build: Callable[[Path], Scene]
 
 
-def _write_shard(root: Path, shard: str, source: str, items: Iterable[_Item]) -> StageReport:
+def _write_shard(
+    root: Path, shard: str, source: str, items: Iterable[_Item],
+    extra_rejections: Sequence[tuple[str, str]] | None = None,
+) -> StageReport:
+    """Build every item into the temp shard; a bad item is a rejection, a shard whose every item is bad fails
+    (assets.stage.check_not_systemic). `extra_rejections` (item, reason) are input records that are not items
+    (a COCO annotation without an image), listed in rejected.jsonl with the rest."""
     if not _SHARD_RE.match(shard):
         raise ValueError(f"shard name {shard!r} must be a plain path component (letters, digits, . _ -)")
     final = shard_dir(Path(root), STAGE, shard)
     report = StageReport(stage=STAGE, shard=shard, output_dir=final)
     with atomic_dir(final) as tmp:
         (tmp / "images").mkdir()
-        scenes = process_items(items, lambda item: item.build(tmp), report, lambda item: item.item_id)
-        duplicates = [sid for sid, n in Counter(s.scene_id for s in scenes).items() if n > 1]
-        if duplicates:
-            raise ValueError(f"duplicate scene ids in {source} input: {duplicates[:5]}")
+        seen: dict[str, str] = {}
+
+        def build(item: _Item) -> Scene:
+            scene = item.build(tmp)
+            if scene.scene_id in seen:  # _write_image refuses a second image first; this catches the rest
+                raise DataError(f"duplicate scene id {scene.scene_id}: already imported from {seen[scene.scene_id]}")
+            seen[scene.scene_id] = item.item_id
+            return scene
+
+        scenes = process_items(items, build, report, lambda item: item.item_id)
+        for item, reason in extra_rejections or []:
+            report.reject(item, reason)
+        check_not_systemic(report)
         write_scenes(tmp / "scenes.jsonl", scenes)
         if report.rejections:
             write_jsonl(tmp / "rejected.jsonl", [r.as_dict() for r in report.rejections])
@@ -94,23 +116,55 @@ def _write_shard(root: Path, shard: str, source: str, items: Iterable[_Item]) ->
 
 
 def _scene_id(shard: str, name: str) -> str:
-    return f"{shard}-" + re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")
+    """`<shard>-<name>` with the name reduced to [A-Za-z0-9._-]. Reducing loses information ("café" and "cafè",
+    "a/b" and "a_b" reduce alike), so a reduced name gets the first 8 hex digits of its original's SHA-256: ids
+    are unique and depend on the name alone, the same on every run whatever else the folder holds. Names already
+    in that alphabet keep their plain id."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")
+    if slug != name or not slug:
+        slug = f"{slug}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}".lstrip("-")
+    return f"{shard}-{slug}"
+
+
+def _decode(data: bytes, tmp: Path, name: str, **options: object) -> DecodedImage:
+    """`assets.images.decode_image` for an importer: unusable bytes are copied to quarantine/ and raise DataError
+    naming the file (nothing is lost, and the source folder stays untouched)."""
+    try:
+        return decode_image(data, **options)  # type: ignore[arg-type]
+    except DataError as err:
+        (tmp / "quarantine").mkdir(exist_ok=True)
+        target = tmp / "quarantine" / Path(name).name
+        if target.exists() and target.read_bytes() != data:  # same name from another folder: keep both
+            target = target.with_name(f"{target.stem}-{hashlib.sha256(data).hexdigest()[:8]}{target.suffix}")
+        target.write_bytes(data)
+        kind, _, detail = str(err).partition(": ")  # "unreadable image: ..." -> "unreadable image: <name>: ..."
+        raise DataError(f"{kind}: {name}: {detail}" if detail else f"{kind}: {name}") from err
 
 
 def _decode_image(data: bytes, tmp: Path, name: str) -> np.ndarray:
-    """Decode image bytes; corrupt bytes are copied to quarantine/ and raise DataError naming the file."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            return np.asarray(img.convert("RGB"))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        (tmp / "quarantine").mkdir(exist_ok=True)
-        (tmp / "quarantine" / Path(name).name).write_bytes(data)
-        raise DataError(f"unreadable image: {name}: {err}") from err
+    """Full-size, stored-orientation pixels (sources whose annotations fix the pixel grid: Omni3D cameras,
+    official HiSpatial depth), converted faithfully to 8-bit RGB."""
+    return _decode(data, tmp, name, apply_exif=False).rgb
+
+
+def _import_metadata(decoded: DecodedImage) -> dict[str, float | int | str | bool]:
+    """What the record keeps about the file's own pixels: its size, and the import scale when downscaled."""
+    width, height = decoded.original_size
+    metadata: dict[str, float | int | str | bool] = {"original_width": width, "original_height": height}
+    if decoded.downscaled:
+        metadata["import_scale"] = round(decoded.size[0] / width, 6)
+    if decoded.exif_applied:
+        metadata["exif_orientation"] = decoded.exif_orientation
+    if decoded.mode not in ("RGB", "L"):
+        metadata["original_mode"] = decoded.mode
+    return metadata
 
 
 def _write_image(tmp: Path, shard: str, scene_id: str, rgb: np.ndarray) -> str:
-    (tmp / "images" / f"{scene_id}.jpg").write_bytes(encode_jpeg(rgb, quality=92))
+    path = tmp / "images" / f"{scene_id}.jpg"
+    if path.exists():  # two items with one id: the first keeps its image, the second is rejected
+        raise DataError(f"duplicate scene id {scene_id}: another item of this shard already has it")
+    path.write_bytes(encode_jpeg(rgb, quality=92))
     return f"{STAGE}/{shard}/images/{scene_id}.jpg"
 
 
@@ -123,8 +177,15 @@ def placeholder_intrinsics(width: int, height: int, hfov_deg: float = PLACEHOLDE
 # ------------------------------------------------------------------------------------------ web images
 
 
-def images_shard(root: Path, shard: str, images: Path | Sequence[Path], source: str = "web") -> StageReport:
-    """Import a folder (recursively, sorted) or an explicit list of image files."""
+def images_shard(
+    root: Path, shard: str, images: Path | Sequence[Path], source: str = "web",
+    max_image_side: int | None = MAX_IMAGE_SIDE_DEFAULT, max_pixels: int = MAX_PIXELS_DEFAULT,
+) -> StageReport:
+    """Import a folder (recursively, sorted) or an explicit list of image files.
+
+    Photos are turned upright by their EXIF orientation and downscaled to `max_image_side` on their longer side
+    (None: full size); the record keeps `original_width`/`original_height`. Files over `max_pixels` are rejected
+    (a decompression-bomb guard) and quarantined with the corrupt ones."""
     if isinstance(images, (str, Path)):
         folder = Path(images)
         if not folder.is_dir():
@@ -138,13 +199,14 @@ def images_shard(root: Path, shard: str, images: Path | Sequence[Path], source: 
         name = str(path.relative_to(base).with_suffix("")) if base else path.stem
 
         def build(tmp: Path) -> Scene:
-            rgb = _decode_image(path.read_bytes(), tmp, path.name)
+            decoded = _decode(path.read_bytes(), tmp, path.name, max_side=max_image_side, max_pixels=max_pixels)
             sid = _scene_id(shard, name)
-            h, w = rgb.shape[:2]
+            w, h = decoded.size
             return Scene(
                 scene_id=sid, source=source, shard=shard, intrinsics=placeholder_intrinsics(w, h),
-                image_file=_write_image(tmp, shard, sid, rgb),
-                metadata={"original_file": str(path), "intrinsics_source": "placeholder"},
+                image_file=_write_image(tmp, shard, sid, decoded.rgb),
+                metadata={"original_file": str(path), "intrinsics_source": "placeholder",
+                          **_import_metadata(decoded)},
             )
 
         return _Item(str(path), build)
@@ -155,58 +217,100 @@ def images_shard(root: Path, shard: str, images: Path | Sequence[Path], source: 
 # ------------------------------------------------------------------------------------------ COCO / Objects365
 
 
-def _read_coco_json(annotation_file: Path, max_images: int | None) -> tuple[dict[int, str], dict[int, list[dict]], list[dict]]:
+def _read_coco_json(
+    annotation_file: Path, max_images: int | None, orphans: list[tuple[str, str]] | None = None,
+) -> tuple[dict[int, str], dict[int, list[dict]], list[dict]]:
     """The COCO annotation layout that COCO, Objects365 and Omni3D share: (category id -> name, image id ->
-    its annotations, the first `max_images` image entries)."""
+    its annotations, the first `max_images` image entries). An annotation that names no image (not an object, no
+    `image_id`) belongs to no item: it is left out, and listed in `orphans` as (item, reason) when given."""
     data = json.loads(Path(annotation_file).read_text())
     categories = {c["id"]: c["name"] for c in data.get("categories", [])}
     by_image: dict[int, list[dict]] = {}
-    for ann in data.get("annotations", []):
+    for index, ann in enumerate(data.get("annotations", [])):
+        if not isinstance(ann, dict) or ann.get("image_id") is None:
+            if orphans is not None:
+                label = ann.get("id", f"#{index}") if isinstance(ann, dict) else f"#{index}"
+                orphans.append((f"annotation {label}", "DataError: annotation without image_id: belongs to no image"))
+            continue
         by_image.setdefault(ann["image_id"], []).append(ann)
     return categories, by_image, data.get("images", [])[:max_images]
+
+
+def _coco_box(ann: dict) -> tuple[float, float, float, float]:
+    """A COCO `bbox` [x, y, width, height] as four finite floats; DataError for null, short or non-numeric."""
+    bbox = ann.get("bbox")
+    if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
+        raise DataError(f"malformed bbox: {bbox!r} (expected [x, y, width, height])")
+    try:
+        values = tuple(float(v) for v in bbox)
+    except (TypeError, ValueError) as err:
+        raise DataError(f"malformed bbox: {bbox!r} (expected four numbers)") from err
+    if not all(math.isfinite(v) for v in values):
+        raise DataError(f"malformed bbox: {bbox!r} (not finite)")
+    return values  # type: ignore[return-value]
 
 
 def coco_shard(
     root: Path, shard: str, annotation_file: Path, image_dir: Path, source: str = "objects365",
     min_box_area: float = 16.0, max_images: int | None = None,
+    max_image_side: int | None = MAX_IMAGE_SIDE_DEFAULT, max_pixels: int = MAX_PIXELS_DEFAULT,
 ) -> StageReport:
     """Import a COCO-format detection set (COCO, Objects365): images with their 2D boxes and category names.
 
-    Crowd regions, boxes under `min_box_area` pixels and boxes lying outside the image are not objects one can
-    ask about and are left out; an image whose every box is left out is kept (it may still serve L0 questions) but
-    carries no annotations.
+    Crowd regions, boxes under `min_box_area` pixels (measured on the file's own pixels) and boxes lying outside
+    the image are not objects one can ask about and are left out; an image whose every box is left out is kept (it
+    may still serve L0 questions) but carries no annotations. A malformed annotation (null or non-numeric `bbox`,
+    unknown category) is rejected on its own (`<file>/annotation <id>`), its image kept with the others; one
+    without `image_id` is listed as `annotation <id>`. Images larger than `max_image_side` are downscaled with their
+    boxes; the declared width/height is checked against the file's own size, the EXIF orientation applied only
+    when the declared size says the annotations were drawn on the turned image.
     """
-    categories, by_image, images = _read_coco_json(annotation_file, max_images)
+    part_rejections: list[tuple[str, str]] = []  # annotations, not images: filled while the items are built
+    categories, by_image, images = _read_coco_json(annotation_file, max_images, part_rejections)
 
     def item(entry: dict) -> _Item:
         def build(tmp: Path) -> Scene:
+            if not isinstance(entry, dict) or entry.get("id") is None or not entry.get("file_name"):
+                raise DataError(f"malformed image entry: {str(entry)[:200]} (needs id and file_name)")
+            declared = (entry.get("width"), entry.get("height"))
             path = Path(image_dir) / entry["file_name"]
-            rgb = _decode_image(path.read_bytes(), tmp, entry["file_name"])
-            h, w = rgb.shape[:2]
+            decoded = _decode(path.read_bytes(), tmp, entry["file_name"], max_side=max_image_side,
+                              max_pixels=max_pixels, apply_exif=None,
+                              expected_size=declared if None not in declared else None)
+            w, h = decoded.original_size
             if (entry.get("width", w), entry.get("height", h)) != (w, h):
                 raise DataError(f"size mismatch: annotation says {entry['width']}x{entry['height']}, image is {w}x{h}")
+            sid = _scene_id(shard, str(entry["id"]))
+            out_w, out_h = decoded.size
+            scale_x, scale_y = out_w / w, out_h / h
             boxes = []
             for ann in by_image.get(entry["id"], []):
                 if ann.get("iscrowd", 0):
                     continue
-                x, y, bw, bh = (float(v) for v in ann["bbox"])
+                try:
+                    x, y, bw, bh = _coco_box(ann)
+                    if ann.get("category_id") not in categories:
+                        raise DataError(f"unknown category {ann.get('category_id')!r}")
+                except DataError as err:
+                    part_rejections.append((f"{entry['file_name']}/annotation {ann.get('id')}", f"DataError: {err}"))
+                    continue
                 x0, y0, x1, y1 = max(0.0, x), max(0.0, y), min(float(w), x + bw), min(float(h), y + bh)
                 if x1 <= x0 or y1 <= y0 or (x1 - x0) * (y1 - y0) < min_box_area:
                     continue
-                if ann["category_id"] not in categories:
-                    raise DataError(f"annotation {ann.get('id')} has unknown category {ann['category_id']}")
+                box = Box2D(x0=x0 * scale_x, y0=y0 * scale_y, x1=x1 * scale_x, y1=y1 * scale_y)
                 boxes.append(Annotation2D(category=categories[ann["category_id"]], annotation_id=ann.get("id"),
-                                          box2d=Box2D(x0=x0, y0=y0, x1=x1, y1=y1)))
-            sid = _scene_id(shard, str(entry["id"]))
+                                          box2d=box))
             return Scene(
-                scene_id=sid, source=source, shard=shard, intrinsics=placeholder_intrinsics(w, h),
-                image_file=_write_image(tmp, shard, sid, rgb), annotations_2d=boxes,
-                metadata={"original_file": entry["file_name"], "intrinsics_source": "placeholder"},
+                scene_id=sid, source=source, shard=shard, intrinsics=placeholder_intrinsics(out_w, out_h),
+                image_file=_write_image(tmp, shard, sid, decoded.rgb), annotations_2d=boxes,
+                metadata={"original_file": entry["file_name"], "intrinsics_source": "placeholder",
+                          **_import_metadata(decoded)},
             )
 
-        return _Item(str(entry.get("file_name", entry.get("id"))), build)
+        label = entry.get("file_name", entry.get("id")) if isinstance(entry, dict) else entry
+        return _Item(str(label), build)
 
-    return _write_shard(root, shard, source, (item(e) for e in images))
+    return _write_shard(root, shard, source, (item(e) for e in images), extra_rejections=part_rejections)
 
 
 # ------------------------------------------------------------------------------------------ Omni3D

@@ -7,6 +7,7 @@ from assets.geometry import GravityFrame, box2d_from_mask
 from assets.objects import ObjectExtraction, ObjectExtractor, object_clouds_shard
 from assets.point_maps import point_maps_shard
 from assets.records import Box3D, SceneObject
+from assets.stage import ShardFailure
 from assets.storage import atomic_write_bytes, decode_mask_png, encode_depth_png, read_jsonl, read_scenes
 from tests.assets.scene_fixtures import (
     BACK_WALL_Z,
@@ -72,11 +73,12 @@ def test_missing_mask_and_missing_extractor_are_rejections(tmp_path):
     web = living_room("web", "s0", with_files=False)
     run_upstream(tmp_path, [gt, web], estimator=DepthOracle({"web": web[2]}))
     (tmp_path / gt[0].mask_file).unlink()
-    report = object_clouds_shard(tmp_path, "s0")
-    got = reasons(tmp_path)
+    with pytest.raises(ShardFailure, match="all 2 items were rejected") as failure:  # nothing left: the shard fails
+        object_clouds_shard(tmp_path, "s0")
+    got = {r.item: r.reason for r in failure.value.rejections}
     assert got["gt"].startswith("DataError: unreadable mask")
     assert got["web"].startswith("DataError: no object extractor configured")
-    assert report.num_out == 0
+    assert not (tmp_path / "object_clouds/s0").exists()
 
 
 class DepthOracle:
