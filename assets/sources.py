@@ -20,7 +20,6 @@ What each kind carries forward:
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import re
