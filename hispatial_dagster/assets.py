@@ -75,6 +75,13 @@ def source_images(
     shard = context.partition_key
     spec = source_inbox.inbox(data_root.root).read(shard)
     report = _write_source(data_root.root, shard, spec, synthetic)
+    if report.num_out == 0 and report.rejections:
+        first = "; ".join(f"{r.item}: {r.reason}" for r in report.rejections[:5])
+        raise dg.Failure(
+            description=f"shard {shard}: all {report.num_in} items were rejected, no scene to go on with "
+            f"(every reason is in {report.output_dir / 'rejected.jsonl'}); first reasons: {first}",
+            metadata={"num_rejected": len(report.rejections), "rejected_file": str(report.output_dir / "rejected.jsonl")},
+        )
     return stage_result(report, data_root.root, extra={"source_kind": spec.kind, "spec": spec.model_dump()})
 
 
@@ -100,7 +107,9 @@ def _write_source(root: Path, shard: str, spec: ShardSpec, synthetic: SyntheticS
     if spec.kind == "images":
         return sources.images_shard(root, shard, location, **options)
     if spec.kind in ("coco", "objects365", "omni3d"):
-        writer = sources.omni3d_shard if spec.kind == "omni3d" else sources.coco_shard
+        from assets.omni3d import omni3d_shard
+
+        writer = omni3d_shard if spec.kind == "omni3d" else sources.coco_shard
         annotation_file = location / options.pop("annotation_file")
         return writer(root, shard, annotation_file=annotation_file, image_dir=location, **options)
     return sources.hispatial_shard(root, shard, sorted(location.glob("*.tar")), **options)

@@ -110,8 +110,10 @@ class QAContext:
     """Everything a generator reads for one scene.
 
     `frame` is None when the scene has no gravity or the camera looks (almost) straight up/down: gravity-dependent
-    questions must then be skipped. `objects` holds only objects whose boxes are usable (finite, in front of the
-    camera, not degenerate); `skips` collects human-readable reasons for what was left out.
+    questions must then be skipped. `known` holds every object whose box is usable (finite, in front of the
+    camera, not degenerate): counts are taken over it. `objects` is its askable part, the objects a question may
+    be about (a labelled object with no pixel in the image, `SceneObject.askable` False, is known only); `skips`
+    collects human-readable reasons for what was left out.
     """
 
     scene: Scene
@@ -122,6 +124,7 @@ class QAContext:
     valid: np.ndarray | None = None  # (H, W) bool
     shard: str = ""
     objects: list[SceneObject] = field(default_factory=list)
+    known: list[SceneObject] = field(default_factory=list)
     skips: list[str] = field(default_factory=list)
     fast: FastRandom = field(default_factory=FastRandom)  # scalar draws in the hot loop (seeded from rng)
     _geom: dict[int, ObjectGeom] = field(default_factory=dict, repr=False)
@@ -155,8 +158,13 @@ class QAContext:
             reason = ctx._unusable(obj)
             if reason:
                 skips.append(f"object {obj.instance_id} ({obj.category}): {reason}")
-            else:
+                continue
+            ctx.known.append(obj)
+            if obj.askable:
                 ctx.objects.append(obj)
+            else:
+                why = obj.attributes.get("not_askable", "")
+                skips.append(f"object {obj.instance_id} ({obj.category}): known, not askable ({why})")
         ctx._assign_colors()
         return ctx
 

@@ -549,9 +549,10 @@ class _L3:
     # ------------------------------------------------------------------------------------- spatial counting
 
     def counting_candidates(self) -> list[tuple[SceneObject, int, str]]:
-        """(anchor, relation index, category) triples, categories with several instances first."""
+        """(anchor, relation index, category) triples, categories with several instances first. Categories and
+        their counts are over every known object (`QAContext.known`), askable or not: the labels' count."""
         by_category: dict[str, list[SceneObject]] = {}
-        for obj in self.ctx.objects:
+        for obj in self.ctx.known:
             by_category.setdefault(obj.category, []).append(obj)
         triples = [
             (anchor, r, category)
@@ -572,7 +573,7 @@ class _L3:
         axis, sign, _, _ = COUNT_RELATIONS[relation]
         extents = self.ctx.geom(anchor).extents[axis]
         members = [
-            o for o in self.ctx.objects if o.category == category and o.instance_id != anchor.instance_id
+            o for o in self.ctx.known if o.category == category and o.instance_id != anchor.instance_id
         ]
         count = 0
         for obj in members:

@@ -41,7 +41,7 @@ def test_ground_truth_objects_pass_with_pixel_counts(tmp_path):
     assert report.preview[0]["objects_out"] == 5 and not report.rejections
 
 
-def test_hidden_and_depthless_objects_are_dropped_one_by_one(tmp_path):
+def test_hidden_and_depthless_labelled_objects_stay_known_but_not_askable(tmp_path):
     specs = [
         BoxSpec("cabinet", (0.0, FLOOR_Y - 0.6, 3.0), (1.0, 1.2, 0.5)),
         BoxSpec("box", (0.0, FLOOR_Y - 0.2, 4.0), (0.3, 0.3, 0.3)),  # fully behind the cabinet
@@ -56,15 +56,14 @@ def test_hidden_and_depthless_objects_are_dropped_one_by_one(tmp_path):
     atomic_write_bytes(tmp_path / scene.depth_file, encode_depth_png(holed))
     report = object_clouds_shard(tmp_path, "s0")
     got = reasons(tmp_path)
-    assert got["room/2"] == "DataError: empty mask: box has no pixel in the instance mask"
-    assert got["room/3"] == "DataError: no valid 3D points: lamp mask has no valid depth"
-    assert got["outside"] == "DataError: no objects: none of the 1 objects has a usable mask"
-    assert got["outside/1"].startswith("DataError: empty mask")
+    assert got == {"outside": "DataError: no objects: none of the 1 objects has a usable mask"}
     (kept,) = read_scenes(tmp_path / "object_clouds/s0/scenes.jsonl")
-    assert [o.category for o in kept.objects] == ["cabinet"]
-    assert (kept.metadata["objects_in"], kept.metadata["objects_out"]) == (3, 1)
+    assert [(o.category, o.askable) for o in kept.objects] == [("cabinet", True), ("box", False), ("lamp", False)]
+    assert kept.objects[1].attributes["not_askable"] == "empty mask: box has no pixel in the instance mask"
+    assert kept.objects[2].attributes["not_askable"] == "no valid 3D points: lamp mask has no valid depth"
+    assert (kept.metadata["objects_in"], kept.metadata["objects_out"], kept.metadata["objects_askable"]) == (3, 3, 1)
     assert report.num_out == 1
-    assert (report.metadata["objects_in"], report.metadata["objects_out"]) == (3, 1)  # over kept scenes
+    assert (report.metadata["objects_in"], report.metadata["objects_out"]) == (3, 3)  # over kept scenes
 
 
 def test_missing_mask_and_missing_extractor_are_rejections(tmp_path):
