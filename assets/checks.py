@@ -79,7 +79,7 @@ def reference_problems(scene: Scene) -> dict[str, list[str]]:
     for obj, text in zip(scene.objects, texts, strict=True):
         item = f"{scene.scene_id}/{obj.instance_id}"
         if not text:
-            if obj.reference_kind != "unreferenced":
+            if obj.reference_kind not in ("unreferenced", "not_askable"):
                 problems["missing"].append(item)
             continue
         if counts[text] > 1:

@@ -239,6 +239,7 @@ class DrawBox(_Record):
     instance_id: int
     color: str
     box2d: Box2D
+    label: str = Field(default="", description="Text drawn on a tag at the box (a numbered mark), or none.")
 
 
 class QAPair(_Record):

@@ -12,6 +12,12 @@ For each object we try, simplest first, and keep the first kind that is unambigu
 4. ``size``: extremal volume, height or width -> "the largest box", "the tallest lamp", "the widest sofa".
 5. ``box_fallback``: "the chair (highlighted by the red box)", a distinct colour per fallback object of the scene;
    the colour is also stored in `attributes["box_color"]` so the QA engine draws the same box.
+6. ``box_mark``: past the 13 colours (crowded street scenes), "the car (marked 3)": the box is drawn with the
+   number on a tag (`attributes["box_mark"]`), so references never run out.
+
+Objects that are known but not askable (`SceneObject.askable` False: labelled, no pixel in view) take part in
+every uniqueness and ranking decision (they are real instances of their category) but are never given a
+fallback colour or mark themselves (kind ``not_askable``): no question names them.
 
 Unambiguous with a margin: a positional reference is used only when the object is separated from *every* other
 instance of its category along the compared axis, i.e. their centers differ by more than `min_gap_m` (0.15 m; for
@@ -64,7 +70,7 @@ BOX_COLORS: dict[str, tuple[int, int, int]] = {
     "black": (0, 0, 0),
 }
 
-KIND_ORDER = ("written", "category", "linear_order", "positional", "size", "box_fallback")
+KIND_ORDER = ("written", "category", "linear_order", "positional", "size", "box_fallback", "box_mark")
 
 
 @dataclass(frozen=True)
@@ -306,18 +312,23 @@ def assign_references(
                 del chosen[instance_id]
 
     colors = iter(BOX_COLORS)
+    marks = iter(range(1, 1_000_000))
     objects = []
     for obj in scene.objects:
-        attributes = {k: v for k, v in obj.attributes.items() if k != "box_color"}
+        attributes = {k: v for k, v in obj.attributes.items() if k not in ("box_color", "box_mark")}
         if obj.instance_id in chosen:
             text, kind = chosen[obj.instance_id]
+        elif not obj.askable:
+            text, kind = None, "not_askable"
         else:
             color = next(colors, None)
-            if color is None:  # more fallback objects than distinguishable colours: leave unreferenced
-                text, kind = None, "unreferenced"
-            else:
+            if color is not None:
                 text, kind = f"the {obj.category} (highlighted by the {color} box)", "box_fallback"
                 attributes["box_color"] = color
+            else:  # more fallback objects than distinguishable colours: a numbered mark
+                mark = str(next(marks))
+                text, kind = f"the {obj.category} (marked {mark})", "box_mark"
+                attributes["box_mark"] = mark
         objects.append(obj.model_copy(update={"reference": text, "reference_kind": kind, "attributes": attributes}))
     return scene.model_copy(update={"objects": objects})
 
@@ -326,6 +337,7 @@ def assign_references(
 _ORD = "|".join(ORDINALS)
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("fallback", re.compile(r"^the (?P<cat>.+) \(highlighted by the (?P<color>[a-z]+) box\)$")),
+    ("mark", re.compile(r"^the (?P<cat>.+) \(marked (?P<mark>\d+)\)$")),
     ("from", re.compile(rf"^the (?P<ord>{_ORD}) (?P<cat>.+) from the (?P<end>left|right|front|back|top|bottom)$")),
     ("closest", re.compile(rf"^the (?:(?P<ord>{_ORD}) )?closest (?P<cat>.+) to the camera$")),
     ("farthest", re.compile(rf"^the (?:(?P<ord>{_ORD}) )?farthest (?P<cat>.+) from the camera$")),
@@ -408,8 +420,9 @@ def _resolve(scene: Scene, text: str) -> tuple[bool, int | None]:
         if match is None or match.group("cat") not in categories:
             continue
         group = [o for o in scene.objects if o.category.lower() == match.group("cat")]
-        if name == "fallback":
-            hits = [o.instance_id for o in group if o.attributes.get("box_color") == match.group("color")]
+        if name in ("fallback", "mark"):
+            key, value = ("box_color", match.group("color")) if name == "fallback" else ("box_mark", match.group("mark"))
+            hits = [o.instance_id for o in group if o.attributes.get(key) == value]
             return True, hits[0] if len(hits) == 1 else None
         if name == "category":
             return True, group[0].instance_id if len(group) == 1 else None
@@ -427,7 +440,7 @@ def references_shard(
     """Build `object_references/<shard>/` from `object_clouds/<shard>`: every object gains `reference` and
     `reference_kind`; metadata counts references by kind."""
     config = config or ReferenceConfig()
-    kind_counts: dict[str, object] = {f"references_{kind}": 0 for kind in (*KIND_ORDER, "unreferenced")}
+    kind_counts: dict[str, object] = {f"references_{kind}": 0 for kind in (*KIND_ORDER, "not_askable")}
 
     def one(scene: Scene, report: StageReport, tmp: Path) -> Scene:
         written = writer.write(scene, load_scene_rgb(root, scene)) if writer is not None else None

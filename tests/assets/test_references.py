@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from assets.checks import reference_problems
 from assets.filtering import filter_shard
 from assets.geometry import GravityFrame
 from assets.objects import object_clouds_shard
@@ -175,14 +176,33 @@ def test_no_gravity_frame_allows_only_distance_and_size():
     assert resolve_reference(scene, "the leftmost chair") is None
 
 
-def test_fallback_colours_run_out_gracefully():
+def test_past_the_palette_objects_get_numbered_marks():
     many = [("box", (0.01 * i, 0.8, 2.0), (0.4, 0.4, 0.4)) for i in range(len(BOX_COLORS) + 2)]
     scene = assign_references(make_scene(many))
     kinds = [o.reference_kind for o in scene.objects]
-    assert kinds.count("box_fallback") == len(BOX_COLORS)
-    assert kinds.count("unreferenced") == 2
+    assert kinds.count("box_fallback") == len(BOX_COLORS) and kinds.count("box_mark") == 2
     colours = [o.attributes["box_color"] for o in scene.objects if o.reference_kind == "box_fallback"]
     assert len(set(colours)) == len(colours)
+    marked = [o for o in scene.objects if o.reference_kind == "box_mark"]
+    assert [o.reference for o in marked] == ["the box (marked 1)", "the box (marked 2)"]
+    assert [resolve_reference(scene, o.reference) for o in marked] == [o.instance_id for o in marked]
+    assert not any(reference_problems(scene).values())
+
+
+def test_known_but_not_askable_objects_count_for_uniqueness_and_get_no_fallback():
+    objects = [("cone", (-1.0, 0.8, 4.0), (0.3, 0.5, 0.3)), ("cone", (1.0, 0.8, 4.0), (0.3, 0.5, 0.3)),
+               ("sign", (3.0, 0.0, 4.0), (0.6, 0.6, 0.1)), ("sign", (-3.0, 0.0, 4.0), (0.6, 0.6, 0.1))]
+    scene = make_scene(objects, gravity=gravity_for_pitch(5))
+    scene.objects[1].askable = False  # labelled, not in view
+    scene.objects[3].askable = False
+    scene.objects[2].box3d.center_cam = (3.0, 0.0, 4.0)
+    scene.objects[3].box3d.center_cam = (3.05, 0.0, 4.05)  # overlapping the askable sign: no geometric reference
+    scene = assign_references(scene)
+    cone, _, sign, hidden_sign = scene.objects
+    assert cone.reference == "the leftmost cone"  # never "the cone": a second cone is labelled
+    assert sign.reference_kind == "box_fallback" and hidden_sign.reference_kind == "not_askable"
+    assert hidden_sign.reference is None and "box_color" not in hidden_sign.attributes
+    assert not any(reference_problems(scene).values())
 
 
 def test_random_scenes_every_reference_unique_and_resolving():
