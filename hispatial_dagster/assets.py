@@ -85,7 +85,7 @@ def source_images(
     return stage_result(report, data_root.root, extra={"source_kind": spec.kind, "spec": spec.model_dump()})
 
 
-SOURCE_KINDS = ("synthetic", "images", "coco", "objects365", "omni3d", "hispatial")
+SOURCE_KINDS = ("synthetic", "images", "coco", "objects365", "omni3d", "ca1m", "hispatial")
 
 
 def _write_source(root: Path, shard: str, spec: ShardSpec, synthetic: SyntheticSource) -> StageReport:
@@ -112,6 +112,10 @@ def _write_source(root: Path, shard: str, spec: ShardSpec, synthetic: SyntheticS
         writer = omni3d_shard if spec.kind == "omni3d" else sources.coco_shard
         annotation_file = location / options.pop("annotation_file")
         return writer(root, shard, annotation_file=annotation_file, image_dir=location, **options)
+    if spec.kind == "ca1m":
+        from assets.ca1m import ca1m_shard
+
+        return ca1m_shard(root, shard, sorted(location.glob("*.tar")), **options)
     return sources.hispatial_shard(root, shard, sorted(location.glob("*.tar")), **options)
 
 
