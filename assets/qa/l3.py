@@ -372,11 +372,15 @@ class _L3:
     def __init__(self, ctx: QAContext) -> None:
         assert ctx.frame is not None
         self.ctx = ctx
-        self.prints = {}
-        for o in ctx.objects:
+        # every known object occupies space (a labelled car out of view still blocks a gap); only askable ones
+        # are asked about
+        self.known_prints = {}
+        for o in ctx.known or ctx.objects:
             geom = ctx.geom(o)
             corners = geom.corners if geom.corners is not None else box_corners_grav(o.box3d, ctx.frame)
-            self.prints[o.instance_id] = Footprint(o, geom.center_grav, corners)
+            self.known_prints[o.instance_id] = Footprint(o, geom.center_grav, corners)
+        askable = {o.instance_id for o in ctx.objects}
+        self.prints = {i: fp for i, fp in self.known_prints.items() if i in askable}
         self._used: dict[str, set[tuple[int, int]]] = {}  # pairs already asked about, per problem subtask
         # Deterministic geometry, memoised: the perspective sampler revisits the same (observer, facing, target)
         # combinations many times in MAX_ATTEMPTS draws.
@@ -674,7 +678,7 @@ class _L3:
         )
         return [
             fp
-            for fp in self.prints.values()
+            for fp in self.known_prints.values()
             if fp is not left
             and fp is not right
             and _overlap(self._ext(fp, "right"), (lo, hi))

@@ -18,6 +18,7 @@ from assets.omni3d import (
     triage_annotation,
 )
 from assets.records import Intrinsics
+from assets.stage import DataError
 from assets.storage import decode_depth_png, encode_jpeg, read_jsonl, read_scenes
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "omni3d"
@@ -154,3 +155,35 @@ def test_rejected_annotations_get_their_own_line(tmp_path):
     assert report.num_out == 1 and [r.item for r in report.rejections] == ["k-8/8002"]
     scene = read_scenes(tmp_path / "data/source_images/k/scenes.jsonl")[0]
     assert len(scene.objects) == 5 and scene.depth_file is None
+
+
+def test_depth_encodings_sunrgbd_shift_millimetres_npy_and_ray_distance(tmp_path):
+    from assets.omni3d import depth_on_image_grid, read_depth_file
+
+    mm = np.array([[1234, 0], [4000, 65000 >> 3]], dtype=np.uint32)
+    stored = (((mm << 3) | (mm >> 13)) & 0xFFFF).astype(np.uint16)  # the SUN RGB-D toolbox's rotation, inverted
+    Image.fromarray(stored).save(tmp_path / "d.png")
+    depth = read_depth_file(tmp_path / "d.png", DepthSpec(encoding="sunrgbd", scale=0.001))
+    assert depth[0, 0] == pytest.approx(1.234) and np.isnan(depth[0, 1]) and depth[1, 0] == pytest.approx(4.0)
+    Image.fromarray(mm.astype(np.uint16)).save(tmp_path / "a.png")
+    assert read_depth_file(tmp_path / "a.png", DepthSpec())[1, 0] == pytest.approx(4.0)  # ARKitScenes / CA-1M mm
+    np.save(tmp_path / "r.npy", np.full((4, 6), 2.0))
+    ray = read_depth_file(tmp_path / "r.npy", DepthSpec(encoding="npy", scale=1.0, kind="ray"))
+    K = Intrinsics(fx=3.0, fy=3.0, cx=3.0, cy=2.0, width=6, height=4)
+    z = depth_on_image_grid(ray, np.array([[3.0, 0, 3.0], [0, 3.0, 2.0], [0, 0, 1]]), K, kind="ray")
+    x, y = (0.5 - 3.0) / 3.0, (0.5 - 2.0) / 3.0  # pixel (0, 0)'s center
+    assert z[0, 0] == pytest.approx(2.0 / np.sqrt(x * x + y * y + 1))  # Hypersim distance -> planar depth
+    with pytest.raises(ValueError, match="encoding"):
+        DepthSpec(encoding="exr")
+    with pytest.raises(DataError, match="missing depth"):
+        read_depth_file(tmp_path / "none.png", DepthSpec())
+
+
+def test_depth_resampled_from_another_resolution_by_nearest_pixel():
+    from assets.omni3d import depth_on_image_grid, scaled_K
+
+    K = Intrinsics(fx=100.0, fy=100.0, cx=64.0, cy=48.0, width=128, height=96)
+    small = np.arange(64 * 48, dtype=np.float64).reshape(48, 64) + 1
+    grid = depth_on_image_grid(small, scaled_K(K, 64, 48), K)
+    assert grid.shape == (96, 128)
+    assert np.array_equal(grid[::2, ::2], small) and np.array_equal(grid[1::2, 1::2], small)
