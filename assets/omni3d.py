@@ -11,7 +11,9 @@ The format is facebookresearch/omni3d DATA.md, read the way Cube R-CNN reads it 
 - **-1 means "unavailable"**, for scalars (visibility, truncation, segmentation_pts, lidar_pts, depth_error) and
   for 2D boxes ([-1, -1, -1, -1]). An unavailable value is never read as a number.
 - Per annotation (`triage_annotation`): `valid3D` false or non-positive dimensions mean there is no 3D box to ask
-  about, so the annotation becomes a line in rejected.jsonl. Every other annotation becomes an object. Cube
+  about, so the annotation becomes a line in rejected.jsonl; when it has a 2D box in view it is also kept in
+  `Scene.annotations_2d` (a labelled instance without 3D: references never call another instance of its category
+  "the <category>" or rank it, and no count of that category is asked). Every other annotation becomes an object. Cube
   R-CNN's other ignore rules (behind_camera, truncation >= 0.99, visibility <= 0.01, lidar_pts == 0,
   segmentation_pts == 0, depth_error > 0.5, a 2D box taller than 1.5 image heights) mark it `askable=False`: it
   still counts (counts, the uniqueness of references, "the second car from the left") but no question is asked
@@ -46,7 +48,7 @@ import numpy as np
 from PIL import Image
 
 from assets.geometry import GravityFrame
-from assets.records import Box2D, Box3D, Intrinsics, Scene, SceneObject
+from assets.records import Annotation2D, Box2D, Box3D, Intrinsics, Scene, SceneObject
 from assets.sources import STAGE, _decode_image, _Item, _read_coco_json, _scene_id, _write_image, _write_shard
 from assets.stage import DataError, StageReport
 from assets.storage import encode_depth_png
@@ -159,15 +161,28 @@ class Triage:
     `not_askable` says why not."""
 
     reject: str | None = None
-    box2d: Box2D | None = None
+    box2d: Box2D | None = None  # also set on a rejected annotation whose 2D box is in view
     not_askable: str | None = None
     visible_fraction: float = 1.0
+
+
+def _labelled_box2d(ann: dict, intrinsics: Intrinsics, behind: bool) -> Box2D | None:
+    """The first available of bbox2D_tight, _trunc, _proj (not when a corner is behind the camera: that projection
+    is meaningless), clipped to the image; None when none is available and in view."""
+    for key in ("bbox2D_tight", "bbox2D_trunc", "bbox2D_proj"):
+        if key == "bbox2D_proj" and behind:
+            continue
+        if not is_unavailable(ann.get(key)):
+            box2d = clip_box2d(ann[key], intrinsics.width, intrinsics.height)
+            if box2d is not None:
+                return box2d
+    return None
 
 
 def triage_annotation(ann: dict, intrinsics: Intrinsics, rules: Omni3DFilter = Omni3DFilter()) -> Triage:
     """Read one Omni3D annotation per the published convention (see the module docstring)."""
     if not bool(ann.get("valid3D", True)):
-        return Triage(reject="no reliable 3D box: valid3D is false")
+        return Triage(reject="no reliable 3D box: valid3D is false", box2d=_labelled_box2d(ann, intrinsics, False))
     dims = [float(v) for v in ann["dimensions"]]
     center = [float(v) for v in ann["center_cam"]]
     if len(dims) != 3 or not all(math.isfinite(v) and v > 0 for v in dims):
@@ -176,14 +191,7 @@ def triage_annotation(ann: dict, intrinsics: Intrinsics, rules: Omni3DFilter = O
         return Triage(reject=f"no 3D box: center_cam {ann['center_cam']}")
     behind = bool(ann.get("behind_camera", False))
     corners = cuboid_corners(center, dims, np.asarray(ann["R_cam"], dtype=np.float64))
-    box2d = None
-    for key in ("bbox2D_tight", "bbox2D_trunc", "bbox2D_proj"):
-        if key == "bbox2D_proj" and behind:
-            continue  # a projection through a corner behind the camera is meaningless
-        if not is_unavailable(ann.get(key)):
-            box2d = clip_box2d(ann[key], intrinsics.width, intrinsics.height)
-            if box2d is not None:
-                break
+    box2d = _labelled_box2d(ann, intrinsics, behind)
     if box2d is None:
         box2d = visible_box2d(corners, intrinsics)
     if box2d is None:
@@ -345,8 +353,14 @@ def omni3d_shard(
             if not kept:
                 reasons = "; ".join(sorted({v.reject for _, v in rejected if v.reject})) or "no annotations"
                 raise DataError(f"no usable 3D box in {rel}: {reasons}")
+            without_3d = []
             for ann, verdict in rejected:
-                report.reject(f"{sid}/{ann.get('id')}", f"DataError: {verdict.reject}")
+                note = ""
+                if verdict.box2d is not None:
+                    category = ann.get("category_name") or categories[ann["category_id"]]
+                    without_3d.append(Annotation2D(category=category, box2d=verdict.box2d, annotation_id=ann.get("id")))
+                    note = " (kept as a 2D annotation: references and counts account for it)"
+                report.reject(f"{sid}/{ann.get('id')}", f"DataError: {verdict.reject}{note}")
             gravity = omni3d_gravity([a["R_cam"] for a, _ in kept])
             frame = GravityFrame.from_gravity(gravity)
             objects = []
@@ -371,6 +385,7 @@ def omni3d_shard(
             return Scene(
                 scene_id=sid, source=source, shard=shard, intrinsics=intrinsics,
                 gravity_cam=tuple(float(c) for c in gravity), objects=objects, has_ground_truth_3d=True,
+                annotations_2d=without_3d,
                 image_file=_write_image(tmp, shard, sid, rgb), depth_file=depth_file, metadata=metadata,
             )
 

@@ -15,7 +15,8 @@ For each object we try, simplest first, and keep the first kind that is unambigu
 6. ``box_mark``: past the 13 colours (crowded street scenes), "the car (marked 3)": the box is drawn with the
    number on a tag (`attributes["box_mark"]`), so references never run out.
 
-Objects that are known but not askable (`SceneObject.askable` False: labelled, no pixel in view) take part in
+A category with a labelled instance that has no 3D box (`unplaced_categories`) gets only box fallbacks. Objects
+that are known but not askable (`SceneObject.askable` False: labelled, no pixel in view) take part in
 every uniqueness and ranking decision (they are real instances of their category) but are never given a
 fallback colour or mark themselves (kind ``not_askable``): no question names them.
 
@@ -256,6 +257,8 @@ def geometric_reference(
 ) -> tuple[str, str] | None:
     """(reference, kind) for one object from geometry alone, or None when only the box fallback is left."""
     config = config or ReferenceConfig()
+    if unplaced_categories(scene) & {obj.category}:
+        return None  # another labelled instance has no 3D box: no phrase about this category can be verified
     group = [o for o in scene.objects if o.category == obj.category]
     if len(group) == 1:
         return f"the {obj.category}", "category"
@@ -270,6 +273,12 @@ def geometric_reference(
         if text is not None:
             return text, kind
     return None
+
+
+def unplaced_categories(scene: Scene) -> set[str]:
+    """Categories with a labelled instance that has no 3D box: a ground-truth scene's `annotations_2d` (e.g. an
+    Omni3D annotation with valid3D false). In other scenes annotations_2d are the boxes the objects came from."""
+    return {a.category for a in scene.annotations_2d} if scene.has_ground_truth_3d else set()
 
 
 def _normalise(text: str) -> str:

@@ -47,6 +47,7 @@ from assets.qa.formats import (
     templates,
 )
 from assets.records import DrawBox, QAPair, Scene, SceneObject, Task
+from assets.references import unplaced_categories
 
 if TYPE_CHECKING:
     from assets.llm import LLMClient
@@ -555,8 +556,11 @@ class _L3:
     def counting_candidates(self) -> list[tuple[SceneObject, int, str]]:
         """(anchor, relation index, category) triples, categories with several instances first. Categories and
         their counts are over every known object (`QAContext.known`), askable or not: the labels' count."""
+        unplaced = unplaced_categories(self.ctx.scene)  # a category with an instance not in 3D: no count
         by_category: dict[str, list[SceneObject]] = {}
         for obj in self.ctx.known:
+            if obj.category in unplaced:
+                continue
             by_category.setdefault(obj.category, []).append(obj)
         triples = [
             (anchor, r, category)

@@ -153,8 +153,12 @@ def test_rejected_annotations_get_their_own_line(tmp_path):
         (tmp_path / name).write_bytes((KITTI / name).read_bytes())
     report = omni3d_shard(tmp_path / "data", "k", tmp_path / "omni.json", tmp_path)
     assert report.num_out == 1 and [r.item for r in report.rejections] == ["k-8/8002"]
+    assert "valid3D is false (kept as a 2D annotation" in report.rejections[0].reason
     scene = read_scenes(tmp_path / "data/source_images/k/scenes.jsonl")[0]
     assert len(scene.objects) == 5 and scene.depth_file is None
+    (kept_2d,) = scene.annotations_2d  # the car is still a labelled instance: references and counts see it
+    assert kept_2d.category == "car" and kept_2d.annotation_id == 8002
+    assert kept_2d.box2d.as_list() == labels["annotations"][2]["bbox2D_tight"][:2] + [1241.0, 374.0]
 
 
 def test_depth_encodings_sunrgbd_shift_millimetres_npy_and_ray_distance(tmp_path):

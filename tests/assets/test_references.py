@@ -296,3 +296,15 @@ def test_references_shard_end_to_end(object_clouds_root):
     manifest = json.loads((object_clouds_root / "object_references/s0/_manifest.json").read_text())
     assert manifest["num_out"] == 2 and manifest["metadata"]["references_linear_order"] == 3
     assert report.preview[0]["scene_id"] == "room-0"
+
+
+def test_a_category_with_an_instance_outside_3d_gets_only_box_fallbacks():
+    from assets.records import Annotation2D
+
+    scene = make_scene([("cone", (-1.0, 0.8, 4.0), (0.3, 0.5, 0.3)), ("sign", (1.0, 0.0, 4.0), (0.6, 0.6, 0.1))])
+    scene.annotations_2d = [Annotation2D(category="cone", box2d=Box2D(x0=1, y0=1, x1=5, y1=9), annotation_id=7)]
+    scene = assign_references(scene)
+    cone, sign = scene.objects
+    assert cone.reference_kind == "box_fallback" and sign.reference == "the sign"  # never "the cone"
+    scene.has_ground_truth_3d = False  # COCO-style scenes: annotations_2d are the objects' own source boxes
+    assert assign_references(scene).objects[0].reference == "the cone"
