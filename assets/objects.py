@@ -2,10 +2,11 @@
 
 Ground-truth scenes already list their objects with 3D boxes. Their instance mask is the source's own (synthetic,
 official shards) or, for sources that label boxes only (Omni3D, CA-1M), made here (`ground_truth_masks`):
-- dense depth (sensor, or MoGe-2's for the known camera): a pixel belongs to the object whose 3D box (grown by
-  `BOX_TOLERANCE_M`) holds its 3D point, the smallest such box when several do, within the object's 2D box;
-- sparse depth (lidar) with a segmenter configured: SAM-2 prompted with each object's 2D box, nearer objects
-  painted over farther ones; without a segmenter, the measured pixels inside each box (as above).
+- dense sensor depth: a pixel belongs to the object whose 3D box (grown by `BOX_TOLERANCE_M`) holds its 3D
+  point, the smallest such box when several do, within the object's 2D box;
+- sparse sensor depth (lidar) or estimated depth (MoGe-2's scale need not match the labelled boxes) with a
+  segmenter configured: SAM-2 prompted with each object's 2D box, nearer objects painted over farther ones;
+  without a segmenter, the depth inside each box as above (for lidar: the returns inside it).
 Every labelled object stays in the scene: one with no pixel (fully occluded, or its mask came out empty) is kept
 as known but not askable (`askable=False`, `attributes["not_askable"]`), so counts and references still see it;
 `num_pixels` is set from the mask. A scene with no askable object is rejected. Other scenes go to an
@@ -134,7 +135,8 @@ def ground_truth_masks(
     if len(scene.objects) > 255:
         raise DataError(f"{len(scene.objects)} objects do not fit an 8-bit instance mask")
     sparse = scene.metadata.get("depth_density") == "sparse"
-    if sparse and segmenter is not None and rgb is not None:
+    estimated = scene.metadata.get("point_map_source") == "estimated"
+    if (sparse or estimated) and segmenter is not None and rgb is not None:
         return _segmented_masks(scene, rgb, segmenter), "sam2_box_prompt"
     if scene.gravity_cam is None:
         raise DataError("no gravity: labelled boxes cannot be placed without the scene's gravity")

@@ -375,6 +375,9 @@ def omni3d_shard(
                                            askable=verdict.not_askable is None, attributes=attributes))
             metadata: dict = {"original_file": rel, "intrinsics_source": "ground_truth",
                               "dataset": str(entry.get("dataset_id", source))}
+            for key in ("src_flagged", "src_90_rotate"):  # Omni3D's own notes: sky direction doubtful / rotated
+                if key in entry and not is_unavailable(entry[key]):
+                    metadata[key] = entry[key] if isinstance(entry[key], bool) else int(entry[key])
             depth_file = None
             if depth_spec is not None:
                 raw = read_depth_file(depth_spec.path_for(Path(image_dir), entry), depth_spec)

@@ -143,7 +143,7 @@ def test_extractor_path_stores_mask_and_gravity(tmp_path):
     assert scene.metadata["object_source"] == "extracted" and report.num_out == 1
 
 
-def _labelled_scene(sparse: bool = False):
+def _labelled_scene(metadata: dict | None = None):
     from assets.records import Box2D, Intrinsics, Scene
 
     intr = Intrinsics(fx=50.0, fy=50.0, cx=20.0, cy=15.0, width=40, height=30)
@@ -155,7 +155,7 @@ def _labelled_scene(sparse: bool = False):
                          box3d=Box3D(center_cam=(-2.0, 0.5, 6.0), width=0.2, height=0.2, length=0.2, yaw=0.0))
     return Scene(scene_id="s", source="omni3d", shard="x", intrinsics=intr, gravity_cam=LEVEL_GRAVITY,
                  objects=[table, cup, hidden], has_ground_truth_3d=True, image_file="i.jpg",
-                 metadata={"depth_density": "sparse"} if sparse else {})
+                 metadata=metadata or {})
 
 
 def test_labelled_boxes_get_masks_from_the_depth_inside_them_smallest_box_first():
@@ -174,7 +174,8 @@ def test_labelled_boxes_get_masks_from_the_depth_inside_them_smallest_box_first(
     assert mask[25, 35] == 0 and (mask == 3).sum() == 0  # a point in no box; the hidden cup gets no pixel
 
 
-def test_sparse_depth_with_a_segmenter_prompts_it_with_the_2d_boxes_nearer_on_top():
+@pytest.mark.parametrize("metadata", [{"depth_density": "sparse"}, {"point_map_source": "estimated"}])
+def test_lidar_or_estimated_depth_with_a_segmenter_prompts_it_with_the_2d_boxes_nearer_on_top(metadata):
     from assets.objects import ground_truth_masks
 
     class BoxFiller:  # stands in for SAM-2 (the real one is tested in tests/assets/wild): a box's mask is the box
@@ -186,7 +187,7 @@ def test_sparse_depth_with_a_segmenter_prompts_it_with_the_2d_boxes_nearer_on_to
                 masks.append(m)
             return masks, [1.0] * len(boxes)
 
-    scene = _labelled_scene(sparse=True)
+    scene = _labelled_scene(metadata)
     rgb = np.zeros((30, 40, 3), np.uint8)
     mask, source = ground_truth_masks(scene, np.full((30, 40, 3), np.nan), np.zeros((30, 40), bool), rgb, BoxFiller())
     assert source == "sam2_box_prompt"
