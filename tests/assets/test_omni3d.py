@@ -191,3 +191,19 @@ def test_depth_resampled_from_another_resolution_by_nearest_pixel():
     grid = depth_on_image_grid(small, scaled_K(K, 64, 48), K)
     assert grid.shape == (96, 128)
     assert np.array_equal(grid[::2, ::2], small) and np.array_equal(grid[1::2, 1::2], small)
+
+
+def test_point_maps_pass_sensor_depth_through_and_never_ask_the_estimator(tmp_path):
+    from assets.filtering import filter_shard
+    from assets.point_maps import point_maps_shard
+
+    class Refuses:  # an estimator that must not be consulted for a scene with sensor depth
+        def estimate(self, rgb, known=None):
+            raise AssertionError("MoGe-2 was asked for a scene that has sensor depth")
+
+    _kitti_shard(tmp_path)
+    filter_shard(tmp_path / "data", "kitti-000")
+    report = point_maps_shard(tmp_path / "data", "kitti-000", estimator=Refuses())
+    assert report.num_out == 1 and report.metadata["point_maps_ground_truth"] == 1
+    (scene,) = read_scenes(tmp_path / "data/point_maps/kitti-000/scenes.jsonl")
+    assert scene.metadata["point_map_source"] == "ground_truth" and scene.depth_file.startswith("source_images/")
