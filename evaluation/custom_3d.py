@@ -19,6 +19,9 @@ Only askable objects (`SceneObject.askable`) are asked about; every labelled obj
 Objects named by a numbered mark (crowded scenes, past the colour palette) are skipped: the evaluation
 predictors draw coloured boxes but not numbers yet. The items use `evaluation.custom`'s categories, rules
 (`evaluation.benchmarks._custom_rules`) and aggregate, so scoring and reports are shared.
+
+As a registered benchmark (`--benchmark custom_3d`): `EvalConfig.data["custom_3d"]` names the test split's
+`<root>/object_references/<shard>` directory (`load`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from assets.qa.l3 import generate_l3
 from assets.records import DrawBox, QAFormat, Scene, Task
 from assets.stage import DataError, StageReport
 from assets.storage import read_scenes
+from evaluation.config import EvalConfig
 from evaluation.custom import L1, L2, L3, option_labels
 from evaluation.items import AnswerKind, EvalItem
 from training.data import render_prompt
@@ -151,3 +155,21 @@ def build_custom_3d_benchmark(
     report.num_out = len(items)
     report.metadata = {level: sum(i.category == level for i in items) for level in (L1, L2, L3)}
     return items, report
+
+
+def load(path: Path, config: EvalConfig) -> list[EvalItem]:
+    """The registry's loader: `path` is `<root>/object_references/<shard>` (or its scenes.jsonl)."""
+    path = Path(path)
+    shard_dir = path.parent if path.name == "scenes.jsonl" else path
+    if shard_dir.parent.name != SCENES_STAGE:
+        raise DataError(f"custom_3d data must be a {SCENES_STAGE}/<shard> directory of a data root, got {path}")
+    items, _ = build_custom_3d_benchmark(shard_dir.parent.parent, [shard_dir.name])
+    if config.custom_max_per_level:
+        kept: dict[str, int] = {}
+        limited = []
+        for item in items:
+            kept[item.category] = kept.get(item.category, 0) + 1
+            if kept[item.category] <= config.custom_max_per_level:
+                limited.append(item)
+        items = limited
+    return items

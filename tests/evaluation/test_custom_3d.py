@@ -159,3 +159,30 @@ def test_items_score_with_the_custom_rules(kitti_root):
 def test_a_split_without_references_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="object_references first"):
         build_custom_3d_benchmark(tmp_path, ["nope"])
+
+
+def test_registered_as_custom_3d_and_scored_end_to_end(kitti_root, tmp_path):
+    import json
+
+    from evaluation.custom_3d import load
+    from evaluation.run import score_benchmark
+
+    split = kitti_root / "object_references" / "kitti-test"
+    items = [i for i in load(split, EvalConfig()) if i.category != L3]
+    lines = []
+    for item in items:  # right answers, except one L1 off by 30 %
+        if item.category == L1:
+            factor = 1.3 if item is items[0] else 1.0
+            lines.append({"id": item.item_id, "prediction": f"{item.value * factor:.2f} m"})
+        else:
+            lines.append({"id": item.item_id, "prediction": " ".join(f"{c:.3f}" for c in item.direction)})
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("\n".join(json.dumps(line) for line in lines))
+    config = EvalConfig(data={"custom_3d": str(split)}, predictions={"custom_3d": str(preds)}, use_judge=False,
+                        output_dir=tmp_path / "scores")
+    report = score_benchmark(kitti_root, "custom_3d", None, config)
+    assert report.status == "ok", report
+    n1 = sum(i.category == L1 for i in items)
+    assert report.metrics["L1"] == pytest.approx(100.0 * (n1 - 1) / n1) and report.metrics["L2"] == 100.0
+    with pytest.raises(DataError, match="object_references/<shard>"):
+        load(kitti_root, EvalConfig())
