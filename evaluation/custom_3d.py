@@ -68,12 +68,15 @@ def _boxes(drawn: list[DrawBox]) -> list[tuple[float, float, float, float, str]]
     return [(*box.box2d.as_list(), box.color) for box in drawn]
 
 
-def _common(root: Path, scene: Scene, item_id: str, question: str, answer: str) -> dict:
+def _common(root: Path, scene: Scene, item_id: str, question: str, answer: str, references: list[str]) -> dict:
+    """The fields every item shares; `meta["references"]` lists the object phrases the question uses, so a check
+    can resolve them against the source's labels."""
     return dict(
         item_id=item_id, benchmark="custom_3d", prompt=render_prompt(question, [], QAFormat.FREE_FORM),
         question=question, answer=answer, split=scene.shard, image_path=root / scene.image_file,
         depth_path=(root / scene.depth_file) if scene.depth_file else None,
-        intrinsics=scene.intrinsics.model_dump(), meta={"scene_id": scene.scene_id, "source": scene.source},
+        intrinsics=scene.intrinsics.model_dump(),
+        meta={"scene_id": scene.scene_id, "source": scene.source, "references": references},
     )
 
 
@@ -97,7 +100,7 @@ def scene_items(root: Path, scene: Scene, config: Custom3DConfig = Custom3DConfi
         question = f"How far is {text} from the camera? Answer in meters."
         items.append(EvalItem(kind=AnswerKind.LENGTH, value=distance, category=L1, subcategory="distance",
                               boxes=_boxes(drawn), **_common(root, scene, f"{scene.scene_id}/L1/{obj.instance_id}",
-                                                             question, f"{distance:.2f} m")))
+                                                             question, f"{distance:.2f} m", [text])))
     pairs = [
         (a, b) for a, b in itertools.permutations(objects, 2)
         if np.linalg.norm(np.subtract(b.box3d.center_cam, a.box3d.center_cam)) >= config.min_pair_distance_m
@@ -113,12 +116,13 @@ def scene_items(root: Path, scene: Scene, config: Custom3DConfig = Custom3DConfi
         items.append(EvalItem(kind=AnswerKind.VECTOR, direction=direction, category=L2, subcategory="direction",
                               boxes=_boxes(drawn_a + drawn_b),
                               **_common(root, scene, f"{scene.scene_id}/L2/{a.instance_id}-{b.instance_id}",
-                                        question, answer)))
+                                        question, answer, [text_a, text_b])))
     if ctx.frame is not None and config.l3_per_scene > 0:
         problems = [qa for qa in generate_l3(ctx) if qa.task == Task.PROBLEM_SOLVING
                     and not any(box.label for box in qa.draw_boxes)]
         for qa in problems[: config.l3_per_scene]:
-            common = _common(root, scene, f"{scene.scene_id}/L3/{qa.qa_id}", qa.question, qa.answer)
+            common = _common(root, scene, f"{scene.scene_id}/L3/{qa.qa_id}", qa.question, qa.answer,
+                             list(qa.references))
             common["meta"]["unit"] = qa.unit or ""
             common["prompt"] = render_prompt(qa.question, qa.options, qa.format)
             items.append(EvalItem(kind=AnswerKind.JUDGED, value=qa.value, options=list(qa.options),
