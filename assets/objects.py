@@ -164,10 +164,14 @@ def _segmented_masks(scene: Scene, rgb: np.ndarray, segmenter: BoxSegmenter) -> 
     masks, _ = segmenter.segment(rgb, [o.box2d for o in scene.objects])
     if len(masks) != len(scene.objects):
         raise DataError(f"segmenter returned {len(masks)} masks for {len(scene.objects)} boxes")
-    owner = np.zeros(rgb.shape[:2], dtype=np.uint8)
+    height, width = rgb.shape[:2]
+    owner = np.zeros((height, width), dtype=np.uint8)
     order = sorted(range(len(scene.objects)), key=lambda i: -float(np.linalg.norm(scene.objects[i].box3d.center_cam)))
     for i in order:  # far to near: a nearer object covers a farther one
-        owner[np.asarray(masks[i], dtype=bool)] = scene.objects[i].instance_id
+        box = scene.objects[i].box2d  # a mask pixel outside its prompt box (+2 px) is not the labelled object
+        inside = np.zeros((height, width), dtype=bool)
+        inside[max(0, int(box.y0) - 2):int(np.ceil(box.y1)) + 2, max(0, int(box.x0) - 2):int(np.ceil(box.x1)) + 2] = True
+        owner[np.asarray(masks[i], dtype=bool) & inside] = scene.objects[i].instance_id
     return owner
 
 

@@ -97,3 +97,25 @@ def test_counts_are_the_native_labels_counts(frame):
         members = [lb for lb in labels if lb.category == category and lb is not anchor]
         count = sum((lb.extent(axis)[0] >= hi) if sign > 0 else (lb.extent(axis)[1] <= lo) for lb in members)
         assert pair.value == count, (pair.question, pair.value, count)
+
+
+def test_the_real_sam2_segmenter_masks_labelled_boxes_over_lidar(tmp_path):
+    """SAM-2 (the project's wrapper, tiny random-weight config) prompted with the KITTI frame's labelled boxes:
+    every car gets pixels, and only inside its own 2D box."""
+    from assets.storage import decode_mask_png
+    from assets.wild.segment import Sam2Segmenter
+
+    root = tmp_path / "data"
+    omni3d_shard(root, "k", KITTI / "omni3d.json", KITTI, depth=DepthSpec(encoding="uint16", scale=1 / 256))
+    filter_shard(root, "k")
+    point_maps_shard(root, "k")
+    report = object_clouds_shard(root, "k", segmenter=Sam2Segmenter.tiny())
+    assert report.num_out == 1 and not report.rejections
+    (scene,) = read_scenes(root / "object_clouds/k/scenes.jsonl")
+    assert scene.metadata["mask_source"] == "sam2_box_prompt" and all(o.askable for o in scene.objects)
+    mask = decode_mask_png(root / scene.mask_file)
+    for obj in scene.objects:
+        rows, cols = np.nonzero(mask == obj.instance_id)
+        assert obj.num_pixels == len(rows) > 0
+        assert cols.min() >= int(obj.box2d.x0) - 2 and cols.max() < np.ceil(obj.box2d.x1) + 2
+        assert rows.min() >= int(obj.box2d.y0) - 2 and rows.max() < np.ceil(obj.box2d.y1) + 2
