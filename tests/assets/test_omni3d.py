@@ -207,3 +207,22 @@ def test_point_maps_pass_sensor_depth_through_and_never_ask_the_estimator(tmp_pa
     assert report.num_out == 1 and report.metadata["point_maps_ground_truth"] == 1
     (scene,) = read_scenes(tmp_path / "data/point_maps/kitti-000/scenes.jsonl")
     assert scene.metadata["point_map_source"] == "ground_truth" and scene.depth_file.startswith("source_images/")
+
+
+def test_hypersim_hdf5_distance_becomes_planar_depth(tmp_path):
+    """Hypersim ships `depth_meters` as HDF5 (dataset "dataset"), the distance from the camera center along each
+    pixel's ray; DepthSpec(encoding="hdf5", kind="ray") reads it and turns it into z-depth."""
+    import h5py
+
+    from assets.omni3d import depth_on_image_grid, read_depth_file, scaled_K
+
+    with h5py.File(tmp_path / "frame.0000.depth_meters.hdf5", "w") as fh:
+        fh.create_dataset("dataset", data=np.full((4, 6), 5.0, dtype=np.float16))
+    spec = DepthSpec(pattern="{stem}.depth_meters.hdf5", encoding="hdf5", scale=1.0, kind="ray")
+    path = spec.path_for(tmp_path, {"id": 3, "file_path": "images/frame.0000.jpg"})
+    assert path == tmp_path / "frame.0000.depth_meters.hdf5"
+    raw = read_depth_file(path, spec)
+    K = Intrinsics(fx=3.0, fy=3.0, cx=3.0, cy=2.0, width=6, height=4)
+    z = depth_on_image_grid(raw, scaled_K(K, 6, 4), K, kind=spec.kind)
+    x, y = (5.5 - 3.0) / 3.0, (3.5 - 2.0) / 3.0  # pixel (row 3, col 5)
+    assert z[3, 5] == pytest.approx(5.0 / np.sqrt(x * x + y * y + 1))
