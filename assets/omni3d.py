@@ -326,14 +326,14 @@ def store_sensor_depth(tmp: Path, shard: str, scene_id: str, depth: np.ndarray) 
 
 def omni3d_shard(
     root: Path, shard: str, annotation_file: Path, image_dir: Path, source: str = "omni3d",
-    max_images: int | None = None, depth: dict | DepthSpec | None = None, filter: dict | None = None,
+    max_images: int | None = None, depth: dict | DepthSpec | None = None, ignore_rules: dict | None = None,
 ) -> StageReport:
     """Import an Omni3D-format set: per-image K, 3D boxes, 2D boxes, categories, and sensor depth when `depth`
-    (a `DepthSpec` or its fields) says where it lies. Every annotation becomes an object or a rejection line
-    `<scene_id>/<annotation id>` (module docstring)."""
+    (a `DepthSpec` or its fields) says where it lies; `ignore_rules` overrides `Omni3DFilter`'s thresholds. Every
+    annotation becomes an object or a rejection line `<scene_id>/<annotation id>` (module docstring)."""
     categories, by_image, images = _read_coco_json(annotation_file, max_images)
     depth_spec = DepthSpec(**depth) if isinstance(depth, dict) else depth
-    rules = Omni3DFilter(**(filter or {}))
+    rules = Omni3DFilter(**(ignore_rules or {}))
     report = StageReport(stage=STAGE, shard=shard, output_dir=Path(root))
 
     def item(entry: dict) -> _Item:

@@ -32,6 +32,8 @@ _MARK_IN_TEXT = re.compile(r"\(marked (\d+)\)")
 MARK_COLOR = "lime"  # outline of numbered boxes; never named in text, so it may repeat
 
 AXIS_NAMES = ("right", "forward", "up")
+# `_unusable` reasons that still leave a valid box in the scene: counted (`QAContext.known`), never asked about.
+_STILL_KNOWN = ("box center not in front of the camera", "front direction is not a unit vector")
 
 
 def qa_id(scene_id: str, task: Task | str, template_id: str, object_ids: list[int] | tuple[int, ...],
@@ -162,6 +164,9 @@ class QAContext:
             reason = ctx._unusable(obj)
             if reason:
                 skips.append(f"object {obj.instance_id} ({obj.category}): {reason}")
+                if not reason.startswith(_STILL_KNOWN):  # a box partly behind the camera still occupies space
+                    continue
+                ctx.known.append(obj)
                 continue
             ctx.known.append(obj)
             if obj.askable:

@@ -52,6 +52,13 @@ def test_known_but_not_askable_objects_are_counted_not_asked_about():
     assert [o.instance_id for o in ctx.known] == [1, 2, 3, 4, 5, 6]
     assert [o.instance_id for o in ctx.objects] == [1, 2, 3, 5, 6]
     assert any("known, not askable (x)" in s for s in ctx.skips)
+    # a labelled box whose center is behind the camera (a car beside the camera) still occupies space: known only
+    box = scene.objects[0].box3d.model_copy(update={"center_cam": (1.5, 0.5, -0.4)})
+    scene.objects[0] = scene.objects[0].model_copy(update={"box3d": box})
+    degenerate = scene.objects[1].box3d.model_copy(update={"width": 1e-6})
+    scene.objects[1] = scene.objects[1].model_copy(update={"box3d": degenerate})
+    ctx = QAContext.build(scene)
+    assert [o.instance_id for o in ctx.known] == [1, 3, 4, 5, 6] and [o.instance_id for o in ctx.objects] == [3, 5, 6]
 
 
 def test_degenerate_and_behind_camera_objects_are_dropped():
