@@ -99,7 +99,8 @@ def check_scene(
         except (OSError, KeyError, ValueError, SyntaxError) as err:
             raise DataError(f"unreadable depth: {scene.depth_file}: {err}") from err
         invalid = invalid_depth_fraction(depth)
-        if invalid > config.max_invalid_depth_fraction:
+        # lidar depth is sparse by nature: its holes are unmeasured pixels, not bad ones (assets/omni3d.py)
+        if invalid > config.max_invalid_depth_fraction and scene.metadata.get("depth_density") != "sparse":
             raise DataError(f"too much invalid depth: {invalid:.3f} > {config.max_invalid_depth_fraction}")
         metadata["invalid_depth_fraction"] = round(invalid, 4)
     for name, image_filter in (("clip filter", clip_filter), ("vlm filter", vlm_filter)):

@@ -11,9 +11,7 @@ What each kind carries forward:
   estimator replaces. Paper 7.1.
 - COCO / Objects365 (paper 7.2): 2D boxes and categories, kept as `Scene.annotations_2d` (`SceneObject` needs a
   3D box, which only the object stage can give); the object extractor prompts SAM with them instead of detecting.
-- Omni3D (paper Sec. 8): cameras and 3D boxes are ground truth, so estimation is skipped
-  (`has_ground_truth_3d`); boxes are converted to our convention (`omni3d_box`) and instance masks are rasterised
-  from the projected boxes (nearest box wins) because the object stage checks every object against a mask.
+- Omni3D and CA-1M (paper Sec. 8): their own modules, assets/omni3d.py and assets/ca1m.py, on this writer.
 - official HiSpatial shards: assets/official.py (`hispatial_shard`), on this module's shared writer.
 """
 
@@ -29,19 +27,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
 from scipy.optimize import linear_sum_assignment
 
-from assets.geometry import GravityFrame, box2d_iou
+from assets.geometry import box2d_iou
 from assets.images import MAX_PIXELS_DEFAULT, DecodedImage, decode_image
-from assets.records import Annotation2D, Box2D, Box3D, Intrinsics, Scene, SceneObject
+from assets.records import Annotation2D, Box2D, Intrinsics, Scene
 from assets.stage import DataError, StageReport, check_not_systemic, process_items
 from assets.storage import (
     atomic_dir,
     atomic_write_json,
     directory_digest,
     encode_jpeg,
-    encode_mask_png,
     shard_dir,
     write_jsonl,
     write_scenes,
@@ -71,15 +67,17 @@ class _Item:
 
 def _write_shard(
     root: Path, shard: str, source: str, items: Iterable[_Item],
-    extra_rejections: Sequence[tuple[str, str]] | None = None,
+    extra_rejections: Sequence[tuple[str, str]] | None = None, report: StageReport | None = None,
 ) -> StageReport:
     """Build every item into the temp shard; a bad item is a rejection, a shard whose every item is bad fails
     (assets.stage.check_not_systemic). `extra_rejections` (item, reason) are input records that are not items
-    (a COCO annotation without an image), listed in rejected.jsonl with the rest."""
+    (a COCO annotation without an image), listed in rejected.jsonl with the rest. `report`: pass one when `build`
+    records rejections of parts of an item (one annotation of an image)."""
     if not _SHARD_RE.match(shard):
         raise ValueError(f"shard name {shard!r} must be a plain path component (letters, digits, . _ -)")
     final = shard_dir(Path(root), STAGE, shard)
-    report = StageReport(stage=STAGE, shard=shard, output_dir=final)
+    report = report or StageReport(stage=STAGE, shard=shard, output_dir=final)
+    report.output_dir = final
     with atomic_dir(final) as tmp:
         (tmp / "images").mkdir()
         seen: dict[str, str] = {}
@@ -310,112 +308,6 @@ def coco_shard(
         return _Item(str(label), build)
 
     return _write_shard(root, shard, source, (item(e) for e in images), extra_rejections=part_rejections)
-
-
-# ------------------------------------------------------------------------------------------ Omni3D
-
-
-def omni3d_gravity(rotations: Sequence[np.ndarray]) -> np.ndarray:
-    """Gravity in the camera frame from Omni3D's gravity-aligned boxes: their local y axis (R_cam[:, 1]) is
-    vertical; the average of those axes, signed to point down in the image (+y), is gravity."""
-    axes = np.array([np.asarray(r, dtype=np.float64)[:, 1] for r in rotations])
-    axes *= np.sign(axes[:, 1:2] + 1e-12)
-    mean = axes.mean(axis=0)
-    return mean / np.linalg.norm(mean)
-
-
-def omni3d_box(
-    center_cam: Sequence[float], dimensions: Sequence[float], rotation: np.ndarray, frame: GravityFrame
-) -> Box3D:
-    """Convert an Omni3D box to ours.
-
-    Omni3D (Cube R-CNN): `dimensions` = [w, h, l] along the object's local x, y, z axes, corners
-    R_cam @ (+-w/2, +-h/2, +-l/2) + center, local y vertical. Ours: a gravity-aligned box whose width is the
-    horizontal extent more nearly parallel to the image plane (Omni3D boxes carry no front we can trust), yaw of
-    the length axis from `right` towards `forward`. Same 8 corners, other names.
-    """
-    rotation = np.asarray(rotation, dtype=np.float64)
-    dim_w, dim_h, dim_l = (float(v) for v in dimensions)
-    axis_x = frame.to_grav(rotation[:, 0])[:2]
-    axis_z = frame.to_grav(rotation[:, 2])[:2]
-    horizontal = [(axis_x / np.linalg.norm(axis_x), dim_w), (axis_z / np.linalg.norm(axis_z), dim_l)]
-    # width: the one more parallel to `right` (gravity-frame x); length: the other, pointing away from the camera
-    horizontal.sort(key=lambda pair: abs(pair[0][0]), reverse=True)
-    (_, width), (length_axis, length) = horizontal
-    if length_axis[1] < 0:
-        length_axis = -length_axis
-    return Box3D(center_cam=tuple(float(c) for c in center_cam), width=width, height=dim_h, length=length,
-                 yaw=float(np.arctan2(length_axis[1], length_axis[0])))
-
-
-def _rasterise_boxes(boxes: list[tuple[int, Box3D]], frame: GravityFrame, K: Intrinsics) -> np.ndarray:
-    """Instance mask from projected 3D boxes: each box's silhouette (convex hull of its projected corners),
-    far boxes first so nearer ones cover them."""
-    from scipy.spatial import ConvexHull
-
-    from assets.geometry import box_corners_cam, project
-
-    canvas = Image.new("L", (K.width, K.height), 0)
-    draw = ImageDraw.Draw(canvas)
-    for instance_id, box in sorted(boxes, key=lambda b: -float(np.linalg.norm(b[1].center_cam))):
-        corners = box_corners_cam(box, frame)
-        if (corners[:, 2] <= 0.05).any():
-            continue
-        uv = project(corners, K)
-        hull = uv[ConvexHull(uv).vertices]
-        draw.polygon([tuple(p) for p in hull], fill=instance_id)
-    return np.asarray(canvas)
-
-
-def omni3d_shard(
-    root: Path, shard: str, annotation_file: Path, image_dir: Path, source: str = "omni3d",
-    max_images: int | None = None,
-) -> StageReport:
-    """Import an Omni3D-format set: per-image K, 3D boxes (center_cam, dimensions, R_cam), 2D boxes, categories.
-
-    Boxes flagged `behind_camera`, `valid3D == False` or with `visibility < 0.1` (when given) are left out. Objects
-    get `visible_fraction` from Omni3D's visibility/truncation where given.
-    """
-    categories, by_image, images = _read_coco_json(annotation_file, max_images)
-
-    def item(entry: dict) -> _Item:
-        def build(tmp: Path) -> Scene:
-            rel = entry.get("file_path") or entry["file_name"]
-            rgb = _decode_image((Path(image_dir) / rel).read_bytes(), tmp, rel)
-            h, w = rgb.shape[:2]
-            K = np.asarray(entry["K"], dtype=np.float64)
-            intrinsics = Intrinsics(fx=K[0, 0], fy=K[1, 1], cx=K[0, 2], cy=K[1, 2], width=w, height=h)
-            anns = [a for a in by_image.get(entry["id"], [])
-                    if not a.get("behind_camera", False) and a.get("valid3D", True)
-                    and a.get("visibility", 1.0) >= 0.1 and min(a["dimensions"]) > 0]
-            if not anns:
-                raise DataError(f"no usable 3D box in {rel}")
-            gravity = omni3d_gravity([a["R_cam"] for a in anns])
-            frame = GravityFrame.from_gravity(gravity)
-            objects, boxes = [], []
-            for instance_id, ann in enumerate(anns, 1):
-                box = omni3d_box(ann["center_cam"], ann["dimensions"], np.asarray(ann["R_cam"]), frame)
-                x0, y0, x1, y1 = ann.get("bbox2D_tight") or ann.get("bbox2D_proj") or ann["bbox2D_trunc"]
-                box2d = Box2D(x0=max(0.0, x0), y0=max(0.0, y0), x1=min(float(w), x1), y1=min(float(h), y1))
-                category = ann.get("category_name") or categories[ann["category_id"]]
-                visible = float(ann.get("visibility", 1.0)) * (1.0 - float(ann.get("truncation", 0.0)))
-                objects.append(SceneObject(instance_id=instance_id, category=category, box2d=box2d, box3d=box,
-                                           visible_fraction=min(1.0, max(0.0, visible))))
-                boxes.append((instance_id, box))
-            sid = _scene_id(shard, str(entry["id"]))
-            (tmp / "masks").mkdir(exist_ok=True)
-            (tmp / "masks" / f"{sid}.png").write_bytes(encode_mask_png(_rasterise_boxes(boxes, frame, intrinsics)))
-            return Scene(
-                scene_id=sid, source=source, shard=shard, intrinsics=intrinsics,
-                gravity_cam=tuple(float(c) for c in gravity), objects=objects, has_ground_truth_3d=True,
-                image_file=_write_image(tmp, shard, sid, rgb), mask_file=f"{STAGE}/{shard}/masks/{sid}.png",
-                metadata={"original_file": rel, "intrinsics_source": "ground_truth",
-                          "dataset": str(entry.get("dataset_id", source))},
-            )
-
-        return _Item(str(entry.get("file_path", entry.get("id"))), build)
-
-    return _write_shard(root, shard, source, (item(e) for e in images))
 
 
 # ------------------------------------------------------------------------------------------ category labels

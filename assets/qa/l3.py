@@ -49,6 +49,7 @@ from assets.qa.formats import (
 )
 from assets.qa.quality import AXIS_QUANTITIES
 from assets.records import DrawBox, QAPair, Scene, SceneObject, Task
+from assets.references import unplaced_categories
 
 if TYPE_CHECKING:
     from assets.llm import LLMClient
@@ -375,11 +376,15 @@ class _L3:
     def __init__(self, ctx: QAContext) -> None:
         assert ctx.frame is not None
         self.ctx = ctx
-        self.prints = {}
-        for o in ctx.objects:
+        # every known object occupies space (a labelled car out of view still blocks a gap); only askable ones
+        # are asked about
+        self.known_prints = {}
+        for o in ctx.known or ctx.objects:
             geom = ctx.geom(o)
             corners = geom.corners if geom.corners is not None else box_corners_grav(o.box3d, ctx.frame)
-            self.prints[o.instance_id] = Footprint(o, geom.center_grav, corners)
+            self.known_prints[o.instance_id] = Footprint(o, geom.center_grav, corners)
+        askable = {o.instance_id for o in ctx.objects}
+        self.prints = {i: fp for i, fp in self.known_prints.items() if i in askable}
         self._used: dict[str, set[tuple[int, int]]] = {}  # pairs already asked about, per problem subtask
         # Deterministic geometry, memoised: the perspective sampler revisits the same (observer, facing, target)
         # combinations many times in MAX_ATTEMPTS draws.
@@ -563,9 +568,13 @@ class _L3:
     # ------------------------------------------------------------------------------------- spatial counting
 
     def counting_candidates(self) -> list[tuple[SceneObject, int, str]]:
-        """(anchor, relation index, category) triples, categories with several instances first."""
+        """(anchor, relation index, category) triples, categories with several instances first. Categories and
+        their counts are over every known object (`QAContext.known`), askable or not: the labels' count."""
+        unplaced = unplaced_categories(self.ctx.scene)  # a category with an instance not in 3D: no count
         by_category: dict[str, list[SceneObject]] = {}
-        for obj in self.ctx.objects:
+        for obj in self.ctx.known:
+            if obj.category in unplaced:
+                continue
             by_category.setdefault(obj.category, []).append(obj)
         triples = [
             (anchor, r, category)
@@ -586,7 +595,7 @@ class _L3:
         axis, sign, _, _ = COUNT_RELATIONS[relation]
         extents = self.ctx.geom(anchor).extents[axis]
         members = [
-            o for o in self.ctx.objects if o.category == category and o.instance_id != anchor.instance_id
+            o for o in self.ctx.known if o.category == category and o.instance_id != anchor.instance_id
         ]
         count = 0
         for obj in members:
@@ -692,7 +701,7 @@ class _L3:
         )
         return [
             fp
-            for fp in self.prints.values()
+            for fp in self.known_prints.values()
             if fp is not left
             and fp is not right
             and _overlap(self._ext(fp, "right"), (lo, hi))

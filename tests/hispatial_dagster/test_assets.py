@@ -190,6 +190,29 @@ def test_image_folder_source_quarantines_corrupt_files(tmp_path: Path) -> None:
     assert len(quarantined) == 1 and quarantined[0].read_bytes().endswith(b"truncated")
 
 
+def test_omni3d_shard_with_every_image_rejected_fails_with_the_first_reasons(tmp_path: Path) -> None:
+    """A shard with 0 scenes is not a success: the asset fails naming the first reasons, and rejected.jsonl (with
+    every reason) stays on disk."""
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "omni3d" / "kitti_000008"
+    labels = json.loads((fixture / "omni3d.json").read_text())
+    for ann in labels["annotations"]:
+        ann["valid3D"] = False
+    src = tmp_path / "raw"
+    src.mkdir()
+    (src / "image.jpg").write_bytes((fixture / "image.jpg").read_bytes())
+    (src / "omni3d.json").write_text(json.dumps(labels))
+    root = tmp_path / "data"
+    spec = ShardSpec(kind="omni3d", path=str(src), options={"annotation_file": "omni3d.json"})
+    ShardInbox(str(root / "inbox")).write("omni-000", spec)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(SOURCE_SHARDS, ["omni-000"])
+        with pytest.raises(dg.Failure, match="all 1 items were rejected.*valid3D is false"):
+            dg.materialize([hs_assets.source_images], partition_key="omni-000", instance=instance,
+                           resources=resources(root))
+    rejected = (root / "source_images" / "omni-000" / "rejected.jsonl").read_text()
+    assert "valid3D is false" in rejected
+
+
 def test_markdown_helpers() -> None:
     table = markdown_table([{"a": 1, "b": "x|y"}, {"a": 2, "c": [1, 2]}])
     assert table.splitlines()[0] == "| a | b | c |"
