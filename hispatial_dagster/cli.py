@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,13 @@ def run_job(
     """Execute a job of the code location in this process on `instance` (the run is recorded there)."""
     import dagster as dg
 
-    from hispatial_dagster.instance import fail_orphaned_runs, process_tags
+    from hispatial_dagster.instance import (
+        GPU_POOL,
+        fail_orphaned_runs,
+        process_tags,
+        wait_for_slot,
+        watch_slot_wait,
+    )
 
     for run_id in fail_orphaned_runs(instance):
         console.print(f"[yellow]marked run {run_id} failed: its process is gone[/]")
@@ -91,14 +98,22 @@ def run_job(
     level = os.environ.get(
         "HISPATIAL_LOG_LEVEL", "WARNING"
     )  # Dagster's per-event DEBUG lines drown the progress
-    return job.execute_in_process(
-        run_config={"loggers": {"console": {"config": {"log_level": level}}}},
-        instance=instance,
-        tags=process_tags(),
-        partition_key=partition_key,
-        asset_selection=selection,
-        raise_on_error=False,
-    )
+    asset_graph = defs.resolve_asset_graph()
+    keys = selection or job.asset_layer.selected_asset_keys
+    say = lambda text: console.print(f"[yellow]{text}[/]")  # noqa: E731
+    if any(GPU_POOL in asset_graph.get(key).pools for key in keys):
+        wait_for_slot(instance, say)
+    run_id = str(uuid.uuid4())  # known before the run starts, so the slot watcher can find it
+    with watch_slot_wait(instance, run_id, say):
+        return job.execute_in_process(
+            run_config={"loggers": {"console": {"config": {"log_level": level}}}},
+            instance=instance,
+            tags=process_tags(),
+            partition_key=partition_key,
+            asset_selection=selection,
+            raise_on_error=False,
+            run_id=run_id,
+        )
 
 
 def _summarize(result: Any) -> list[dict[str, Any]]:
@@ -519,7 +534,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/]")
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,171 @@
+"""Run faults through the real `hispatial` CLI (issue 19): two runs of one partition at once, and a run killed
+while it holds the only `gpu` pool slot, with no daemon to clean up after it.
+
+The slot holder is a real Dagster run on the same instance: a one-asset job in the `gpu` pool executed in-process
+with the CLI's process tags (what `hispatial stage point_maps` does), paused inside its step."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+HISPATIAL = str(Path(sys.executable).with_name("hispatial"))
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _env(root: Path) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "HISPATIAL_DATA_ROOT": str(root),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root}/mlflow.db",
+        "PYTHONPATH": str(REPO),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("DAGSTER_HOME", None)
+    return env
+
+
+def _cli(root: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [HISPATIAL, *args],
+        env=_env(root),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _finish(proc: subprocess.Popen, timeout: float) -> tuple[int | None, str]:
+    """(returncode, output); a process still running after `timeout` is killed and reported as None."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        return proc.returncode, out
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        return None, out
+
+
+def test_two_runs_of_one_partition_at_once_lose_nothing(tmp_path: Path) -> None:
+    """Finding 1: the second run deleted the first one's temp directory; the first exited 0 with most items
+    'rejected' (FileNotFoundError) and could publish a shard without its images."""
+    root = tmp_path / "data"
+    assert _finish(_cli(root, "register", "s1", "--num-scenes", "12"), 120)[0] == 0
+    first = _cli(root, "stage", "source_images", "--shard", "s1")
+    stage_dir = root / "source_images"
+    deadline = time.time() + 60
+    while not list(stage_dir.glob(".s1.tmp-*")) and time.time() < deadline:  # the first run is writing
+        time.sleep(0.05)
+    second = _cli(root, "stage", "source_images", "--shard", "s1")
+    results = [_finish(first, 240), _finish(second, 240)]
+    for code, out in results:
+        assert code == 0, out
+        assert re.search(r"│ source_images +│ s1 +│ 12 +│ 12 +│ 0 ", out), out
+    assert "waiting for" in results[1][1] and "being written by pid" in results[1][1], results[1][1]
+    manifest = json.loads((stage_dir / "s1" / "_manifest.json").read_text())
+    assert (manifest["num_out"], manifest["num_rejected"]) == (12, 0)
+    scenes = (stage_dir / "s1" / "scenes.jsonl").read_text().splitlines()
+    assert len(scenes) == 12 and len(list((stage_dir / "s1" / "images").glob("*.jpg"))) == 12
+    assert sorted(p.name for p in stage_dir.iterdir()) == ["s1"]
+
+
+_HOLDER = """
+import sys, time
+from pathlib import Path
+import dagster as dg
+from hispatial_dagster.instance import GPU_POOL, open_instance, process_tags
+
+root = Path(sys.argv[1])
+
+@dg.asset(pool=GPU_POOL)
+def holds_gpu() -> None:
+    (root / "holding").write_text("yes")
+    time.sleep(600)
+
+instance = open_instance(root)
+defs = dg.Definitions(assets=[holds_gpu], jobs=[dg.define_asset_job("hold", [holds_gpu])])
+job = defs.resolve_job_def("hold")
+job.execute_in_process(instance=instance, tags=process_tags())
+"""
+
+
+def _hold_gpu_slot(root: Path) -> subprocess.Popen:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(_HOLDER), str(root)],
+        env=_env(root),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.time() + 60
+    while not (root / "holding").exists():
+        assert holder.poll() is None, holder.stdout.read()
+        assert time.time() < deadline, "the holder never started its step"
+        time.sleep(0.1)
+    return holder
+
+
+def _shard_ready_for_point_maps(root: Path) -> None:
+    assert _finish(_cli(root, "register", "s1", "--num-scenes", "2"), 120)[0] == 0
+    for stage in ("source_images", "filtered_images"):
+        code, out = _finish(_cli(root, "stage", stage, "--shard", "s1"), 120)
+        assert code == 0, out
+
+
+def test_a_killed_run_does_not_keep_the_gpu_slot(tmp_path: Path) -> None:
+    """Finding 2: fail_orphaned_runs marked the killed run failed but never freed its slot, so every later GPU
+    stage waited forever (at ~100% CPU, printing nothing)."""
+    root = tmp_path / "data"
+    _shard_ready_for_point_maps(root)
+    holder = _hold_gpu_slot(root)
+    os.killpg(holder.pid, signal.SIGKILL)
+    holder.wait(30)
+    code, out = _finish(_cli(root, "stage", "point_maps", "--shard", "s1"), 90)
+    assert code == 0, f"point_maps did not proceed after the slot holder was killed:\n{out}"
+    assert re.search(r"│ point_maps +│ s1 +│ 2 +│ 2 ", out), out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_step_waiting_for_the_gpu_slot_says_so_and_stops_on_a_signal(tmp_path: Path, sig: int) -> None:
+    root = tmp_path / "data"
+    assert _finish(_cli(root, "register", "s1", "--num-scenes", "2"), 120)[0] == 0  # it waits before reading
+    holder = _hold_gpu_slot(root)
+    try:
+        waiting = _cli(root, "stage", "point_maps", "--shard", "s1")
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line) for line in waiting.stdout], daemon=True).start()
+        seen = []
+        deadline = time.time() + 45
+        while time.time() < deadline and not any("waiting for a gpu slot" in line for line in seen):
+            with contextlib.suppress(queue.Empty):
+                seen.append(lines.get(timeout=0.5))
+        said = next((line for line in seen if "waiting for a gpu slot" in line), None)
+        assert said is not None, "the waiting CLI said nothing about what it waits for:\n" + "".join(seen)
+        assert "held by run" in said, said
+        time.sleep(1.0)
+        os.killpg(waiting.pid, sig)
+        try:
+            code = waiting.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(waiting.pid, signal.SIGKILL)
+            code = None
+        assert code is not None, "the waiting CLI ignored the signal for 10 s"
+        assert code != 0
+        assert holder.poll() is None, "the signal reached only the waiting process"
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait(30)
