@@ -149,11 +149,31 @@ def _summarize(result: Any) -> list[dict[str, Any]]:
     return rows
 
 
+# Dagster's wrappers around the error an asset raised: the line names what is inside them instead.
+_FRAMEWORK_ERRORS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"}
+
+
+def _one_line(error: Any) -> str:
+    text = " ".join(error.message.split())
+    return text.removeprefix("dagster._core.definitions.events.")  # "Failure: <our message>"
+
+
 def _failure_text(result: Any) -> str:
+    """The cause of a failed run in one line: the failed step, the error its code raised and, when that error
+    was raised from another one, that one too (Dagster's own message only says which step failed)."""
     for event in result.all_events:
         if event.is_step_failure:
             error = event.step_failure_data.error
-            return f"{event.step_key}: {error.message.strip() if error else 'failed'}"
+            if error is None:
+                return f"{event.step_key}: failed"
+            while error.cls_name in _FRAMEWORK_ERRORS and error.cause is not None:
+                error = error.cause
+            line = f"{event.step_key}: {_one_line(error)}"
+            cause = error.cause or error.context
+            return f"{line} (from {_one_line(cause)})" if cause is not None else line
+    for event in result.all_events:
+        if event.event_type_value == "RUN_FAILURE":
+            return " ".join((event.message or "run failed").split())
     return "run failed"
 
 
@@ -207,7 +227,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             rows.extend(_summarize(result))
             if not result.success:
                 progress.stop()
-                console.print(f"[red]{label} failed[/] (run {result.run_id}): {_failure_text(result)}")
+                console.print(
+                    f"[red]{label} failed[/] (run {result.run_id}): {_failure_text(result)}", soft_wrap=True
+                )
                 return 1
             progress.advance(overall)
     _print_rows(rows, title=f"Demo materializations ({time.perf_counter() - started:.0f} s)")
@@ -265,7 +287,7 @@ def cmd_stage(args: argparse.Namespace) -> int:
     result = run_job(defs, job_name, instance, partition_key=partition, asset_names=[args.name])
     _print_rows(_summarize(result), title=f"{args.name}" + (f" [{partition}]" if partition else ""))
     if not result.success:
-        console.print(f"[red]{args.name} failed[/] (run {result.run_id}): {_failure_text(result)}")
+        console.print(f"[red]{args.name} failed[/] (run {result.run_id}): {_failure_text(result)}", soft_wrap=True)
         return 1
     return 0
 
@@ -321,8 +343,7 @@ def asset_status(instance: Any, defs: Any, batched_staleness: bool = True) -> li
                     AssetPartitionStatus.IN_PROGRESS: "in progress",
                 }.get(status, "missing")
             else:
-                record = instance.get_latest_materialization_event(key)
-                state = "materialized" if record is not None else "missing"
+                state = _unpartitioned_state(instance, key)
             if state == "materialized" and batched is not None:
                 state = batched.get(partition or "", state)
             elif state == "materialized":
@@ -332,6 +353,26 @@ def asset_status(instance: Any, defs: Any, batched_staleness: bool = True) -> li
                     state = f"stale ({causes[0].reason})" if causes else "stale"
             rows.append({"asset": name, "partition": partition or "-", "status": state})
     return rows
+
+
+def _unpartitioned_state(instance: Any, key: Any) -> str:
+    """materialized / failed / in progress / missing for an unpartitioned asset (qa_dataset, checkpoint).
+
+    Dagster's partition status cache covers partitioned assets only; for the others the event log says which run
+    last planned a materialization. When that plan is newer than the last materialization, its run decides: still
+    going is "in progress", ended without materializing (failed, canceled, killed) is "failed"."""
+    import dagster as dg
+
+    latest = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=1).records
+    materialized = latest[0].storage_id if latest else None
+    planned = instance.get_latest_planned_materialization_info(key)
+    if planned is not None and (materialized is None or planned.storage_id > materialized):
+        run = instance.get_run_by_id(planned.run_id)
+        if run is not None and not run.is_finished:
+            return "in progress"
+        if run is None or run.status != dg.DagsterRunStatus.SUCCESS:
+            return "failed"
+    return "materialized" if materialized is not None else "missing"
 
 
 def _shard_staleness(

@@ -167,3 +167,45 @@ def test_a_step_waiting_for_the_gpu_slot_says_so_and_stops_on_a_signal(tmp_path:
     finally:
         os.killpg(holder.pid, signal.SIGKILL)
         holder.wait(30)
+
+
+# ------------------------------------------------------------------------------ failures named, status complete
+
+
+@pytest.fixture()
+def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "data"
+    monkeypatch.setenv("HISPATIAL_DATA_ROOT", str(root))
+    monkeypatch.setenv("DAGSTER_HOME", str(root / ".dagster"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.delenv("HISPATIAL_INBOX", raising=False)
+    return root
+
+
+def test_cli_failure_names_its_cause_in_one_line(data_root: Path, capsys: pytest.CaptureFixture) -> None:
+    """Finding 9: the failure line said only 'Error occurred while executing op ...'; the cause was in the trace."""
+    from hispatial_dagster import cli
+
+    assert cli.main(["register", "s1", "--num-scenes", "2"]) == 0
+    capsys.readouterr()
+    assert cli.main(["stage", "filtered_images", "--shard", "s1"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    failure = next(line for line in lines if line.startswith("filtered_images failed (run "))
+    assert re.search(
+        r"\): filtered_images: FileNotFoundError: \S+/source_images/s1/scenes\.jsonl does not exist: "
+        r"materialize the upstream stage for this shard first$",
+        failure,
+    ), failure
+
+
+def test_status_shows_failed_unpartitioned_assets(data_root: Path) -> None:
+    """Finding 9: `hispatial status` showed a failed qa_dataset or checkpoint as 'missing'."""
+    from hispatial_dagster import cli
+    from hispatial_dagster.definitions import build_defs
+    from hispatial_dagster.instance import open_instance
+
+    assert cli.main(["stage", "qa_dataset"]) == 1  # no QA shard to build it from
+    assert cli.main(["stage", "checkpoint"]) == 1  # no QA dataset to train on
+    rows = {(r["asset"], r["partition"]): r["status"] for r in cli.asset_status(open_instance(data_root), build_defs())}
+    assert rows[("qa_dataset", "-")] == "failed"
+    assert rows[("checkpoint", "-")] == "failed"
