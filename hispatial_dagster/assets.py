@@ -34,7 +34,7 @@ from hispatial_dagster.resources import (
     TrainingSettings,
     WildModels,
 )
-from hispatial_dagster.shards import ShardSpec
+from hispatial_dagster.shards import SOURCE_KINDS, ShardSpec
 
 GPU_POOL = "gpu"
 
@@ -78,7 +78,6 @@ def source_images(
     return stage_result(report, data_root.root, extra={"source_kind": spec.kind, "spec": spec.model_dump()})
 
 
-SOURCE_KINDS = ("synthetic", "images", "coco", "objects365", "omni3d", "hispatial")
 
 
 def _write_source(root: Path, shard: str, spec: ShardSpec, synthetic: SyntheticSource) -> StageReport:

@@ -25,10 +25,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from hispatial_dagster.shards import SHARD_STAGES, ShardSpec, synthetic_shard_key, validate_shard_key
+from hispatial_dagster.shards import (
+    SHARD_STAGES,
+    SOURCE_KINDS,
+    ShardSpec,
+    ShardSpecError,
+    check_location,
+    describe_validation_error,
+    synthetic_shard_key,
+    validate_shard_key,
+)
 
 # A pipe or CI log gets a readable width instead of rich's 80-column fallback.
 console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 140)
@@ -252,10 +262,34 @@ def _print_rows(rows: list[dict[str, Any]], title: str) -> None:
 
 def cmd_register(args: argparse.Namespace) -> int:
     from hispatial_dagster.instance import open_instance
+    from hispatial_dagster.resources import SourceInbox
 
     root = _data_root(args)
-    shard = validate_shard_key(args.shard)
-    spec = ShardSpec(kind=args.kind, seed=args.seed, num_scenes=args.num_scenes, path=args.path)
+    try:
+        shard = validate_shard_key(args.shard)
+        spec = ShardSpec.model_validate(
+            {"kind": args.kind, "seed": args.seed, "num_scenes": args.num_scenes, "path": args.path}
+        )
+        check_location(spec, origin=f"shard {shard}")
+    except ValidationError as err:
+        console.print(f"[red]invalid shard spec for {args.shard}:[/] {describe_validation_error(err)}", soft_wrap=True)
+        return 2
+    except ShardSpecError as err:
+        console.print(f"[red]invalid shard spec:[/] {err}", soft_wrap=True)
+        return 2
+    inbox = SourceInbox().inbox(root)
+    if shard in inbox.shard_keys() and not args.replace:
+        try:
+            current: str = inbox.read(shard).model_dump_json()
+        except ShardSpecError as err:
+            current = f"an unusable spec ({err})"
+        if current != spec.model_dump_json():
+            console.print(
+                f"[red]shard {shard} is already registered as {current}[/]; pass --replace to redefine it "
+                "(its partition is then built from the new spec on its next run)",
+                soft_wrap=True,
+            )
+            return 2
     new = register_shards(root, {shard: spec}, open_instance(root))
     console.print(f"registered {shard} ({'new partition' if new else 'existing partition'})")
     return 0
@@ -543,10 +577,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     register = sub.add_parser("register", help="write a shard spec into the inbox and add its partition")
     register.add_argument("shard", help="partition key, e.g. synthetic-002")
-    register.add_argument("--kind", default="synthetic")
+    register.add_argument("--kind", default="synthetic", choices=SOURCE_KINDS)
     register.add_argument("--seed", type=int, default=0)
     register.add_argument("--num-scenes", type=int, default=50)
     register.add_argument("--path", default=None, help="source location for file-based kinds (fsspec URL)")
+    register.add_argument("--replace", action="store_true", help="redefine a shard already in the inbox")
     register.set_defaults(func=cmd_register)
 
     stage = sub.add_parser("stage", help="materialize one asset for one partition (what DVC stages run)")

@@ -9,11 +9,15 @@ Each tick lists the inbox (a directory or any fsspec URL; see hispatial_dagster/
 - fingerprint changed     -> request a run again (run_key = shard:fingerprint, so it is new);
 - unchanged               -> nothing; the run_key would also be deduplicated by Dagster if it were requested.
 
-An unusable spec is logged and left out of the cursor, so fixing the file triggers the shard. A spec that
+An unusable spec (invalid fields, a path that does not exist, a `.JSON` suffix; see shards.ShardInbox.scan) creates
+no partition and no run; it is logged once, naming its file and field, and listed in the tick's skip reason. The
+cursor keeps a digest of each reported reason, so an unchanged bad spec is not reported again (nor re-requested
+when the directory it points at changes); fixing the file triggers the shard. A spec that
 disappears is dropped from the cursor but its partition and data are kept (deleting data is a human decision).
 qa_dataset, checkpoint and benchmark_scores follow by declarative automation (hispatial_dagster/automation.py).
 """
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -28,24 +32,42 @@ from hispatial_dagster.shards import InboxEntry
 CURSOR_VERSION = 1
 
 
-def encode_cursor(fingerprints: dict[str, str]) -> str:
-    return json.dumps({"version": CURSOR_VERSION, "shards": dict(sorted(fingerprints.items()))})
+def encode_cursor(fingerprints: dict[str, str], reported: dict[str, str] | None = None) -> str:
+    """The cursor: `{shard: fingerprint}` of the shards seen, and `{spec file: reason digest}` of the invalid
+    specs already reported (so each is reported once, not on every tick)."""
+    data: dict = {"version": CURSOR_VERSION, "shards": dict(sorted(fingerprints.items()))}
+    if reported:
+        data["reported"] = dict(sorted(reported.items()))
+    return json.dumps(data)
 
 
-def decode_cursor(cursor: str | None) -> dict[str, str]:
-    """The `{shard: fingerprint}` map; an empty or unreadable cursor means "nothing seen yet"."""
+def _cursor_map(cursor: str | None, field: str) -> dict[str, str]:
     if not cursor:
         return {}
     try:
         data = json.loads(cursor)
     except json.JSONDecodeError:
         return {}
-    shards = data.get("shards") if isinstance(data, dict) else None
-    return {str(k): str(v) for k, v in shards.items()} if isinstance(shards, dict) else {}
+    found = data.get(field) if isinstance(data, dict) else None
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
+def decode_cursor(cursor: str | None) -> dict[str, str]:
+    """The `{shard: fingerprint}` map; an empty or unreadable cursor means "nothing seen yet"."""
+    return _cursor_map(cursor, "shards")
+
+
+def decode_reported(cursor: str | None) -> dict[str, str]:
+    """`{spec file: reason digest}` of the invalid specs already reported."""
+    return _cursor_map(cursor, "reported")
 
 
 def run_key(shard: str, fingerprint: str) -> str:
     return f"{shard}:{fingerprint[:16]}"
+
+
+def _reason_digest(reason: str) -> str:
+    return hashlib.sha256(reason.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -55,9 +77,20 @@ class TickPlan:
     new_partitions: list[str] = field(default_factory=list)
     runs: list[tuple[str, str]] = field(default_factory=list)  # (shard, fingerprint)
     cursor: dict[str, str] = field(default_factory=dict)
+    new_errors: dict[str, str] = field(default_factory=dict)  # spec file -> reason, not reported before
+    reported: dict[str, str] = field(default_factory=dict)  # spec file -> reason digest, for the cursor
 
 
-def plan_tick(entries: list[InboxEntry], seen: dict[str, str], registered: set[str]) -> TickPlan:
+def plan_tick(
+    entries: list[InboxEntry],
+    seen: dict[str, str],
+    registered: set[str],
+    errors: dict[str, str] | None = None,
+    reported: dict[str, str] | None = None,
+) -> TickPlan:
+    """Partitions to add and runs to request for the valid specs; invalid ones (`errors`, from ShardInbox.scan)
+    create nothing and are reported when their reason is new. A reason depends on the spec, not on the listing
+    of the location it points at, so a bad spec over a changing directory is reported once."""
     plan = TickPlan()
     for entry in entries:
         if entry.shard not in registered:
@@ -65,6 +98,11 @@ def plan_tick(entries: list[InboxEntry], seen: dict[str, str], registered: set[s
         if seen.get(entry.shard) != entry.fingerprint:
             plan.runs.append((entry.shard, entry.fingerprint))
         plan.cursor[entry.shard] = entry.fingerprint
+    for name, reason in (errors or {}).items():
+        digest = _reason_digest(reason)
+        if (reported or {}).get(name) != digest:
+            plan.new_errors[name] = reason
+        plan.reported[name] = digest
     return plan
 
 
@@ -84,14 +122,15 @@ def shard_inbox_sensor(
 ) -> dg.SensorResult | dg.SkipReason:
     inbox = source_inbox.inbox(data_root.root)
     entries, errors = inbox.scan()
-    for shard, reason in errors.items():
-        context.log.warning(f"ignoring shard spec {shard!r}: {reason}")
     registered = set(context.instance.get_dynamic_partitions(SOURCE_SHARDS))
-    plan = plan_tick(entries, decode_cursor(context.cursor), registered)
-    cursor = encode_cursor(plan.cursor)
+    plan = plan_tick(entries, decode_cursor(context.cursor), registered, errors, decode_reported(context.cursor))
+    for reason in plan.new_errors.values():
+        context.log.warning(f"invalid shard spec, no partition created: {reason}")
+    cursor = encode_cursor(plan.cursor, plan.reported)
     if not plan.runs and not plan.new_partitions:
         context.update_cursor(cursor)
-        return dg.SkipReason(f"{len(entries)} shard(s) in {inbox.url}, none new or changed")
+        invalid = f"; {len(errors)} invalid: {', '.join(sorted(errors))}" if errors else ""
+        return dg.SkipReason(f"{len(entries)} shard(s) in {inbox.url}, none new or changed{invalid}")
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(
