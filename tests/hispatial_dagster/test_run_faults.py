@@ -209,3 +209,65 @@ def test_status_shows_failed_unpartitioned_assets(data_root: Path) -> None:
     rows = {(r["asset"], r["partition"]): r["status"] for r in cli.asset_status(open_instance(data_root), build_defs())}
     assert rows[("qa_dataset", "-")] == "failed"
     assert rows[("checkpoint", "-")] == "failed"
+
+
+_WAITER = """
+import sys, uuid
+from pathlib import Path
+import dagster as dg
+from hispatial_dagster.instance import GPU_POOL, open_instance, process_tags, watch_slot_wait
+
+root = Path(sys.argv[1])
+
+@dg.asset(pool=GPU_POOL)
+def wants_gpu() -> None:
+    (root / "got the slot").write_text("yes")
+
+instance = open_instance(root)
+defs = dg.Definitions(assets=[wants_gpu], jobs=[dg.define_asset_job("want", [wants_gpu])])
+run_id = str(uuid.uuid4())
+print("run", run_id, flush=True)
+with watch_slot_wait(instance, run_id, lambda text: print(text, flush=True)):
+    defs.resolve_job_def("want").execute_in_process(instance=instance, tags=process_tags(), run_id=run_id)
+"""
+
+
+def test_a_run_waiting_inside_dagster_for_the_slot_stops_on_ctrl_c(tmp_path: Path) -> None:
+    """Where another run takes the slot between the CLI's own wait and Dagster's claim, Dagster waits in a loop
+    that defers Ctrl-C until the slot is free; the watcher says whom it waits for and cancels the run."""
+    import dagster as dg
+
+    root = tmp_path / "data"
+    holder = _hold_gpu_slot(root)
+    try:
+        waiter = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(_WAITER), str(root)],
+            env=_env(root),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line) for line in waiter.stdout], daemon=True).start()
+        seen: list[str] = []
+        deadline = time.time() + 45
+        while time.time() < deadline and not any("waiting for a gpu slot" in line for line in seen):
+            with contextlib.suppress(queue.Empty):
+                seen.append(lines.get(timeout=0.5))
+        assert any("held by run" in line for line in seen), "".join(seen)
+        os.killpg(waiter.pid, signal.SIGINT)
+        try:
+            code = waiter.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(waiter.pid, signal.SIGKILL)
+            code = None
+        assert code == 130, "the waiting run ignored Ctrl-C"
+        assert not (root / "got the slot").exists()
+        run_id = next(line.split()[1] for line in seen if line.startswith("run "))
+        with dg.DagsterInstance.from_config(str(root / ".dagster")) as instance:
+            assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.CANCELED
+            assert run_id not in instance.event_log_storage.get_concurrency_info("gpu").pending_run_ids
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait(30)
