@@ -308,9 +308,16 @@ def cmd_stage(args: argparse.Namespace) -> int:
             console.print(f"[red]{args.name} is partitioned by shard: pass --shard[/]")
             return 2
         from hispatial_dagster.partitions import SOURCE_SHARDS
+        from hispatial_dagster.resources import SourceInbox
 
         partition = validate_shard_key(args.shard)
         if partition not in instance.get_dynamic_partitions(SOURCE_SHARDS):
+            # A new partition only for a usable spec, as the sensor and `register` do.
+            try:
+                check_location(SourceInbox().inbox(root).read(partition), origin=f"shard {partition}")
+            except ShardSpecError as err:
+                console.print(f"[red]cannot add partition {partition}:[/] {err}", soft_wrap=True)
+                return 2
             instance.add_dynamic_partitions(SOURCE_SHARDS, [partition])
         job_name = "shard_job"
     elif args.name == "benchmark_scores":

@@ -125,3 +125,13 @@ def test_register_validates_and_needs_replace_to_redefine(data_root: Path, capsy
     assert cli.main(["register", "s1", "--num-scenes", "4", "--replace"]) == 0
     assert ShardInbox(str(data_root / "inbox")).read("s1").num_scenes == 4
     assert _partitions(data_root) == ["s1"]
+
+
+def test_stage_adds_no_partition_for_a_shard_without_a_usable_spec(data_root: Path, capsys) -> None:
+    assert cli.main(["stage", "source_images", "--shard", "nospec"]) == 2
+    assert "no spec for shard 'nospec'" in capsys.readouterr().out
+    (data_root / "inbox").mkdir(parents=True)
+    (data_root / "inbox" / "bad.json").write_text('{"kind": "synthetic", "num_scenes": 1e12}')
+    assert cli.main(["stage", "source_images", "--shard", "bad"]) == 2
+    assert "bad.json: num_scenes: Input should be a valid integer" in capsys.readouterr().out
+    assert _partitions(data_root) == []
