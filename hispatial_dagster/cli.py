@@ -14,6 +14,7 @@ code path computes it. Dagster is imported lazily so `--help` is instant.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -111,10 +112,11 @@ def run_job(
     asset_graph = defs.resolve_asset_graph()
     keys = selection or job.asset_layer.selected_asset_keys
     say = lambda text: console.print(f"[yellow]{text}[/]")  # noqa: E731
-    if any(GPU_POOL in asset_graph.get(key).pools for key in keys):
+    needs_gpu = any(GPU_POOL in asset_graph.get(key).pools for key in keys)
+    if needs_gpu:
         wait_for_slot(instance, say)
     run_id = str(uuid.uuid4())  # known before the run starts, so the slot watcher can find it
-    with watch_slot_wait(instance, run_id, say):
+    with watch_slot_wait(instance, run_id, say) if needs_gpu else contextlib.nullcontext():
         return job.execute_in_process(
             run_config={"loggers": {"console": {"config": {"log_level": level}}}},
             instance=instance,
