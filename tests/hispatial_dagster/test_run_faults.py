@@ -137,7 +137,7 @@ def test_a_killed_run_does_not_keep_the_gpu_slot(tmp_path: Path) -> None:
     assert re.search(r"│ point_maps +│ s1 +│ 2 +│ 2 ", out), out
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)])
 def test_a_step_waiting_for_the_gpu_slot_says_so_and_stops_on_a_signal(tmp_path: Path, sig: int) -> None:
     root = tmp_path / "data"
     assert _finish(_cli(root, "register", "s1", "--num-scenes", "2"), 120)[0] == 0  # it waits before reading
