@@ -2,7 +2,9 @@
 
 DAGSTER_HOME defaults to `<data root>/.dagster`, with SQLite storage under it, so runs launched by `hispatial demo`
 appear in `dagster dev` afterwards. The `gpu` concurrency pool is limited to one slot by default
-(HISPATIAL_GPU_SLOTS), so GPU stages of concurrent runs queue instead of fighting over one device.
+(HISPATIAL_GPU_SLOTS), so GPU stages of concurrent runs queue instead of fighting over one device. Slots of runs
+that died are freed here without a daemon (fail_orphaned_runs, free_slots_of_ended_runs), and a CLI run waits for
+a slot in a loop that says whom it waits for and stops on Ctrl-C (wait_for_slot, watch_slot_wait).
 """
 
 from __future__ import annotations
