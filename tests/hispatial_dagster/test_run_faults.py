@@ -117,18 +117,24 @@ def _hold_gpu_slot(root: Path) -> subprocess.Popen:
     return holder
 
 
-def _shard_ready_for_point_maps(root: Path) -> None:
-    assert _finish(_cli(root, "register", "s1", "--num-scenes", "2"), 120)[0] == 0
+def _shard_ready_for_point_maps(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shard whose point_maps can run: registered, its first two stages materialized (in this process, the
+    same commands as the CLI; only the runs under test are separate processes)."""
+    from hispatial_dagster import cli
+
+    monkeypatch.setenv("HISPATIAL_DATA_ROOT", str(root))
+    monkeypatch.setenv("DAGSTER_HOME", str(root / ".dagster"))
+    monkeypatch.delenv("HISPATIAL_INBOX", raising=False)
+    assert cli.main(["register", "s1", "--num-scenes", "2"]) == 0
     for stage in ("source_images", "filtered_images"):
-        code, out = _finish(_cli(root, "stage", stage, "--shard", "s1"), 120)
-        assert code == 0, out
+        assert cli.main(["stage", stage, "--shard", "s1"]) == 0
 
 
-def test_a_killed_run_does_not_keep_the_gpu_slot(tmp_path: Path) -> None:
+def test_a_killed_run_does_not_keep_the_gpu_slot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Finding 2: fail_orphaned_runs marked the killed run failed but never freed its slot, so every later GPU
     stage waited forever (at ~100% CPU, printing nothing)."""
     root = tmp_path / "data"
-    _shard_ready_for_point_maps(root)
+    _shard_ready_for_point_maps(root, monkeypatch)
     holder = _hold_gpu_slot(root)
     os.killpg(holder.pid, signal.SIGKILL)
     holder.wait(30)
