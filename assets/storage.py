@@ -12,19 +12,27 @@ Layout (all under one data root; `<stage>` is an asset name, `<shard>` a partiti
         _manifest.json                      counts and content hash; written last inside the temp directory
 
 File paths inside records are relative to the data root, so a later stage can point at an earlier stage's files
-instead of copying them. A shard directory is built under a hidden temp name and renamed into place, so a reader
-sees the old complete shard or the new complete shard, never half of one; a crash leaves only a `.tmp-*`
-directory that the next write of that shard removes.
+instead of copying them. A shard directory is built under a hidden temp name (`.<shard>.tmp-<pid>-<random>`) and
+swapped into place, so a reader sees the old complete shard or the new complete shard, never half of one. One
+writer at a time: `.<shard>.lock` (an flock held from the first file to the swap) makes a second run of the same
+partition wait. A crash leaves at most a temp directory, or mid-swap the previous version under `.<shard>.old-*`;
+the next write of that shard, or the next read through `shard_dir`, cleans up or restores it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import fcntl
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
+import socket
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -35,6 +43,8 @@ from PIL import Image, PngImagePlugin
 
 from assets.geometry import depth_to_points
 from assets.records import Intrinsics, Scene
+
+log = logging.getLogger(__name__)
 
 # Depth PNG codes, the MoGe convention that the official HiSpatial data uses (moge/utils/io.py write_depth):
 # 1..65534 log-encode near..far, 0 = unknown (NaN), 65535 = infinitely far.
@@ -74,32 +84,151 @@ def atomic_write_json(path: Path, obj: object) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 
-@contextlib.contextmanager
-def atomic_dir(final: Path) -> Iterator[Path]:
-    """Build a directory under a temp name and swap it in on success; on error nothing visible changes.
+class PartitionBusyError(RuntimeError):
+    """Another process is writing this directory and `timeout_s` ran out while waiting for it."""
 
-    Re-materializing a shard replaces it whole, so a shard never mixes files of two runs.
-    """
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    for stale in final.parent.glob(f".{final.name}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
+
+def _lock_owner(lock_path: Path) -> str:
     try:
-        yield tmp
-    except BaseException:
+        return lock_path.read_text(encoding="utf-8").strip() or "another process"
+    except OSError:
+        return "another process"
+
+
+@contextlib.contextmanager
+def dir_lock(final: Path, timeout_s: float | None = None, poll_s: float = 0.2) -> Iterator[None]:
+    """Hold the exclusive write lock of directory `final` (a stage's partition) for the block.
+
+    An `flock` on `.<name>.lock` beside it, so every writer (CLI, DVC, daemon-launched runs, any host process
+    sharing the file system) is serialised, and the kernel drops the lock of a process that dies: no stale lock.
+    A second writer waits, logging once whom it waits for (the holder's pid and host are in the lock file), and
+    raises PartitionBusyError after `timeout_s` (None: wait as long as the holder runs). The holder removes the
+    file on release; a waiter that locked a removed file notices (inode differs from the path's) and retries,
+    so removing never lets two holders in. Polling instead of a blocking flock keeps Ctrl-C and the timeout
+    working."""
+    final = Path(final)
+    lock_path = final.with_name(f".{final.name}.lock")
+    started = time.monotonic()
+    waited = False
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if not waited:
+                log.warning(f"waiting for {final}: it is being written by {_lock_owner(lock_path)}")
+                waited = True
+            if timeout_s is not None and time.monotonic() - started > timeout_s:
+                raise PartitionBusyError(
+                    f"{final} is being written by {_lock_owner(lock_path)}; gave up after {timeout_s:.0f} s"
+                ) from None
+            time.sleep(poll_s)
+            continue
+        try:
+            current = os.stat(lock_path)
+            locked = os.fstat(fd)
+            same = (current.st_ino, current.st_dev) == (locked.st_ino, locked.st_dev)
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
+        if waited:
+            log.warning(f"{final}: lock acquired after {time.monotonic() - started:.1f} s")
+        yield
+    finally:
+        lock_path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def _rename_exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux `renameat2(RENAME_EXCHANGE)`, glibc 2.28+); False
+    where the platform or file system cannot, so the caller falls back to two renames. Python's `os` has no
+    binding for it, hence ctypes."""
+    renameat2 = getattr(_LIBC, "renameat2", None)
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Put the finished `tmp` in place of `final` so that a crash at any point leaves a complete version visible
+    or restorable: a first version is one rename; a replacement is one atomic swap where the OS has it (the
+    previous version then sits at the temp name until it is removed), else two renames whose gap
+    `_recover` closes (the previous version waits at `.<name>.old-*`)."""
+    if not os.path.lexists(final):
+        os.replace(tmp, final)
+        return
+    if _rename_exchange(tmp, final):
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-    if final.exists():
-        os.replace(final, old)
+        return
+    old = final.with_name(f".{final.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    os.replace(final, old)
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _recover(final: Path) -> None:
+    """Repair what a writer killed mid-publish left (caller holds dir_lock): a missing `final` gets its previous
+    version back from `.<name>.old-*`; leftover temp and old copies are removed. Any temp directory here is
+    stale, because every live writer of `final` holds the lock the caller now has."""
+    olds = sorted(final.parent.glob(f".{final.name}.old-*"), key=lambda p: p.lstat().st_ctime)
+    if olds and not os.path.lexists(final):
+        log.warning(f"{final}: restoring the previous version from {olds[-1].name} (a publish was interrupted)")
+        os.replace(olds.pop(), final)
+    for stale in (*olds, *final.parent.glob(f".{final.name}.tmp-*")):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def recover_dir(final: Path) -> Path:
+    """`final` made visible again if an interrupted publish left only its previous version (cheap when it
+    exists: one stat). Readers go through shard_dir, which calls this."""
+    final = Path(final)
+    if not final.exists() and final.parent.is_dir() and any(final.parent.glob(f".{final.name}.old-*")):
+        with dir_lock(final):
+            _recover(final)
+    return final
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path, timeout_s: float | None = None) -> Iterator[Path]:
+    """Build a directory under a temp name and swap it in on success; on error nothing visible changes.
+
+    Re-materializing a shard replaces it whole, so a shard never mixes files of two runs. The directory's write
+    lock (dir_lock) is held from start to publish, so two runs of one partition never write it at once: the
+    second waits for the first (or raises PartitionBusyError after `timeout_s`) and then builds its own
+    version. Temp names carry the writer's pid and a random suffix.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with dir_lock(final, timeout_s=timeout_s):
+        _recover(final)
+        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        tmp.mkdir()
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _publish(tmp, final)
+
+
 def shard_dir(root: Path, stage: str, shard: str) -> Path:
-    return Path(root) / stage / shard
+    return recover_dir(Path(root) / stage / shard)
 
 
 def write_scenes(path: Path, scenes: Iterable[Scene]) -> int:

@@ -35,7 +35,7 @@ from hispatial_dagster.resources import (
     TrainingSettings,
     WildModels,
 )
-from hispatial_dagster.shards import SPEC_FINGERPRINT_KEY, ShardSpec, fingerprint
+from hispatial_dagster.shards import SOURCE_KINDS, SPEC_FINGERPRINT_KEY, ShardSpec, fingerprint
 
 GPU_POOL = "gpu"
 
@@ -88,7 +88,6 @@ def source_images(
     return stage_result(report, data_root.root, extra=extra)
 
 
-SOURCE_KINDS = ("synthetic", "images", "coco", "objects365", "omni3d", "ca1m", "hispatial")
 
 
 def _write_source(root: Path, shard: str, spec: ShardSpec, synthetic: SyntheticSource) -> StageReport:

@@ -15,19 +15,31 @@ code path computes it. Dagster is imported lazily so `--help` is instant.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import shutil
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from hispatial_dagster.shards import SHARD_STAGES, ShardSpec, synthetic_shard_key, validate_shard_key
+from hispatial_dagster.shards import (
+    SHARD_STAGES,
+    SOURCE_KINDS,
+    ShardSpec,
+    ShardSpecError,
+    check_location,
+    describe_validation_error,
+    synthetic_shard_key,
+    validate_shard_key,
+)
 
 # A pipe or CI log gets a readable width instead of rich's 80-column fallback.
 console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 140)
@@ -82,7 +94,13 @@ def run_job(
     """Execute a job of the code location in this process on `instance` (the run is recorded there)."""
     import dagster as dg
 
-    from hispatial_dagster.instance import fail_orphaned_runs, process_tags
+    from hispatial_dagster.instance import (
+        GPU_POOL,
+        fail_orphaned_runs,
+        process_tags,
+        wait_for_slot,
+        watch_slot_wait,
+    )
 
     for run_id in fail_orphaned_runs(instance):
         console.print(f"[yellow]marked run {run_id} failed: its process is gone[/]")
@@ -91,14 +109,23 @@ def run_job(
     level = os.environ.get(
         "HISPATIAL_LOG_LEVEL", "WARNING"
     )  # Dagster's per-event DEBUG lines drown the progress
-    return job.execute_in_process(
-        run_config={"loggers": {"console": {"config": {"log_level": level}}}},
-        instance=instance,
-        tags=process_tags(),
-        partition_key=partition_key,
-        asset_selection=selection,
-        raise_on_error=False,
-    )
+    asset_graph = defs.resolve_asset_graph()
+    keys = selection or job.asset_layer.selected_asset_keys
+    say = lambda text: console.print(f"[yellow]{text}[/]")  # noqa: E731
+    needs_gpu = any(GPU_POOL in asset_graph.get(key).pools for key in keys)
+    if needs_gpu:
+        wait_for_slot(instance, say)
+    run_id = str(uuid.uuid4())  # known before the run starts, so the slot watcher can find it
+    with watch_slot_wait(instance, run_id, say) if needs_gpu else contextlib.nullcontext():
+        return job.execute_in_process(
+            run_config={"loggers": {"console": {"config": {"log_level": level}}}},
+            instance=instance,
+            tags=process_tags(),
+            partition_key=partition_key,
+            asset_selection=selection,
+            raise_on_error=False,
+            run_id=run_id,
+        )
 
 
 def _summarize(result: Any) -> list[dict[str, Any]]:
@@ -134,11 +161,31 @@ def _summarize(result: Any) -> list[dict[str, Any]]:
     return rows
 
 
+# Dagster's wrappers around the error an asset raised: the line names what is inside them instead.
+_FRAMEWORK_ERRORS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"}
+
+
+def _one_line(error: Any) -> str:
+    text = " ".join(error.message.split())
+    return text.removeprefix("dagster._core.definitions.events.")  # "Failure: <our message>"
+
+
 def _failure_text(result: Any) -> str:
+    """The cause of a failed run in one line: the failed step, the error its code raised and, when that error
+    was raised from another one, that one too (Dagster's own message only says which step failed)."""
     for event in result.all_events:
         if event.is_step_failure:
             error = event.step_failure_data.error
-            return f"{event.step_key}: {error.message.strip() if error else 'failed'}"
+            if error is None:
+                return f"{event.step_key}: failed"
+            while error.cls_name in _FRAMEWORK_ERRORS and error.cause is not None:
+                error = error.cause
+            line = f"{event.step_key}: {_one_line(error)}"
+            cause = error.cause or error.context
+            return f"{line} (from {_one_line(cause)})" if cause is not None else line
+    for event in result.all_events:
+        if event.event_type_value == "RUN_FAILURE":
+            return " ".join((event.message or "run failed").split())
     return "run failed"
 
 
@@ -192,7 +239,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             rows.extend(_summarize(result))
             if not result.success:
                 progress.stop()
-                console.print(f"[red]{label} failed[/] (run {result.run_id}): {_failure_text(result)}")
+                console.print(
+                    f"[red]{label} failed[/] (run {result.run_id}): {_failure_text(result)}", soft_wrap=True
+                )
                 return 1
             progress.advance(overall)
     _print_rows(rows, title=f"Demo materializations ({time.perf_counter() - started:.0f} s)")
@@ -215,10 +264,34 @@ def _print_rows(rows: list[dict[str, Any]], title: str) -> None:
 
 def cmd_register(args: argparse.Namespace) -> int:
     from hispatial_dagster.instance import open_instance
+    from hispatial_dagster.resources import SourceInbox
 
     root = _data_root(args)
-    shard = validate_shard_key(args.shard)
-    spec = ShardSpec(kind=args.kind, seed=args.seed, num_scenes=args.num_scenes, path=args.path)
+    try:
+        shard = validate_shard_key(args.shard)
+        spec = ShardSpec.model_validate(
+            {"kind": args.kind, "seed": args.seed, "num_scenes": args.num_scenes, "path": args.path}
+        )
+        check_location(spec, origin=f"shard {shard}")
+    except ValidationError as err:
+        console.print(f"[red]invalid shard spec for {args.shard}:[/] {describe_validation_error(err)}", soft_wrap=True)
+        return 2
+    except ShardSpecError as err:
+        console.print(f"[red]invalid shard spec:[/] {err}", soft_wrap=True)
+        return 2
+    inbox = SourceInbox().inbox(root)
+    if shard in inbox.shard_keys() and not args.replace:
+        try:
+            current: str = inbox.read(shard).model_dump_json()
+        except ShardSpecError as err:
+            current = f"an unusable spec ({err})"
+        if current != spec.model_dump_json():
+            console.print(
+                f"[red]shard {shard} is already registered as {current}[/]; pass --replace to redefine it "
+                "(its partition is then built from the new spec on its next run)",
+                soft_wrap=True,
+            )
+            return 2
     new = register_shards(root, {shard: spec}, open_instance(root))
     console.print(f"registered {shard} ({'new partition' if new else 'existing partition'})")
     return 0
@@ -237,9 +310,16 @@ def cmd_stage(args: argparse.Namespace) -> int:
             console.print(f"[red]{args.name} is partitioned by shard: pass --shard[/]")
             return 2
         from hispatial_dagster.partitions import SOURCE_SHARDS
+        from hispatial_dagster.resources import SourceInbox
 
         partition = validate_shard_key(args.shard)
         if partition not in instance.get_dynamic_partitions(SOURCE_SHARDS):
+            # A new partition only for a usable spec, as the sensor and `register` do.
+            try:
+                check_location(SourceInbox().inbox(root).read(partition), origin=f"shard {partition}")
+            except ShardSpecError as err:
+                console.print(f"[red]cannot add partition {partition}:[/] {err}", soft_wrap=True)
+                return 2
             instance.add_dynamic_partitions(SOURCE_SHARDS, [partition])
         job_name = "shard_job"
     elif args.name == "benchmark_scores":
@@ -250,7 +330,7 @@ def cmd_stage(args: argparse.Namespace) -> int:
     result = run_job(defs, job_name, instance, partition_key=partition, asset_names=[args.name])
     _print_rows(_summarize(result), title=f"{args.name}" + (f" [{partition}]" if partition else ""))
     if not result.success:
-        console.print(f"[red]{args.name} failed[/] (run {result.run_id}): {_failure_text(result)}")
+        console.print(f"[red]{args.name} failed[/] (run {result.run_id}): {_failure_text(result)}", soft_wrap=True)
         return 1
     return 0
 
@@ -306,8 +386,7 @@ def asset_status(instance: Any, defs: Any, batched_staleness: bool = True) -> li
                     AssetPartitionStatus.IN_PROGRESS: "in progress",
                 }.get(status, "missing")
             else:
-                record = instance.get_latest_materialization_event(key)
-                state = "materialized" if record is not None else "missing"
+                state = _unpartitioned_state(instance, key)
             if state == "materialized" and batched is not None:
                 state = batched.get(partition or "", state)
             elif state == "materialized":
@@ -317,6 +396,26 @@ def asset_status(instance: Any, defs: Any, batched_staleness: bool = True) -> li
                     state = f"stale ({causes[0].reason})" if causes else "stale"
             rows.append({"asset": name, "partition": partition or "-", "status": state})
     return rows
+
+
+def _unpartitioned_state(instance: Any, key: Any) -> str:
+    """materialized / failed / in progress / missing for an unpartitioned asset (qa_dataset, checkpoint).
+
+    Dagster's partition status cache covers partitioned assets only; for the others the event log says which run
+    last planned a materialization. When that plan is newer than the last materialization, its run decides: still
+    going is "in progress", ended without materializing (failed, canceled, killed) is "failed"."""
+    import dagster as dg
+
+    latest = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=1).records
+    materialized = latest[0].storage_id if latest else None
+    planned = instance.get_latest_planned_materialization_info(key)
+    if planned is not None and (materialized is None or planned.storage_id > materialized):
+        run = instance.get_run_by_id(planned.run_id)
+        if run is not None and not run.is_finished:
+            return "in progress"
+        if run is None or run.status != dg.DagsterRunStatus.SUCCESS:
+            return "failed"
+    return "materialized" if materialized is not None else "missing"
 
 
 def _shard_staleness(
@@ -493,10 +592,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     register = sub.add_parser("register", help="write a shard spec into the inbox and add its partition")
     register.add_argument("shard", help="partition key, e.g. synthetic-002")
-    register.add_argument("--kind", default="synthetic")
+    register.add_argument("--kind", default="synthetic", choices=SOURCE_KINDS)
     register.add_argument("--seed", type=int, default=0)
     register.add_argument("--num-scenes", type=int, default=50)
     register.add_argument("--path", default=None, help="source location for file-based kinds (fsspec URL)")
+    register.add_argument("--replace", action="store_true", help="redefine a shard already in the inbox")
     register.set_defaults(func=cmd_register)
 
     stage = sub.add_parser("stage", help="materialize one asset for one partition (what DVC stages run)")
@@ -534,7 +634,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/]")
+        return 130
 
 
 if __name__ == "__main__":

@@ -2,14 +2,20 @@
 
 DAGSTER_HOME defaults to `<data root>/.dagster`, with SQLite storage under it, so runs launched by `hispatial demo`
 appear in `dagster dev` afterwards. The `gpu` concurrency pool is limited to one slot by default
-(HISPATIAL_GPU_SLOTS), so GPU stages of concurrent runs queue instead of fighting over one device.
+(HISPATIAL_GPU_SLOTS), so GPU stages of concurrent runs queue instead of fighting over one device. Slots of runs
+that died are freed here without a daemon (fail_orphaned_runs, free_slots_of_ended_runs), and a CLI run waits for
+a slot in a loop that says whom it waits for and stops on Ctrl-C (wait_for_slot, watch_slot_wait).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -129,4 +135,105 @@ def fail_orphaned_runs(instance) -> list[str]:  # instance: dagster.DagsterInsta
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
             instance.report_run_failed(run, message=f"process {pid} ended without finishing the run")
             orphaned.append(run.run_id)
+    free_slots_of_ended_runs(instance)
     return orphaned
+
+
+def free_slots_of_ended_runs(instance, pool: str = GPU_POOL) -> list[str]:  # instance: dagster.DagsterInstance
+    """Free the `pool` slots (claimed or queued) of runs that have ended or no longer exist; their run ids.
+
+    A run killed with SIGKILL never releases its concurrency slot. The daemon's run monitoring frees it
+    (`free_slots_after_run_end_seconds`), but the CLI runs without a daemon, so before this every later GPU step
+    waited for ever on a run already marked failed. Dagster's own `free_concurrency_slots_for_run` does the
+    freeing (what the UI's "free slots" button calls)."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return []
+    info = storage.get_concurrency_info(pool)
+    freed = []
+    for run_id in sorted({s.run_id for s in info.claimed_slots} | {s.run_id for s in info.pending_steps}):
+        run = instance.get_run_by_id(run_id)
+        if run is None or run.is_finished:
+            storage.free_concurrency_slots_for_run(run_id)
+            freed.append(run_id)
+    return freed
+
+
+def describe_slot_holders(instance, pool: str = GPU_POOL) -> str:  # instance: dagster.DagsterInstance
+    """Who holds the slots of `pool`, for a waiting step's message: run id, step and process of each."""
+    info = instance.event_log_storage.get_concurrency_info(pool)
+    holders = []
+    for slot in info.claimed_slots:
+        run = instance.get_run_by_id(slot.run_id)
+        tags = run.tags if run else {}
+        where = f", pid {tags[PID_TAG]} on {tags.get(HOST_TAG, '?')}" if PID_TAG in tags else ""
+        holders.append(f"run {slot.run_id} (step {slot.step_key}{where})")
+    if not holders:
+        return f"no run holds one, but the pool has {info.slot_count} slot(s)"
+    return "held by " + ", ".join(holders)
+
+
+def has_free_slot(instance, pool: str = GPU_POOL) -> bool:  # instance: dagster.DagsterInstance
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return True
+    info = storage.get_concurrency_info(pool)
+    if info.limit is None and info.slot_count == 0:
+        return True  # no limit configured for this pool: Dagster does not gate it
+    return info.slot_count - info.active_slot_count - info.assigned_step_count > 0
+
+
+def wait_for_slot(instance, say, pool: str = GPU_POOL, poll_s: float = 1.0) -> None:
+    """Block until `pool` has a free slot, freeing slots of dead runs meanwhile and saying once whom it waits for.
+
+    Runs before Dagster's own claim: Dagster 1.13's in-process executor, while a step waits for a slot, spins
+    without sleeping (InstanceConcurrencyContext.interval_to_next_pending_claim_check returns <= 0) inside
+    `capture_interrupts`, so it prints nothing, uses a full core and defers Ctrl-C and SIGTERM until the slot is
+    free. This loop sleeps and is an ordinary Python loop: Ctrl-C raises KeyboardInterrupt, SIGTERM ends it."""
+    said = False
+    while True:
+        fail_orphaned_runs(instance)
+        if has_free_slot(instance, pool):
+            return
+        if not said:
+            say(f"waiting for a {pool} slot: {describe_slot_holders(instance, pool)} (Ctrl-C stops waiting)")
+            said = True
+        time.sleep(poll_s)
+
+
+@contextlib.contextmanager
+def watch_slot_wait(instance, run_id: str, say, pool: str = GPU_POOL, poll_s: float = 1.0) -> Iterator[None]:
+    """While an in-process run executes, watch whether one of its steps waits for a `pool` slot (another run took
+    the slot after wait_for_slot returned). Then say whom it waits for, keep freeing slots of dead runs, and on
+    Ctrl-C / SIGTERM (which Dagster only records while it waits) cancel the run and exit: a waiting in-process run
+    executes no step, so nothing is mid-write."""
+    # Not public API: the flag Dagster's SIGINT/SIGTERM handler sets while an execution captures interrupts.
+    from dagster._utils.interrupts import check_captured_interrupt
+
+    stop = threading.Event()
+
+    def watch() -> None:
+        said = False
+        while not stop.wait(poll_s):
+            info = instance.event_log_storage.get_concurrency_info(pool)
+            if run_id not in info.pending_run_ids:
+                continue
+            if not said:
+                say(f"waiting for a {pool} slot: {describe_slot_holders(instance, pool)} (Ctrl-C stops waiting)")
+                said = True
+            fail_orphaned_runs(instance)
+            if check_captured_interrupt() and run_id in info.pending_run_ids:
+                run = instance.get_run_by_id(run_id)
+                if run is not None:
+                    instance.report_run_canceled(run, message=f"interrupted while waiting for a {pool} slot")
+                instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+                say(f"interrupted while waiting for a {pool} slot: run {run_id} canceled")
+                os._exit(130)
+
+    thread = threading.Thread(target=watch, name=f"watch-{pool}-slot", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)

@@ -15,11 +15,15 @@ instance: a shard whose latest `source_images` materialization recorded the same
 gets no run. That is what keeps the first tick of a freshly opened UI over a demo-built instance from re-running
 every shard (and, through automation, retraining the model).
 
-An unusable spec is logged and left out of the cursor, so fixing the file triggers the shard. A spec that
+An unusable spec (invalid fields, a path that does not exist, a `.JSON` suffix; see shards.ShardInbox.scan) creates
+no partition and no run; it is logged once, naming its file and field, and listed in the tick's skip reason. The
+cursor keeps a digest of each reported reason, so an unchanged bad spec is not reported again (nor re-requested
+when the directory it points at changes); fixing the file triggers the shard. A spec that
 disappears is dropped from the cursor but its partition and data are kept (deleting data is a human decision).
 qa_dataset, checkpoint and benchmark_scores follow by declarative automation (hispatial_dagster/automation.py).
 """
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -37,24 +41,42 @@ SOURCE_IMAGES = dg.AssetKey("source_images")
 _PAGE = 1000
 
 
-def encode_cursor(fingerprints: dict[str, str]) -> str:
-    return json.dumps({"version": CURSOR_VERSION, "shards": dict(sorted(fingerprints.items()))})
+def encode_cursor(fingerprints: dict[str, str], reported: dict[str, str] | None = None) -> str:
+    """The cursor: `{shard: fingerprint}` of the shards seen, and `{spec file: reason digest}` of the invalid
+    specs already reported (so each is reported once, not on every tick)."""
+    data: dict = {"version": CURSOR_VERSION, "shards": dict(sorted(fingerprints.items()))}
+    if reported:
+        data["reported"] = dict(sorted(reported.items()))
+    return json.dumps(data)
 
 
-def decode_cursor(cursor: str | None) -> dict[str, str]:
-    """The `{shard: fingerprint}` map; an empty or unreadable cursor means "nothing seen yet"."""
+def _cursor_map(cursor: str | None, field: str) -> dict[str, str]:
     if not cursor:
         return {}
     try:
         data = json.loads(cursor)
     except json.JSONDecodeError:
         return {}
-    shards = data.get("shards") if isinstance(data, dict) else None
-    return {str(k): str(v) for k, v in shards.items()} if isinstance(shards, dict) else {}
+    found = data.get(field) if isinstance(data, dict) else None
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
+def decode_cursor(cursor: str | None) -> dict[str, str]:
+    """The `{shard: fingerprint}` map; an empty or unreadable cursor means "nothing seen yet"."""
+    return _cursor_map(cursor, "shards")
+
+
+def decode_reported(cursor: str | None) -> dict[str, str]:
+    """`{spec file: reason digest}` of the invalid specs already reported."""
+    return _cursor_map(cursor, "reported")
 
 
 def run_key(shard: str, fingerprint: str) -> str:
     return f"{shard}:{fingerprint[:16]}"
+
+
+def _reason_digest(reason: str) -> str:
+    return hashlib.sha256(reason.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -64,16 +86,23 @@ class TickPlan:
     new_partitions: list[str] = field(default_factory=list)
     runs: list[tuple[str, str]] = field(default_factory=list)  # (shard, fingerprint)
     cursor: dict[str, str] = field(default_factory=dict)
+    new_errors: dict[str, str] = field(default_factory=dict)  # spec file -> reason, not reported before
+    reported: dict[str, str] = field(default_factory=dict)  # spec file -> reason digest, for the cursor
 
 
 def plan_tick(
     entries: list[InboxEntry],
     seen: dict[str, str],
     registered: set[str],
+    errors: dict[str, str] | None = None,
+    reported: dict[str, str] | None = None,
     materialized: dict[str, str] | None = None,
 ) -> TickPlan:
-    """`seen` is the cursor; `materialized` maps shards to the fingerprint of their latest `source_images`
-    materialization (only those the cursor does not already settle need to be looked up)."""
+    """Partitions to add and runs to request for the valid specs; invalid ones (`errors`, from ShardInbox.scan)
+    create nothing and are reported when their reason is new. A reason depends on the spec, not on the listing
+    of the location it points at, so a bad spec over a changing directory is reported once. `seen` is the
+    cursor; `materialized` maps shards to the fingerprint of their latest `source_images` materialization (only
+    those the cursor does not already settle need to be looked up)."""
     materialized = materialized or {}
     plan = TickPlan()
     for entry in entries:
@@ -82,6 +111,11 @@ def plan_tick(
         if entry.fingerprint not in (seen.get(entry.shard), materialized.get(entry.shard)):
             plan.runs.append((entry.shard, entry.fingerprint))
         plan.cursor[entry.shard] = entry.fingerprint
+    for name, reason in (errors or {}).items():
+        digest = _reason_digest(reason)
+        if (reported or {}).get(name) != digest:
+            plan.new_errors[name] = reason
+        plan.reported[name] = digest
     return plan
 
 
@@ -148,16 +182,20 @@ def shard_inbox_sensor(
 ) -> dg.SensorResult | dg.SkipReason:
     inbox = source_inbox.inbox(data_root.root)
     entries, errors = inbox.scan()
-    for shard, reason in errors.items():
-        context.log.warning(f"ignoring shard spec {shard!r}: {reason}")
     registered = set(context.instance.get_dynamic_partitions(SOURCE_SHARDS))
     seen = decode_cursor(context.cursor)
     unsettled = [e.shard for e in entries if e.shard in registered and seen.get(e.shard) != e.fingerprint]
-    plan = plan_tick(entries, seen, registered, materialized_fingerprints(context.instance, unsettled))
-    cursor = encode_cursor(plan.cursor)
+    plan = plan_tick(
+        entries, seen, registered, errors, decode_reported(context.cursor),
+        materialized=materialized_fingerprints(context.instance, unsettled),
+    )
+    for reason in plan.new_errors.values():
+        context.log.warning(f"invalid shard spec, no partition created: {reason}")
+    cursor = encode_cursor(plan.cursor, plan.reported)
     if not plan.runs and not plan.new_partitions:
         context.update_cursor(cursor)
-        return dg.SkipReason(f"{len(entries)} shard(s) in {inbox.url}, none new or changed")
+        invalid = f"; {len(errors)} invalid: {', '.join(sorted(errors))}" if errors else ""
+        return dg.SkipReason(f"{len(entries)} shard(s) in {inbox.url}, none new or changed{invalid}")
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(

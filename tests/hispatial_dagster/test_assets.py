@@ -157,10 +157,13 @@ def test_corrupt_image_is_quarantined_not_fatal(tmp_path: Path) -> None:
 
 
 def test_unknown_source_kind_fails_clearly(tmp_path: Path) -> None:
-    ShardInbox(str(tmp_path / "inbox")).write(SHARD, ShardSpec(kind="nosuchkind"))
+    # The sensor and `register` refuse such a spec (test_spec_validation.py); one written by hand still fails
+    # the run clearly, naming its file and field.
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "inbox" / f"{SHARD}.json").write_text('{"kind": "nosuchkind"}')
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(SOURCE_SHARDS, [SHARD])
-        with pytest.raises(Exception, match="unknown source kind 'nosuchkind'"):
+        with pytest.raises(Exception, match=rf"{SHARD}.json: kind: Input should be 'synthetic'"):
             materialize(tmp_path, instance, [hs_assets.source_images])
     assert not (tmp_path / "source_images" / SHARD).exists()
 

@@ -58,7 +58,7 @@ def test_register_stage_status_and_staleness(data_root: Path, capsys: pytest.Cap
     assert before[("qa_dataset", "-")] == "missing"
 
     # A different spec gives different source data: the filtered shard is now stale.
-    assert cli.main(["register", "synthetic-000", "--num-scenes", "3", "--seed", "4"]) == 0
+    assert cli.main(["register", "synthetic-000", "--num-scenes", "3", "--seed", "4", "--replace"]) == 0
     assert cli.main(["stage", "source_images", "--shard", "synthetic-000"]) == 0
     after = status()
     assert after[("source_images", "synthetic-000")] == "materialized"
@@ -93,7 +93,7 @@ def test_bulk_staleness_agrees_with_dagsters_resolver(data_root: Path) -> None:
         assert cli.main(["register", shard, "--num-scenes", "2", "--seed", "1"]) == 0
         assert cli.main(["stage", "source_images", "--shard", shard]) == 0
         assert cli.main(["stage", "filtered_images", "--shard", shard]) == 0
-    assert cli.main(["register", "synthetic-001", "--num-scenes", "3", "--seed", "1"]) == 0
+    assert cli.main(["register", "synthetic-001", "--num-scenes", "3", "--seed", "1", "--replace"]) == 0
     for shard in ("synthetic-001", "synthetic-002"):
         assert cli.main(["stage", "source_images", "--shard", shard]) == 0
 
