@@ -132,7 +132,7 @@ def ca1m_shard(
                 raise DataError(f"size mismatch: {_size(sample['_wide/image/size'])} declared, image is {w}x{h}")
             K = _matrix(sample["wide/image/k"], (3, 3))
             intrinsics = Intrinsics(fx=K[0, 0], fy=K[1, 1], cx=K[0, 2], cy=K[1, 2], width=w, height=h)
-            sid = _scene_id(shard, key)
+            sid = _scene_id(shard, key.replace("/", "_"))  # <video>_<timestamp>: unique, no hash needed
             instances = json.loads(sample["wide/instances"].decode("utf-8"))
             if "wide/t_gravity" in sample:
                 gravity = _matrix(sample["wide/t_gravity"], (3, 3))[:, 1]

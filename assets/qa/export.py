@@ -175,7 +175,8 @@ def hf_readme(splits: Mapping[str, int], columns: Iterable[str], name: str = "Hi
     if "pairs" in configs:
         lines += [
             "- `default`: one row per image: `image` (RGB), `depth` (16-bit log-encoded z-depth PNG: depth =",
-            "  near^(1-t) * far^t with t = value / 65535, 65535 = invalid; `depth_near_m`, `depth_far_m`), the pinhole",
+            "  near^(1-t) * far^t with t = (value - 1) / 65533, 0 = unknown, 65535 = infinitely far: MoGe's and the",
+            "  official HiSpatial release's encoding; `depth_near_m`, `depth_far_m`), the pinhole",
             "  intrinsics (`fx`, `fy`, `cx`, `cy`; camera frame x right, y down, z forward, meters) and `qa`, the",
             "  image's question/answer pairs. Questions that name an object \"highlighted by the <colour> box\" need",
             "  that pair's `draw_boxes` drawn on the image.",

@@ -12,7 +12,8 @@ from PIL import Image
 
 from assets.ca1m import ca1m_shard
 from assets.geometry import GravityFrame, box_corners_cam
-from assets.storage import decode_depth_png, read_jsonl, read_scenes
+from assets.stage import ShardFailure
+from assets.storage import decode_depth_png, read_scenes
 
 FIXTURE = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "ca1m" / "frame.json").read_text())
 
@@ -85,9 +86,9 @@ def test_incomplete_samples_and_bad_options_are_named(tmp_path):
         info = tarfile.TarInfo("7/1.wide/instances")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
-    report = ca1m_shard(tmp_path / "data", "c", [tmp_path / "x.tar"])
-    assert report.num_out == 0 and "missing wide/image" in report.rejections[0].reason
-    lines = read_jsonl(tmp_path / "data/source_images/c/rejected.jsonl")
-    assert lines[0]["item"] == "7/1"
+    # Its only sample is incomplete: the shard fails naming the sample and what it lacks, and publishes nothing.
+    with pytest.raises(ShardFailure, match=r"7/1: DataError: incomplete CA-1M sample 7/1: missing wide/image"):
+        ca1m_shard(tmp_path / "data", "c", [tmp_path / "x.tar"])
+    assert not (tmp_path / "data/source_images/c").exists()
     with pytest.raises(ValueError, match="depth must be"):
         ca1m_shard(tmp_path / "data", "c", [], depth="faro")

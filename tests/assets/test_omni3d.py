@@ -18,8 +18,8 @@ from assets.omni3d import (
     triage_annotation,
 )
 from assets.records import Intrinsics
-from assets.stage import DataError
-from assets.storage import decode_depth_png, encode_jpeg, read_jsonl, read_scenes
+from assets.stage import DataError, ShardFailure
+from assets.storage import decode_depth_png, encode_jpeg, read_scenes
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "omni3d"
 RECORDS = json.loads((FIXTURES / "sunrgbd_records.json").read_text())["annotations"]
@@ -139,10 +139,11 @@ def test_a_shard_whose_every_image_is_rejected_says_why(tmp_path):
     data = {"images": [{"id": 1, "file_path": "a.jpg", "width": 64, "height": 48,
                         "K": [[60.0, 0, 32.0], [0, 60.0, 24.0], [0, 0, 1]]}], "categories": [], "annotations": [ann]}
     (tmp_path / "omni.json").write_text(json.dumps(data))
-    report = omni3d_shard(tmp_path / "data", "omni-000", tmp_path / "omni.json", images)
-    assert report.num_out == 0 and "valid3D is false" in report.rejections[0].reason
-    lines = read_jsonl(tmp_path / "data/source_images/omni-000/rejected.jsonl")
-    assert "valid3D is false" in lines[0]["reason"]
+    # Nothing usable at all: the shard fails with the reasons (counted per reason) and publishes nothing, so a
+    # previous good version of it would stay in place.
+    with pytest.raises(ShardFailure, match=r"all 1 items were rejected.*valid3D is false"):
+        omni3d_shard(tmp_path / "data", "omni-000", tmp_path / "omni.json", images)
+    assert not (tmp_path / "data/source_images/omni-000").exists()
 
 
 def test_rejected_annotations_get_their_own_line(tmp_path):

@@ -194,8 +194,8 @@ def test_image_folder_source_quarantines_corrupt_files(tmp_path: Path) -> None:
 
 
 def test_omni3d_shard_with_every_image_rejected_fails_with_the_first_reasons(tmp_path: Path) -> None:
-    """A shard with 0 scenes is not a success: the asset fails naming the first reasons, and rejected.jsonl (with
-    every reason) stays on disk."""
+    """A shard with 0 scenes is not a success: the asset fails naming the reasons (counted per reason, the first
+    ones in full), and nothing is published over a previous version."""
     fixture = Path(__file__).resolve().parents[1] / "fixtures" / "omni3d" / "kitti_000008"
     labels = json.loads((fixture / "omni3d.json").read_text())
     for ann in labels["annotations"]:
@@ -209,11 +209,13 @@ def test_omni3d_shard_with_every_image_rejected_fails_with_the_first_reasons(tmp
     ShardInbox(str(root / "inbox")).write("omni-000", spec)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(SOURCE_SHARDS, ["omni-000"])
-        with pytest.raises(dg.Failure, match="all 1 items were rejected.*valid3D is false"):
-            dg.materialize([hs_assets.source_images], partition_key="omni-000", instance=instance,
-                           resources=resources(root))
-    rejected = (root / "source_images" / "omni-000" / "rejected.jsonl").read_text()
-    assert "valid3D is false" in rejected
+        result = dg.materialize([hs_assets.source_images], partition_key="omni-000", instance=instance,
+                                resources=resources(root), raise_on_error=False)
+    assert not result.success
+    [failure] = result.get_step_failure_events()
+    error = failure.step_failure_data.error.to_string()
+    assert "all 1 items were rejected" in error and "valid3D is false" in error
+    assert not (root / "source_images" / "omni-000").exists()
 
 
 def test_markdown_helpers() -> None:

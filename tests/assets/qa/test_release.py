@@ -74,10 +74,12 @@ def test_release_writes_both_exports_that_load_back(root, hf_env):
                   if s.scene_id == one["scene_id"])
     assert one["fx"] == source.intrinsics.fx
     # the depth decodes with the card's formula to the stored depth
-    t = np.asarray(one["depth"], dtype=np.float64) / 65535
+    codes = np.asarray(one["depth"], dtype=np.float64)
+    t = (codes - 1) / 65533
     depth = np.exp(np.log(one["depth_near_m"]) * (1 - t) + np.log(one["depth_far_m"]) * t)
     stored = decode_depth_png(root / source.depth_file)
     valid = np.isfinite(stored)
+    assert np.array_equal(~valid, codes == 0)  # code 0 is "unknown", nothing else is
     assert np.allclose(depth[valid], stored[valid], rtol=1e-5)
     by_scene = rows[rows["scene_id"] == one["scene_id"]]
     assert sorted(q["qa_id"] for q in one["qa"]) == sorted(by_scene["qa_id"])
