@@ -141,7 +141,7 @@ def test_a_shard_whose_every_image_is_rejected_says_why(tmp_path):
     (tmp_path / "omni.json").write_text(json.dumps(data))
     # Nothing usable at all: the shard fails with the reasons (counted per reason) and publishes nothing, so a
     # previous good version of it would stay in place.
-    with pytest.raises(ShardFailure, match=r"all 1 items were rejected.*valid3D is false"):
+    with pytest.raises(ShardFailure, match=r"(?s)all 1 items were rejected.*valid3D is false"):
         omni3d_shard(tmp_path / "data", "omni-000", tmp_path / "omni.json", images)
     assert not (tmp_path / "data/source_images/omni-000").exists()
 
