@@ -22,11 +22,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 from PIL import Image, ImageDraw
 from torch.utils.data import IterableDataset, get_worker_info
 
+from assets.qa.dataset import read_qa_pairs as load_qa_pairs  # the QA table's one reader (verifies shards)
 from assets.qa.l0 import sample_l0
 from assets.records import TASK_LEVEL, Level, QAFormat, QAPair, Scene, Task
 from assets.stage import DATA_ERRORS, DataError
@@ -59,50 +59,6 @@ def is_validation_scene(scene_id: str, val_fraction: float) -> bool:
     """Stable (not Python-hash-salted) split of scenes into train / validation."""
     bucket = int.from_bytes(hashlib.sha256(scene_id.encode()).digest()[:4], "little") % 10_000
     return bucket < val_fraction * 10_000
-
-
-def qa_parquet_paths(root: Path) -> list[Path]:
-    """The QA shards the dataset manifest lists (all `qa_shards/*/qa.parquet` when there is no manifest)."""
-    root = Path(root)
-    manifest = root / "qa_dataset" / "manifest.json"
-    paths: list[Path] | None = None
-    if manifest.exists():
-        data = json.loads(manifest.read_text())
-        listed = data.get("shards") if isinstance(data, dict) else None
-        if isinstance(listed, list) and listed:
-            # assets.qa.dataset writes one entry per shard: {shard, path (relative to root), rows, sha256, counts}
-            paths = [
-                root / entry["path"] if isinstance(entry, dict) else root / "qa_shards" / str(entry) / "qa.parquet"
-                for entry in listed
-            ]
-    if paths is not None:
-        missing = [p for p in paths if not p.exists()]
-        if missing:
-            raise DataError(f"qa_dataset manifest lists shards without qa.parquet: {missing}")
-        return paths
-    return sorted(root.glob("qa_shards/*/qa.parquet"))
-
-
-def _row_to_pair(row: dict) -> QAPair:
-    fields = {k: v for k, v in row.items() if k in QAPair.model_fields}
-    for key in ("options", "draw_boxes", "object_ids", "references", "direction"):
-        if isinstance(fields.get(key), str):  # JSON-encoded nested columns
-            fields[key] = json.loads(fields[key])
-    fields = {k: v for k, v in fields.items() if v is not None or k in ("correct_index", "value", "unit", "direction")}
-    return QAPair.model_validate(fields)
-
-
-def load_qa_pairs(root: Path) -> tuple[list[QAPair], list[str]]:
-    """All QA pairs of the dataset, validated; malformed rows are skipped and described, not fatal."""
-    pairs: list[QAPair] = []
-    problems: list[str] = []
-    for path in qa_parquet_paths(root):
-        for index, row in enumerate(pq.read_table(path).to_pylist()):
-            try:
-                pairs.append(_row_to_pair(row))
-            except DATA_ERRORS as err:
-                problems.append(f"{path}:{index}: {type(err).__name__}: {err}")
-    return pairs, problems
 
 
 class SceneStore:

@@ -132,6 +132,29 @@ def test_bad_parquet_rows_are_skipped_and_reported(block_root, tmp_path):
     assert len(problems) == 2 and ":0:" in problems[0] and ":1:" in problems[1]
 
 
+@pytest.mark.parametrize("damage", ["truncate", "alter"])
+def test_a_shard_changed_after_the_release_stops_training(block_root, tmp_path, damage):
+    """The release manifest pins each shard's sha256: a shard truncated or edited after the qa_dataset was built
+    must stop training with the shard named, not train silently on fewer (or other) pairs."""
+    import shutil
+
+    from assets.qa.dataset import build_qa_dataset
+    from assets.stage import DataError
+
+    root = tmp_path / "root"
+    shutil.copytree(block_root, root)
+    build_qa_dataset(root, ["blocks-000"])
+    assert build_training_data(root, DataConfig(val_fraction=0.25), 56, "xyz", seed=0).stats["num_pairs"] == 36
+    path = root / "qa_shards" / "blocks-000" / "qa.parquet"
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:
+        table = pq.read_table(path)
+        pq.write_table(table.slice(1), path)  # a valid parquet with one pair fewer
+    with pytest.raises(DataError, match="shard blocks-000 changed since the manifest"):
+        build_training_data(root, DataConfig(val_fraction=0.25), 56, "xyz", seed=0)
+
+
 def test_llava_general_items_get_an_all_invalid_point_map(tmp_path):
     from assets.storage import atomic_write_bytes, encode_jpeg
     from training.data import ExampleFactory, SceneStore, load_llava_items
