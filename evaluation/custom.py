@@ -30,7 +30,7 @@ from evaluation.config import EvalConfig
 from evaluation.items import AnswerKind, EvalItem, ItemResult
 from evaluation.scoring import accuracy, accuracy_by
 from evaluation.units import canonical_unit, to_meters
-from training.data import render_prompt
+from training.prompts import render_question
 
 L1, L2, L3 = "L1 object-to-camera distance", "L2 object direction", "L3 spatial problem solving"
 SCENES_STAGE = "object_references"
@@ -64,7 +64,7 @@ def _item(root: Path, scene: Scene, qa: QAPair, config: EvalConfig) -> EvalItem 
     common = dict(
         item_id=qa.qa_id,
         benchmark="custom",
-        prompt=render_prompt(qa.question, qa.options, qa.format),
+        prompt=render_question(qa.question, "hispatial", qa.options, qa.format),
         question=qa.question,
         answer=qa.answer,
         split=qa.shard,

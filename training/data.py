@@ -28,12 +28,12 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from assets.qa.dataset import read_qa_pairs as load_qa_pairs  # the QA table's one reader (verifies shards)
 from assets.qa.l0 import sample_l0
-from assets.records import TASK_LEVEL, Level, QAFormat, QAPair, Scene, Task
+from assets.records import TASK_LEVEL, Level, QAPair, Scene, Task
 from assets.stage import DATA_ERRORS, DataError
 from assets.storage import load_point_map, load_rgb, read_scenes
-from training.config import DataConfig, PointMapInput, PointMapResize, PromptStyle, RgbResize
-from training.model import prepare_point_map
-from training.prompts import official_point_query, pick_format, render_question, render_training_pair
+from training.config import MAX_DEPTH, DataConfig, PointMapInput, PointMapResize, PromptStyle, RgbResize
+from training.inputs import prepare_point_map
+from training.prompts import official_point_query, pick_format, render_training_pair
 
 GENERAL = "general"
 SCENE_STAGE = "object_references"
@@ -97,11 +97,6 @@ class SceneStore:
 
 
 # ------------------------------------------------------------------------------------------ prompts and images
-
-def render_prompt(question: str, options: Sequence[str], fmt: QAFormat | str) -> str:
-    """Our (`hispatial`) prompt for a question; training.prompts.render_question renders every style."""
-    return render_question(question, "hispatial", options, fmt)
-
 
 def draw_boxes(rgb: np.ndarray, boxes: Sequence, width: int = 2) -> np.ndarray:
     """Outline QAPair.draw_boxes (pixel coordinates of `rgb`) in their named colours."""
@@ -222,7 +217,7 @@ class ExampleFactory:
     store: SceneStore
     image_size: int
     point_map_input: PointMapInput
-    max_depth: float = 250.0
+    max_depth: float = MAX_DEPTH  # ModelConfig.max_depth
     rgb_resize: RgbResize = "cv2-bilinear"
     point_map_resize: PointMapResize = "cv2-nearest"
     prompt_style: PromptStyle = "hispatial"
@@ -336,7 +331,8 @@ class TrainingData:
 
 
 def build_training_data(
-    root: Path, config: DataConfig, image_size: int, point_map_input: PointMapInput, seed: int
+    root: Path, config: DataConfig, image_size: int, point_map_input: PointMapInput, seed: int,
+    max_depth: float = MAX_DEPTH,
 ) -> TrainingData:
     """Read the QA dataset and scenes under `root`, split by scene, and build the train stream + val examples."""
     root = Path(root)
@@ -364,7 +360,7 @@ def build_training_data(
     if not general and (config.general_fraction > 0 or config.excluded_levels):
         raise DataError("the mixture needs general VQA samples but none were found")
     resizes = {"rgb_resize": config.rgb_resize, "point_map_resize": config.point_map_resize,
-               "prompt_style": config.prompt_style}
+               "prompt_style": config.prompt_style, "max_depth": max_depth}
     factory = ExampleFactory(
         store, image_size, point_map_input, **resizes, pairs_by_task=pairs_by_task,
         l0_scenes=train_scenes if config.online_l0 else [], general=general,

@@ -160,7 +160,8 @@ def train_checkpoint(root: Path, config: TrainConfig, *, mlflow_dir: Path | None
     L.seed_everything(config.seed, workers=True, verbose=False)
     model, processor = build_model_and_processor(config)
     point_map_input = config.model.point_map_input
-    data = build_training_data(root, config.data, config.model.image_size, point_map_input, config.seed)
+    data = build_training_data(root, config.data, config.model.image_size, point_map_input, config.seed,
+                               max_depth=config.model.max_depth)
     collator = Collator(processor, point_map_input)
 
     tracking_uri, artifact_location = resolve_tracking(config, mlflow_dir)

@@ -17,8 +17,8 @@ from training.data import (
     draw_boxes,
     is_validation_scene,
     load_qa_pairs,
-    render_prompt,
 )
+from training.prompts import render_question
 from training.tokenizer import build_processor
 
 from .blocks import write_block_root
@@ -68,6 +68,10 @@ def test_level_ablation_backfills_with_general_and_keeps_other_tasks_identical()
 def test_mixture_without_data_for_any_task_fails_clearly():
     with pytest.raises(ValueError, match="no task"):
         TaskMixture(TABLE7, 1 / 8, (), available=set())
+
+
+def render_prompt(question, options, fmt):
+    return render_question(question, "hispatial", options, fmt)
 
 
 def test_render_prompt_lists_options_only_when_missing():
