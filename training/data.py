@@ -32,7 +32,7 @@ from assets.records import TASK_LEVEL, Level, QAPair, Scene, Task
 from assets.stage import DATA_ERRORS, DataError
 from assets.storage import load_point_map, load_rgb, read_scenes
 from training.config import MAX_DEPTH, DataConfig, PointMapInput, PointMapResize, PromptStyle, RgbResize
-from training.inputs import prepare_point_map
+from training.inputs import PointMapBatch, model_inputs, prepare_point_map
 from training.prompts import official_point_query, pick_format, render_training_pair
 
 GENERAL = "general"
@@ -406,7 +406,9 @@ class Collator:
     """Examples -> model batch. Prompt tokens (image, BOS, question, "\\n") are the bidirectional prefix with label
     -100; answer tokens + EOS are the causal suffix and the only ones with a loss. Padding gets -100 too.
 
-    `pixel_values` is (B, 3, S, S) for RGB-only models and (B, 7, S, S) otherwise (RGB then the point map)."""
+    `pixel_values` is the (B, 3, S, S) RGB; `point_map` the (B, 4, S, S) float32 point maps as a
+    `training.inputs.PointMapBatch` (None for RGB-only models); `training.inputs.model_inputs` makes the model's
+    (B, 7, S, S) `pixel_values` of them. `prompts` (generation, outside Lightning) returns model inputs directly."""
 
     def __init__(self, processor, point_map_input: PointMapInput, max_length: int | None = None):
         self.processor = processor
@@ -423,23 +425,20 @@ class Collator:
         )
         labels = batch["labels"].clone()
         labels[batch["attention_mask"] == 0] = -100
-        pixel_values = self._with_point_maps(batch["pixel_values"], examples)
         return {
             "input_ids": batch["input_ids"],
             "attention_mask": batch["attention_mask"],
             "token_type_ids": batch["token_type_ids"],
-            "pixel_values": pixel_values,
+            "pixel_values": batch["pixel_values"],
+            # apart from the RGB, out of reach of whole-batch precision casts (training.inputs.model_inputs joins them)
+            "point_map": None if self.point_map_input == "none" else PointMapBatch(self._point_maps(examples)),
             "labels": labels,
             "tasks": [e.task for e in examples],
         }
 
-    def _with_point_maps(self, pixel_values: torch.Tensor, examples: Sequence[Example]) -> torch.Tensor:
-        """(B, 3, S, S) RGB normalised to [-1, 1] -> (B, 7, S, S) with each example's point map appended (the model
-        reads channels 3.. as the point map); unchanged for the RGB-only variant."""
-        if self.point_map_input == "none":
-            return pixel_values
-        point_map = torch.from_numpy(np.stack([e.point_map for e in examples]))  # (B, 4, S, S)
-        return torch.cat([pixel_values, point_map.to(pixel_values.dtype)], dim=1)
+    @staticmethod
+    def _point_maps(examples: Sequence[Example]) -> torch.Tensor:
+        return torch.from_numpy(np.stack([e.point_map for e in examples])).float()  # (B, 4, S, S)
 
     def prompts(self, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
         """Inputs for generation: prompts only, left-padded so every answer starts at the same position."""
@@ -451,13 +450,8 @@ class Collator:
                                    images=[e.image for e in examples], return_tensors="pt", padding="longest")
         finally:
             tokenizer.padding_side = side
-        pixel_values = self._with_point_maps(batch["pixel_values"], examples)
-        return {
-            "input_ids": batch["input_ids"],
-            "attention_mask": batch["attention_mask"],
-            "token_type_ids": batch["token_type_ids"],
-            "pixel_values": pixel_values,
-        }
+        point_map = None if self.point_map_input == "none" else PointMapBatch(self._point_maps(examples))
+        return model_inputs({**batch, "point_map": point_map})
 
 
 def normalize_answer(text: str) -> str:

@@ -1,4 +1,5 @@
-"""The point-map half of the model-input contract: camera-frame points -> the (4, S, S) tensor the model reads.
+"""The point-map half of the model-input contract: camera-frame points -> the (4, S, S) tensor the model reads,
+and how a batch carries it to the model (`PointMapBatch`, `model_inputs`).
 
 Data preparation, not model code: training (`training.data`), evaluation and inference (`evaluation.predictors`)
 and the official-release checks all build the point map here, so none of them imports the model module. The
@@ -8,7 +9,11 @@ prompt half of the contract is `training.prompts.render_question` (our style's r
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
+import torch
 
 from training.config import MAX_DEPTH, PointMapInput, PointMapResize
 
@@ -64,3 +69,40 @@ def prepare_point_map(
     else:
         xyz = np.where(np.isfinite(xyz) & (xyz <= max_depth), xyz, np.float32(max_depth))
     return np.concatenate([xyz.transpose(2, 0, 1), mask[None].astype(np.float32)], axis=0).astype(np.float32)
+
+
+class PointMapBatch:
+    """A batch's (B, 4, S, S) point maps, kept float32 on their way through Lightning.
+
+    Under `precision="bf16-true"` (and "16-true", FSDP/DeepSpeed half precision) Lightning's precision plugin
+    casts every floating tensor of the batch (`convert_input`) before any module hook runs; a point map cast to
+    bfloat16 is off by up to 1.6 cm at 0-6 m before the model's float32 encoder ever sees it. This holder is not a
+    tensor and not a collection, so the cast passes it by, while `.to(device)` (what Lightning's batch transfer
+    calls) moves it and never changes its dtype. `model_inputs` puts it back beside the RGB."""
+
+    __slots__ = ("tensor",)
+
+    def __init__(self, tensor: torch.Tensor):
+        self.tensor = tensor.float()
+
+    def to(self, device: torch.device | str | torch.dtype | None = None, *args: Any, non_blocking: bool = False,
+           **kwargs: Any) -> PointMapBatch:
+        """A move to `device`; a dtype is ignored (the point map stays float32)."""
+        if isinstance(device, torch.dtype):
+            device = None
+        return PointMapBatch(self.tensor.to(device=device, non_blocking=non_blocking))
+
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "pixel_values")
+
+
+def model_inputs(batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The model's keyword inputs from a collated batch: `pixel_values` becomes RGB + the float32 point map
+    (B, 7, S, S); torch.cat promotes a bfloat16 RGB to float32, and the model casts RGB to the vision tower's
+    dtype and feeds the point map to its float32 encoder. A batch without `point_map` passes through."""
+    inputs = {key: batch[key] for key in MODEL_INPUTS}
+    point_map = batch.get("point_map")
+    if point_map is not None:
+        rgb = inputs["pixel_values"]
+        inputs["pixel_values"] = torch.cat([rgb, point_map.tensor.to(rgb.device)], dim=1)
+    return inputs

@@ -41,6 +41,7 @@ from training.config import (
     train_presets,
 )
 from training.data import GENERAL, Collator, Example, build_training_data, normalize_answer
+from training.inputs import model_inputs
 from training.mlflow_runs import ensure_experiment, log_qa_release
 from training.model import (
     HiSpatialForConditionalGeneration,
@@ -125,8 +126,8 @@ def evaluate_examples(
     for start in range(0, len(examples), batch_size):
         chunk = list(examples[start : start + batch_size])
         batch = collator(chunk)
-        tensors = {k: v.to(device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
-        labels = tensors.pop("labels")
+        tensors = {k: v.to(device) for k, v in model_inputs(batch).items()}
+        labels = batch["labels"].to(device)
         logits = model(**tensors).logits
         example_losses = per_example_loss(logits, labels).cpu().numpy()
         prompts = {k: v.to(device) for k, v in collator.prompts(chunk).items()}

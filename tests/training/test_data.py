@@ -18,6 +18,7 @@ from training.data import (
     is_validation_scene,
     load_qa_pairs,
 )
+from training.inputs import model_inputs
 from training.prompts import render_question
 from training.tokenizer import build_processor
 
@@ -114,13 +115,13 @@ def test_training_data_splits_by_scene_and_batches_answer_only_labels(block_root
     processor = build_processor(56)
     collator = Collator(processor, "xyz")
     batch = collator(examples[:4])
-    assert batch["pixel_values"].shape == (4, 7, 56, 56)
+    assert model_inputs(batch)["pixel_values"].shape == (4, 7, 56, 56)
     tok = processor.tokenizer
     for i, example in enumerate(examples[:4]):
         answer_ids = tok(example.answer, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
         labelled = batch["labels"][i][batch["labels"][i] != -100].tolist()
         assert labelled == answer_ids
-    assert Collator(processor, "none")(examples[:2])["pixel_values"].shape == (2, 3, 56, 56)
+    assert model_inputs(Collator(processor, "none")(examples[:2]))["pixel_values"].shape == (2, 3, 56, 56)
 
 
 def test_bad_parquet_rows_are_skipped_and_reported(block_root, tmp_path):
