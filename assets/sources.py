@@ -1,6 +1,6 @@
 """source_images from real data: web image folders, COCO/Objects365 boxes, Omni3D 3D boxes (official shards: official.py).
 
-Every importer writes the same `source_images/<shard>/` layout as the synthetic source (assets/synthetic.py):
+Every importer writes the same `source_images/<shard>/` layout as the synthetic source (assets/synthetic/):
 `images/<scene_id>.jpg`, optional `depth/` and `masks/`, `scenes.jsonl` (one `Scene` per line, paths relative to
 the data root), `rejected.jsonl` and `_manifest.json`, built under a temp name and swapped in whole
 (`assets.storage.atomic_dir`). A file that cannot be used (corrupt image, malformed annotation) becomes a
