@@ -4,15 +4,18 @@ A stage processes one partition (shard) item by item. An item that fails with a 
 an empty mask, a NaN point map, a malformed record) is recorded as a `Rejection` with its reason and the rest of
 the shard goes on; programming errors (TypeError, AttributeError, ...) still raise, so bugs are not hidden as
 "rejections". The Dagster layer turns a `StageReport` into asset metadata.
+
+Stages that run a model and log to MLflow (training, a benchmark) return a `RunReport` instead: the same one
+shape for every such report, so the Dagster layer reads fields rather than probing for them.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from pydantic import ValidationError
 
@@ -71,6 +74,40 @@ class StageReport:
             "num_rejected": len(self.rejections),
             "metadata": self.metadata,
         }
+
+
+@runtime_checkable
+class RunReport(Protocol):
+    """What a stage with an MLflow run reports (`training.train.TrainReport`, `evaluation.report.BenchmarkReport`).
+
+    `output_dir` is the directory whose content versions the asset; `paths` the outputs worth a link (named as
+    the metadata keys); `metadata()` the report's own flat JSON-safe values; `metrics` and `per_category` the
+    numbers (shown as tables); `preview` a few example rows."""
+
+    @property
+    def run_id(self) -> str | None: ...
+
+    @property
+    def experiment_id(self) -> str | None: ...
+
+    @property
+    def tracking_uri(self) -> str | None: ...
+
+    @property
+    def output_dir(self) -> Path | None: ...
+
+    @property
+    def metrics(self) -> Mapping[str, float]: ...
+
+    @property
+    def per_category(self) -> Mapping[str, Mapping[str, float]]: ...
+
+    @property
+    def preview(self) -> list[dict]: ...
+
+    def paths(self) -> dict[str, Path]: ...
+
+    def metadata(self) -> dict[str, object]: ...
 
 
 def process_items(

@@ -69,6 +69,21 @@ class TrainReport:
     data_stats: dict[str, object] = field(default_factory=dict)
     preview: list[dict] = field(default_factory=list)
 
+    # assets.stage.RunReport
+    @property
+    def output_dir(self) -> Path:
+        return self.checkpoint_dir
+
+    @property
+    def per_category(self) -> dict[str, dict[str, float]]:
+        return {}
+
+    def paths(self) -> dict[str, Path]:
+        return {"checkpoint_dir": self.checkpoint_dir}
+
+    def metadata(self) -> dict[str, object]:
+        return {"num_steps": self.num_steps, "train_seconds": round(self.seconds, 1)}
+
 
 # ------------------------------------------------------------------------------------------ MLflow
 
