@@ -38,6 +38,7 @@ from assets.stage import DataError, StageReport, process_items
 from assets.storage import (
     atomic_dir,
     atomic_write_json,
+    check_shard_name,
     directory_digest,
     encode_jpeg,
     encode_mask_png,
@@ -49,7 +50,6 @@ from assets.storage import (
 STAGE = "source_images"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 PLACEHOLDER_HFOV_DEG = 60.0
-_SHARD_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
 # ------------------------------------------------------------------------------------------ shared writer
@@ -64,9 +64,7 @@ class _Item:
 
 
 def _write_shard(root: Path, shard: str, source: str, items: Iterable[_Item]) -> StageReport:
-    if not _SHARD_RE.match(shard):
-        raise ValueError(f"shard name {shard!r} must be a plain path component (letters, digits, . _ -)")
-    final = shard_dir(Path(root), STAGE, shard)
+    final = shard_dir(Path(root), STAGE, check_shard_name(shard))
     report = StageReport(stage=STAGE, shard=shard, output_dir=final)
     with atomic_dir(final) as tmp:
         (tmp / "images").mkdir()

@@ -5,7 +5,6 @@ the in-memory `RenderedScene` (the package overview is in `assets/synthetic/__in
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +15,6 @@ from assets.records import Scene
 STAGE = "source_images"
 SOURCE = "synthetic"
 GENERATOR_VERSION = "synthetic-v1"
-_SHARD_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 class SyntheticConfig(BaseModel):

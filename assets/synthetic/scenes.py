@@ -12,9 +12,9 @@ import numpy as np
 from assets.geometry import GravityFrame, box2d_from_mask
 from assets.records import Box3D, Scene, SceneObject
 from assets.stage import DataError
+from assets.storage import check_shard_name
 from assets.synthetic.catalog import CATEGORIES
 from assets.synthetic.config import (
-    _SHARD_RE,
     GENERATOR_VERSION,
     SOURCE,
     STAGE,
@@ -113,8 +113,7 @@ def render_scene(config: SyntheticConfig, shard: str, index: int) -> RenderedSce
 
     Raises DataError when no layout with a visible object was found in `config.max_attempts` tries.
     """
-    if not _SHARD_RE.match(shard):
-        raise ValueError(f"shard name {shard!r} must be a plain path component (letters, digits, . _ -)")
+    check_shard_name(shard)
     rng = scene_rng(config.seed, shard, index)
     scene_id = scene_id_for(shard, index)
     for _attempt in range(config.max_attempts):

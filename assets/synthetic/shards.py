@@ -12,6 +12,7 @@ from assets.stage import StageReport, process_items
 from assets.storage import (
     atomic_dir,
     atomic_write_json,
+    check_shard_name,
     directory_digest,
     encode_depth_png,
     encode_jpeg,
@@ -20,7 +21,7 @@ from assets.storage import (
     write_jsonl,
     write_scenes,
 )
-from assets.synthetic.config import _SHARD_RE, STAGE, SyntheticConfig, scene_id_for
+from assets.synthetic.config import STAGE, SyntheticConfig, scene_id_for
 from assets.synthetic.scenes import render_scene
 
 # ------------------------------------------------------------------------------------------ the stage
@@ -34,9 +35,7 @@ def write_synthetic_shard(root: Path, shard: str, config: SyntheticConfig) -> St
     a crash leaves only a hidden `.tmp-*` directory that the next write removes. A scene that cannot be laid out
     becomes a rejection (in `rejected.jsonl`), not a failed shard.
     """
-    if not _SHARD_RE.match(shard):
-        raise ValueError(f"shard name {shard!r} must be a plain path component (letters, digits, . _ -)")
-    final = shard_dir(Path(root), STAGE, shard)
+    final = shard_dir(Path(root), STAGE, check_shard_name(shard))
     report = StageReport(stage=STAGE, shard=shard, output_dir=final)
     sizes: dict[str, list[int]] = {"image": [], "depth": [], "mask": []}
     timings = {"render": 0.0, "encode": 0.0}
