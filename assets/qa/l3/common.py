@@ -5,17 +5,12 @@ task's generator over one scene (its context, the objects' footprints, reference
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from assets.geometry import box_corners_grav
 from assets.qa.context import QAContext, refer
 from assets.records import DrawBox, Scene, SceneObject
-
-if TYPE_CHECKING:
-    pass
-
 
 UP = np.array([0.0, 0.0, 1.0])
 
@@ -32,7 +27,6 @@ MIN_WALL_HEIGHT_M = 0.3  # ...and it is tall enough to bound a walkway
 MAX_REACH_OBJECT_M = 1.0  # reach is center to center, meaningful only for objects smaller than this
 MAX_ATTEMPTS = 400  # candidate questions examined per task and scene (crowded scenes are n^3 in candidates)
 EXHAUSTIVE_KEY = "exhaustive_annotations"  # Scene.metadata flag: all instances of each category are labelled
-
 
 
 def horizontal(vec: np.ndarray) -> np.ndarray:
@@ -103,7 +97,6 @@ def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
 
 
-
 def plural(noun: str) -> str:
     """English plural of a category name's last word ("coffee table" -> "coffee tables", "box" -> "boxes")."""
     head, _, last = noun.strip().rpartition(" ")
@@ -122,7 +115,6 @@ def annotations_exhaustive(scene: Scene) -> bool:
     """True when every instance of every labelled category is annotated, so counts are trustworthy (a detector
     that misses one cup of three would make "how many cups" wrong)."""
     return scene.has_ground_truth_3d or scene.metadata.get(EXHAUSTIVE_KEY) is True
-
 
 
 def footprints(ctx: QAContext) -> dict[int, Footprint]:

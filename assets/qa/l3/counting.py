@@ -3,8 +3,6 @@ category overlaps the anchor along the axis (otherwise the count is ambiguous)."
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from assets.qa.context import refer_neutral
 from assets.qa.formats import (
     Choice,
@@ -17,14 +15,9 @@ from assets.qa.formats import (
     pick,
     templates,
 )
+from assets.qa.l3.common import MAX_ATTEMPTS, L3Task, overlap, plural
 from assets.qa.quality import AXIS_QUANTITIES
 from assets.records import QAPair, SceneObject, Task
-
-if TYPE_CHECKING:
-    pass
-
-
-from assets.qa.l3.common import MAX_ATTEMPTS, L3Task, overlap, plural
 
 COUNT_RELATIONS = (
     ("right", -1, "to the left of", "left"),
@@ -52,7 +45,6 @@ def count_statement(template: Template, fill: dict[str, str], category: str, n: 
     """'There are exactly 2 cups ...' / 'There is exactly 1 cup ...' (number agreement)."""
     noun = category if n == 1 else plural(category)
     return capitalize(template.render(**fill, n=str(n), noun=noun, be="is" if n == 1 else "are"))
-
 
 
 class SpatialCounting(L3Task):

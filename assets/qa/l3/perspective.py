@@ -7,7 +7,6 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,12 +26,6 @@ from assets.qa.formats import (
     pick_unit,
     templates,
 )
-from assets.records import QAPair, SceneObject, Task
-
-if TYPE_CHECKING:
-    pass
-
-
 from assets.qa.l3.common import (
     MAX_ATTEMPTS,
     MIN_FACING_DISTANCE_M,
@@ -43,6 +36,7 @@ from assets.qa.l3.common import (
     horizontal,
     overlap,
 )
+from assets.records import QAPair, SceneObject, Task
 
 
 @dataclass(frozen=True)
@@ -120,7 +114,6 @@ def perspective_subtasks(rel: dict[str, float | str | None]) -> list[str]:
         )
         if ok
     ]
-
 
 
 VIEW_TOWARD = templates(

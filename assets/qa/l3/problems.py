@@ -5,8 +5,6 @@ move to make room."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from assets.qa.context import QAContext
@@ -24,12 +22,6 @@ from assets.qa.formats import (
     pick_unit,
     templates,
 )
-from assets.records import QAPair, SceneObject, Task
-
-if TYPE_CHECKING:
-    pass
-
-
 from assets.qa.l3.common import (
     ARM_REACH_M,
     DECISION_MARGIN,
@@ -42,6 +34,7 @@ from assets.qa.l3.common import (
     L3Task,
     overlap,
 )
+from assets.records import QAPair, SceneObject, Task
 
 FIT_FF = templates(
     "l3.ps.fit.ff",
@@ -88,7 +81,6 @@ MOVE_MC = templates(
     "l3.ps.move.mc",
     "To fit an item {w} wide between {a} and {c}, which object should be moved?",
 )
-
 
 
 class ProblemSolving(L3Task):
