@@ -41,6 +41,16 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def release_digest(shard_digests: list[tuple[str, str]]) -> str:
+    """The dataset digest of a release: sha256 over its (shard, parquet sha256) pairs in order."""
+    return hashlib.sha256(json.dumps(shard_digests).encode()).hexdigest()
+
+
+def unreleased_digest(root: Path) -> str:
+    """The same digest rule over every written shard, for a root without a release (ad-hoc training data)."""
+    return release_digest([(shard, file_digest(shard_parquet(root, shard))) for shard in written_shards(root)])
+
+
 def _shard_entry(root: Path, shard: str) -> dict[str, object]:
     path = shard_parquet(root, shard)
     if not path.exists():
@@ -102,7 +112,7 @@ def build_qa_dataset(root: Path, shards: list[str]) -> StageReport:
         for col, counts in entry["counts"].items():  # type: ignore[union-attr]
             totals[col].update(counts)
     rows = sum(int(e["rows"]) for e in entries)  # type: ignore[arg-type]
-    dataset_digest = hashlib.sha256(json.dumps([(e["shard"], e["sha256"]) for e in entries]).encode()).hexdigest()
+    dataset_digest = release_digest([(str(e["shard"]), str(e["sha256"])) for e in entries])
     manifest = {
         "shards": entries,
         "num_shards": len(entries),
