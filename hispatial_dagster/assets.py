@@ -240,7 +240,9 @@ def _dataset_shards(context: dg.AssetExecutionContext, root: Path) -> list[str]:
 
     The disk is the truth (DVC may have restored shards that this instance never materialized); registration
     keeps a shard whose partition was deleted out of the release."""
-    on_disk = {p.parent.name for p in (root / "qa_shards").glob("*/qa.parquet")}
+    from assets.qa.shards import written_shards
+
+    on_disk = set(written_shards(root))
     registered = set(context.instance.get_dynamic_partitions(SOURCE_SHARDS))
     return sorted(on_disk & registered if registered else on_disk)
 
