@@ -47,7 +47,7 @@ from assets.qa.l3.common import (
 )
 from assets.qa.l3.counting import SpatialCounting
 from assets.qa.l3.perspective import PerspectiveTaking, Viewpoint, perspective_relation, viewpoint
-from assets.qa.l3.problems import ProblemSolving
+from assets.qa.l3.problems import PROBLEM_KINDS, ProblemSolving
 
 __all__ = [
     "ARM_REACH_M",
@@ -57,6 +57,7 @@ __all__ = [
     "WALKWAY_M",
     "Footprint",
     "PerspectiveTaking",
+    "PROBLEM_KINDS",
     "ProblemSolving",
     "SpatialCounting",
     "Viewpoint",

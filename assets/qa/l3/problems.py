@@ -83,13 +83,13 @@ MOVE_MC = templates(
 )
 
 
-class ProblemSolving(L3Task):
-    """Rule-based problem-solving questions of one scene: side-by-side rows and their gaps, and the four kinds."""
+class RowProblem(L3Task):
+    """What the problem kinds share: side-by-side rows of objects, the gaps and blockers between them, fresh
+    pairs per kind, and yes/no judgements."""
 
     def __init__(self, ctx: QAContext, prints: dict[int, Footprint]) -> None:
         super().__init__(ctx, prints)
         self._used: dict[str, set[tuple[int, int]]] = {}  # pairs already asked about, per problem subtask
-
 
     def row_pairs(self) -> list[tuple[Footprint, Footprint, float]]:
         """Side-by-side pairs (left, right, gap): disjoint along `right`, overlapping along `forward` and `up`,
@@ -141,28 +141,6 @@ class ProblemSolving(L3Task):
             and overlap(self._ext(fp, "up"), up)
         ]
 
-    def problem_solving(self, limit: int) -> list[QAPair]:
-        """Rule-based multi-step questions, subtasks interleaved, at most `limit` pairs."""
-        makers = [self.fit_question, self.walk_question, self.reach_question, self.move_question]
-        out: list[QAPair] = []
-        rows = self.row_pairs()
-        exhausted: set[int] = set()
-        attempt = 0
-        while len(out) < limit and len(exhausted) < len(makers) and attempt < MAX_ATTEMPTS:
-            attempt += 1
-            k = int(self.ctx.rng.integers(len(makers)))
-            if k in exhausted:
-                continue
-            pairs = makers[k](rows)
-            if pairs is None:
-                exhausted.add(k)
-                continue
-            if len(out) + len(pairs) <= limit:
-                out += pairs
-            else:
-                exhausted.add(k)
-        return out
-
     def _yes_no(self, truth: bool, yes_t, no_t, key: str, **fill: str) -> Judgement:
         """A yes/no judgement from two phrasings: `yes_t` asks whether the predicate holds, `no_t` its negation."""
         pos, neg = yes_t.render(**fill), no_t.render(**fill)
@@ -180,7 +158,15 @@ class ProblemSolving(L3Task):
                 return left, right, gap
         return None
 
-    def fit_question(self, rows: list) -> list[QAPair] | None:
+    def question(self, rows: list) -> list[QAPair] | None:
+        """This kind's next question's pairs over `rows` (`row_pairs`), or None when it has none left."""
+        raise NotImplementedError
+
+
+class FitBetween(RowProblem):
+    """Does a thing (an object of the scene, or an abstract width) fit in the gap between two objects?"""
+
+    def question(self, rows: list) -> list[QAPair] | None:
         ctx, rng = self.ctx, self.ctx.rng
         picked = self._fresh(rows, "fit")
         if picked is None:
@@ -254,7 +240,11 @@ class ProblemSolving(L3Task):
         """Narrowest horizontal side: the width an object needs when turned to fit a gap."""
         return min(fp.obj.box3d.width, fp.obj.box3d.length)
 
-    def walk_question(self, rows: list) -> list[QAPair] | None:
+
+class Walkway(RowProblem):
+    """Can a person walk through the gap between two floor-standing objects?"""
+
+    def question(self, rows: list) -> list[QAPair] | None:
         ctx, rng = self.ctx, self.ctx.rng
         floor = self.floor_standing()
         candidates = [
@@ -310,7 +300,11 @@ class ProblemSolving(L3Task):
             if bottoms[i] - floor <= FLOOR_TOLERANCE_M and fp.obj.box3d.height >= MIN_WALL_HEIGHT_M
         }
 
-    def reach_question(self, rows: list) -> list[QAPair] | None:
+
+class Reach(RowProblem):
+    """Is X within arm's reach of Y (and, as multiple choice, which object is)?"""
+
+    def question(self, rows: list) -> list[QAPair] | None:
         ctx, rng = self.ctx, self.ctx.rng
         prints = [
             fp
@@ -381,7 +375,11 @@ class ProblemSolving(L3Task):
             return emit(ctx, base, free, choice, judgement)
         return None
 
-    def move_question(self, rows: list) -> list[QAPair] | None:
+
+class MakeRoom(RowProblem):
+    """Which object must move so that an item fits between two others?"""
+
+    def question(self, rows: list) -> list[QAPair] | None:
         """Three objects in a row A | B | C with B the only object between A and C: an item wider than both
         current gaps but narrower than the span A..C fits only if B is moved."""
         ctx, rng = self.ctx, self.ctx.rng
@@ -426,3 +424,32 @@ class ProblemSolving(L3Task):
             choice = Choice(mc_t.render(**fill), bt, [at, ct, *others], mc_t.id)
             return emit(ctx, base, free, choice, None)
         return None
+
+
+PROBLEM_KINDS: tuple[type[RowProblem], ...] = (FitBetween, Walkway, Reach, MakeRoom)
+
+
+class ProblemSolving(RowProblem):
+    """Rule-based problem-solving questions of one scene: the four kinds, interleaved by random draws."""
+
+    def problem_solving(self, limit: int) -> list[QAPair]:
+        """Rule-based multi-step questions, subtasks interleaved, at most `limit` pairs."""
+        makers = [kind(self.ctx, self.prints).question for kind in PROBLEM_KINDS]  # the order the draws index
+        out: list[QAPair] = []
+        rows = self.row_pairs()
+        exhausted: set[int] = set()
+        attempt = 0
+        while len(out) < limit and len(exhausted) < len(makers) and attempt < MAX_ATTEMPTS:
+            attempt += 1
+            k = int(self.ctx.rng.integers(len(makers)))
+            if k in exhausted:
+                continue
+            pairs = makers[k](rows)
+            if pairs is None:
+                exhausted.add(k)
+                continue
+            if len(out) + len(pairs) <= limit:
+                out += pairs
+            else:
+                exhausted.add(k)
+        return out
