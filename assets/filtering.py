@@ -1,6 +1,8 @@
 """filtered_images: keep the scenes worth asking spatial questions about (paper section 7.1).
 
-The cheap pixel heuristics always run: more than 35% pure white or pure black pixels marks a chart, form or GUI
+The cheap pixel heuristics always run: an image whose shorter side is under `min_image_side` pixels (a 1x1
+tracking pixel, a 1x640 rule line) has nothing to ask about and breaks the models' patch grids; more than 35% pure
+white or pure black pixels marks a chart, form or GUI
 screenshot, and more than 50% invalid depth (when a depth map exists) means there is little 3D to ask about. The
 CLIP tag filter and the VLM filter of the paper are model calls owned by the in-the-wild path; they plug in through
 the `ImageFilter` protocol and run only on images that survived the heuristics (they are the expensive ones).
@@ -18,7 +20,7 @@ import numpy as np
 
 from assets.records import Scene
 from assets.scene_stage import load_scene_rgb, run_scene_stage
-from assets.stage import DataError, StageReport
+from assets.stage import DataError, StageReport, model_errors
 from assets.storage import decode_depth_png
 
 STAGE = "filtered_images"
@@ -37,8 +39,11 @@ class FilterConfig:
     max_extreme_fraction: float = 0.35
     max_invalid_depth_fraction: float = 0.50
     extreme_tolerance: int = 2
+    min_image_side: int = 32  # shorter side, pixels; 1 keeps every decodable image
 
     def __post_init__(self) -> None:
+        if self.min_image_side < 1:
+            raise ValueError("min_image_side must be at least 1")
         for name in ("max_extreme_fraction", "max_invalid_depth_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1]")
@@ -82,6 +87,8 @@ def check_scene(
             f"image size mismatch: {width}x{height} image, intrinsics say "
             f"{scene.intrinsics.width}x{scene.intrinsics.height}"
         )
+    if min(width, height) < config.min_image_side:
+        raise DataError(f"image too small: {width}x{height}, shorter side < min_image_side {config.min_image_side}")
     extreme = extreme_pixel_fraction(rgb, config.extreme_tolerance)
     if extreme > config.max_extreme_fraction:
         raise DataError(f"too many pure white/black pixels: {extreme:.3f} > {config.max_extreme_fraction}")
@@ -92,13 +99,15 @@ def check_scene(
         except (OSError, KeyError, ValueError, SyntaxError) as err:
             raise DataError(f"unreadable depth: {scene.depth_file}: {err}") from err
         invalid = invalid_depth_fraction(depth)
-        if invalid > config.max_invalid_depth_fraction:
+        # lidar depth is sparse by nature: its holes are unmeasured pixels, not bad ones (assets/omni3d.py)
+        if invalid > config.max_invalid_depth_fraction and scene.metadata.get("depth_density") != "sparse":
             raise DataError(f"too much invalid depth: {invalid:.3f} > {config.max_invalid_depth_fraction}")
         metadata["invalid_depth_fraction"] = round(invalid, 4)
     for name, image_filter in (("clip filter", clip_filter), ("vlm filter", vlm_filter)):
         if image_filter is None:
             continue
-        keep, reason = image_filter(rgb, scene)
+        with model_errors(name):
+            keep, reason = image_filter(rgb, scene)
         if not keep:
             raise DataError(f"{name}: {reason or 'rejected'}")
     return scene.model_copy(update={"metadata": {**scene.metadata, **metadata}})
@@ -119,6 +128,7 @@ def filter_shard(
     metadata: dict[str, object] = {
         "max_extreme_fraction": config.max_extreme_fraction,
         "max_invalid_depth_fraction": config.max_invalid_depth_fraction,
+        "min_image_side": config.min_image_side,
         "clip_filter": clip_filter is not None,
         "vlm_filter": vlm_filter is not None,
     }

@@ -23,7 +23,7 @@ from assets.filtering import FilterConfig
 from assets.geometry import depth_to_points
 from assets.records import Intrinsics, Scene
 from assets.scene_stage import load_scene_rgb, parse_scene, read_scene_lines, run_scene_stage
-from assets.stage import DataError, StageReport
+from assets.stage import DataError, StageReport, model_errors
 from assets.storage import atomic_write_bytes, decode_depth_png, encode_depth_png, shard_dir
 
 STAGE = "point_maps"
@@ -99,13 +99,29 @@ class BatchedEstimates:
                 self.ready[item.scene_id] = ((0, 0), err)
         if not loaded:
             return
-        results = self.estimator.estimate_batch([rgb for _, rgb in loaded])
-        self.batches += 1
-        if len(results) != len(loaded):
-            error = DataError(f"estimator returned {len(results)} results for a batch of {len(loaded)} images")
-            results = [error] * len(loaded)
+        try:
+            results = self._estimate([rgb for _, rgb in loaded])
+        except DataError:
+            if len(loaded) == 1:
+                raise
+            # one image the model cannot take fails the whole forward pass: find it by running each alone
+            results = []
+            for _, rgb in loaded:
+                try:
+                    results += self._estimate([rgb])
+                except DataError as err:
+                    results.append(err)
         for (item, rgb), result in zip(loaded, results, strict=True):
             self.ready[item.scene_id] = (rgb.shape[:2], result)
+
+    def _estimate(self, images: list[np.ndarray]) -> list[PointMapEstimate | DataError]:
+        with model_errors(f"point-map estimator {type(self.estimator).__name__}"):
+            results = self.estimator.estimate_batch(images)
+        self.batches += 1
+        if len(results) != len(images):
+            error = DataError(f"estimator returned {len(results)} results for a batch of {len(images)} images")
+            results = [error] * len(images)
+        return results
 
 
 def _accepts_known_camera(estimator: PointMapEstimator) -> bool:
@@ -171,9 +187,11 @@ def estimated_point_map(
         rgb = load_scene_rgb(root, scene)
         height, width = rgb.shape[:2]
         if known is None:
-            estimate = estimator.estimate(rgb)
+            with model_errors(f"point-map estimator {type(estimator).__name__}"):
+                estimate = estimator.estimate(rgb)
         elif _accepts_known_camera(estimator):
-            estimate = estimator.estimate(rgb, known=known)  # type: ignore[call-arg]
+            with model_errors(f"point-map estimator {type(estimator).__name__}"):
+                estimate = estimator.estimate(rgb, known=known)  # type: ignore[call-arg]
         else:
             raise DataError(
                 f"scene has ground-truth 3D boxes but no depth, and {type(estimator).__name__} cannot estimate for "

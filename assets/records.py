@@ -100,6 +100,12 @@ class SceneObject(_Record):
     )
     visible_fraction: float = Field(default=1.0, ge=0.0, le=1.0)
     num_pixels: int = Field(default=0, ge=0)
+    askable: bool = Field(
+        default=True,
+        description="False: labelled in the source and counted (counts, the uniqueness of references, 'the second "
+        "car from the left') but never the subject of a question: no pixel could be tied to it, or the source "
+        "flags its box unreliable; attributes['not_askable'] says why.",
+    )
     reference: str | None = Field(default=None, description="Unique textual reference, when one was found.")
     reference_kind: str | None = None
     attributes: dict[str, str] = Field(default_factory=dict, description="Free-form, e.g. {'color': 'red'}.")
@@ -233,6 +239,7 @@ class DrawBox(_Record):
     instance_id: int
     color: str
     box2d: Box2D
+    label: str = Field(default="", description="Text drawn on a tag at the box (a numbered mark), or none.")
 
 
 class QAPair(_Record):

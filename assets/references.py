@@ -12,6 +12,13 @@ For each object we try, simplest first, and keep the first kind that is unambigu
 4. ``size``: extremal volume, height or width -> "the largest box", "the tallest lamp", "the widest sofa".
 5. ``box_fallback``: "the chair (highlighted by the red box)", a distinct colour per fallback object of the scene;
    the colour is also stored in `attributes["box_color"]` so the QA engine draws the same box.
+6. ``box_mark``: past the 13 colours (crowded street scenes), "the car (marked 3)": the box is drawn with the
+   number on a tag (`attributes["box_mark"]`), so references never run out.
+
+A category with a labelled instance that has no 3D box (`unplaced_categories`) gets only box fallbacks. Objects
+that are known but not askable (`SceneObject.askable` False: labelled, no pixel in view) take part in
+every uniqueness and ranking decision (they are real instances of their category) but are never given a
+fallback colour or mark themselves (kind ``not_askable``): no question names them.
 
 Unambiguous with a margin: a positional reference is used only when the object is separated from *every* other
 instance of its category along the compared axis, i.e. their centers differ by more than `min_gap_m` (0.15 m; for
@@ -41,7 +48,7 @@ import numpy as np
 from assets.geometry import GravityFrame, extents_overlap
 from assets.records import Scene, SceneObject
 from assets.scene_stage import load_scene_rgb, run_scene_stage
-from assets.stage import StageReport
+from assets.stage import StageReport, model_errors
 
 STAGE = "object_references"
 UPSTREAM = "object_clouds"
@@ -65,7 +72,7 @@ BOX_COLORS: dict[str, tuple[int, int, int]] = {
     "black": (0, 0, 0),
 }
 
-KIND_ORDER = ("written", "category", "linear_order", "positional", "size", "box_fallback")
+KIND_ORDER = ("written", "category", "linear_order", "positional", "size", "box_fallback", "box_mark")
 
 
 @dataclass(frozen=True)
@@ -292,6 +299,8 @@ def geometric_references(
     says what each form names, `assign_references` stores them in `attributes[ALT_REFERENCES]`.
     """
     config = config or ReferenceConfig()
+    if unplaced_categories(scene) & {obj.category}:
+        return None  # another labelled instance has no 3D box: no phrase about this category can be verified
     group = [o for o in scene.objects if o.category == obj.category]
     if len(group) == 1:
         return [(f"the {obj.category}", "category")]
@@ -351,6 +360,12 @@ def alternative_references(obj: SceneObject) -> list[str]:
     return [t for t in texts if isinstance(t, str) and t] if isinstance(texts, list) else []
 
 
+def unplaced_categories(scene: Scene) -> set[str]:
+    """Categories with a labelled instance that has no 3D box: a ground-truth scene's `annotations_2d` (e.g. an
+    Omni3D annotation with valid3D false). In other scenes annotations_2d are the boxes the objects came from."""
+    return {a.category for a in scene.annotations_2d} if scene.has_ground_truth_3d else set()
+
+
 def _normalise(text: str) -> str:
     return " ".join(text.strip().rstrip(".").lower().split())
 
@@ -393,21 +408,28 @@ def assign_references(
                 del chosen[instance_id]
 
     colors = iter(BOX_COLORS)
+    marks = iter(range(1, 1_000_000))
     objects = []
     for obj in scene.objects:
-        attributes = {k: v for k, v in obj.attributes.items() if k not in ("box_color", ALT_REFERENCES)}
+        attributes = {
+            k: v for k, v in obj.attributes.items() if k not in ("box_color", "box_mark", ALT_REFERENCES)
+        }
         if obj.instance_id in chosen:
             text, kind = chosen[obj.instance_id]
             alternatives_left = [t for t in alternatives.get(obj.instance_id, []) if _normalise(t) != _normalise(text)]
             if alternatives_left:
                 attributes[ALT_REFERENCES] = json.dumps(alternatives_left)
+        elif not obj.askable:
+            text, kind = None, "not_askable"
         else:
             color = next(colors, None)
-            if color is None:  # more fallback objects than distinguishable colours: leave unreferenced
-                text, kind = None, "unreferenced"
-            else:
+            if color is not None:
                 text, kind = f"the {obj.category} (highlighted by the {color} box)", "box_fallback"
                 attributes["box_color"] = color
+            else:  # more fallback objects than distinguishable colours: a numbered mark
+                mark = str(next(marks))
+                text, kind = f"the {obj.category} (marked {mark})", "box_mark"
+                attributes["box_mark"] = mark
         objects.append(obj.model_copy(update={"reference": text, "reference_kind": kind, "attributes": attributes}))
     return scene.model_copy(update={"objects": objects})
 
@@ -416,6 +438,7 @@ def assign_references(
 _ORD = "|".join(ORDINALS)
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("fallback", re.compile(r"^the (?P<cat>.+) \(highlighted by the (?P<color>[a-z]+) box\)$")),
+    ("mark", re.compile(r"^the (?P<cat>.+) \(marked (?P<mark>\d+)\)$")),
     ("from", re.compile(rf"^the (?P<ord>{_ORD}) (?P<cat>.+) from the (?P<end>left|right|front|back|top|bottom)$")),
     ("closest", re.compile(rf"^the (?:(?P<ord>{_ORD}) )?closest (?P<cat>.+) to the camera$")),
     ("farthest", re.compile(rf"^the (?:(?P<ord>{_ORD}) )?farthest (?P<cat>.+) from the camera$")),
@@ -498,8 +521,9 @@ def _resolve(scene: Scene, text: str) -> tuple[bool, int | None]:
         if match is None or match.group("cat") not in categories:
             continue
         group = [o for o in scene.objects if o.category.lower() == match.group("cat")]
-        if name == "fallback":
-            hits = [o.instance_id for o in group if o.attributes.get("box_color") == match.group("color")]
+        if name in ("fallback", "mark"):
+            key, value = ("box_color", match.group("color")) if name == "fallback" else ("box_mark", match.group("mark"))
+            hits = [o.instance_id for o in group if o.attributes.get(key) == value]
             return True, hits[0] if len(hits) == 1 else None
         if name == "category":
             return True, group[0].instance_id if len(group) == 1 else None
@@ -517,10 +541,14 @@ def references_shard(
     """Build `object_references/<shard>/` from `object_clouds/<shard>`: every object gains `reference` and
     `reference_kind`; metadata counts references by kind."""
     config = config or ReferenceConfig()
-    kind_counts: dict[str, object] = {f"references_{kind}": 0 for kind in (*KIND_ORDER, "unreferenced")}
+    kind_counts: dict[str, object] = {f"references_{kind}": 0 for kind in (*KIND_ORDER, "not_askable")}
 
     def one(scene: Scene, report: StageReport, tmp: Path) -> Scene:
-        written = writer.write(scene, load_scene_rgb(root, scene)) if writer is not None else None
+        written = None
+        if writer is not None:
+            rgb = load_scene_rgb(root, scene)
+            with model_errors(f"reference writer {type(writer).__name__}"):
+                written = writer.write(scene, rgb)
         scene = assign_references(scene, config, written)
         for obj in scene.objects:
             key = f"references_{obj.reference_kind}"

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from assets.images import read_rgb
 from assets.records import Scene
-from assets.stage import DataError, StageReport, process_items
+from assets.stage import DataError, StageReport, check_not_systemic, process_items, reason_kind
 from assets.storage import (
     atomic_dir,
     atomic_write_json,
     directory_digest,
-    load_rgb,
     shard_dir,
     write_jsonl,
     write_scenes,
@@ -73,16 +73,10 @@ def load_scene_rgb(root: Path, scene: Scene) -> np.ndarray:
     """The scene's image as (H, W, 3) uint8; a missing or corrupt file raises DataError "unreadable image: <path>"
     with the path relative to the data root, so rejections group by kind rather than by file."""
     try:
-        return load_rgb(Path(root) / scene.image_file)
-    except ValueError as err:
-        raise DataError(f"unreadable image: {scene.image_file}: {err.__cause__ or err}") from err
-
-
-def reason_kind(reason: str) -> str:
-    """Group key of a rejection reason: the error type and the text up to the next ':' (the same rule the Dagster
-    layer uses), so per-item details (paths, numbers) do not split the histogram."""
-    head = reason.split(": ", 2)
-    return ": ".join(head[:2])[:100] if len(head) > 1 else reason[:100]
+        return read_rgb(Path(root) / scene.image_file)
+    except DataError as err:
+        kind, _, detail = str(err).partition(": ")
+        raise DataError(f"{kind}: {scene.image_file}: {detail}" if detail else f"{kind}: {scene.image_file}") from err
 
 
 def rejection_histogram(report: StageReport) -> list[dict[str, object]]:
@@ -121,7 +115,8 @@ def run_scene_stage(
 ) -> StageReport:
     """Read `<upstream>/<shard>/scenes.jsonl`, apply `fn(scene, report, tmp_dir)` to each parsed scene and write the
     stage's shard. `fn` raises a data error (DataError, ValueError, OSError, ...) to reject a scene with that reason,
-    may call `report.reject` for parts of a scene (one object), and returns the scene to keep. `metadata` is
+    may call `report.reject` for parts of a scene (one object), and returns the scene to keep. When every scene is
+    rejected the stage raises `ShardFailure` and the previous shard stays (assets.stage.check_not_systemic). `metadata` is
     merged into the report (and the manifest) after every item was processed, so `fn` may fill in counts as it
     goes.
     """
@@ -137,6 +132,7 @@ def run_scene_stage(
             return fn(scene, report, tmp)
 
         scenes = process_items(lines, one, report, lambda line: line.item_id)
+        check_not_systemic(report)
         report.metadata.update(metadata or {})
         finish_stage(report, tmp, scenes, extra_preview)
     return report

@@ -11,15 +11,13 @@ What each kind carries forward:
   estimator replaces. Paper 7.1.
 - COCO / Objects365 (paper 7.2): 2D boxes and categories, kept as `Scene.annotations_2d` (`SceneObject` needs a
   3D box, which only the object stage can give); the object extractor prompts SAM with them instead of detecting.
-- Omni3D (paper Sec. 8): cameras and 3D boxes are ground truth, so estimation is skipped
-  (`has_ground_truth_3d`); boxes are converted to our convention (`omni3d_box`) and instance masks are rasterised
-  from the projected boxes (nearest box wins) because the object stage checks every object against a mask.
+- Omni3D and CA-1M (paper Sec. 8): their own modules, assets/omni3d.py and assets/ca1m.py, on this writer.
 - official HiSpatial shards: assets/official.py (`hispatial_shard`), on this module's shared writer.
 """
 
 from __future__ import annotations
 
-import io
+import hashlib
 import json
 import math
 import re
@@ -29,19 +27,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
 from scipy.optimize import linear_sum_assignment
 
-from assets.geometry import GravityFrame, box2d_iou
-from assets.records import Annotation2D, Box2D, Box3D, Intrinsics, Scene, SceneObject
-from assets.stage import DataError, StageReport, process_items
+from assets.geometry import box2d_iou
+from assets.images import MAX_PIXELS_DEFAULT, DecodedImage, decode_image
+from assets.records import Annotation2D, Box2D, Intrinsics, Scene
+from assets.stage import DataError, StageReport, check_not_systemic, process_items
 from assets.storage import (
     atomic_dir,
     atomic_write_json,
     check_shard_name,
     directory_digest,
     encode_jpeg,
-    encode_mask_png,
     shard_dir,
     write_jsonl,
     write_scenes,
@@ -50,6 +47,11 @@ from assets.storage import (
 STAGE = "source_images"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 PLACEHOLDER_HFOV_DEG = 60.0
+# Longest image side kept at import (web images, COCO/Objects365): larger photos are downscaled, their original
+# size kept in the record. 2048 is above every model's working resolution (MoGe-2 ~1200-3600 tokens, SAM-2 1024,
+# PaliGemma-2 448/896) and bounds a shard's peak memory; a source spec's option `max_image_side` changes it
+# (null keeps full size).
+MAX_IMAGE_SIDE_DEFAULT = 2048
 
 
 # ------------------------------------------------------------------------------------------ shared writer
@@ -63,15 +65,32 @@ class _Item:
     build: Callable[[Path], Scene]
 
 
-def _write_shard(root: Path, shard: str, source: str, items: Iterable[_Item]) -> StageReport:
+def _write_shard(
+    root: Path, shard: str, source: str, items: Iterable[_Item],
+    extra_rejections: Sequence[tuple[str, str]] | None = None, report: StageReport | None = None,
+) -> StageReport:
+    """Build every item into the temp shard; a bad item is a rejection, a shard whose every item is bad fails
+    (assets.stage.check_not_systemic). `extra_rejections` (item, reason) are input records that are not items
+    (a COCO annotation without an image), listed in rejected.jsonl with the rest. `report`: pass one when `build`
+    records rejections of parts of an item (one annotation of an image)."""
     final = shard_dir(Path(root), STAGE, check_shard_name(shard))
-    report = StageReport(stage=STAGE, shard=shard, output_dir=final)
+    report = report or StageReport(stage=STAGE, shard=shard, output_dir=final)
+    report.output_dir = final
     with atomic_dir(final) as tmp:
         (tmp / "images").mkdir()
-        scenes = process_items(items, lambda item: item.build(tmp), report, lambda item: item.item_id)
-        duplicates = [sid for sid, n in Counter(s.scene_id for s in scenes).items() if n > 1]
-        if duplicates:
-            raise ValueError(f"duplicate scene ids in {source} input: {duplicates[:5]}")
+        seen: dict[str, str] = {}
+
+        def build(item: _Item) -> Scene:
+            scene = item.build(tmp)
+            if scene.scene_id in seen:  # _write_image refuses a second image first; this catches the rest
+                raise DataError(f"duplicate scene id {scene.scene_id}: already imported from {seen[scene.scene_id]}")
+            seen[scene.scene_id] = item.item_id
+            return scene
+
+        scenes = process_items(items, build, report, lambda item: item.item_id)
+        for item, reason in extra_rejections or []:
+            report.reject(item, reason)
+        check_not_systemic(report)
         write_scenes(tmp / "scenes.jsonl", scenes)
         if report.rejections:
             write_jsonl(tmp / "rejected.jsonl", [r.as_dict() for r in report.rejections])
@@ -92,23 +111,55 @@ def _write_shard(root: Path, shard: str, source: str, items: Iterable[_Item]) ->
 
 
 def _scene_id(shard: str, name: str) -> str:
-    return f"{shard}-" + re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")
+    """`<shard>-<name>` with the name reduced to [A-Za-z0-9._-]. Reducing loses information ("café" and "cafè",
+    "a/b" and "a_b" reduce alike), so a reduced name gets the first 8 hex digits of its original's SHA-256: ids
+    are unique and depend on the name alone, the same on every run whatever else the folder holds. Names already
+    in that alphabet keep their plain id."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")
+    if slug != name or not slug:
+        slug = f"{slug}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}".lstrip("-")
+    return f"{shard}-{slug}"
+
+
+def _decode(data: bytes, tmp: Path, name: str, **options: object) -> DecodedImage:
+    """`assets.images.decode_image` for an importer: unusable bytes are copied to quarantine/ and raise DataError
+    naming the file (nothing is lost, and the source folder stays untouched)."""
+    try:
+        return decode_image(data, **options)  # type: ignore[arg-type]
+    except DataError as err:
+        (tmp / "quarantine").mkdir(exist_ok=True)
+        target = tmp / "quarantine" / Path(name).name
+        if target.exists() and target.read_bytes() != data:  # same name from another folder: keep both
+            target = target.with_name(f"{target.stem}-{hashlib.sha256(data).hexdigest()[:8]}{target.suffix}")
+        target.write_bytes(data)
+        kind, _, detail = str(err).partition(": ")  # "unreadable image: ..." -> "unreadable image: <name>: ..."
+        raise DataError(f"{kind}: {name}: {detail}" if detail else f"{kind}: {name}") from err
 
 
 def _decode_image(data: bytes, tmp: Path, name: str) -> np.ndarray:
-    """Decode image bytes; corrupt bytes are copied to quarantine/ and raise DataError naming the file."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            return np.asarray(img.convert("RGB"))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        (tmp / "quarantine").mkdir(exist_ok=True)
-        (tmp / "quarantine" / Path(name).name).write_bytes(data)
-        raise DataError(f"unreadable image: {name}: {err}") from err
+    """Full-size, stored-orientation pixels (sources whose annotations fix the pixel grid: Omni3D cameras,
+    official HiSpatial depth), converted faithfully to 8-bit RGB."""
+    return _decode(data, tmp, name, apply_exif=False).rgb
+
+
+def _import_metadata(decoded: DecodedImage) -> dict[str, float | int | str | bool]:
+    """What the record keeps about the file's own pixels: its size, and the import scale when downscaled."""
+    width, height = decoded.original_size
+    metadata: dict[str, float | int | str | bool] = {"original_width": width, "original_height": height}
+    if decoded.downscaled:
+        metadata["import_scale"] = round(decoded.size[0] / width, 6)
+    if decoded.exif_applied:
+        metadata["exif_orientation"] = decoded.exif_orientation
+    if decoded.mode not in ("RGB", "L"):
+        metadata["original_mode"] = decoded.mode
+    return metadata
 
 
 def _write_image(tmp: Path, shard: str, scene_id: str, rgb: np.ndarray) -> str:
-    (tmp / "images" / f"{scene_id}.jpg").write_bytes(encode_jpeg(rgb, quality=92))
+    path = tmp / "images" / f"{scene_id}.jpg"
+    if path.exists():  # two items with one id: the first keeps its image, the second is rejected
+        raise DataError(f"duplicate scene id {scene_id}: another item of this shard already has it")
+    path.write_bytes(encode_jpeg(rgb, quality=92))
     return f"{STAGE}/{shard}/images/{scene_id}.jpg"
 
 
@@ -121,8 +172,15 @@ def placeholder_intrinsics(width: int, height: int, hfov_deg: float = PLACEHOLDE
 # ------------------------------------------------------------------------------------------ web images
 
 
-def images_shard(root: Path, shard: str, images: Path | Sequence[Path], source: str = "web") -> StageReport:
-    """Import a folder (recursively, sorted) or an explicit list of image files."""
+def images_shard(
+    root: Path, shard: str, images: Path | Sequence[Path], source: str = "web",
+    max_image_side: int | None = MAX_IMAGE_SIDE_DEFAULT, max_pixels: int = MAX_PIXELS_DEFAULT,
+) -> StageReport:
+    """Import a folder (recursively, sorted) or an explicit list of image files.
+
+    Photos are turned upright by their EXIF orientation and downscaled to `max_image_side` on their longer side
+    (None: full size); the record keeps `original_width`/`original_height`. Files over `max_pixels` are rejected
+    (a decompression-bomb guard) and quarantined with the corrupt ones."""
     if isinstance(images, (str, Path)):
         folder = Path(images)
         if not folder.is_dir():
@@ -136,13 +194,14 @@ def images_shard(root: Path, shard: str, images: Path | Sequence[Path], source: 
         name = str(path.relative_to(base).with_suffix("")) if base else path.stem
 
         def build(tmp: Path) -> Scene:
-            rgb = _decode_image(path.read_bytes(), tmp, path.name)
+            decoded = _decode(path.read_bytes(), tmp, path.name, max_side=max_image_side, max_pixels=max_pixels)
             sid = _scene_id(shard, name)
-            h, w = rgb.shape[:2]
+            w, h = decoded.size
             return Scene(
                 scene_id=sid, source=source, shard=shard, intrinsics=placeholder_intrinsics(w, h),
-                image_file=_write_image(tmp, shard, sid, rgb),
-                metadata={"original_file": str(path), "intrinsics_source": "placeholder"},
+                image_file=_write_image(tmp, shard, sid, decoded.rgb),
+                metadata={"original_file": str(path), "intrinsics_source": "placeholder",
+                          **_import_metadata(decoded)},
             )
 
         return _Item(str(path), build)
@@ -153,164 +212,100 @@ def images_shard(root: Path, shard: str, images: Path | Sequence[Path], source: 
 # ------------------------------------------------------------------------------------------ COCO / Objects365
 
 
-def _read_coco_json(annotation_file: Path, max_images: int | None) -> tuple[dict[int, str], dict[int, list[dict]], list[dict]]:
+def _read_coco_json(
+    annotation_file: Path, max_images: int | None, orphans: list[tuple[str, str]] | None = None,
+) -> tuple[dict[int, str], dict[int, list[dict]], list[dict]]:
     """The COCO annotation layout that COCO, Objects365 and Omni3D share: (category id -> name, image id ->
-    its annotations, the first `max_images` image entries)."""
+    its annotations, the first `max_images` image entries). An annotation that names no image (not an object, no
+    `image_id`) belongs to no item: it is left out, and listed in `orphans` as (item, reason) when given."""
     data = json.loads(Path(annotation_file).read_text())
     categories = {c["id"]: c["name"] for c in data.get("categories", [])}
     by_image: dict[int, list[dict]] = {}
-    for ann in data.get("annotations", []):
+    for index, ann in enumerate(data.get("annotations", [])):
+        if not isinstance(ann, dict) or ann.get("image_id") is None:
+            if orphans is not None:
+                label = ann.get("id", f"#{index}") if isinstance(ann, dict) else f"#{index}"
+                orphans.append((f"annotation {label}", "DataError: annotation without image_id: belongs to no image"))
+            continue
         by_image.setdefault(ann["image_id"], []).append(ann)
     return categories, by_image, data.get("images", [])[:max_images]
+
+
+def _coco_box(ann: dict) -> tuple[float, float, float, float]:
+    """A COCO `bbox` [x, y, width, height] as four finite floats; DataError for null, short or non-numeric."""
+    bbox = ann.get("bbox")
+    if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
+        raise DataError(f"malformed bbox: {bbox!r} (expected [x, y, width, height])")
+    try:
+        values = tuple(float(v) for v in bbox)
+    except (TypeError, ValueError) as err:
+        raise DataError(f"malformed bbox: {bbox!r} (expected four numbers)") from err
+    if not all(math.isfinite(v) for v in values):
+        raise DataError(f"malformed bbox: {bbox!r} (not finite)")
+    return values  # type: ignore[return-value]
 
 
 def coco_shard(
     root: Path, shard: str, annotation_file: Path, image_dir: Path, source: str = "objects365",
     min_box_area: float = 16.0, max_images: int | None = None,
+    max_image_side: int | None = MAX_IMAGE_SIDE_DEFAULT, max_pixels: int = MAX_PIXELS_DEFAULT,
 ) -> StageReport:
     """Import a COCO-format detection set (COCO, Objects365): images with their 2D boxes and category names.
 
-    Crowd regions, boxes under `min_box_area` pixels and boxes lying outside the image are not objects one can
-    ask about and are left out; an image whose every box is left out is kept (it may still serve L0 questions) but
-    carries no annotations.
+    Crowd regions, boxes under `min_box_area` pixels (measured on the file's own pixels) and boxes lying outside
+    the image are not objects one can ask about and are left out; an image whose every box is left out is kept (it
+    may still serve L0 questions) but carries no annotations. A malformed annotation (null or non-numeric `bbox`,
+    unknown category) is rejected on its own (`<file>/annotation <id>`), its image kept with the others; one
+    without `image_id` is listed as `annotation <id>`. Images larger than `max_image_side` are downscaled with their
+    boxes; the declared width/height is checked against the file's own size, the EXIF orientation applied only
+    when the declared size says the annotations were drawn on the turned image.
     """
-    categories, by_image, images = _read_coco_json(annotation_file, max_images)
+    part_rejections: list[tuple[str, str]] = []  # annotations, not images: filled while the items are built
+    categories, by_image, images = _read_coco_json(annotation_file, max_images, part_rejections)
 
     def item(entry: dict) -> _Item:
         def build(tmp: Path) -> Scene:
+            if not isinstance(entry, dict) or entry.get("id") is None or not entry.get("file_name"):
+                raise DataError(f"malformed image entry: {str(entry)[:200]} (needs id and file_name)")
+            declared = (entry.get("width"), entry.get("height"))
             path = Path(image_dir) / entry["file_name"]
-            rgb = _decode_image(path.read_bytes(), tmp, entry["file_name"])
-            h, w = rgb.shape[:2]
+            decoded = _decode(path.read_bytes(), tmp, entry["file_name"], max_side=max_image_side,
+                              max_pixels=max_pixels, apply_exif=None,
+                              expected_size=declared if None not in declared else None)
+            w, h = decoded.original_size
             if (entry.get("width", w), entry.get("height", h)) != (w, h):
                 raise DataError(f"size mismatch: annotation says {entry['width']}x{entry['height']}, image is {w}x{h}")
+            sid = _scene_id(shard, str(entry["id"]))
+            out_w, out_h = decoded.size
+            scale_x, scale_y = out_w / w, out_h / h
             boxes = []
             for ann in by_image.get(entry["id"], []):
                 if ann.get("iscrowd", 0):
                     continue
-                x, y, bw, bh = (float(v) for v in ann["bbox"])
+                try:
+                    x, y, bw, bh = _coco_box(ann)
+                    if ann.get("category_id") not in categories:
+                        raise DataError(f"unknown category {ann.get('category_id')!r}")
+                except DataError as err:
+                    part_rejections.append((f"{entry['file_name']}/annotation {ann.get('id')}", f"DataError: {err}"))
+                    continue
                 x0, y0, x1, y1 = max(0.0, x), max(0.0, y), min(float(w), x + bw), min(float(h), y + bh)
                 if x1 <= x0 or y1 <= y0 or (x1 - x0) * (y1 - y0) < min_box_area:
                     continue
-                if ann["category_id"] not in categories:
-                    raise DataError(f"annotation {ann.get('id')} has unknown category {ann['category_id']}")
+                box = Box2D(x0=x0 * scale_x, y0=y0 * scale_y, x1=x1 * scale_x, y1=y1 * scale_y)
                 boxes.append(Annotation2D(category=categories[ann["category_id"]], annotation_id=ann.get("id"),
-                                          box2d=Box2D(x0=x0, y0=y0, x1=x1, y1=y1)))
-            sid = _scene_id(shard, str(entry["id"]))
+                                          box2d=box))
             return Scene(
-                scene_id=sid, source=source, shard=shard, intrinsics=placeholder_intrinsics(w, h),
-                image_file=_write_image(tmp, shard, sid, rgb), annotations_2d=boxes,
-                metadata={"original_file": entry["file_name"], "intrinsics_source": "placeholder"},
+                scene_id=sid, source=source, shard=shard, intrinsics=placeholder_intrinsics(out_w, out_h),
+                image_file=_write_image(tmp, shard, sid, decoded.rgb), annotations_2d=boxes,
+                metadata={"original_file": entry["file_name"], "intrinsics_source": "placeholder",
+                          **_import_metadata(decoded)},
             )
 
-        return _Item(str(entry.get("file_name", entry.get("id"))), build)
+        label = entry.get("file_name", entry.get("id")) if isinstance(entry, dict) else entry
+        return _Item(str(label), build)
 
-    return _write_shard(root, shard, source, (item(e) for e in images))
-
-
-# ------------------------------------------------------------------------------------------ Omni3D
-
-
-def omni3d_gravity(rotations: Sequence[np.ndarray]) -> np.ndarray:
-    """Gravity in the camera frame from Omni3D's gravity-aligned boxes: their local y axis (R_cam[:, 1]) is
-    vertical; the average of those axes, signed to point down in the image (+y), is gravity."""
-    axes = np.array([np.asarray(r, dtype=np.float64)[:, 1] for r in rotations])
-    axes *= np.sign(axes[:, 1:2] + 1e-12)
-    mean = axes.mean(axis=0)
-    return mean / np.linalg.norm(mean)
-
-
-def omni3d_box(
-    center_cam: Sequence[float], dimensions: Sequence[float], rotation: np.ndarray, frame: GravityFrame
-) -> Box3D:
-    """Convert an Omni3D box to ours.
-
-    Omni3D (Cube R-CNN): `dimensions` = [w, h, l] along the object's local x, y, z axes, corners
-    R_cam @ (+-w/2, +-h/2, +-l/2) + center, local y vertical. Ours: a gravity-aligned box whose width is the
-    horizontal extent more nearly parallel to the image plane (Omni3D boxes carry no front we can trust), yaw of
-    the length axis from `right` towards `forward`. Same 8 corners, other names.
-    """
-    rotation = np.asarray(rotation, dtype=np.float64)
-    dim_w, dim_h, dim_l = (float(v) for v in dimensions)
-    axis_x = frame.to_grav(rotation[:, 0])[:2]
-    axis_z = frame.to_grav(rotation[:, 2])[:2]
-    horizontal = [(axis_x / np.linalg.norm(axis_x), dim_w), (axis_z / np.linalg.norm(axis_z), dim_l)]
-    # width: the one more parallel to `right` (gravity-frame x); length: the other, pointing away from the camera
-    horizontal.sort(key=lambda pair: abs(pair[0][0]), reverse=True)
-    (_, width), (length_axis, length) = horizontal
-    if length_axis[1] < 0:
-        length_axis = -length_axis
-    return Box3D(center_cam=tuple(float(c) for c in center_cam), width=width, height=dim_h, length=length,
-                 yaw=float(np.arctan2(length_axis[1], length_axis[0])))
-
-
-def _rasterise_boxes(boxes: list[tuple[int, Box3D]], frame: GravityFrame, K: Intrinsics) -> np.ndarray:
-    """Instance mask from projected 3D boxes: each box's silhouette (convex hull of its projected corners),
-    far boxes first so nearer ones cover them."""
-    from scipy.spatial import ConvexHull
-
-    from assets.geometry import box_corners_cam, project
-
-    canvas = Image.new("L", (K.width, K.height), 0)
-    draw = ImageDraw.Draw(canvas)
-    for instance_id, box in sorted(boxes, key=lambda b: -float(np.linalg.norm(b[1].center_cam))):
-        corners = box_corners_cam(box, frame)
-        if (corners[:, 2] <= 0.05).any():
-            continue
-        uv = project(corners, K)
-        hull = uv[ConvexHull(uv).vertices]
-        draw.polygon([tuple(p) for p in hull], fill=instance_id)
-    return np.asarray(canvas)
-
-
-def omni3d_shard(
-    root: Path, shard: str, annotation_file: Path, image_dir: Path, source: str = "omni3d",
-    max_images: int | None = None,
-) -> StageReport:
-    """Import an Omni3D-format set: per-image K, 3D boxes (center_cam, dimensions, R_cam), 2D boxes, categories.
-
-    Boxes flagged `behind_camera`, `valid3D == False` or with `visibility < 0.1` (when given) are left out. Objects
-    get `visible_fraction` from Omni3D's visibility/truncation where given.
-    """
-    categories, by_image, images = _read_coco_json(annotation_file, max_images)
-
-    def item(entry: dict) -> _Item:
-        def build(tmp: Path) -> Scene:
-            rel = entry.get("file_path") or entry["file_name"]
-            rgb = _decode_image((Path(image_dir) / rel).read_bytes(), tmp, rel)
-            h, w = rgb.shape[:2]
-            K = np.asarray(entry["K"], dtype=np.float64)
-            intrinsics = Intrinsics(fx=K[0, 0], fy=K[1, 1], cx=K[0, 2], cy=K[1, 2], width=w, height=h)
-            anns = [a for a in by_image.get(entry["id"], [])
-                    if not a.get("behind_camera", False) and a.get("valid3D", True)
-                    and a.get("visibility", 1.0) >= 0.1 and min(a["dimensions"]) > 0]
-            if not anns:
-                raise DataError(f"no usable 3D box in {rel}")
-            gravity = omni3d_gravity([a["R_cam"] for a in anns])
-            frame = GravityFrame.from_gravity(gravity)
-            objects, boxes = [], []
-            for instance_id, ann in enumerate(anns, 1):
-                box = omni3d_box(ann["center_cam"], ann["dimensions"], np.asarray(ann["R_cam"]), frame)
-                x0, y0, x1, y1 = ann.get("bbox2D_tight") or ann.get("bbox2D_proj") or ann["bbox2D_trunc"]
-                box2d = Box2D(x0=max(0.0, x0), y0=max(0.0, y0), x1=min(float(w), x1), y1=min(float(h), y1))
-                category = ann.get("category_name") or categories[ann["category_id"]]
-                visible = float(ann.get("visibility", 1.0)) * (1.0 - float(ann.get("truncation", 0.0)))
-                objects.append(SceneObject(instance_id=instance_id, category=category, box2d=box2d, box3d=box,
-                                           visible_fraction=min(1.0, max(0.0, visible))))
-                boxes.append((instance_id, box))
-            sid = _scene_id(shard, str(entry["id"]))
-            (tmp / "masks").mkdir(exist_ok=True)
-            (tmp / "masks" / f"{sid}.png").write_bytes(encode_mask_png(_rasterise_boxes(boxes, frame, intrinsics)))
-            return Scene(
-                scene_id=sid, source=source, shard=shard, intrinsics=intrinsics,
-                gravity_cam=tuple(float(c) for c in gravity), objects=objects, has_ground_truth_3d=True,
-                image_file=_write_image(tmp, shard, sid, rgb), mask_file=f"{STAGE}/{shard}/masks/{sid}.png",
-                metadata={"original_file": rel, "intrinsics_source": "ground_truth",
-                          "dataset": str(entry.get("dataset_id", source))},
-            )
-
-        return _Item(str(entry.get("file_path", entry.get("id"))), build)
-
-    return _write_shard(root, shard, source, (item(e) for e in images))
+    return _write_shard(root, shard, source, (item(e) for e in images), extra_rejections=part_rejections)
 
 
 # ------------------------------------------------------------------------------------------ category labels

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 BENCHMARKS = (
     "custom",
+    "custom_3d",
     "cv_bench",
     "embspatial",
     "robospatial",

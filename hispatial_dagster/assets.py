@@ -77,11 +77,18 @@ def source_images(
     spec = source_inbox.inbox(data_root.root).read(shard)
     spec_fingerprint = fingerprint(spec)  # before reading: a file added during the run re-triggers the shard
     report = _write_source(data_root.root, shard, spec, synthetic)
+    if report.num_out == 0 and report.rejections:
+        first = "; ".join(f"{r.item}: {r.reason}" for r in report.rejections[:5])
+        raise dg.Failure(
+            description=f"shard {shard}: all {report.num_in} items were rejected, no scene to go on with "
+            f"(every reason is in {report.output_dir / 'rejected.jsonl'}); first reasons: {first}",
+            metadata={"num_rejected": len(report.rejections), "rejected_file": str(report.output_dir / "rejected.jsonl")},
+        )
     extra = {"source_kind": spec.kind, "spec": spec.model_dump(), SPEC_FINGERPRINT_KEY: spec_fingerprint}
     return stage_result(report, data_root.root, extra=extra)
 
 
-SOURCE_KINDS = ("synthetic", "images", "coco", "objects365", "omni3d", "hispatial")
+SOURCE_KINDS = ("synthetic", "images", "coco", "objects365", "omni3d", "ca1m", "hispatial")
 
 
 def _write_source(root: Path, shard: str, spec: ShardSpec, synthetic: SyntheticSource) -> StageReport:
@@ -103,9 +110,15 @@ def _write_source(root: Path, shard: str, spec: ShardSpec, synthetic: SyntheticS
     if spec.kind == "images":
         return sources.images_shard(root, shard, location, **options)
     if spec.kind in ("coco", "objects365", "omni3d"):
-        writer = sources.omni3d_shard if spec.kind == "omni3d" else sources.coco_shard
+        from assets.omni3d import omni3d_shard
+
+        writer = omni3d_shard if spec.kind == "omni3d" else sources.coco_shard
         annotation_file = location / options.pop("annotation_file")
         return writer(root, shard, annotation_file=annotation_file, image_dir=location, **options)
+    if spec.kind == "ca1m":
+        from assets.ca1m import ca1m_shard
+
+        return ca1m_shard(root, shard, sorted(location.glob("*.tar")), **options)
     return official.hispatial_shard(root, shard, sorted(location.glob("*.tar")), **options)
 
 

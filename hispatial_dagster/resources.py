@@ -158,6 +158,11 @@ class SyntheticSource(dg.ConfigurableResource):
         return build_config(SyntheticConfig, values)
 
 
+def _optional_int_env(name: str) -> int | None:
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw else None
+
+
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -280,6 +285,29 @@ class WildModels(dg.ConfigurableResource):
     tagger_model: str = Field(default_factory=lambda: os.environ.get("HISPATIAL_TAGGER_MODEL", ""))
     clip_filter_model: str = Field(default_factory=lambda: os.environ.get("HISPATIAL_CLIP_FILTER_MODEL", ""))
     device: str = Field(default_factory=lambda: os.environ.get("HISPATIAL_DEVICE", "auto"))
+    # Thresholds. The defaults are the paper's; `WildModels.smoke()` names the ones that let random weights through.
+    clip_filter_min_votes: int | None = Field(
+        default_factory=lambda: _optional_int_env("HISPATIAL_CLIP_FILTER_MIN_VOTES"),
+        description="Include-tag votes (of the top 5) an image needs; empty = more than half (paper 7.1).",
+    )
+    detection_min_score: float = Field(
+        default_factory=lambda: float(os.environ.get("HISPATIAL_DETECTION_MIN_SCORE", "0.3")),
+        description="Detector confidence below which a box is not an object.",
+    )
+    gravity_fallback: str = Field(
+        default_factory=lambda: os.environ.get("HISPATIAL_GRAVITY_FALLBACK", ""),
+        description="'level': assume a level camera when the point map shows no support plane; empty: reject.",
+    )
+
+    @classmethod
+    def smoke(cls, device: str = "cpu") -> WildModels:
+        """The in-the-wild path with every model `tiny` (random weights) and the thresholds that let such models'
+        output through: the CLIP vote keeps every image (still computed), any detector score counts, and a level
+        camera stands in for the floor a random point map does not have. For smoke runs and CI only: it proves
+        the path runs end to end and contains bad items, not that its output means anything."""
+        return cls(point_map_model="tiny", segmenter_model="tiny", detector_model="tiny", tagger_model="tiny",
+                   clip_filter_model="tiny", device=device, clip_filter_min_votes=0, detection_min_score=0.0,
+                   gravity_fallback="level")
 
     def resolved_device(self) -> str:
         if self.device != "auto":
@@ -308,7 +336,7 @@ class WildModels(dg.ConfigurableResource):
             scorer = ClipScorer.tiny([*INCLUDE_TAGS, *EXCLUDE_TAGS])
         else:
             scorer = ClipScorer.from_pretrained(self.clip_filter_model, device=self.resolved_device())
-        return ClipTagFilter(scorer)
+        return ClipTagFilter(scorer, min_include_votes=self.clip_filter_min_votes)
 
     def object_extractor(self) -> WildObjectExtractor | None:
         """assets.wild.extractor.WildObjectExtractor (SAM-2 segmenter; GroundingDINO + CLIP tagger for images
@@ -342,9 +370,14 @@ class WildModels(dg.ConfigurableResource):
                 else ClipScorer.from_pretrained(self.tagger_model, device=device)
             )
             tagger = ClipTagger(scorer)
+        fallbacks = {"": None, "level": (0.0, 1.0, 0.0)}
+        if self.gravity_fallback not in fallbacks:
+            raise ValueError(f"gravity_fallback must be '' or 'level', got {self.gravity_fallback!r}")
         return WildObjectExtractor(
             segmenter=segmenter,
             detector=detector,
             tagger=tagger,
             categories=() if tagger else OBJECT_VOCABULARY,
+            min_score=self.detection_min_score,
+            fallback_gravity_cam=fallbacks[self.gravity_fallback],
         )

@@ -99,7 +99,8 @@ class SceneStore:
 # ------------------------------------------------------------------------------------------ prompts and images
 
 def draw_boxes(rgb: np.ndarray, boxes: Sequence, width: int = 2) -> np.ndarray:
-    """Outline QAPair.draw_boxes (pixel coordinates of `rgb`) in their named colours."""
+    """Outline QAPair.draw_boxes (pixel coordinates of `rgb`) in their named colours; a numbered mark (`label`,
+    past the colour palette) is written on a tag at the box's top-left corner."""
     if not boxes:
         return rgb
     image = Image.fromarray(rgb)
@@ -107,6 +108,11 @@ def draw_boxes(rgb: np.ndarray, boxes: Sequence, width: int = 2) -> np.ndarray:
     for box in boxes:
         b = box.box2d
         draw.rectangle([b.x0, b.y0, b.x1 - 1, b.y1 - 1], outline=box.color, width=width)
+        label = getattr(box, "label", "")
+        if label:
+            left, top, right, bottom = draw.textbbox((b.x0, b.y0), label)
+            draw.rectangle([left - 1, top - 1, right + 1, bottom + 1], fill=box.color)
+            draw.text((b.x0, b.y0), label, fill="black")
     return np.array(image)
 
 

@@ -26,10 +26,15 @@ from assets.references import alternative_references, reference_quantities
 # Colours for box-fallback references, in assignment order: the palette the references stage draws with.
 BOX_COLORS: tuple[str, ...] = tuple(REFERENCE_BOX_COLORS)
 # reference_kind values that mean "no verified text: draw the box".
-BOX_REFERENCE_KINDS = frozenset({"box", "box_fallback", "bbox", "visual", "fallback", "unreferenced"})
+BOX_REFERENCE_KINDS = frozenset({"box", "box_fallback", "box_mark", "bbox", "visual", "fallback", "unreferenced"})
 _COLOR_IN_TEXT = re.compile(r"highlighted by (?:the |a )?([a-z]+) box", re.IGNORECASE)
+# Past the palette, a box is told apart by a number on its tag: "the car (marked 3)" (assets/references.py).
+_MARK_IN_TEXT = re.compile(r"\(marked (\d+)\)")
+MARK_COLOR = "lime"  # outline of numbered boxes; never named in text, so it may repeat
 
 AXIS_NAMES = ("right", "forward", "up")
+# `_unusable` reasons that still leave a valid box in the scene: counted (`QAContext.known`), never asked about.
+_STILL_KNOWN = ("box center not in front of the camera", "front direction is not a unit vector")
 
 
 def qa_id(scene_id: str, task: Task | str, template_id: str, object_ids: list[int] | tuple[int, ...],
@@ -111,8 +116,10 @@ class QAContext:
     """Everything a generator reads for one scene.
 
     `frame` is None when the scene has no gravity or the camera looks (almost) straight up/down: gravity-dependent
-    questions must then be skipped. `objects` holds only objects whose boxes are usable (finite, in front of the
-    camera, not degenerate); `skips` collects human-readable reasons for what was left out.
+    questions must then be skipped. `known` holds every object whose box is usable (finite, in front of the
+    camera, not degenerate): counts are taken over it. `objects` is its askable part, the objects a question may
+    be about (a labelled object with no pixel in the image, `SceneObject.askable` False, is known only); `skips`
+    collects human-readable reasons for what was left out.
     """
 
     scene: Scene
@@ -123,10 +130,12 @@ class QAContext:
     valid: np.ndarray | None = None  # (H, W) bool
     shard: str = ""
     objects: list[SceneObject] = field(default_factory=list)
+    known: list[SceneObject] = field(default_factory=list)
     skips: list[str] = field(default_factory=list)
     fast: FastRandom = field(default_factory=FastRandom)  # scalar draws in the hot loop (seeded from rng)
     _geom: dict[int, ObjectGeom] = field(default_factory=dict, repr=False)
     _colors: dict[int, str] = field(default_factory=dict, repr=False)
+    _marks: dict[int, str] = field(default_factory=dict, repr=False)
     _coins: dict[str, bool] = field(default_factory=dict, repr=False)
     _refs: dict[int, tuple[str, list[DrawBox]]] = field(default_factory=dict, repr=False)
 
@@ -156,8 +165,16 @@ class QAContext:
             reason = ctx._unusable(obj)
             if reason:
                 skips.append(f"object {obj.instance_id} ({obj.category}): {reason}")
-            else:
+                if not reason.startswith(_STILL_KNOWN):  # a box partly behind the camera still occupies space
+                    continue
+                ctx.known.append(obj)
+                continue
+            ctx.known.append(obj)
+            if obj.askable:
                 ctx.objects.append(obj)
+            else:
+                why = obj.attributes.get("not_askable", "")
+                skips.append(f"object {obj.instance_id} ({obj.category}): known, not askable ({why})")
         ctx._assign_colors()
         return ctx
 
@@ -186,12 +203,19 @@ class QAContext:
     def _assign_colors(self) -> None:
         """Colours for box-fallback objects: the references stage's `attributes["box_color"]` or the colour named
         in the reference text when present, else the first palette colour not yet used in this scene. Two
-        highlighted objects never share a colour: an object left without a distinct colour is dropped (with a
-        reason), since no question could name it unambiguously."""
+        highlighted objects never share a colour; past the palette an object gets a numbered mark instead
+        (`attributes["box_mark"]`, or the next free number), so no object is left without a name."""
         used: set[str] = set()
+        used_marks: set[str] = set()
         pending: list[SceneObject] = []
         for obj in self.objects:
             if not is_box_reference(obj):
+                continue
+            mark_match = _MARK_IN_TEXT.search(obj.reference or "")
+            mark = obj.attributes.get("box_mark") or (mark_match.group(1) if mark_match else None)
+            if mark and mark not in used_marks:
+                self._marks[obj.instance_id] = mark
+                used_marks.add(mark)
                 continue
             match = _COLOR_IN_TEXT.search(obj.reference or "")
             color = obj.attributes.get("box_color") or (match.group(1).lower() if match else None)
@@ -201,11 +225,11 @@ class QAContext:
             else:
                 pending.append(obj)
         free = iter(c for c in BOX_COLORS if c not in used)
+        numbers = (str(n) for n in range(1, 10**6) if str(n) not in used_marks)
         for obj in pending:
             color = next(free, None)
             if color is None:
-                self.objects.remove(obj)
-                self.skips.append(f"object {obj.instance_id} ({obj.category}): no distinct box colour left")
+                self._marks[obj.instance_id] = next(numbers)
             else:
                 self._colors[obj.instance_id] = color
 
@@ -247,19 +271,26 @@ class QAContext:
         return a_min < b_max and b_min < a_max
 
     def boxes_named_in(self, text: str, drawn: list[DrawBox]) -> list[DrawBox]:
-        """Exactly the boxes `text` names by colour ("(highlighted by the <color> box)"): `drawn` filtered to the
-        mentioned colours, plus any mentioned colour `drawn` lacks.
+        """Exactly the boxes `text` names by colour ("(highlighted by the <color> box)") or by number ("(marked
+        <n>)"): `drawn` filtered to the mentioned ones, plus any mentioned one `drawn` lacks.
 
-        A safety net for every generator: whatever objects a question or its options mention by box colour, the
-        image it is asked on shows exactly those boxes (no unexplained extra box either).
+        A safety net for every generator: whatever objects a question or its options mention by box colour or
+        mark, the image it is asked on shows exactly those boxes (no unexplained extra box either).
         """
         colors = {m.lower() for m in _COLOR_IN_TEXT.findall(text)}
-        kept = [b for b in drawn if b.color in colors]
-        missing = colors - {b.color for b in kept}
+        marks = set(_MARK_IN_TEXT.findall(text))
+        kept = [b for b in drawn if (b.label in marks if b.label else b.color in colors)]
+        missing = colors - {b.color for b in kept if not b.label}
+        missing_marks = marks - {b.label for b in kept if b.label}
         for instance_id, color in self._colors.items():
             if color in missing:
                 obj = self.scene.object_by_id(instance_id)
-                kept.append(DrawBox.model_construct(instance_id=instance_id, color=color, box2d=obj.box2d))
+                kept.append(DrawBox.model_construct(instance_id=instance_id, color=color, box2d=obj.box2d, label=""))
+        for instance_id, mark in self._marks.items():
+            if mark in missing_marks:
+                obj = self.scene.object_by_id(instance_id)
+                kept.append(DrawBox.model_construct(instance_id=instance_id, color=MARK_COLOR, box2d=obj.box2d,
+                                                    label=mark))
         return kept
 
     def color_of(self, obj: SceneObject) -> str | None:
@@ -292,15 +323,21 @@ def refer(obj: SceneObject, ctx: QAContext) -> tuple[str, list[DrawBox]]:
     if not is_box_reference(obj):
         ctx._refs[obj.instance_id] = (obj.reference, [])  # type: ignore[assignment]
         return obj.reference, []  # type: ignore[return-value]
+    category = obj.category.strip()
+    if not category.lower().startswith(("the ", "a ", "an ")):
+        category = f"the {category}"
+    mark = ctx._marks.get(obj.instance_id)
+    if mark is not None:
+        result = (f"{category} (marked {mark})", [DrawBox.model_construct(
+            instance_id=obj.instance_id, color=MARK_COLOR, box2d=obj.box2d, label=mark)])
+        ctx._refs[obj.instance_id] = result
+        return result[0], list(result[1])
     color = ctx.color_of(obj)
     if color is None:  # object not in ctx.objects (e.g. a caller built its own list): still deterministic
         match = _COLOR_IN_TEXT.search(obj.reference or "")
         color = match.group(1).lower() if match else BOX_COLORS[(obj.instance_id - 1) % len(BOX_COLORS)]
-    category = obj.category.strip()
-    if not category.lower().startswith(("the ", "a ", "an ")):
-        category = f"the {category}"
     result = (f"{category} (highlighted by the {color} box)",
-              [DrawBox.model_construct(instance_id=obj.instance_id, color=color, box2d=obj.box2d)])
+              [DrawBox.model_construct(instance_id=obj.instance_id, color=color, box2d=obj.box2d, label="")])
     ctx._refs[obj.instance_id] = result
     return result[0], list(result[1])
 

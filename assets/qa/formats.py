@@ -508,7 +508,7 @@ class _Emitter:
             "object_ids": list(self.ids),
             "references": list(base.references),
             "draw_boxes": (self.ctx.boxes_named_in(question, base.draw_boxes)
-                           if base.draw_boxes or "highlighted by" in question else []),
+                           if base.draw_boxes or "highlighted by" in question or "(marked " in question else []),
             "template_id": template_id,
             "reasoning": base.reasoning,
             "generator": base.generator,

@@ -99,13 +99,19 @@ class ClipScorer:
 
 class ClipTagFilter:
     """`assets.filtering.ImageFilter`: keep an image when more than half of its top-k most similar tags come
-    from the include set (paper 7.1, following SpatialVLM)."""
+    from the include set (paper 7.1, following SpatialVLM).
+
+    `min_include_votes` replaces "more than half" (None): smoke runs with random weights set it to 0, so every
+    image is scored and passed on while the vote is still recorded (assets.wild.smoke)."""
 
     def __init__(self, scorer: ClipScorer, include: Sequence[str] = INCLUDE_TAGS,
-                 exclude: Sequence[str] = EXCLUDE_TAGS, top_k: int = 5) -> None:
+                 exclude: Sequence[str] = EXCLUDE_TAGS, top_k: int = 5, min_include_votes: int | None = None) -> None:
         if top_k < 1 or top_k > len(include) + len(exclude):
             raise ValueError(f"top_k must lie in 1..{len(include) + len(exclude)}")
+        if min_include_votes is not None and not 0 <= min_include_votes <= top_k:
+            raise ValueError(f"min_include_votes must lie in 0..{top_k}")
         self.scorer, self.top_k = scorer, top_k
+        self.min_include_votes = top_k // 2 + 1 if min_include_votes is None else min_include_votes
         self.tags = list(include) + list(exclude)
         self.is_include = np.array([True] * len(include) + [False] * len(exclude))
 
@@ -116,7 +122,7 @@ class ClipTagFilter:
 
     def __call__(self, rgb: np.ndarray, scene: Scene) -> tuple[bool, str]:
         include_votes, top = self.votes(rgb)
-        keep = include_votes * 2 > self.top_k
+        keep = include_votes >= self.min_include_votes
         return keep, f"clip tags: {include_votes}/{self.top_k} natural-photo tags in top {self.top_k} ({'; '.join(top)})"
 
 

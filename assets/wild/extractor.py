@@ -4,8 +4,9 @@ Paper 3.2: unannotated images go tagger (RAM; here CLIP over a vocabulary) -> Gr
 images with dataset 2D boxes (COCO / Objects365 sources, `Scene.annotations_2d`) skip the first two
 steps and prompt SAM with their boxes. Masks become object clouds on the point map, clouds become
 gravity-aligned boxes (assets/wild/geometry.py). Gravity comes from a gravity model when one is given (Perspective
-Fields in the paper), else from RANSAC on the point map's support plane; a scene with neither is a DataError (no
-guessed frame). Orientation comes from an orientation model when one is given (OrientAnything in the paper: its
+Fields in the paper), else from RANSAC on the point map's support plane, else from an explicit prior when one is
+configured (`fallback_gravity_cam`, a level camera); a scene with none of them is a DataError (no silently guessed
+frame). Orientation comes from an orientation model when one is given (OrientAnything in the paper: its
 azimuth is read against each object's viewing ray), else objects get `front_grav = None`: never a guess.
 
 Objects that cannot be made into a box (tiny masks, clouds that fall apart) are skipped; their reasons are kept
@@ -70,6 +71,9 @@ class WildObjectExtractor:
     categories: Sequence[str] = ()  # fixed prompt vocabulary when there is no tagger
     gravity_model: GravityModel | None = None
     orientation_model: OrientationModel | None = None
+    # used when neither the gravity model nor RANSAC gives gravity: (0, 1, 0) is a level camera, a fair prior for
+    # rigs known to be level and what smoke runs use (random-weight point maps have no floor); None: reject
+    fallback_gravity_cam: tuple[float, float, float] | None = None
     cloud_config: CloudConfig = field(default_factory=CloudConfig)
     gravity_config: GravityConfig = field(default_factory=GravityConfig)
     min_score: float = 0.3
@@ -94,9 +98,13 @@ class WildObjectExtractor:
             if gravity is not None:
                 return gravity
         estimate = estimate_gravity(points, valid, self.gravity_config)
-        if estimate is None:
-            raise DataError("no gravity: no gravity model and no horizontal support plane in the point map")
-        return estimate.gravity_cam
+        if self.fallback_gravity_cam is None:
+            if estimate is None:
+                raise DataError("no gravity: no gravity model and no horizontal support plane in the point map")
+            return estimate.gravity_cam
+        if estimate is not None and _frame_defined(estimate.gravity_cam):
+            return estimate.gravity_cam
+        return self.fallback_gravity_cam  # no support plane, or one the camera looks straight at
 
     def extract(self, rgb: np.ndarray, points: np.ndarray, valid: np.ndarray, scene: Scene) -> ObjectExtraction:
         proposals = self.proposals(rgb, scene)[:MAX_INSTANCES]
@@ -137,3 +145,11 @@ class WildObjectExtractor:
         if not objects:
             raise DataError(f"no objects: none of {len(proposals)} detections gave a 3D box")
         return ObjectExtraction(objects=objects, instance_mask=instance, gravity_cam=gravity)
+
+
+def _frame_defined(gravity_cam: tuple[float, float, float]) -> bool:
+    try:
+        GravityFrame.from_gravity(gravity_cam)
+    except ValueError:
+        return False
+    return True

@@ -68,8 +68,15 @@ def _custom_aggregate(items, results, config):  # imported lazily: custom import
     return aggregate(items, results, config)
 
 
+def _custom_3d_load(path: Path, config: EvalConfig) -> list[EvalItem]:  # lazily: it imports the QA engine
+    from evaluation.custom_3d import load
+
+    return load(path, config)
+
+
 REGISTRY: dict[str, BenchmarkSpec] = {
     "custom": BenchmarkSpec("custom", None, _custom_aggregate, _custom_rules),
+    "custom_3d": BenchmarkSpec("custom_3d", _custom_3d_load, _custom_aggregate, _custom_rules),
     "cv_bench": BenchmarkSpec("cv_bench", cv_bench.load, cv_bench.aggregate, official=_static(official.cv_bench)),
     "embspatial": BenchmarkSpec(
         "embspatial", embspatial.load, embspatial.aggregate, official=_embspatial_official, official_judged=True

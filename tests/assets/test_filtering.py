@@ -84,9 +84,9 @@ def test_heuristics_reject_with_reasons_and_keep_the_rest(tmp_path):
 
 
 def test_thresholds_come_from_the_config(tmp_path):
-    build_shard(tmp_path, {"white-30": lambda rgb, d: (white_rows(rgb, 0.30), d)})
+    build_shard(tmp_path, {"clean": lambda rgb, d: (rgb, d), "white-30": lambda rgb, d: (white_rows(rgb, 0.30), d)})
     report = filter_shard(tmp_path, "s0", FilterConfig(max_extreme_fraction=0.25))
-    assert report.num_out == 0 and "white/black" in report.rejections[0].reason
+    assert report.num_out == 1 and "white/black" in report.rejections[0].reason
     with pytest.raises(ValueError):
         FilterConfig(max_invalid_depth_fraction=1.5)
 
@@ -113,7 +113,7 @@ def test_corrupt_image_and_malformed_lines_are_rejections_not_crashes(tmp_path):
 
 
 def test_image_size_must_match_intrinsics(tmp_path):
-    build_shard(tmp_path, {"small": lambda rgb, d: (rgb[:, :80], d)})
+    build_shard(tmp_path, {"clean": lambda rgb, d: (rgb, d), "small": lambda rgb, d: (rgb[:, :80], d)})
     filter_shard(tmp_path, "s0")
     assert reasons(tmp_path)["small"].startswith("DataError: image size mismatch: 80x72")
 

@@ -7,6 +7,7 @@ from assets.geometry import GravityFrame, box2d_from_mask
 from assets.objects import ObjectExtraction, ObjectExtractor, object_clouds_shard
 from assets.point_maps import point_maps_shard
 from assets.records import Box3D, SceneObject
+from assets.stage import ShardFailure
 from assets.storage import atomic_write_bytes, decode_mask_png, encode_depth_png, read_jsonl, read_scenes
 from tests.assets.scene_fixtures import (
     BACK_WALL_Z,
@@ -41,7 +42,7 @@ def test_ground_truth_objects_pass_with_pixel_counts(tmp_path):
     assert report.preview[0]["objects_out"] == 5 and not report.rejections
 
 
-def test_hidden_and_depthless_objects_are_dropped_one_by_one(tmp_path):
+def test_hidden_and_depthless_labelled_objects_stay_known_but_not_askable(tmp_path):
     specs = [
         BoxSpec("cabinet", (0.0, FLOOR_Y - 0.6, 3.0), (1.0, 1.2, 0.5)),
         BoxSpec("box", (0.0, FLOOR_Y - 0.2, 4.0), (0.3, 0.3, 0.3)),  # fully behind the cabinet
@@ -56,15 +57,14 @@ def test_hidden_and_depthless_objects_are_dropped_one_by_one(tmp_path):
     atomic_write_bytes(tmp_path / scene.depth_file, encode_depth_png(holed))
     report = object_clouds_shard(tmp_path, "s0")
     got = reasons(tmp_path)
-    assert got["room/2"] == "DataError: empty mask: box has no pixel in the instance mask"
-    assert got["room/3"] == "DataError: no valid 3D points: lamp mask has no valid depth"
-    assert got["outside"] == "DataError: no objects: none of the 1 objects has a usable mask"
-    assert got["outside/1"].startswith("DataError: empty mask")
+    assert got == {"outside": "DataError: no objects: none of the 1 objects has a usable mask"}
     (kept,) = read_scenes(tmp_path / "object_clouds/s0/scenes.jsonl")
-    assert [o.category for o in kept.objects] == ["cabinet"]
-    assert (kept.metadata["objects_in"], kept.metadata["objects_out"]) == (3, 1)
+    assert [(o.category, o.askable) for o in kept.objects] == [("cabinet", True), ("box", False), ("lamp", False)]
+    assert kept.objects[1].attributes["not_askable"] == "empty mask: box has no pixel in the instance mask"
+    assert kept.objects[2].attributes["not_askable"] == "no valid 3D points: lamp mask has no valid depth"
+    assert (kept.metadata["objects_in"], kept.metadata["objects_out"], kept.metadata["objects_askable"]) == (3, 3, 1)
     assert report.num_out == 1
-    assert (report.metadata["objects_in"], report.metadata["objects_out"]) == (3, 1)  # over kept scenes
+    assert (report.metadata["objects_in"], report.metadata["objects_out"]) == (3, 3)  # over kept scenes
 
 
 def test_missing_mask_and_missing_extractor_are_rejections(tmp_path):
@@ -72,11 +72,12 @@ def test_missing_mask_and_missing_extractor_are_rejections(tmp_path):
     web = living_room("web", "s0", with_files=False)
     run_upstream(tmp_path, [gt, web], estimator=DepthOracle({"web": web[2]}))
     (tmp_path / gt[0].mask_file).unlink()
-    report = object_clouds_shard(tmp_path, "s0")
-    got = reasons(tmp_path)
+    with pytest.raises(ShardFailure, match="all 2 items were rejected") as failure:  # nothing left: the shard fails
+        object_clouds_shard(tmp_path, "s0")
+    got = {r.item: r.reason for r in failure.value.rejections}
     assert got["gt"].startswith("DataError: unreadable mask")
     assert got["web"].startswith("DataError: no object extractor configured")
-    assert report.num_out == 0
+    assert not (tmp_path / "object_clouds/s0").exists()
 
 
 class DepthOracle:
@@ -142,3 +143,54 @@ def test_extractor_path_stores_mask_and_gravity(tmp_path):
     assert centers == pytest.approx([-0.8, 0.8], abs=0.05)
     assert reasons(tmp_path) == {"web/200": "DataError: empty mask: thing has no pixel in the instance mask"}
     assert scene.metadata["object_source"] == "extracted" and report.num_out == 1
+
+
+def _labelled_scene(metadata: dict | None = None):
+    from assets.records import Box2D, Intrinsics, Scene
+
+    intr = Intrinsics(fx=50.0, fy=50.0, cx=20.0, cy=15.0, width=40, height=30)
+    table = SceneObject(instance_id=1, category="table", box2d=Box2D(x0=0, y0=0, x1=30, y1=30),
+                        box3d=Box3D(center_cam=(0.0, 0.5, 3.0), width=1.2, height=0.8, length=1.2, yaw=0.0))
+    cup = SceneObject(instance_id=2, category="cup", box2d=Box2D(x0=10, y0=0, x1=40, y1=20),
+                      box3d=Box3D(center_cam=(0.1, 0.3, 3.0), width=0.2, height=0.2, length=0.2, yaw=0.0))
+    hidden = SceneObject(instance_id=3, category="cup", box2d=Box2D(x0=0, y0=0, x1=5, y1=5),
+                         box3d=Box3D(center_cam=(-2.0, 0.5, 6.0), width=0.2, height=0.2, length=0.2, yaw=0.0))
+    return Scene(scene_id="s", source="omni3d", shard="x", intrinsics=intr, gravity_cam=LEVEL_GRAVITY,
+                 objects=[table, cup, hidden], has_ground_truth_3d=True, image_file="i.jpg",
+                 metadata=metadata or {})
+
+
+def test_labelled_boxes_get_masks_from_the_depth_inside_them_smallest_box_first():
+    from assets.objects import ground_truth_masks
+
+    scene = _labelled_scene()
+    points = np.full((30, 40, 3), np.nan)
+    valid = np.zeros((30, 40), bool)
+    points[20, 5], points[10, 15], points[10, 35], points[25, 35] = (0, 0.5, 3), (0.1, 0.3, 3), (0.1, 0.3, 3), (5, 5, 9)
+    valid[20, 5] = valid[10, 15] = valid[10, 35] = valid[25, 35] = True
+    mask, source = ground_truth_masks(scene, points, valid)
+    assert source == "depth_in_box"
+    assert mask[20, 5] == 1  # inside the table only
+    assert mask[10, 15] == 2  # inside both boxes: the smaller one (the cup on the table) owns it
+    assert mask[10, 35] == 2  # inside the cup's 2D box only
+    assert mask[25, 35] == 0 and (mask == 3).sum() == 0  # a point in no box; the hidden cup gets no pixel
+
+
+@pytest.mark.parametrize("metadata", [{"depth_density": "sparse"}, {"point_map_source": "estimated"}])
+def test_lidar_or_estimated_depth_with_a_segmenter_prompts_it_with_the_2d_boxes_nearer_on_top(metadata):
+    from assets.objects import ground_truth_masks
+
+    class BoxFiller:  # stands in for SAM-2 (the real one is tested in tests/assets/wild): a box's mask is the box
+        def segment(self, rgb, boxes):
+            masks = []
+            for b in boxes:
+                m = np.zeros(rgb.shape[:2], bool)
+                m[int(b.y0):int(b.y1), int(b.x0):int(b.x1)] = True
+                masks.append(m)
+            return masks, [1.0] * len(boxes)
+
+    scene = _labelled_scene(metadata)
+    rgb = np.zeros((30, 40, 3), np.uint8)
+    mask, source = ground_truth_masks(scene, np.full((30, 40, 3), np.nan), np.zeros((30, 40), bool), rgb, BoxFiller())
+    assert source == "sam2_box_prompt"
+    assert mask[25, 5] == 1 and mask[10, 15] == 2 and mask[2, 2] == 1  # the hidden cup (6 m) is under the table

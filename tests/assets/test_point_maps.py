@@ -6,6 +6,7 @@ from assets.filtering import filter_shard
 from assets.geometry import depth_to_points
 from assets.point_maps import PointMapEstimate, PointMapEstimator, point_maps_shard
 from assets.records import Intrinsics
+from assets.stage import ShardFailure
 from assets.storage import atomic_write_bytes, encode_depth_png, load_point_map, read_jsonl, read_scenes
 from tests.assets.scene_fixtures import intrinsics, living_room, write_source_shard
 
@@ -37,6 +38,15 @@ def build(tmp_path, scene_ids, ground_truth=True):
 
 def reasons(root):
     return {r["item"]: r["reason"] for r in read_jsonl(root / "point_maps/s0/rejected.jsonl")}
+
+
+def failure_reasons(root, **kwargs) -> dict[str, str]:
+    """A shard whose only scene is rejected fails as a whole (assets.stage.check_not_systemic), publishing
+    nothing; the failure carries the rejections."""
+    with pytest.raises(ShardFailure, match="all 1 items were rejected") as failure:
+        point_maps_shard(root, "s0", **kwargs)
+    assert not (root / "point_maps/s0").exists()
+    return {r.item: r.reason for r in failure.value.rejections}
 
 
 def test_ground_truth_depth_passes_through_by_reference(tmp_path):
@@ -74,9 +84,7 @@ def test_bad_ground_truth_depth_is_rejected_with_its_reason(tmp_path):
 
 def test_scene_without_depth_needs_an_estimator(tmp_path):
     build(tmp_path, ["web-0"], ground_truth=False)
-    report = point_maps_shard(tmp_path, "s0")
-    assert report.num_out == 0
-    assert reasons(tmp_path)["web-0"].startswith("DataError: no point-map estimator configured")
+    assert failure_reasons(tmp_path)["web-0"].startswith("DataError: no point-map estimator configured")
 
 
 def test_estimated_point_map_is_stored_with_its_intrinsics(tmp_path):
@@ -99,9 +107,8 @@ def test_estimated_point_map_is_stored_with_its_intrinsics(tmp_path):
 
 def test_estimate_with_mostly_invalid_depth_is_filtered_like_the_paper(tmp_path):
     rendered = build(tmp_path, ["web-0"], ground_truth=False)
-    report = point_maps_shard(tmp_path, "s0", estimator=RenderedDepthEstimator(rendered[0][2], nan_fraction=0.6))
-    assert report.num_out == 0
-    assert reasons(tmp_path)["web-0"] == "DataError: too much invalid depth: 0.604 > 0.5"
+    got = failure_reasons(tmp_path, estimator=RenderedDepthEstimator(rendered[0][2], nan_fraction=0.6))
+    assert got["web-0"] == "DataError: too much invalid depth: 0.604 > 0.5"
     relaxed = point_maps_shard(
         tmp_path, "s0", estimator=RenderedDepthEstimator(rendered[0][2], nan_fraction=0.6), max_invalid_depth_fraction=0.7
     )
@@ -110,9 +117,8 @@ def test_estimate_with_mostly_invalid_depth_is_filtered_like_the_paper(tmp_path)
 
 def test_all_nan_estimate_is_rejected(tmp_path):
     rendered = build(tmp_path, ["web-0"], ground_truth=False)
-    report = point_maps_shard(tmp_path, "s0", estimator=RenderedDepthEstimator(rendered[0][2], nan_fraction=1.0))
-    assert report.num_out == 0
-    assert reasons(tmp_path)["web-0"].startswith("DataError: no valid depth")
+    got = failure_reasons(tmp_path, estimator=RenderedDepthEstimator(rendered[0][2], nan_fraction=1.0))
+    assert got["web-0"].startswith("DataError: no valid depth")
 
 
 def test_estimate_of_the_wrong_shape_is_rejected(tmp_path):
@@ -125,8 +131,9 @@ def test_estimate_of_the_wrong_shape_is_rejected(tmp_path):
                 points=est.points[:10], valid=est.valid[:10], intrinsics=Intrinsics(**est.intrinsics.model_dump())
             )
 
-    point_maps_shard(tmp_path, "s0", estimator=Cropped(rendered[0][2]))
-    assert reasons(tmp_path)["web-0"].startswith("DataError: estimate shape mismatch")
+    assert failure_reasons(tmp_path, estimator=Cropped(rendered[0][2]))["web-0"].startswith(
+        "DataError: estimate shape mismatch"
+    )
 
 
 def test_ground_truth_3d_scene_without_depth_keeps_its_camera(tmp_path):
@@ -138,8 +145,7 @@ def test_ground_truth_3d_scene_without_depth_keeps_its_camera(tmp_path):
     atomic_write_bytes(scenes_path, (scene.model_dump_json() + "\n").encode())
 
     plain = RenderedDepthEstimator(rendered[0][2])
-    point_maps_shard(tmp_path, "s0", estimator=plain)
-    assert "cannot estimate for a known camera" in reasons(tmp_path)["omni-0"]
+    assert "cannot estimate for a known camera" in failure_reasons(tmp_path, estimator=plain)["omni-0"]
 
     class Calibrated(RenderedDepthEstimator):
         def estimate(self, rgb, known=None):

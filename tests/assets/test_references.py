@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from assets.checks import reference_problems
 from assets.filtering import filter_shard
 from assets.geometry import GravityFrame
 from assets.objects import object_clouds_shard
@@ -175,14 +176,33 @@ def test_no_gravity_frame_allows_only_distance_and_size():
     assert resolve_reference(scene, "the leftmost chair") is None
 
 
-def test_fallback_colours_run_out_gracefully():
+def test_past_the_palette_objects_get_numbered_marks():
     many = [("box", (0.01 * i, 0.8, 2.0), (0.4, 0.4, 0.4)) for i in range(len(BOX_COLORS) + 2)]
     scene = assign_references(make_scene(many))
     kinds = [o.reference_kind for o in scene.objects]
-    assert kinds.count("box_fallback") == len(BOX_COLORS)
-    assert kinds.count("unreferenced") == 2
+    assert kinds.count("box_fallback") == len(BOX_COLORS) and kinds.count("box_mark") == 2
     colours = [o.attributes["box_color"] for o in scene.objects if o.reference_kind == "box_fallback"]
     assert len(set(colours)) == len(colours)
+    marked = [o for o in scene.objects if o.reference_kind == "box_mark"]
+    assert [o.reference for o in marked] == ["the box (marked 1)", "the box (marked 2)"]
+    assert [resolve_reference(scene, o.reference) for o in marked] == [o.instance_id for o in marked]
+    assert not any(reference_problems(scene).values())
+
+
+def test_known_but_not_askable_objects_count_for_uniqueness_and_get_no_fallback():
+    objects = [("cone", (-1.0, 0.8, 4.0), (0.3, 0.5, 0.3)), ("cone", (1.0, 0.8, 4.0), (0.3, 0.5, 0.3)),
+               ("sign", (3.0, 0.0, 4.0), (0.6, 0.6, 0.1)), ("sign", (-3.0, 0.0, 4.0), (0.6, 0.6, 0.1))]
+    scene = make_scene(objects, gravity=gravity_for_pitch(5))
+    scene.objects[1].askable = False  # labelled, not in view
+    scene.objects[3].askable = False
+    scene.objects[2].box3d.center_cam = (3.0, 0.0, 4.0)
+    scene.objects[3].box3d.center_cam = (3.05, 0.0, 4.05)  # overlapping the askable sign: no geometric reference
+    scene = assign_references(scene)
+    cone, _, sign, hidden_sign = scene.objects
+    assert cone.reference == "the leftmost cone"  # never "the cone": a second cone is labelled
+    assert sign.reference_kind == "box_fallback" and hidden_sign.reference_kind == "not_askable"
+    assert hidden_sign.reference is None and "box_color" not in hidden_sign.attributes
+    assert not any(reference_problems(scene).values())
 
 
 def test_random_scenes_every_reference_unique_and_resolving():
@@ -276,3 +296,15 @@ def test_references_shard_end_to_end(object_clouds_root):
     manifest = json.loads((object_clouds_root / "object_references/s0/_manifest.json").read_text())
     assert manifest["num_out"] == 2 and manifest["metadata"]["references_linear_order"] == 3
     assert report.preview[0]["scene_id"] == "room-0"
+
+
+def test_a_category_with_an_instance_outside_3d_gets_only_box_fallbacks():
+    from assets.records import Annotation2D
+
+    scene = make_scene([("cone", (-1.0, 0.8, 4.0), (0.3, 0.5, 0.3)), ("sign", (1.0, 0.0, 4.0), (0.6, 0.6, 0.1))])
+    scene.annotations_2d = [Annotation2D(category="cone", box2d=Box2D(x0=1, y0=1, x1=5, y1=9), annotation_id=7)]
+    scene = assign_references(scene)
+    cone, sign = scene.objects
+    assert cone.reference_kind == "box_fallback" and sign.reference == "the sign"  # never "the cone"
+    scene.has_ground_truth_3d = False  # COCO-style scenes: annotations_2d are the objects' own source boxes
+    assert assign_references(scene).objects[0].reference == "the cone"

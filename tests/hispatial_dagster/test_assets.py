@@ -190,6 +190,29 @@ def test_image_folder_source_quarantines_corrupt_files(tmp_path: Path) -> None:
     assert len(quarantined) == 1 and quarantined[0].read_bytes().endswith(b"truncated")
 
 
+def test_omni3d_shard_with_every_image_rejected_fails_with_the_first_reasons(tmp_path: Path) -> None:
+    """A shard with 0 scenes is not a success: the asset fails naming the first reasons, and rejected.jsonl (with
+    every reason) stays on disk."""
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "omni3d" / "kitti_000008"
+    labels = json.loads((fixture / "omni3d.json").read_text())
+    for ann in labels["annotations"]:
+        ann["valid3D"] = False
+    src = tmp_path / "raw"
+    src.mkdir()
+    (src / "image.jpg").write_bytes((fixture / "image.jpg").read_bytes())
+    (src / "omni3d.json").write_text(json.dumps(labels))
+    root = tmp_path / "data"
+    spec = ShardSpec(kind="omni3d", path=str(src), options={"annotation_file": "omni3d.json"})
+    ShardInbox(str(root / "inbox")).write("omni-000", spec)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(SOURCE_SHARDS, ["omni-000"])
+        with pytest.raises(dg.Failure, match="all 1 items were rejected.*valid3D is false"):
+            dg.materialize([hs_assets.source_images], partition_key="omni-000", instance=instance,
+                           resources=resources(root))
+    rejected = (root / "source_images" / "omni-000" / "rejected.jsonl").read_text()
+    assert "valid3D is false" in rejected
+
+
 def test_markdown_helpers() -> None:
     table = markdown_table([{"a": 1, "b": "x|y"}, {"a": 2, "c": [1, 2]}])
     assert table.splitlines()[0] == "| a | b | c |"
@@ -219,18 +242,21 @@ def _web_shard(tmp_path: Path) -> Path:
     return root
 
 
-def test_web_images_without_estimator_are_rejected_with_reason(tmp_path: Path) -> None:
-    """No ground truth and no estimator configured: every scene is rejected with that reason, the partition
-    itself succeeds."""
+def test_web_images_without_estimator_fail_the_partition_with_the_reason(tmp_path: Path) -> None:
+    """No ground truth and no estimator configured: every scene would be rejected for the same reason, which is
+    a setting, not the data, so the partition fails with that reason and publishes nothing."""
     root = _web_shard(tmp_path)
     stages = [hs_assets.source_images, hs_assets.filtered_images, hs_assets.point_maps]
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(SOURCE_SHARDS, ["web-001"])
-        result = dg.materialize(stages, partition_key="web-001", instance=instance, resources=resources(root))
-    meta = metadata_of(result, hs_assets.point_maps)
-    assert (meta["num_in"], meta["num_out"], meta["num_rejected"]) == (2, 0, 2)
-    assert "no point-map estimator configured" in meta["rejections"]
-    assert meta["ground_truth_passthrough"] is False
+        result = dg.materialize(stages, partition_key="web-001", instance=instance, resources=resources(root),
+                                raise_on_error=False)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failure.step_key == "point_maps"
+    message = failure.event_specific_data.error.cause.message
+    assert "all 2 items were rejected" in message and "no point-map estimator configured (2)" in message
+    assert not (root / "point_maps" / "web-001").exists()
 
 
 @pytest.mark.slow
@@ -249,24 +275,28 @@ def test_web_images_get_estimated_point_maps(tmp_path: Path) -> None:
 
 def test_clip_tag_filter_runs_in_filtered_images_when_configured(tmp_path: Path) -> None:
     """HISPATIAL_CLIP_FILTER_MODEL=tiny: the paper's CLIP tag vote (real CLIP class, random weights) judges every
-    image; the asset keeps exactly the images the filter keeps and records the others with the vote as reason."""
+    image. Random weights vote every image out, so with the paper's majority the partition fails with the votes as
+    reasons; with the smoke threshold (HISPATIAL_CLIP_FILTER_MIN_VOTES=0) the votes are cast and every image kept."""
     from assets.scene_stage import load_scene_rgb
     from assets.storage import read_scenes
 
     root = _web_shard(tmp_path)
     models = WildModels(clip_filter_model="tiny", device="cpu")
     stages = [hs_assets.source_images, hs_assets.filtered_images]
+    clip = models.clip_filter()
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(SOURCE_SHARDS, ["web-001"])
-        result = dg.materialize(stages, partition_key="web-001", instance=instance,
+        result = dg.materialize(stages, partition_key="web-001", instance=instance, raise_on_error=False,
                                 resources={**resources(root), "wild_models": models})
+        sources = read_scenes(root / "source_images" / "web-001" / "scenes.jsonl")
+        assert not any(clip(load_scene_rgb(root, s), s)[0] for s in sources)  # what the filter itself says
+        assert not result.success and not (root / "filtered_images" / "web-001").exists()
+        [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        assert "DataError: clip filter (2)" in failure.event_specific_data.error.cause.message
+
+        smoke = WildModels(clip_filter_model="tiny", device="cpu", clip_filter_min_votes=0)
+        result = dg.materialize([hs_assets.filtered_images], partition_key="web-001", instance=instance,
+                                resources={**resources(root), "wild_models": smoke})
     meta = metadata_of(result, hs_assets.filtered_images)
-    assert meta["clip_filter"] is True and meta["num_in"] == 2
-    clip = models.clip_filter()
-    sources = read_scenes(root / "source_images" / "web-001" / "scenes.jsonl")
-    expected = {s.scene_id for s in sources if clip(load_scene_rgb(root, s), s)[0]}
-    kept = {s.scene_id for s in read_scenes(root / "filtered_images" / "web-001" / "scenes.jsonl")}
-    assert kept == expected
-    rejected = (root / "filtered_images" / "web-001" / "rejected.jsonl").read_text().splitlines()
-    assert len(rejected) == 2 - len(kept) and all("clip filter: clip tags:" in line for line in rejected)
+    assert meta["clip_filter"] is True and (meta["num_in"], meta["num_out"]) == (2, 2)
     assert WildModels(clip_filter_model="").clip_filter() is None  # off unless configured

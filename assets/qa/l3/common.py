@@ -118,10 +118,11 @@ def annotations_exhaustive(scene: Scene) -> bool:
 
 
 def footprints(ctx: QAContext) -> dict[int, Footprint]:
-    """Every object's horizontal footprint (gravity frame), by instance id; the tasks of one scene share them."""
+    """Every known object's horizontal footprint (gravity frame), by instance id, askable or not (a labelled car
+    out of view still blocks a gap); the tasks of one scene share them."""
     assert ctx.frame is not None
     prints = {}
-    for o in ctx.objects:
+    for o in ctx.known or ctx.objects:
         geom = ctx.geom(o)
         corners = geom.corners if geom.corners is not None else box_corners_grav(o.box3d, ctx.frame)
         prints[o.instance_id] = Footprint(o, geom.center_grav, corners)
@@ -132,9 +133,12 @@ class L3Task:
     """One L3 task's generation state for one scene: the context (its random generator is shared, so the tasks
     must run in the order `generate_l3` runs them) and the objects' footprints."""
 
-    def __init__(self, ctx: QAContext, prints: dict[int, Footprint]) -> None:
+    def __init__(self, ctx: QAContext, known_prints: dict[int, Footprint]) -> None:
         self.ctx = ctx
-        self.prints = prints
+        # every known object occupies space (`known_prints`); only askable ones are asked about (`prints`)
+        self.known_prints = known_prints
+        askable = {o.instance_id for o in ctx.objects}
+        self.prints = {i: fp for i, fp in known_prints.items() if i in askable}
 
     def ref(self, *objs: SceneObject) -> tuple[list[str], list[DrawBox]]:
         texts, boxes = [], []

@@ -18,6 +18,7 @@ from assets.qa.formats import (
 from assets.qa.l3.common import MAX_ATTEMPTS, L3Task, overlap, plural
 from assets.qa.quality import AXIS_QUANTITIES
 from assets.records import QAPair, SceneObject, Task
+from assets.references import unplaced_categories
 
 COUNT_RELATIONS = (
     ("right", -1, "to the left of", "left"),
@@ -52,9 +53,13 @@ class SpatialCounting(L3Task):
 
 
     def counting_candidates(self) -> list[tuple[SceneObject, int, str]]:
-        """(anchor, relation index, category) triples, categories with several instances first."""
+        """(anchor, relation index, category) triples, categories with several instances first. Categories and
+        their counts are over every known object (`QAContext.known`), askable or not: the labels' count."""
+        unplaced = unplaced_categories(self.ctx.scene)  # a category with an instance not in 3D: no count
         by_category: dict[str, list[SceneObject]] = {}
-        for obj in self.ctx.objects:
+        for obj in self.ctx.known:
+            if obj.category in unplaced:
+                continue
             by_category.setdefault(obj.category, []).append(obj)
         triples = [
             (anchor, r, category)
@@ -75,7 +80,7 @@ class SpatialCounting(L3Task):
         axis, sign, _, _ = COUNT_RELATIONS[relation]
         extents = self.ctx.geom(anchor).extents[axis]
         members = [
-            o for o in self.ctx.objects if o.category == category and o.instance_id != anchor.instance_id
+            o for o in self.ctx.known if o.category == category and o.instance_id != anchor.instance_id
         ]
         count = 0
         for obj in members:

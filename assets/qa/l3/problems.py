@@ -133,7 +133,7 @@ class RowProblem(L3Task):
         )
         return [
             fp
-            for fp in self.prints.values()
+            for fp in self.known_prints.values()
             if fp is not left
             and fp is not right
             and overlap(self._ext(fp, "right"), (lo, hi))

@@ -31,11 +31,34 @@ def test_box_fallback_gets_a_distinct_colour_and_a_box_to_draw():
     assert refer(scene.objects[2], ctx)[1][0].color == "teal"
 
 
-def test_more_fallback_objects_than_colours_drops_the_extra_ones_with_a_reason():
+def test_past_the_palette_objects_are_named_by_numbered_marks():
     scene = make_scene(0, n_objects=16, box_fallback_share=1.0)
     ctx = QAContext.build(scene)
-    assert len(ctx.objects) == 13
-    assert sum("no distinct box colour" in s for s in ctx.skips) == 3
+    assert len(ctx.objects) == 16 and not any("box colour" in s for s in ctx.skips)
+    named = [refer(obj, ctx) for obj in ctx.objects]
+    marked = [(text, boxes) for text, boxes in named if "(marked " in text]
+    assert [boxes[0].label for _, boxes in marked] == ["1", "2", "3"]
+    assert len({text for text, _ in named}) == 16  # every object has its own name
+    text, boxes = marked[1]
+    question = f"How far is {text} from {named[0][0]}?"
+    drawn = ctx.boxes_named_in(question, [])
+    assert {(b.label, b.color) for b in drawn} == {("2", "lime"), ("", named[0][1][0].color)}
+
+
+def test_known_but_not_askable_objects_are_counted_not_asked_about():
+    scene = make_scene(0, n_objects=6, box_fallback_share=0.0)
+    scene.objects[3] = scene.objects[3].model_copy(update={"askable": False, "attributes": {"not_askable": "x"}})
+    ctx = QAContext.build(scene)
+    assert [o.instance_id for o in ctx.known] == [1, 2, 3, 4, 5, 6]
+    assert [o.instance_id for o in ctx.objects] == [1, 2, 3, 5, 6]
+    assert any("known, not askable (x)" in s for s in ctx.skips)
+    # a labelled box whose center is behind the camera (a car beside the camera) still occupies space: known only
+    box = scene.objects[0].box3d.model_copy(update={"center_cam": (1.5, 0.5, -0.4)})
+    scene.objects[0] = scene.objects[0].model_copy(update={"box3d": box})
+    degenerate = scene.objects[1].box3d.model_copy(update={"width": 1e-6})
+    scene.objects[1] = scene.objects[1].model_copy(update={"box3d": degenerate})
+    ctx = QAContext.build(scene)
+    assert [o.instance_id for o in ctx.known] == [1, 3, 4, 5, 6] and [o.instance_id for o in ctx.objects] == [3, 5, 6]
 
 
 def test_degenerate_and_behind_camera_objects_are_dropped():

@@ -12,7 +12,7 @@ from assets.objects import ObjectExtractor, object_clouds_shard
 from assets.point_maps import point_maps_shard
 from assets.records import Annotation2D, Box2D, Scene
 from assets.sources import coco_shard
-from assets.stage import DataError
+from assets.stage import DataError, ShardFailure
 from assets.storage import encode_jpeg, read_scenes
 from assets.wild.box_scenes import render_box_scene
 from assets.wild.extractor import WildObjectExtractor
@@ -203,13 +203,18 @@ def test_shard_through_the_real_stages_with_tiny_models(tmp_path, sam):
     filter_shard(root, shard)
     maps = point_maps_shard(root, shard, estimator=MoGeEstimator.tiny(num_tokens=16, fov_x_deg=60.0))
     assert maps.num_in == maps.num_out + len(maps.rejections)
-    extractor = WildObjectExtractor(segmenter=sam)
+    # a random point map has no floor: without a gravity prior the only scene is rejected ("no gravity") and the
+    # shard fails as a whole; the smoke runs' level-camera prior lets it through to the geometry
+    with pytest.raises(ShardFailure, match="no gravity"):
+        object_clouds_shard(root, shard, extractor=WildObjectExtractor(segmenter=sam))
+    extractor = WildObjectExtractor(segmenter=sam, fallback_gravity_cam=(0.0, 1.0, 0.0))
     for scene in read_scenes(root / "point_maps" / shard / "scenes.jsonl"):  # the dataset boxes travel on
         assert [a.box2d.as_list() for a in scene.annotations_2d] == [b.as_list() for b in boxes]
     objects = object_clouds_shard(root, shard, extractor=extractor)
     assert objects.num_in == maps.num_out
     kept = read_scenes(root / "object_clouds" / shard / "scenes.jsonl")
     assert len(kept) + len({r.item for r in objects.rejections if "/" not in r.item}) == objects.num_in
+    assert kept and kept[0].gravity_cam == (0.0, 1.0, 0.0)
     for scene in kept:
         assert scene.objects and scene.gravity_cam is not None
         assert len(scene.annotations_2d) == len(boxes)  # kept as the source's record next to the lifted objects
