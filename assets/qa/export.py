@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from assets.qa.formats import with_options_listed
+from assets.qa.shards import draw_boxes_column
 from assets.storage import atomic_dir, atomic_write_bytes, atomic_write_text
 
 IMAGE_TOKEN = "<image>"
@@ -63,8 +64,7 @@ def _rows(table: pa.Table | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
 
 
 def _draw_boxes(row: Mapping[str, Any]) -> list[dict[str, Any]]:
-    boxes = row.get("draw_boxes") or []
-    return json.loads(boxes) if isinstance(boxes, str) else list(boxes)
+    return draw_boxes_column(row.get("draw_boxes"))
 
 
 def human_turn(row: Mapping[str, Any]) -> str:

@@ -96,6 +96,14 @@ def pairs_to_table(pairs: list[QAPair], scenes: dict[str, Scene]) -> pa.Table:
     return pa.table(cols, schema=QA_SCHEMA)
 
 
+def draw_boxes_column(value: str | list | None) -> list[dict]:
+    """The `draw_boxes` column (a JSON string in `QA_SCHEMA`; a list where a table was built from dicts) as a
+    list of DrawBox dicts: the format's one JSON column, decoded in one place."""
+    if isinstance(value, str):
+        return json.loads(value) if value.strip() else []
+    return list(value or [])
+
+
 def row_to_pair(row: dict) -> QAPair:
     """One `QA_SCHEMA` row (as `pyarrow` gives it) -> a validated QAPair; the scene file columns are dropped.
 
@@ -103,8 +111,7 @@ def row_to_pair(row: dict) -> QAPair:
     rows through it): `draw_boxes` is the only JSON column; a bad row raises a ValueError/KeyError."""
     # columns QAPair does not know (the scene file paths) are dropped; a null takes the field's default
     row = {k: v for k, v in row.items() if k in QAPair.model_fields and v is not None}
-    boxes = row.get("draw_boxes")
-    row["draw_boxes"] = [DrawBox.model_validate(b) for b in (json.loads(boxes) if isinstance(boxes, str) else boxes or [])]
+    row["draw_boxes"] = [DrawBox.model_validate(b) for b in draw_boxes_column(row.get("draw_boxes"))]
     if row.get("direction") is not None:
         row["direction"] = tuple(row["direction"])
     return QAPair.model_validate(row)
