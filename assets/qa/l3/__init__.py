@@ -62,6 +62,7 @@ __all__ = [
     "SpatialCounting",
     "Viewpoint",
     "annotations_exhaustive",
+    "footprints",
     "generate_l3",
     "perspective_relation",
     "plural",
