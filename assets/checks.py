@@ -225,7 +225,9 @@ def qa_schema(root: Path, shard: str) -> CheckResult:
     question and answer and valid level/task/format values."""
     import pyarrow.parquet as pq
 
-    path = shard_dir(root, "qa_shards", shard) / "qa.parquet"
+    from assets.qa.shards import shard_parquet
+
+    path = shard_parquet(root, shard)
     try:
         table = pq.read_table(path)
     except DATA_ERRORS as err:

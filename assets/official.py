@@ -311,10 +311,10 @@ def export_official_shard(root: Path, shard: str, out: Path, scene_stage: str = 
     an exportable pair are skipped and counted."""
     import pyarrow.parquet as pq
 
-    from assets.qa.shards import table_to_pairs  # the QA shard format's own reader
+    from assets.qa.shards import shard_parquet, table_to_pairs  # the QA shard format's own reader
 
     root, out = Path(root), Path(out)
-    qa_path = shard_dir(root, "qa_shards", shard) / "qa.parquet"
+    qa_path = shard_parquet(root, shard)
     scenes_path = shard_dir(root, scene_stage, shard) / "scenes.jsonl"
     for path in (qa_path, scenes_path):
         if not path.exists():

@@ -1,6 +1,6 @@
 """source_images from real data: web image folders, COCO/Objects365 boxes, Omni3D 3D boxes (official shards: official.py).
 
-Every importer writes the same `source_images/<shard>/` layout as the synthetic source (assets/synthetic.py):
+Every importer writes the same `source_images/<shard>/` layout as the synthetic source (assets/synthetic/):
 `images/<scene_id>.jpg`, optional `depth/` and `masks/`, `scenes.jsonl` (one `Scene` per line, paths relative to
 the data root), `rejected.jsonl` and `_manifest.json`, built under a temp name and swapped in whole
 (`assets.storage.atomic_dir`). A file that cannot be used (corrupt image, malformed annotation) becomes a
@@ -36,6 +36,7 @@ from assets.stage import DataError, StageReport, check_not_systemic, process_ite
 from assets.storage import (
     atomic_dir,
     atomic_write_json,
+    check_shard_name,
     directory_digest,
     encode_jpeg,
     shard_dir,
@@ -51,7 +52,6 @@ PLACEHOLDER_HFOV_DEG = 60.0
 # PaliGemma-2 448/896) and bounds a shard's peak memory; a source spec's option `max_image_side` changes it
 # (null keeps full size).
 MAX_IMAGE_SIDE_DEFAULT = 2048
-_SHARD_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
 # ------------------------------------------------------------------------------------------ shared writer
@@ -73,9 +73,7 @@ def _write_shard(
     (assets.stage.check_not_systemic). `extra_rejections` (item, reason) are input records that are not items
     (a COCO annotation without an image), listed in rejected.jsonl with the rest. `report`: pass one when `build`
     records rejections of parts of an item (one annotation of an image)."""
-    if not _SHARD_RE.match(shard):
-        raise ValueError(f"shard name {shard!r} must be a plain path component (letters, digits, . _ -)")
-    final = shard_dir(Path(root), STAGE, shard)
+    final = shard_dir(Path(root), STAGE, check_shard_name(shard))
     report = report or StageReport(stage=STAGE, shard=shard, output_dir=final)
     report.output_dir = final
     with atomic_dir(final) as tmp:

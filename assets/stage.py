@@ -6,17 +6,20 @@ the shard goes on; programming errors (TypeError, AttributeError, ...) still rai
 "rejections". A model's RuntimeError on one input is an item's failure too (`model_errors`). When every item of a
 shard is rejected the cause is not in the items: the stage fails (`check_not_systemic`) and the previous version
 of its shard stays. The Dagster layer turns a `StageReport` into asset metadata.
+
+Stages that run a model and log to MLflow (training, a benchmark) return a `RunReport` instead: the same one
+shape for every such report, so the Dagster layer reads fields rather than probing for them.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from pydantic import ValidationError
 
@@ -99,6 +102,40 @@ class StageReport:
             "num_rejected": len(self.rejections),
             "metadata": self.metadata,
         }
+
+
+@runtime_checkable
+class RunReport(Protocol):
+    """What a stage with an MLflow run reports (`training.train.TrainReport`, `evaluation.report.BenchmarkReport`).
+
+    `output_dir` is the directory whose content versions the asset; `paths` the outputs worth a link (named as
+    the metadata keys); `metadata()` the report's own flat JSON-safe values; `metrics` and `per_category` the
+    numbers (shown as tables); `preview` a few example rows."""
+
+    @property
+    def run_id(self) -> str | None: ...
+
+    @property
+    def experiment_id(self) -> str | None: ...
+
+    @property
+    def tracking_uri(self) -> str | None: ...
+
+    @property
+    def output_dir(self) -> Path | None: ...
+
+    @property
+    def metrics(self) -> Mapping[str, float]: ...
+
+    @property
+    def per_category(self) -> Mapping[str, Mapping[str, float]]: ...
+
+    @property
+    def preview(self) -> list[dict]: ...
+
+    def paths(self) -> dict[str, Path]: ...
+
+    def metadata(self) -> dict[str, object]: ...
 
 
 def process_items(

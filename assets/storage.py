@@ -30,6 +30,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import time
@@ -180,6 +181,24 @@ def _publish(tmp: Path, final: Path) -> None:
     os.replace(final, old)
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+SHARD_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
+"""The one shard-name rule: a Dagster partition key and a plain path component (no `/`, never `.` or `..`)."""
+
+
+def check_shard_name(shard: str) -> str:
+    """`shard` when it is a valid shard name, else ValueError naming the rule.
+
+    Every shard is a directory under each stage and a Dagster partition key, so writers (`assets.synthetic`,
+    `assets.sources`) and the Dagster layer (`hispatial_dagster.shards.validate_shard_key`) check this one rule
+    before they touch the disk: a name such as `..` fails here, not halfway through an atomic write."""
+    if not isinstance(shard, str) or not SHARD_NAME_PATTERN.match(shard):
+        raise ValueError(
+            f"shard name {shard!r} must match {SHARD_NAME_PATTERN.pattern} (lower case letters, digits, '-', '_', "
+            "'.'; starting with a letter or digit; at most 128 characters)"
+        )
+    return shard
 
 
 def _recover(final: Path) -> None:

@@ -16,13 +16,13 @@ scenes.jsonl` + `qa_shards/<shard>/qa.parquet`).
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import pyarrow.parquet as pq
 
+from assets.qa.shards import row_to_pair, shard_parquet, written_shards
 from assets.records import QAFormat, QAPair, Scene, Task
 from assets.stage import DataError, StageReport, process_items
 from assets.storage import read_scenes
@@ -30,30 +30,12 @@ from evaluation.config import EvalConfig
 from evaluation.items import AnswerKind, EvalItem, ItemResult
 from evaluation.scoring import accuracy, accuracy_by
 from evaluation.units import canonical_unit, to_meters
-from training.data import render_prompt
+from training.prompts import render_question
 
 L1, L2, L3 = "L1 object-to-camera distance", "L2 object direction", "L3 spatial problem solving"
 SCENES_STAGE = "object_references"
 # Relative mismatch allowed between a QA row's value and the geometry (answers are rounded to two decimals).
 GT_TOLERANCE = 0.05
-
-
-def _qa_rows(path: Path) -> list[dict]:
-    """qa.parquet rows with list/struct fields decoded whether stored natively or as JSON strings."""
-    frame = pd.read_parquet(path)
-    rows = []
-    for row in frame.to_dict("records"):
-        clean = {}
-        for key, value in row.items():
-            if isinstance(value, np.ndarray):
-                value = value.tolist()
-            if isinstance(value, str) and key in ("options", "direction", "object_ids", "references", "draw_boxes"):
-                value = json.loads(value) if value.strip() else None
-            if isinstance(value, float) and np.isnan(value):
-                value = None
-            clean[key] = value
-        rows.append({k: v for k, v in clean.items() if k in QAPair.model_fields and v is not None})
-    return rows
 
 
 _ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII")
@@ -82,7 +64,7 @@ def _item(root: Path, scene: Scene, qa: QAPair, config: EvalConfig) -> EvalItem 
     common = dict(
         item_id=qa.qa_id,
         benchmark="custom",
-        prompt=render_prompt(qa.question, qa.options, qa.format),
+        prompt=render_question(qa.question, "hispatial", qa.options, qa.format),
         question=qa.question,
         answer=qa.answer,
         split=qa.shard,
@@ -137,7 +119,7 @@ def _heldout_scene(scene_id: str, listed: set[str], config: EvalConfig) -> bool:
 def build_custom_benchmark(root: Path, config: EvalConfig) -> tuple[list[EvalItem], StageReport]:
     """EvalItems of the held-out shards/scenes, and a report of what was rejected and why."""
     root = Path(root)
-    shards = sorted(p.name for p in (root / "qa_shards").glob("*") if (p / "qa.parquet").exists())
+    shards = written_shards(root)
     if config.heldout_shards:
         missing = sorted(set(config.heldout_shards) - set(shards))
         if missing:
@@ -153,12 +135,12 @@ def build_custom_benchmark(root: Path, config: EvalConfig) -> tuple[list[EvalIte
     items: list[EvalItem] = []
     for shard in shards:
         scenes = {s.scene_id: s for s in read_scenes(root / SCENES_STAGE / shard / "scenes.jsonl")}
-        rows = _qa_rows(root / "qa_shards" / shard / "qa.parquet")
+        rows = pq.read_table(shard_parquet(root, shard)).to_pylist()
         if not config.heldout_shards:
             rows = [r for r in rows if _heldout_scene(str(r.get("scene_id")), heldout_scenes, config)]
 
         def build(row: dict, scenes: dict[str, Scene] = scenes) -> EvalItem | None:
-            qa = QAPair.model_validate(row)
+            qa = row_to_pair(row)
             if qa.scene_id not in scenes:
                 raise DataError(f"scene {qa.scene_id} not in {SCENES_STAGE}/{qa.shard}")
             return _item(root, scenes[qa.scene_id], qa, config)

@@ -42,7 +42,7 @@ from assets.storage import read_scenes
 from evaluation.config import EvalConfig
 from evaluation.custom import L1, L2, L3, option_labels
 from evaluation.items import AnswerKind, EvalItem
-from training.data import render_prompt
+from training.prompts import render_question
 
 SCENES_STAGE = "object_references"
 DIRECTION_FRAME = "the camera's frame (x to the right, y down, z forward)"
@@ -72,7 +72,7 @@ def _common(root: Path, scene: Scene, item_id: str, question: str, answer: str, 
     """The fields every item shares; `meta["references"]` lists the object phrases the question uses, so a check
     can resolve them against the source's labels."""
     return dict(
-        item_id=item_id, benchmark="custom_3d", prompt=render_prompt(question, [], QAFormat.FREE_FORM),
+        item_id=item_id, benchmark="custom_3d", prompt=render_question(question, "hispatial", [], QAFormat.FREE_FORM),
         question=question, answer=answer, split=scene.shard, image_path=root / scene.image_file,
         depth_path=(root / scene.depth_file) if scene.depth_file else None,
         intrinsics=scene.intrinsics.model_dump(),
@@ -124,7 +124,7 @@ def scene_items(root: Path, scene: Scene, config: Custom3DConfig = Custom3DConfi
             common = _common(root, scene, f"{scene.scene_id}/L3/{qa.qa_id}", qa.question, qa.answer,
                              list(qa.references))
             common["meta"]["unit"] = qa.unit or ""
-            common["prompt"] = render_prompt(qa.question, qa.options, qa.format)
+            common["prompt"] = render_question(qa.question, "hispatial", qa.options, qa.format)
             items.append(EvalItem(kind=AnswerKind.JUDGED, value=qa.value, options=list(qa.options),
                                   labels=option_labels(qa.answer, len(qa.options), qa.correct_index),
                                   correct_index=qa.correct_index, category=L3, subcategory=qa.subtask,

@@ -133,7 +133,7 @@ class ModelPredictor:
         self.point_map_sources: dict[str, int] = {"ground_truth": 0, "estimated": 0, "missing": 0}
 
     def _point_map(self, item: EvalItem, rgb: np.ndarray) -> np.ndarray:
-        from training.model import prepare_point_map
+        from training.inputs import prepare_point_map
 
         size = self.train_config.model.image_size
         points = valid = None
@@ -149,7 +149,8 @@ class ModelPredictor:
             points = np.full((*rgb.shape[:2], 3), np.nan, dtype=np.float32)
             valid = np.zeros(rgb.shape[:2], dtype=bool)
         mode = "xyz" if self.model.point_map_input == "none" else self.model.point_map_input
-        return prepare_point_map(points, valid, size, mode, resize=self.train_config.data.point_map_resize)
+        return prepare_point_map(points, valid, size, mode, self.train_config.model.max_depth,
+                                 self.train_config.data.point_map_resize)
 
     def prompt(self, item: EvalItem) -> str:
         """The item's prompt in the checkpoint's style (training.prompts.render_question); ours is the loader's."""

@@ -89,6 +89,27 @@ class BenchmarkReport:
     def score(self) -> float:
         return self.metrics.get(self.headline, float("nan"))
 
+    # assets.stage.RunReport (the run's experiment and tracking URI are the resource's: the report does not own them)
+    @property
+    def run_id(self) -> str | None:
+        return self.mlflow_run_id
+
+    @property
+    def experiment_id(self) -> str | None:
+        return None
+
+    @property
+    def tracking_uri(self) -> str | None:
+        return None
+
+    @property
+    def preview(self) -> list[dict]:
+        return []
+
+    def paths(self) -> dict[str, Path]:
+        return {name: path for name, path in (("output_dir", self.output_dir),
+                                              ("predictions_path", self.predictions_path)) if path is not None}
+
     def as_dict(self) -> dict[str, object]:
         d = {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
         d["score"] = self.score

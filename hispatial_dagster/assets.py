@@ -18,7 +18,7 @@ import dagster as dg
 import fsspec
 import yaml
 
-from assets.stage import StageReport
+from assets.stage import RunReport, StageReport
 from assets.storage import read_scenes
 from hispatial_dagster.automation import downstream_condition
 from hispatial_dagster.metadata import _scalar_metadata, content_digest, markdown_table, stage_result
@@ -252,7 +252,9 @@ def _dataset_shards(context: dg.AssetExecutionContext, root: Path) -> list[str]:
 
     The disk is the truth (DVC may have restored shards that this instance never materialized); registration
     keeps a shard whose partition was deleted out of the release."""
-    on_disk = {p.parent.name for p in (root / "qa_shards").glob("*/qa.parquet")}
+    from assets.qa.shards import written_shards
+
+    on_disk = set(written_shards(root))
     registered = set(context.instance.get_dynamic_partitions(SOURCE_SHARDS))
     return sorted(on_disk & registered if registered else on_disk)
 
@@ -389,42 +391,34 @@ def latest_checkpoint_dir(instance: dg.DagsterInstance) -> Path:
 
 
 def _run_result(
-    report: Any, tracking: MLflowTracking, extra: dict[str, Any] | None = None
+    report: RunReport, tracking: MLflowTracking, extra: dict[str, Any] | None = None
 ) -> dg.MaterializeResult:
-    """Metadata for reports that come with an MLflow run (TrainReport, BenchmarkReport): the report's own
-    metadata, the run id and a link to it, metrics as numbers and a table, and a data version from the output."""
-    own = report.metadata() if callable(getattr(report, "metadata", None)) else {}
-    metadata: dict[str, Any] = _scalar_metadata(own)
-    run_id = getattr(report, "run_id", None) or getattr(report, "mlflow_run_id", None)
-    if run_id:
-        metadata["mlflow_run_id"] = run_id
-        metadata["mlflow_run_url"] = dg.MetadataValue.url(
-            tracking.run_url(run_id, getattr(report, "experiment_id", None))
-        )
-    metadata["mlflow_tracking_uri"] = getattr(report, "tracking_uri", None) or tracking.tracking_uri
-    output = getattr(report, "checkpoint_dir", None) or getattr(report, "output_dir", None)
-    for attr in ("checkpoint_dir", "output_dir", "predictions_path"):
-        value = getattr(report, attr, None)
-        if value is not None:
-            metadata[attr] = dg.MetadataValue.path(str(value))
-    metrics = {
-        k: float(v) for k, v in (getattr(report, "metrics", None) or {}).items() if isinstance(v, int | float)
-    }
+    """Metadata for reports that come with an MLflow run (`assets.stage.RunReport`: TrainReport,
+    BenchmarkReport): the report's own metadata, the run id and a link to it, metrics as numbers and a table, and
+    a data version from the output."""
+    metadata: dict[str, Any] = _scalar_metadata(report.metadata())
+    if report.run_id:
+        metadata["mlflow_run_id"] = report.run_id
+        metadata["mlflow_run_url"] = dg.MetadataValue.url(tracking.run_url(report.run_id, report.experiment_id))
+    metadata["mlflow_tracking_uri"] = report.tracking_uri or tracking.tracking_uri
+    for name, path in report.paths().items():
+        metadata[name] = dg.MetadataValue.path(str(path))
+    metrics = {k: float(v) for k, v in report.metrics.items() if isinstance(v, int | float)}
     for name, value in metrics.items():
         metadata[f"metric/{name}"] = value if math.isfinite(value) else str(value)
     if metrics:
         rows = [{"metric": k, "value": round(v, 4)} for k, v in metrics.items()]
         metadata["metrics"] = dg.MetadataValue.md(markdown_table(rows, max_rows=200))
-    per_category = getattr(report, "per_category", None)
-    if per_category:
+    if report.per_category:
         rows = [
-            {"category": k, **{m: round(v, 4) for m, v in vals.items()}} for k, vals in per_category.items()
+            {"category": k, **{m: round(v, 4) for m, v in vals.items()}} for k, vals in report.per_category.items()
         ]
         metadata["per_category"] = dg.MetadataValue.md(markdown_table(rows, max_rows=200))
-    if getattr(report, "preview", None):
+    if report.preview:
         metadata["preview"] = dg.MetadataValue.md(markdown_table(report.preview))
     if extra:
         metadata.update(extra)
+    output = report.output_dir
     digest = content_digest(Path(output)) if output and Path(output).is_dir() else None
     if digest:
         metadata["content_digest"] = digest

@@ -13,12 +13,24 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import dagster as dg
 from pydantic import Field
 
 from hispatial_dagster.shards import ShardInbox
+
+if TYPE_CHECKING:  # the stages' own config types; imported at call time so loading the definitions stays light
+    from assets.filtering import FilterConfig
+    from assets.llm import LLMClient
+    from assets.qa.config import QAConfig
+    from assets.synthetic import SyntheticConfig
+    from assets.wild.clip import ClipTagFilter
+    from assets.wild.extractor import WildObjectExtractor
+    from assets.wild.moge import MoGeEstimator
+    from assets.wild.vlm_filter import VlmImageFilter
+    from evaluation.config import EvalConfig
+    from training.config import TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -116,7 +128,7 @@ class LLMEndpoint(dg.ConfigurableResource):
     def enabled(self) -> bool:
         return bool(self.base_url)
 
-    def client(self, cache_dir: Path | None = None) -> Any | None:
+    def client(self, cache_dir: Path | None = None) -> LLMClient | None:
         """An `assets.llm.LLMClient` for this endpoint (one per run: the budget belongs to it), or None when no
         endpoint is configured, in which case stages fall back to template-only generation."""
         if not self.enabled:
@@ -139,7 +151,7 @@ class SyntheticSource(dg.ConfigurableResource):
 
     options: dict[str, Any] = Field(default_factory=dict, description="Extra SyntheticConfig fields.")
 
-    def config(self, seed: int, num_scenes: int, spec_options: dict[str, Any]) -> Any:
+    def config(self, seed: int, num_scenes: int, spec_options: dict[str, Any]) -> SyntheticConfig:
         from assets.synthetic import SyntheticConfig
 
         values = {**self.options, **spec_options, "seed": seed, "num_scenes": num_scenes}
@@ -165,12 +177,12 @@ class FilterSettings(dg.ConfigurableResource):
         description="Ask the LLM endpoint's VLM to reject images without spatial content. Env HISPATIAL_VLM_FILTER.",
     )
 
-    def config(self) -> Any:
+    def config(self) -> FilterConfig:
         from assets.filtering import FilterConfig
 
         return build_config(FilterConfig, dict(self.options))
 
-    def vlm_image_filter(self, llm: LLMEndpoint, cache_dir: Path) -> Any | None:
+    def vlm_image_filter(self, llm: LLMEndpoint, cache_dir: Path) -> VlmImageFilter | None:
         """An `assets.wild.vlm_filter.VlmImageFilter` on `llm`'s endpoint when switched on, else None.
 
         Switched on without an endpoint is a configuration error, not a reason to skip the filter silently."""
@@ -190,7 +202,7 @@ class FilterSettings(dg.ConfigurableResource):
 class QASettings(dg.ConfigurableResource):
     options: dict[str, Any] = Field(default_factory=dict, description="QA generation config fields.")
 
-    def config(self) -> Any:
+    def config(self) -> QAConfig:
         from assets.qa.config import QAConfig
 
         return build_config(QAConfig, dict(self.options))
@@ -226,7 +238,7 @@ class TrainingSettings(dg.ConfigurableResource):
     preset: str = Field(default_factory=lambda: os.environ.get("HISPATIAL_TRAIN_PRESET", "tiny"))
     options: dict[str, Any] = Field(default_factory=lambda: _json_env("HISPATIAL_TRAIN_OPTIONS"))
 
-    def config(self, tracking_uri: str | None = None) -> Any:
+    def config(self, tracking_uri: str | None = None) -> TrainConfig:
         from training.config import TrainConfig, train_presets
 
         presets = train_presets()
@@ -243,7 +255,7 @@ class EvalSettings(dg.ConfigurableResource):
 
     options: dict[str, Any] = Field(default_factory=lambda: _json_env("HISPATIAL_EVAL_OPTIONS"))
 
-    def config(self, tracking_uri: str | None = None, train_val_fraction: float | None = None) -> Any:
+    def config(self, tracking_uri: str | None = None, train_val_fraction: float | None = None) -> EvalConfig:
         """EvalConfig from the options; when no held-out set is configured, the custom benchmark scores the
         scenes the checkpoint's own training held out (`train_val_fraction`, its TrainConfig.data.val_fraction)."""
         from evaluation.config import EvalConfig
@@ -304,7 +316,7 @@ class WildModels(dg.ConfigurableResource):
 
         return "cuda" if torch.cuda.is_available() else "cpu"
 
-    def point_map_estimator(self) -> Any | None:
+    def point_map_estimator(self) -> MoGeEstimator | None:
         """assets.wild.moge.MoGeEstimator, or None when off."""
         if not self.point_map_model:
             return None
@@ -314,7 +326,7 @@ class WildModels(dg.ConfigurableResource):
             return MoGeEstimator.tiny(device=self.resolved_device())
         return MoGeEstimator.from_pretrained(self.point_map_model, device=self.resolved_device())
 
-    def clip_filter(self) -> Any | None:
+    def clip_filter(self) -> ClipTagFilter | None:
         """assets.wild.clip.ClipTagFilter (paper 7.1 include/exclude tag voting), or None when off."""
         if not self.clip_filter_model:
             return None
@@ -326,7 +338,7 @@ class WildModels(dg.ConfigurableResource):
             scorer = ClipScorer.from_pretrained(self.clip_filter_model, device=self.resolved_device())
         return ClipTagFilter(scorer, min_include_votes=self.clip_filter_min_votes)
 
-    def object_extractor(self) -> Any | None:
+    def object_extractor(self) -> WildObjectExtractor | None:
         """assets.wild.extractor.WildObjectExtractor (SAM-2 segmenter; GroundingDINO + CLIP tagger for images
         without dataset boxes), or None when no segmenter is configured."""
         if not self.segmenter_model:

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import fsspec
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from assets.storage import check_shard_name
 
 # The assets partitioned by source shard, in pipeline order (here, not in assets.py, so the CLI can name them
 # without importing Dagster).
@@ -35,7 +36,6 @@ SHARD_STAGES = (
     "object_references",
     "qa_shards",
 )
-SHARD_KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
 SPEC_SUFFIX = ".json"
 # Metadata key under which `source_images` records the fingerprint of the spec it was built from (the sensor
 # compares it with the inbox, so a shard built by any route is not rebuilt).
@@ -87,11 +87,11 @@ class InboxEntry:
 
 
 def validate_shard_key(shard: str) -> str:
-    if not SHARD_KEY_PATTERN.match(shard):
-        raise ShardSpecError(
-            f"shard key {shard!r} must match {SHARD_KEY_PATTERN.pattern} (lower case, digits, '-', '_', '.')"
-        )
-    return shard
+    """`assets.storage.check_shard_name` (the one rule), failing as a ShardSpecError for the sensor and CLI."""
+    try:
+        return check_shard_name(shard)
+    except ValueError as err:
+        raise ShardSpecError(str(err)) from err
 
 
 def describe_validation_error(err: ValidationError) -> str:

@@ -15,6 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from assets.qa.mixture import load_mixture
 from assets.records import Level, Task
 
+MAX_DEPTH = 250.0
+"""Point-map values beyond this many meters (and inf/NaN) become it, as in the official release; the one default
+of `ModelConfig.max_depth`, which the data loaders and predictors read."""
+
 PointMapInput = Literal["none", "xyz", "rel_depth"]
 """Which 3D input the model gets: RGB only, RGB + metric point map (default), RGB + relative depth (paper 6.3)."""
 
@@ -64,7 +68,7 @@ class ModelConfig(_Config):
     vocab_size: int | None = Field(default=None, description="None = len(tokenizer) (tiny offline tokenizer).")
     # point-map branch (paper 6.1)
     num_frequencies: int = 32
-    max_depth: float = 250.0
+    max_depth: float = Field(default=MAX_DEPTH, gt=0, description="Point-map clamp in meters (training.inputs).")
     tokenizer_corpus_size: int = Field(default=1024, description="BPE vocab of the offline tokenizer (tiny).")
 
     @model_validator(mode="after")

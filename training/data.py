@@ -22,18 +22,18 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 from PIL import Image, ImageDraw
 from torch.utils.data import IterableDataset, get_worker_info
 
+from assets.qa.dataset import read_qa_pairs as load_qa_pairs  # the QA table's one reader (verifies shards)
 from assets.qa.l0 import sample_l0
-from assets.records import TASK_LEVEL, Level, QAFormat, QAPair, Scene, Task
+from assets.records import TASK_LEVEL, Level, QAPair, Scene, Task
 from assets.stage import DATA_ERRORS, DataError
 from assets.storage import load_point_map, load_rgb, read_scenes
-from training.config import DataConfig, PointMapInput, PointMapResize, PromptStyle, RgbResize
-from training.model import prepare_point_map
-from training.prompts import official_point_query, pick_format, render_question, render_training_pair
+from training.config import MAX_DEPTH, DataConfig, PointMapInput, PointMapResize, PromptStyle, RgbResize
+from training.inputs import PointMapBatch, model_inputs, prepare_point_map
+from training.prompts import official_point_query, pick_format, render_training_pair
 
 GENERAL = "general"
 SCENE_STAGE = "object_references"
@@ -59,50 +59,6 @@ def is_validation_scene(scene_id: str, val_fraction: float) -> bool:
     """Stable (not Python-hash-salted) split of scenes into train / validation."""
     bucket = int.from_bytes(hashlib.sha256(scene_id.encode()).digest()[:4], "little") % 10_000
     return bucket < val_fraction * 10_000
-
-
-def qa_parquet_paths(root: Path) -> list[Path]:
-    """The QA shards the dataset manifest lists (all `qa_shards/*/qa.parquet` when there is no manifest)."""
-    root = Path(root)
-    manifest = root / "qa_dataset" / "manifest.json"
-    paths: list[Path] | None = None
-    if manifest.exists():
-        data = json.loads(manifest.read_text())
-        listed = data.get("shards") if isinstance(data, dict) else None
-        if isinstance(listed, list) and listed:
-            # assets.qa.dataset writes one entry per shard: {shard, path (relative to root), rows, sha256, counts}
-            paths = [
-                root / entry["path"] if isinstance(entry, dict) else root / "qa_shards" / str(entry) / "qa.parquet"
-                for entry in listed
-            ]
-    if paths is not None:
-        missing = [p for p in paths if not p.exists()]
-        if missing:
-            raise DataError(f"qa_dataset manifest lists shards without qa.parquet: {missing}")
-        return paths
-    return sorted(root.glob("qa_shards/*/qa.parquet"))
-
-
-def _row_to_pair(row: dict) -> QAPair:
-    fields = {k: v for k, v in row.items() if k in QAPair.model_fields}
-    for key in ("options", "draw_boxes", "object_ids", "references", "direction"):
-        if isinstance(fields.get(key), str):  # JSON-encoded nested columns
-            fields[key] = json.loads(fields[key])
-    fields = {k: v for k, v in fields.items() if v is not None or k in ("correct_index", "value", "unit", "direction")}
-    return QAPair.model_validate(fields)
-
-
-def load_qa_pairs(root: Path) -> tuple[list[QAPair], list[str]]:
-    """All QA pairs of the dataset, validated; malformed rows are skipped and described, not fatal."""
-    pairs: list[QAPair] = []
-    problems: list[str] = []
-    for path in qa_parquet_paths(root):
-        for index, row in enumerate(pq.read_table(path).to_pylist()):
-            try:
-                pairs.append(_row_to_pair(row))
-            except DATA_ERRORS as err:
-                problems.append(f"{path}:{index}: {type(err).__name__}: {err}")
-    return pairs, problems
 
 
 class SceneStore:
@@ -141,11 +97,6 @@ class SceneStore:
 
 
 # ------------------------------------------------------------------------------------------ prompts and images
-
-def render_prompt(question: str, options: Sequence[str], fmt: QAFormat | str) -> str:
-    """Our (`hispatial`) prompt for a question; training.prompts.render_question renders every style."""
-    return render_question(question, "hispatial", options, fmt)
-
 
 def draw_boxes(rgb: np.ndarray, boxes: Sequence, width: int = 2) -> np.ndarray:
     """Outline QAPair.draw_boxes (pixel coordinates of `rgb`) in their named colours; a numbered mark (`label`,
@@ -272,7 +223,7 @@ class ExampleFactory:
     store: SceneStore
     image_size: int
     point_map_input: PointMapInput
-    max_depth: float = 250.0
+    max_depth: float = MAX_DEPTH  # ModelConfig.max_depth
     rgb_resize: RgbResize = "cv2-bilinear"
     point_map_resize: PointMapResize = "cv2-nearest"
     prompt_style: PromptStyle = "hispatial"
@@ -386,7 +337,8 @@ class TrainingData:
 
 
 def build_training_data(
-    root: Path, config: DataConfig, image_size: int, point_map_input: PointMapInput, seed: int
+    root: Path, config: DataConfig, image_size: int, point_map_input: PointMapInput, seed: int,
+    max_depth: float = MAX_DEPTH,
 ) -> TrainingData:
     """Read the QA dataset and scenes under `root`, split by scene, and build the train stream + val examples."""
     root = Path(root)
@@ -414,7 +366,7 @@ def build_training_data(
     if not general and (config.general_fraction > 0 or config.excluded_levels):
         raise DataError("the mixture needs general VQA samples but none were found")
     resizes = {"rgb_resize": config.rgb_resize, "point_map_resize": config.point_map_resize,
-               "prompt_style": config.prompt_style}
+               "prompt_style": config.prompt_style, "max_depth": max_depth}
     factory = ExampleFactory(
         store, image_size, point_map_input, **resizes, pairs_by_task=pairs_by_task,
         l0_scenes=train_scenes if config.online_l0 else [], general=general,
@@ -460,7 +412,9 @@ class Collator:
     """Examples -> model batch. Prompt tokens (image, BOS, question, "\\n") are the bidirectional prefix with label
     -100; answer tokens + EOS are the causal suffix and the only ones with a loss. Padding gets -100 too.
 
-    `pixel_values` is (B, 3, S, S) for RGB-only models and (B, 7, S, S) otherwise (RGB then the point map)."""
+    `pixel_values` is the (B, 3, S, S) RGB; `point_map` the (B, 4, S, S) float32 point maps as a
+    `training.inputs.PointMapBatch` (None for RGB-only models); `training.inputs.model_inputs` makes the model's
+    (B, 7, S, S) `pixel_values` of them. `prompts` (generation, outside Lightning) returns model inputs directly."""
 
     def __init__(self, processor, point_map_input: PointMapInput, max_length: int | None = None):
         self.processor = processor
@@ -477,23 +431,20 @@ class Collator:
         )
         labels = batch["labels"].clone()
         labels[batch["attention_mask"] == 0] = -100
-        pixel_values = self._with_point_maps(batch["pixel_values"], examples)
         return {
             "input_ids": batch["input_ids"],
             "attention_mask": batch["attention_mask"],
             "token_type_ids": batch["token_type_ids"],
-            "pixel_values": pixel_values,
+            "pixel_values": batch["pixel_values"],
+            # apart from the RGB, out of reach of whole-batch precision casts (training.inputs.model_inputs joins them)
+            "point_map": None if self.point_map_input == "none" else PointMapBatch(self._point_maps(examples)),
             "labels": labels,
             "tasks": [e.task for e in examples],
         }
 
-    def _with_point_maps(self, pixel_values: torch.Tensor, examples: Sequence[Example]) -> torch.Tensor:
-        """(B, 3, S, S) RGB normalised to [-1, 1] -> (B, 7, S, S) with each example's point map appended (the model
-        reads channels 3.. as the point map); unchanged for the RGB-only variant."""
-        if self.point_map_input == "none":
-            return pixel_values
-        point_map = torch.from_numpy(np.stack([e.point_map for e in examples]))  # (B, 4, S, S)
-        return torch.cat([pixel_values, point_map.to(pixel_values.dtype)], dim=1)
+    @staticmethod
+    def _point_maps(examples: Sequence[Example]) -> torch.Tensor:
+        return torch.from_numpy(np.stack([e.point_map for e in examples])).float()  # (B, 4, S, S)
 
     def prompts(self, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
         """Inputs for generation: prompts only, left-padded so every answer starts at the same position."""
@@ -505,13 +456,8 @@ class Collator:
                                    images=[e.image for e in examples], return_tensors="pt", padding="longest")
         finally:
             tokenizer.padding_side = side
-        pixel_values = self._with_point_maps(batch["pixel_values"], examples)
-        return {
-            "input_ids": batch["input_ids"],
-            "attention_mask": batch["attention_mask"],
-            "token_type_ids": batch["token_type_ids"],
-            "pixel_values": pixel_values,
-        }
+        point_map = None if self.point_map_input == "none" else PointMapBatch(self._point_maps(examples))
+        return model_inputs({**batch, "point_map": point_map})
 
 
 def normalize_answer(text: str) -> str:

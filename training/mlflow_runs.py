@@ -113,19 +113,15 @@ def log_dataset_input(
 def log_qa_release(client: Any, run_id: str, root: Path) -> None:
     """The QA data the run trains on as its training input: the release under `<root>/qa_dataset` (its manifest
     digest), or, without a release, the QA shards themselves under the same digest rule."""
-    import hashlib
-    import json
-
-    from assets.qa.dataset import MANIFEST, STAGE, file_digest
+    from assets.qa.dataset import MANIFEST, STAGE, release_manifest, unreleased_digest
     from assets.qa.shards import QA_SCHEMA
+    from assets.qa.shards import STAGE as SHARD_STAGE
 
     release = Path(root) / STAGE
     if (release / MANIFEST).exists():
-        source, digest = release, str(json.loads((release / MANIFEST).read_text())["dataset_digest"])
+        source, digest = release, str(release_manifest(root)["dataset_digest"])
     else:
-        source = Path(root) / "qa_shards"
-        shards = [(p.parent.name, file_digest(p)) for p in sorted(source.glob("*/qa.parquet"))]
-        digest = hashlib.sha256(json.dumps(shards).encode()).hexdigest()
+        source, digest = Path(root) / SHARD_STAGE, unreleased_digest(root)
     log_dataset_input(
         client, run_id, name="hispatial-qa", digest=digest, source=source, schema=QA_SCHEMA, context="training"
     )

@@ -9,9 +9,8 @@ import torch
 from torch import nn
 
 from training.config import LossReduction, TrainConfig
+from training.inputs import model_inputs
 from training.model import HiSpatialForConditionalGeneration
-
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "pixel_values", "labels")
 
 
 def token_losses(
@@ -98,7 +97,7 @@ class HiSpatialModule(L.LightningModule):
         return self.model
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        outputs = self.model(**{k: batch[k] for k in MODEL_INPUTS if k != "labels"})
+        outputs = self.model(**model_inputs(batch))  # the point map joins the RGB here, still float32
         return batch_loss(outputs.logits, batch["labels"], batch["attention_mask"], self.config.loss_reduction)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

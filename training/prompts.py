@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from assets.qa.formats import with_options_listed
 from assets.records import QAFormat
 from training.config import PromptStyle
 
@@ -41,7 +42,6 @@ OFFICIAL_FORMAT_WEIGHTS: dict[QAFormat, float] = {
 }
 EVAL_LABELS = "ABCDEF"
 
-_LABELLED = re.compile(r"^\s*(\(?[A-Za-z]\)|[A-Za-z][.:]|\(?\d+[).:]|\(?[IVX]+[).:])\s")
 _LABEL_PREFIX = re.compile(r"^\s*(\(?[A-Za-z]\)\.?|[A-Za-z][.:]|\(?\d+[).:]|\(?[IVXivx]+[).:])\s+")
 
 
@@ -70,16 +70,13 @@ def render_question(
 ) -> str:
     """The prompt text a model sees for a question (no "<image>" token; the processor adds it).
 
-    `hispatial`: options are listed, labelled A., B., ..., unless the question already lists them.
+    `hispatial`: `assets.qa.formats.with_options_listed` (the rule the dataset exports use too).
     `official` (the release's eval scripts): the bare question, then one "A. option" line per option; labels
     default to A-F (pass `labels` to keep a benchmark's own); "True or False" is asked as "Yes or No"."""
     _check(style)
-    is_choice = QAFormat(fmt) == QAFormat.MULTIPLE_CHOICE and bool(options)
     if style == "hispatial":
-        if not is_choice or all(opt in question for opt in options):
-            return question
-        lines = [opt if _LABELLED.match(opt) else f"{chr(ord('A') + i)}. {opt}" for i, opt in enumerate(options)]
-        return question + "\n" + "\n".join(lines)
+        return with_options_listed(question, options, fmt)
+    is_choice = QAFormat(fmt) == QAFormat.MULTIPLE_CHOICE and bool(options)
     text = question.replace("True or False", "Yes or No")
     if not is_choice:
         return text.strip()

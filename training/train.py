@@ -41,6 +41,7 @@ from training.config import (
     train_presets,
 )
 from training.data import GENERAL, Collator, Example, build_training_data, normalize_answer
+from training.inputs import model_inputs
 from training.mlflow_runs import ensure_experiment, log_qa_release
 from training.model import (
     HiSpatialForConditionalGeneration,
@@ -67,6 +68,21 @@ class TrainReport:
     seconds: float
     data_stats: dict[str, object] = field(default_factory=dict)
     preview: list[dict] = field(default_factory=list)
+
+    # assets.stage.RunReport
+    @property
+    def output_dir(self) -> Path:
+        return self.checkpoint_dir
+
+    @property
+    def per_category(self) -> dict[str, dict[str, float]]:
+        return {}
+
+    def paths(self) -> dict[str, Path]:
+        return {"checkpoint_dir": self.checkpoint_dir}
+
+    def metadata(self) -> dict[str, object]:
+        return {"num_steps": self.num_steps, "train_seconds": round(self.seconds, 1)}
 
 
 # ------------------------------------------------------------------------------------------ MLflow
@@ -125,8 +141,8 @@ def evaluate_examples(
     for start in range(0, len(examples), batch_size):
         chunk = list(examples[start : start + batch_size])
         batch = collator(chunk)
-        tensors = {k: v.to(device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
-        labels = tensors.pop("labels")
+        tensors = {k: v.to(device) for k, v in model_inputs(batch).items()}
+        labels = batch["labels"].to(device)
         logits = model(**tensors).logits
         example_losses = per_example_loss(logits, labels).cpu().numpy()
         prompts = {k: v.to(device) for k, v in collator.prompts(chunk).items()}
@@ -160,7 +176,8 @@ def train_checkpoint(root: Path, config: TrainConfig, *, mlflow_dir: Path | None
     L.seed_everything(config.seed, workers=True, verbose=False)
     model, processor = build_model_and_processor(config)
     point_map_input = config.model.point_map_input
-    data = build_training_data(root, config.data, config.model.image_size, point_map_input, config.seed)
+    data = build_training_data(root, config.data, config.model.image_size, point_map_input, config.seed,
+                               max_depth=config.model.max_depth)
     collator = Collator(processor, point_map_input)
 
     tracking_uri, artifact_location = resolve_tracking(config, mlflow_dir)

@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 
 from assets.qa import export
 from assets.qa.quality import quality_report
-from assets.qa.shards import QA_SCHEMA
-from assets.qa.shards import STAGE as SHARD_STAGE
+from assets.qa.shards import QA_SCHEMA, read_pairs_lenient, shard_parquet, written_shards
+from assets.records import QAPair
 from assets.stage import DataError, StageReport
 from assets.storage import atomic_dir, atomic_write_bytes, atomic_write_json, read_scenes, shard_dir
 
@@ -41,8 +41,18 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def release_digest(shard_digests: list[tuple[str, str]]) -> str:
+    """The dataset digest of a release: sha256 over its (shard, parquet sha256) pairs in order."""
+    return hashlib.sha256(json.dumps(shard_digests).encode()).hexdigest()
+
+
+def unreleased_digest(root: Path) -> str:
+    """The same digest rule over every written shard, for a root without a release (ad-hoc training data)."""
+    return release_digest([(shard, file_digest(shard_parquet(root, shard))) for shard in written_shards(root)])
+
+
 def _shard_entry(root: Path, shard: str) -> dict[str, object]:
-    path = shard_dir(root, SHARD_STAGE, shard) / "qa.parquet"
+    path = shard_parquet(root, shard)
     if not path.exists():
         raise DataError(f"{path} does not exist: materialize qa_shards for {shard} first")
     try:
@@ -102,7 +112,7 @@ def build_qa_dataset(root: Path, shards: list[str]) -> StageReport:
         for col, counts in entry["counts"].items():  # type: ignore[union-attr]
             totals[col].update(counts)
     rows = sum(int(e["rows"]) for e in entries)  # type: ignore[arg-type]
-    dataset_digest = hashlib.sha256(json.dumps([(e["shard"], e["sha256"]) for e in entries]).encode()).hexdigest()
+    dataset_digest = release_digest([(str(e["shard"]), str(e["sha256"])) for e in entries])
     manifest = {
         "shards": entries,
         "num_shards": len(entries),
@@ -235,7 +245,7 @@ def log_release_to_mlflow(root: Path, tracking_uri: str, experiment: str = QUALI
 
     out_dir = Path(root) / STAGE
     quality = read_quality(root)
-    manifest = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
+    manifest = release_manifest(root)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment)
     with mlflow.start_run(run_name=f"qa_dataset-{manifest['dataset_digest'][:12]}") as run:
@@ -248,23 +258,61 @@ def log_release_to_mlflow(root: Path, tracking_uri: str, experiment: str = QUALI
         return run.info.run_id
 
 
+def release_manifest(root: Path) -> dict:
+    """The release manifest (`qa_dataset/manifest.json`); DataError when the dataset was never built."""
+    path = Path(root) / STAGE / MANIFEST
+    if not path.exists():
+        raise DataError(f"{path} does not exist: build the qa_dataset first")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise DataError(f"unreadable {path}: {err}") from err
+
+
+def released_shard_paths(root: Path, verify: bool = True) -> list[Path]:
+    """The `qa.parquet` of every shard the release lists, in manifest order.
+
+    With `verify`, each file's bytes must still match the manifest's sha256 (a shard re-materialized, truncated or
+    edited after the release was built needs a new dataset build); a missing or changed shard raises DataError
+    naming it, so no reader silently trains or exports on other data than the release recorded."""
+    root = Path(root)
+    paths = []
+    for entry in release_manifest(root)["shards"]:
+        path = root / entry["path"]
+        if not path.exists():
+            raise DataError(f"shard {entry['shard']} is listed by the release but {path} does not exist")
+        if verify and file_digest(path) != entry["sha256"]:
+            raise DataError(f"shard {entry['shard']} changed since the manifest was built ({path}): "
+                            "rebuild the qa_dataset")
+        paths.append(path)
+    return paths
+
+
+def read_qa_pairs(root: Path) -> tuple[list[QAPair], list[str]]:
+    """Every QA pair of the release as validated QAPairs, for training: shards verified against the manifest
+    (a changed shard raises DataError), rows that fail validation skipped and described (`path:row: why`).
+
+    Without a release (no `qa_dataset/manifest.json`: the tests' and ad-hoc roots) every written shard is read,
+    unverified, since there is nothing to verify against."""
+    root = Path(root)
+    if (root / STAGE / MANIFEST).exists():
+        paths = released_shard_paths(root)
+    else:
+        paths = [shard_parquet(root, shard) for shard in written_shards(root)]
+    pairs: list[QAPair] = []
+    problems: list[str] = []
+    for path in paths:
+        shard_pairs, shard_problems = read_pairs_lenient(path)
+        pairs += shard_pairs
+        problems += shard_problems
+    return pairs, problems
+
+
 def load_qa_dataset(root: Path, verify: bool = True) -> pd.DataFrame:
     """All rows of the dataset as one DataFrame (columns of `QA_SCHEMA`), in manifest shard order.
 
-    With `verify`, each shard's bytes must still match the manifest digest (a re-materialized shard needs a new
-    dataset build); a mismatch raises DataError naming the shard.
-    """
-    root = Path(root)
-    manifest_path = root / STAGE / MANIFEST
-    if not manifest_path.exists():
-        raise DataError(f"{manifest_path} does not exist: build the qa_dataset first")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    frames = []
-    for entry in manifest["shards"]:
-        path = root / entry["path"]
-        if verify and file_digest(path) != entry["sha256"]:
-            raise DataError(f"shard {entry['shard']} changed since the manifest was built ({path})")
-        frames.append(pq.read_table(path, schema=QA_SCHEMA).to_pandas())
+    With `verify`, each shard's bytes must still match the manifest digest (`released_shard_paths`)."""
+    frames = [pq.read_table(path, schema=QA_SCHEMA).to_pandas() for path in released_shard_paths(root, verify)]
     if not frames:
         return QA_SCHEMA.empty_table().to_pandas()
     return pd.concat(frames, ignore_index=True)

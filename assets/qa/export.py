@@ -34,7 +34,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from assets.qa.formats import option_labels
+from assets.qa.formats import with_options_listed
+from assets.qa.shards import draw_boxes_column
 from assets.storage import atomic_dir, atomic_write_bytes, atomic_write_text
 
 IMAGE_TOKEN = "<image>"
@@ -63,18 +64,13 @@ def _rows(table: pa.Table | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
 
 
 def _draw_boxes(row: Mapping[str, Any]) -> list[dict[str, Any]]:
-    boxes = row.get("draw_boxes") or []
-    return json.loads(boxes) if isinstance(boxes, str) else list(boxes)
+    return draw_boxes_column(row.get("draw_boxes"))
 
 
 def human_turn(row: Mapping[str, Any]) -> str:
-    """The question as the model sees it: options listed (appended with labels when the text lacks them)."""
-    question = str(row["question"])
-    options = list(row.get("options") or [])
-    if options and not all(opt in question for opt in options):
-        labels = option_labels("upper", len(options))
-        question += "\n" + "\n".join(f"{label} {opt}" for label, opt in zip(labels, options, strict=True))
-    return question
+    """The question as the model sees it (`assets.qa.formats.with_options_listed`, the rule training and evaluation
+    render our prompts with)."""
+    return with_options_listed(str(row["question"]), list(row.get("options") or []), str(row["format"]))
 
 
 def _meta(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -236,6 +237,20 @@ def option_labels(style: str, n: int) -> list[str]:
     if style not in _LABELS:
         raise ValueError(f"unknown label style {style!r}; choose from {LABEL_STYLES}")
     return list(_LABELS[style][:n])
+
+
+_LABELLED = re.compile(r"^\s*(\(?[A-Za-z]\)|[A-Za-z][.:]|\(?\d+[).:]|\(?[IVX]+[).:])\s")
+
+
+def with_options_listed(question: str, options: Sequence[str], fmt: QAFormat | str) -> str:
+    """The question as the model sees it in this project's (`hispatial`) prompt style, the one rule for training,
+    evaluation, inference (through `training.prompts.render_question`) and the LLaVA/HF exports: a multiple-choice
+    question keeps its text when it already lists every option; otherwise the options are appended one per line,
+    labelled A., B., ... unless they carry a label of their own."""
+    if QAFormat(fmt) != QAFormat.MULTIPLE_CHOICE or not options or all(opt in question for opt in options):
+        return question
+    lines = [opt if _LABELLED.match(opt) else f"{chr(ord('A') + i)}. {opt}" for i, opt in enumerate(options)]
+    return question + "\n" + "\n".join(lines)
 
 
 _MC_INSTRUCTIONS = (

@@ -25,7 +25,7 @@ from assets.qa.engine import generate_scene_qa
 from assets.qa.quality import balance_pairs
 from assets.records import DrawBox, QAPair, Scene
 from assets.scene_stage import SceneLine, parse_scene, read_scene_lines
-from assets.stage import DataError, StageReport, process_items
+from assets.stage import DATA_ERRORS, DataError, StageReport, process_items
 from assets.storage import (
     atomic_dir,
     atomic_write_json,
@@ -64,7 +64,6 @@ QA_SCHEMA = pa.schema([
     pa.field("image_file", pa.string(), nullable=False),  # relative to the data root, from the scene
     pa.field("depth_file", pa.string()),
 ])
-EXTRA_COLUMNS = ("image_file", "depth_file")
 
 
 def pairs_to_table(pairs: list[QAPair], scenes: dict[str, Scene]) -> pa.Table:
@@ -97,17 +96,56 @@ def pairs_to_table(pairs: list[QAPair], scenes: dict[str, Scene]) -> pa.Table:
     return pa.table(cols, schema=QA_SCHEMA)
 
 
+def draw_boxes_column(value: str | list | None) -> list[dict]:
+    """The `draw_boxes` column (a JSON string in `QA_SCHEMA`; a list where a table was built from dicts) as a
+    list of DrawBox dicts: the format's one JSON column, decoded in one place."""
+    if isinstance(value, str):
+        return json.loads(value) if value.strip() else []
+    return list(value or [])
+
+
+def row_to_pair(row: dict) -> QAPair:
+    """One `QA_SCHEMA` row (as `pyarrow` gives it) -> a validated QAPair; the scene file columns are dropped.
+
+    The one decoder of the format (training, evaluation, the official converter and the exports' round trip read
+    rows through it): `draw_boxes` is the only JSON column; a bad row raises a ValueError/KeyError."""
+    # columns QAPair does not know (the scene file paths) are dropped; a null takes the field's default
+    row = {k: v for k, v in row.items() if k in QAPair.model_fields and v is not None}
+    row["draw_boxes"] = [DrawBox.model_validate(b) for b in draw_boxes_column(row.get("draw_boxes"))]
+    if row.get("direction") is not None:
+        row["direction"] = tuple(row["direction"])
+    return QAPair.model_validate(row)
+
+
 def table_to_pairs(table: pa.Table) -> list[QAPair]:
-    """Inverse of `pairs_to_table` (validated records; the scene file columns are dropped)."""
-    pairs = []
-    for row in table.to_pylist():
-        for name in EXTRA_COLUMNS:
-            row.pop(name, None)
-        row["draw_boxes"] = [DrawBox.model_validate(b) for b in json.loads(row["draw_boxes"])]
-        if row["direction"] is not None:
-            row["direction"] = tuple(row["direction"])
-        pairs.append(QAPair.model_validate(row))
-    return pairs
+    """Inverse of `pairs_to_table` (validated records; the scene file columns are dropped); any bad row raises."""
+    return [row_to_pair(row) for row in table.to_pylist()]
+
+
+def read_pairs_lenient(path: Path) -> tuple[list[QAPair], list[str]]:
+    """The QAPairs of one `qa.parquet`; rows that fail validation are skipped and described (`path:row: why`)."""
+    pairs: list[QAPair] = []
+    problems: list[str] = []
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except (OSError, ValueError) as err:
+        raise DataError(f"unreadable {path}: {err}") from err
+    for index, row in enumerate(rows):
+        try:
+            pairs.append(row_to_pair(row))
+        except DATA_ERRORS as err:
+            problems.append(f"{path}:{index}: {type(err).__name__}: {err}")
+    return pairs, problems
+
+
+def shard_parquet(root: Path, shard: str) -> Path:
+    """Where a shard's QA table lives: `<root>/qa_shards/<shard>/qa.parquet`."""
+    return shard_dir(Path(root), STAGE, shard) / "qa.parquet"
+
+
+def written_shards(root: Path) -> list[str]:
+    """The shards that have a QA table under `root`, sorted (whether or not a release lists them)."""
+    return sorted(p.parent.name for p in (Path(root) / STAGE).glob("*/qa.parquet"))
 
 
 def _point_map(root: Path, scene: Scene) -> tuple[np.ndarray, np.ndarray] | str:

@@ -29,7 +29,7 @@ from assets.official import (
 from assets.stage import DataError
 from assets.storage import decode_depth_png, load_point_map, load_rgb, read_jsonl, read_scenes
 from tests.assets.official_shard_data import SHARD, build_export_root
-from training.model import prepare_point_map
+from training.inputs import prepare_point_map
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "official_hispatial"
 

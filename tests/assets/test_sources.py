@@ -6,6 +6,7 @@ import json
 import tarfile
 
 import numpy as np
+import pytest
 
 from assets.records import Box2D
 from assets.sources import (
@@ -46,6 +47,28 @@ def test_image_folder_quarantines_corrupt_files(tmp_path):
     assert (scenes[1].intrinsics.width, scenes[1].intrinsics.height) == (40, 30)
     assert all((root / s.image_file).exists() for s in scenes)
     assert json.loads((shard / "_manifest.json").read_text())["num_rejected"] == 1
+
+
+@pytest.mark.parametrize("shard", ["..", ".", ".hidden", "Web-000", "a/b", "x" * 129, ""])
+def test_a_bad_shard_name_is_refused_before_anything_is_written(tmp_path, shard):
+    """One rule for every writer and the Dagster layer (assets.storage.check_shard_name): `..` used to pass the
+    importers' own pattern and fail inside atomic_dir, leaving a `.tmp-*` directory behind."""
+    from assets.storage import check_shard_name
+    from assets.synthetic import SyntheticConfig, write_synthetic_shard
+    from hispatial_dagster.shards import ShardSpecError, validate_shard_key
+
+    src = tmp_path / "web"
+    src.mkdir()
+    (src / "a.jpg").write_bytes(encode_jpeg(_rgb(0)))
+    root = tmp_path / "data"
+    with pytest.raises(ValueError, match="shard name"):
+        images_shard(root, shard, src)
+    with pytest.raises(ValueError, match="shard name"):
+        write_synthetic_shard(root, shard, SyntheticConfig(num_scenes=1))
+    with pytest.raises(ShardSpecError, match="shard name"):
+        validate_shard_key(shard)
+    assert not root.exists() and not list(tmp_path.glob("**/.*tmp-*"))
+    assert check_shard_name("web-000.v2_a") == "web-000.v2_a"
 
 
 def test_coco_boxes_become_typed_2d_annotations(tmp_path):

@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from assets.geometry import depth_to_points
+from assets.qa.shards import pairs_to_table
 from assets.records import (
     Box2D,
     Box3D,
@@ -87,7 +87,7 @@ def write_block_root(root: Path, num_scenes: int = 12, size: int = 56, grid: int
         scenes.append(scene)
         pairs.extend(_pairs_for(scene, rng))
     write_scenes(root / "object_references" / shard / "scenes.jsonl", scenes)
-    table = pa.Table.from_pylist([p.model_dump(mode="json") for p in pairs])
+    table = pairs_to_table(pairs, {scene.scene_id: scene for scene in scenes})  # the format's own writer
     (root / "qa_shards" / shard).mkdir(parents=True, exist_ok=True)
     pq.write_table(table, root / "qa_shards" / shard / "qa.parquet")
     return scenes

@@ -16,7 +16,8 @@ from training.checkpoints import (
     save_checkpoint,
 )
 from training.config import tiny_train_config
-from training.model import build_random_model, prepare_point_map
+from training.inputs import prepare_point_map
+from training.model import build_random_model
 from training.tokenizer import build_processor
 
 

@@ -17,8 +17,9 @@ from training.data import (
     draw_boxes,
     is_validation_scene,
     load_qa_pairs,
-    render_prompt,
 )
+from training.inputs import model_inputs
+from training.prompts import render_question
 from training.tokenizer import build_processor
 
 from .blocks import write_block_root
@@ -70,6 +71,10 @@ def test_mixture_without_data_for_any_task_fails_clearly():
         TaskMixture(TABLE7, 1 / 8, (), available=set())
 
 
+def render_prompt(question, options, fmt):
+    return render_question(question, "hispatial", options, fmt)
+
+
 def test_render_prompt_lists_options_only_when_missing():
     assert render_prompt("How many?", ["1", "2"], QAFormat.MULTIPLE_CHOICE) == "How many?\nA. 1\nB. 2"
     written = "How many? Choose one.\n(a) 1 (b) 2"
@@ -110,13 +115,13 @@ def test_training_data_splits_by_scene_and_batches_answer_only_labels(block_root
     processor = build_processor(56)
     collator = Collator(processor, "xyz")
     batch = collator(examples[:4])
-    assert batch["pixel_values"].shape == (4, 7, 56, 56)
+    assert model_inputs(batch)["pixel_values"].shape == (4, 7, 56, 56)
     tok = processor.tokenizer
     for i, example in enumerate(examples[:4]):
         answer_ids = tok(example.answer, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
         labelled = batch["labels"][i][batch["labels"][i] != -100].tolist()
         assert labelled == answer_ids
-    assert Collator(processor, "none")(examples[:2])["pixel_values"].shape == (2, 3, 56, 56)
+    assert model_inputs(Collator(processor, "none")(examples[:2]))["pixel_values"].shape == (2, 3, 56, 56)
 
 
 def test_bad_parquet_rows_are_skipped_and_reported(block_root, tmp_path):
@@ -130,6 +135,29 @@ def test_bad_parquet_rows_are_skipped_and_reported(block_root, tmp_path):
     pairs, problems = load_qa_pairs(bad_root)
     assert len(pairs) == len(rows) - 2
     assert len(problems) == 2 and ":0:" in problems[0] and ":1:" in problems[1]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "alter"])
+def test_a_shard_changed_after_the_release_stops_training(block_root, tmp_path, damage):
+    """The release manifest pins each shard's sha256: a shard truncated or edited after the qa_dataset was built
+    must stop training with the shard named, not train silently on fewer (or other) pairs."""
+    import shutil
+
+    from assets.qa.dataset import build_qa_dataset
+    from assets.stage import DataError
+
+    root = tmp_path / "root"
+    shutil.copytree(block_root, root)
+    build_qa_dataset(root, ["blocks-000"])
+    assert build_training_data(root, DataConfig(val_fraction=0.25), 56, "xyz", seed=0).stats["num_pairs"] == 36
+    path = root / "qa_shards" / "blocks-000" / "qa.parquet"
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:
+        table = pq.read_table(path)
+        pq.write_table(table.slice(1), path)  # a valid parquet with one pair fewer
+    with pytest.raises(DataError, match="shard blocks-000 changed since the manifest"):
+        build_training_data(root, DataConfig(val_fraction=0.25), 56, "xyz", seed=0)
 
 
 def test_llava_general_items_get_an_all_invalid_point_map(tmp_path):

@@ -20,7 +20,7 @@ from assets.qa.l0 import sample_l0
 from assets.records import QAFormat, Task
 from training.config import ModelConfig, tiny_train_config
 from training.data import Collator, Example
-from training.model import prepare_point_map
+from training.inputs import prepare_point_map
 from training.module import HiSpatialModule
 from training.train import build_model_and_processor, evaluate_examples
 

@@ -8,13 +8,13 @@ import torch
 from transformers import PaliGemmaForConditionalGeneration
 
 from training.config import MODEL_PRESETS, ModelConfig
+from training.inputs import prepare_point_map
 from training.model import (
     HiSpatialForConditionalGeneration,
     PointMapEncoder,
     build_random_model,
     from_paligemma,
     paligemma_config,
-    prepare_point_map,
     sinusoidal_encoding,
 )
 from training.tokenizer import build_processor

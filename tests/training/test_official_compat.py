@@ -14,7 +14,7 @@ import torch
 
 from training.config import TrainConfig
 from training.data import resize_rgb
-from training.model import nearest_source_indices, prepare_point_map
+from training.inputs import nearest_source_indices, prepare_point_map
 from training.module import batch_loss, lr_multiplier
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "official_hispatial"

@@ -44,9 +44,9 @@ def test_llava_one_record_per_pair(table):
 
 
 def test_missing_options_are_appended_with_labels():
-    row = {"question": "Which is nearer?", "options": ["the cup", "the lamp"]}
+    row = {"question": "Which is nearer?", "options": ["the cup", "the lamp"], "format": "multiple_choice"}
     assert human_turn(row) == "Which is nearer?\nA. the cup\nB. the lamp"
-    already = {"question": "Which? (a) x (b) y", "options": ["x", "y"]}
+    already = {"question": "Which? (a) x (b) y", "options": ["x", "y"], "format": "multiple_choice"}
     assert human_turn(already) == already["question"]
 
 

@@ -507,7 +507,7 @@ def test_rendered_synthetic_scenes():
 def test_counts_include_known_objects_and_skip_categories_with_an_instance_outside_3d():
     """Labelled objects with no pixel still count; a category with a labelled instance that has no 3D box is not
     counted at all (its count would be a guess)."""
-    from assets.qa.l3 import _L3
+    from assets.qa.l3 import SpatialCounting, footprints
     from assets.records import Annotation2D
     from tests.assets.qa.scenes import make_scene
 
@@ -516,11 +516,12 @@ def test_counts_include_known_objects_and_skip_categories_with_an_instance_outsi
     hidden = scene.objects[5]
     scene.objects[5] = hidden.model_copy(update={"askable": False, "attributes": {"not_askable": "no mask"}})
     ctx = QAContext.build(scene)
-    gen = _L3(ctx)
+    gen = SpatialCounting(ctx, footprints(ctx))
     candidates = gen.counting_candidates()
     assert all(anchor.askable for anchor, _, _ in candidates)
     anchor, relation, _ = next(t for t in candidates if t[2] == hidden.category)
     _, members = gen.count_relation(anchor, relation, hidden.category)
     assert hidden.instance_id in [m.instance_id for m in members]
     scene.annotations_2d = [Annotation2D(category=hidden.category, box2d=Box2D(x0=0, y0=0, x1=4, y1=4))]
-    assert all(c != hidden.category for _, _, c in _L3(QAContext.build(scene)).counting_candidates())
+    ctx = QAContext.build(scene)
+    assert all(c != hidden.category for _, _, c in SpatialCounting(ctx, footprints(ctx)).counting_candidates())
