@@ -102,3 +102,11 @@ class HiSpatialModule(L.LightningModule):
         warmup = max(1, self.config.warmup_steps)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def configure_model(self) -> None:
+        """FSDP2 (strategy "fsdp"): Lightning's ModelParallelStrategy sets a device mesh and calls this once the
+        process group exists; shard per transformer block (training/distributed.py). No-op for other strategies."""
+        if self.device_mesh is not None:
+            from training.distributed import fully_shard_model
+
+            fully_shard_model(self.model, self.device_mesh["data_parallel"])
