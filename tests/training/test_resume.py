@@ -1,7 +1,7 @@
 """A training run killed with SIGKILL mid-way continues from its last resume checkpoint, in the same MLflow run, to
 the very same weights as an uninterrupted run (bit-identical on CPU: every example is a function of its global
 index, and model, AdamW state, LR schedule and sampler position all come back from the checkpoint). Issue #17; and
-issue #19 (7): the killed run does not stay RUNNING in MLflow."""
+issue #19 (7): before, a killed run stayed RUNNING in MLflow for ever; now the next start marks it KILLED."""
 
 import json
 import os
@@ -23,30 +23,29 @@ from training.train import train_checkpoint
 from .blocks import write_block_root
 
 REPO = Path(__file__).resolve().parents[2]
+STEPS = 12
 
 
 @pytest.fixture(scope="module")
-def block_root(tmp_path_factory):
+def setup(tmp_path_factory):
+    """A data root, an MLflow store, and the uninterrupted run every resumed run must reproduce."""
     root = tmp_path_factory.mktemp("resume-blocks")
     write_block_root(root, num_scenes=10)
-    return root
+    (root / "mlflow").mkdir()
+    straight = train_checkpoint(root, _config(root, "straight"))
+    assert straight.resumed_from_step is None
+    return root, load_file(straight.checkpoint_dir / "model.safetensors")
 
 
-def _config(tmp_path: Path, **overrides) -> TrainConfig:
-    (tmp_path / "mlflow").mkdir(exist_ok=True)
-    uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
-    base = tiny_train_config(max_steps=20, batch_size=4, log_every_n_steps=2, checkpoint_every_n_steps=4,
-                             mlflow=MLflowConfig(tracking_uri=uri, experiment="test-resume",
-                                                 log_model_artifacts=False))
+def _config(root: Path, name: str, **overrides) -> TrainConfig:
+    """Configs that differ only in checkpoint_name train identically (and have separate resume state)."""
+    base = tiny_train_config(max_steps=STEPS, batch_size=4, log_every_n_steps=2, checkpoint_every_n_steps=2,
+                             checkpoint_name=name,
+                             mlflow=MLflowConfig(tracking_uri=f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
+                                                 experiment="test-resume", log_model_artifacts=False))
     base.data.max_val_items = 4
     base.eval_max_new_tokens = 2
     return base.model_copy(update=overrides)
-
-
-def _start_victim(root: Path, config: TrainConfig, tmp_path: Path, slow_after: int) -> subprocess.Popen:
-    config_path = tmp_path / f"{config.checkpoint_name}.json"
-    config_path.write_text(config.model_dump_json())
-    return _spawn(["train", str(root), str(config_path), str(slow_after)])
 
 
 def _spawn(args: list[str]) -> subprocess.Popen:
@@ -73,79 +72,61 @@ def _kill_after_checkpoint(proc: subprocess.Popen, root: Path, config: TrainConf
     raise AssertionError("no resume checkpoint appeared in time")
 
 
-def test_a_sigkilled_run_resumes_to_the_uninterrupted_weights_in_the_same_mlflow_run(block_root, tmp_path):
-    uninterrupted = train_checkpoint(block_root, _config(tmp_path, checkpoint_name="straight"))
-    assert uninterrupted.resumed_from_step is None
-
-    config = _config(tmp_path, checkpoint_name="killed")
-    proc = _start_victim(block_root, config, tmp_path, slow_after=8)
-    killed_at = _kill_after_checkpoint(proc, block_root, config, min_step=8)
-    assert proc.returncode == -signal.SIGKILL
-    assert not (block_root / "checkpoints" / "killed").exists()  # killed mid-way, before its final checkpoint
-    client = MlflowClient(config.mlflow.tracking_uri)
-    run_id = open_resume_state(block_root, config).record["mlflow_run_id"]
-    assert client.get_run(run_id).info.status == "RUNNING"  # what a SIGKILL leaves behind
-
-    resumed = train_checkpoint(block_root, config)
-    assert resumed.resumed_from_step == killed_at and 8 <= killed_at < 20
-    assert resumed.num_steps == 20
-    assert resumed.run_id == run_id  # the same MLflow run continued
-    run = client.get_run(run_id)
-    assert run.info.status == "FINISHED" and run.data.tags["hispatial.resumes"] == "1"
-    assert ORPHAN_TAG in run.data.tags  # its kill is on record
-    steps = [m.step for m in client.get_metric_history(run_id, "train/loss")]
-    assert min(steps) < killed_at < max(steps)  # one loss curve across the kill
-    assert not open_resume_state(block_root, config).directory.exists()  # finished: resume state removed
-
-    a = load_file(uninterrupted.checkpoint_dir / "model.safetensors")
-    b = load_file(resumed.checkpoint_dir / "model.safetensors")
-    assert sorted(a) == sorted(b)
-    different = [k for k in a if not torch.equal(a[k], b[k])]
+def _assert_same_weights(expected: dict, checkpoint_dir: Path) -> None:
+    got = load_file(Path(checkpoint_dir) / "model.safetensors")
+    assert sorted(got) == sorted(expected)
+    different = [k for k in expected if not torch.equal(expected[k], got[k])]
     assert not different, f"resumed weights differ from the uninterrupted run in {different[:5]}"
 
 
-def test_a_killed_run_is_marked_killed_in_mlflow_on_the_next_start(block_root, tmp_path):
-    """Issue #19 (7): before, a SIGKILLed run stayed RUNNING in MLflow for ever. The next start of any training on
-    the same data root (here a different config, which does not resume it) marks it KILLED."""
-    config = _config(tmp_path, checkpoint_name="orphan", max_steps=40)
-    proc = _start_victim(block_root, config, tmp_path, slow_after=0)
-    _kill_after_checkpoint(proc, block_root, config, min_step=4)
+def test_a_sigkilled_run_is_marked_killed_then_resumes_to_the_uninterrupted_weights(setup, tmp_path):
+    root, straight = setup
+    config = _config(root, "killed")
+    config_path = tmp_path / "config.json"
+    config_path.write_text(config.model_dump_json())
+    proc = _spawn(["train", str(root), str(config_path), "4"])  # slowed from step 4: killed mid-way
+    killed_at = _kill_after_checkpoint(proc, root, config, min_step=4)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (root / "checkpoints" / "killed").exists()  # killed before its final checkpoint
     client = MlflowClient(config.mlflow.tracking_uri)
-    run_id = open_resume_state(block_root, config).record["mlflow_run_id"]
-    assert client.get_run(run_id).info.status == "RUNNING"
+    run_id = open_resume_state(root, config).record["mlflow_run_id"]
+    assert client.get_run(run_id).info.status == "RUNNING"  # all a SIGKILL leaves behind
 
-    other = train_checkpoint(block_root, _config(tmp_path, checkpoint_name="other", max_steps=2,
-                                                 checkpoint_every_n_steps=0))
-    assert other.run_id != run_id
+    # issue #19 (7): the next start of any training on this root (here another config, which does not resume it)
+    # marks the dead run KILLED
+    other = train_checkpoint(root, _config(root, "other", max_steps=1, checkpoint_every_n_steps=0))
+    killed = client.get_run(run_id)
+    assert other.run_id != run_id and killed.info.status == "KILLED" and killed.info.end_time is not None
+    assert "died without finishing" in killed.data.tags[ORPHAN_TAG]
+
+    resumed = train_checkpoint(root, config)  # the same command again
+    assert resumed.resumed_from_step == killed_at and 4 <= killed_at < STEPS
+    assert resumed.num_steps == STEPS and resumed.run_id == run_id  # the same MLflow run continued
     run = client.get_run(run_id)
-    assert run.info.status == "KILLED"
-    assert run.info.end_time is not None and "died without finishing" in run.data.tags[ORPHAN_TAG]
-    assert client.get_run(other.run_id).info.status == "FINISHED"
+    assert run.info.status == "FINISHED" and run.data.tags["hispatial.resumes"] == "1"
+    steps = [m.step for m in client.get_metric_history(run_id, "train/loss")]
+    assert min(steps) < killed_at < max(steps)  # one loss curve across the kill
+    assert not open_resume_state(root, config).directory.exists()  # finished: resume state removed
+    _assert_same_weights(straight, resumed.checkpoint_dir)
 
 
-def test_the_checkpoint_asset_resumes_when_re_materialized_after_a_kill(block_root, tmp_path):
-    """The Dagster `checkpoint` asset's run is SIGKILLed mid-training; materializing it again continues the same
+def test_the_checkpoint_asset_resumes_when_re_materialized_after_a_kill(setup):
+    """The Dagster `checkpoint` asset's process is SIGKILLed mid-training; materializing it again continues the same
     MLflow run from the resume checkpoint and ends at the uninterrupted run's weights."""
-    from hispatial_dagster import assets as hs_assets
     from hispatial_dagster.resources import TrainingSettings
 
     from .victim import materialize_checkpoint
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    options = {"max_steps": 16, "batch_size": 4, "checkpoint_every_n_steps": 2, "checkpoint_name": "asset",
-               "eval_max_new_tokens": 2, "data": {"max_val_items": 4}, "mlflow": {"log_model_artifacts": False}}
-    config = TrainingSettings(preset="tiny", options=options).config(uri)
-    proc = _spawn(["asset", str(block_root), uri, json.dumps(options)])
-    killed_at = _kill_after_checkpoint(proc, block_root, config, min_step=2)
-    run_id = open_resume_state(block_root, config).record["mlflow_run_id"]
+    root, straight = setup
+    wanted = _config(root, "asset")
+    options = wanted.model_dump(mode="json")  # the tiny preset overridden to exactly this config
+    assert TrainingSettings(preset="tiny", options=options).config() == wanted
+    proc = _spawn(["asset", str(root), wanted.mlflow.tracking_uri, json.dumps(options)])
+    killed_at = _kill_after_checkpoint(proc, root, wanted, min_step=2)
+    run_id = open_resume_state(root, wanted).record["mlflow_run_id"]
 
-    result = materialize_checkpoint(str(block_root), uri, options)
+    result = materialize_checkpoint(str(root), wanted.mlflow.tracking_uri, options)
     meta = {k: v.value for k, v in result.asset_materializations_for_node("checkpoint")[0].metadata.items()}
     assert meta["resumed_from_step"] == killed_at and meta["mlflow_run_id"] == run_id
-    assert MlflowClient(uri).get_run(run_id).info.status == "FINISHED"
-    assert hs_assets.checkpoint.key.to_user_string() == "checkpoint"
-
-    straight = train_checkpoint(block_root, config.model_copy(update={"checkpoint_name": "asset-straight"}))
-    a = load_file(straight.checkpoint_dir / "model.safetensors")
-    b = load_file(Path(meta["checkpoint_dir"]) / "model.safetensors")
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert MlflowClient(wanted.mlflow.tracking_uri).get_run(run_id).info.status == "FINISHED"
+    _assert_same_weights(straight, Path(meta["checkpoint_dir"]))
