@@ -110,6 +110,7 @@ def test_a_sigkilled_run_is_marked_killed_then_resumes_to_the_uninterrupted_weig
     _assert_same_weights(straight, resumed.checkpoint_dir)
 
 
+@pytest.mark.slow  # ~90 s on the 2 shared cores (a Dagster child process, then a resumed run): see the report
 def test_the_checkpoint_asset_resumes_when_re_materialized_after_a_kill(setup):
     """The Dagster `checkpoint` asset's process is SIGKILLed mid-training; materializing it again continues the same
     MLflow run from the resume checkpoint and ends at the uninterrupted run's weights."""
@@ -119,7 +120,7 @@ def test_the_checkpoint_asset_resumes_when_re_materialized_after_a_kill(setup):
 
     root, straight = setup
     wanted = _config(root, "asset")
-    options = wanted.model_dump(mode="json")  # the tiny preset overridden to exactly this config
+    options = wanted.model_dump(mode="json", exclude_none=True)  # the tiny preset overridden to exactly this
     assert TrainingSettings(preset="tiny", options=options).config() == wanted
     proc = _spawn(["asset", str(root), wanted.mlflow.tracking_uri, json.dumps(options)])
     killed_at = _kill_after_checkpoint(proc, root, wanted, min_step=2)
