@@ -131,13 +131,14 @@ class SamplerPosition(L.Callback):
 
 
 class GlobalBatchLoss(L.Callback):
-    """Logs `train/loss_global`: the mean loss of the whole global batch (all ranks), comparable across world
-    sizes; `train/loss` stays the rank-local value Lightning logs by default."""
+    """Logs `train/loss_global`: the mean loss of the (micro-)batch over all ranks, comparable across world sizes;
+    `train/loss` stays the rank-local value Lightning logs by default."""
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        pl_module.log("train/loss_global", loss.detach(), on_step=True, on_epoch=False, sync_dist=True,
+        loss = loss.detach() * trainer.accumulate_grad_batches  # Lightning hands the loss over divided by it
+        pl_module.log("train/loss_global", loss, on_step=True, on_epoch=False, sync_dist=True,
                       batch_size=len(batch["tasks"]))
 
 
@@ -295,17 +296,21 @@ def _lock_is_free(directory: Path) -> bool:
 
 
 @rank_zero_only
-def mark_orphaned_runs(root: Path, skip: Path | None = None) -> list[str]:
-    """Mark KILLED every MLflow run of `<root>/checkpoints/.resume/*` whose process is gone but which MLflow still
-    shows RUNNING (a SIGKILL or OOM kill runs no finaliser). Returns the run ids marked."""
+def mark_orphaned_runs(root: Path, tracking_uri: str) -> list[str]:
+    """Mark KILLED every MLflow run of `<root>/checkpoints/.resume/*` in the store at `tracking_uri` whose process is
+    gone but which MLflow still shows RUNNING (a SIGKILL or OOM kill runs no finaliser). Runs recorded in another
+    store are left to a start that uses that store (a dead server there must not stall this start). Returns the
+    run ids marked."""
     from mlflow.tracking import MlflowClient
 
     marked: list[str] = []
     for record_path in sorted((Path(root) / "checkpoints" / RESUME_DIR).glob(f"*/{RUN_RECORD}")):
         directory = record_path.parent
-        if directory == skip or not _lock_is_free(directory):
+        if not _lock_is_free(directory):
             continue
         record = json.loads(record_path.read_text())
+        if record.get("tracking_uri") != tracking_uri:
+            continue
         client = MlflowClient(record["tracking_uri"])
         try:
             run = client.get_run(record["mlflow_run_id"])

@@ -180,10 +180,12 @@ def _open_run(root: Path, config: TrainConfig, tracking_uri: str, artifact_locat
 
     Rank 0 first marks KILLED the runs of dead processes (issue #19), then locks this run's resume directory."""
     resume = open_resume_state(root, config) if config.resume else None
-    if resume is not None and rank_zero_only.rank == 0:
-        mark_orphaned_runs(root)
-        resume.lock()
     record = (resume.record if resume is not None else None) or {}
+    if rank_zero_only.rank == 0:
+        mark_orphaned_runs(root, tracking_uri)
+        if resume is not None:
+            resume.lock()
+            record = open_resume_state(root, config).record or {}  # as it is now that we hold the run
     run_name = record.get("run_name") or config.mlflow.run_name or (
         f"{config.model.name}-{config.model.variant}-{time.strftime('%Y%m%d-%H%M%S')}")
     logger = MLFlowLogger(

@@ -144,3 +144,44 @@ def test_the_4x8_manifest_and_the_asset_launch_the_same_entry_point_with_torchru
     assert one_node[1:3] == ["-m", "torch.distributed.run"]
     launcher, train_args = _split_torchrun(one_node[3:])
     assert launcher.standalone and launcher.nproc_per_node == "8" and train_args.report == tmp_path / "r.json"
+
+
+@pytest.mark.slow  # ~3 min on the 2 shared cores: three 2-process launches
+def test_a_sigkilled_fsdp_run_resumes_bit_identically(setup, tmp_path):
+    """Every process of a 2-process FSDP run is SIGKILLed mid-way (a node lost); the same launch again continues
+    from the gathered resume checkpoint, re-sharded, to exactly the weights of an uninterrupted FSDP run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    from training.distributed import open_resume_state
+
+    root, _ = setup
+    config = _config(root, batch_size=2, strategy="fsdp", accelerator="cpu", checkpoint_name="fsdp-killed",
+                     checkpoint_every_n_steps=2)
+    (tmp_path / "config.json").write_text(config.model_dump_json())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--nnodes=1", "--master-addr=127.0.0.1",
+         "--master-port=3163", "-m", "tests.training.victim", "train", str(root), str(tmp_path / "config.json"), "2"],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state, deadline = open_resume_state(root, config), time.time() + 300
+    while (last := state.last_checkpoint) is None or torch.load(last, weights_only=True)["global_step"] < 2:
+        assert proc.poll() is None and time.time() < deadline, "the FSDP run ended before it was killed"
+        time.sleep(0.05)
+    # torchrun starts each worker in its own session: kill the agent and every worker, as a lost node would
+    for process in [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]:
+        process.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    killed_at = int(torch.load(state.last_checkpoint, weights_only=True)["global_step"])
+
+    resumed = run_torchrun(root, config, nproc_per_node=2, master_port=3164)
+    assert resumed["resumed_from_step"] == killed_at and resumed["num_steps"] == STEPS
+    straight = run_torchrun(root, config.model_copy(update={"checkpoint_name": "fsdp-straight"}), nproc_per_node=2,
+                            master_port=3165)
+    a = load_file(f"{straight['checkpoint_dir']}/model.safetensors")
+    b = load_file(f"{resumed['checkpoint_dir']}/model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
