@@ -1,7 +1,7 @@
 """Samples/s of the real training entry point with 1 and 2 processes (CPU, gloo) at the same global batch.
 
     python benchmarks/bench_distributed.py                       # 1 process, then 2 x ddp, then 2 x fsdp
-    python benchmarks/bench_distributed.py --global-batch 16 --steps 30 --strategies ddp
+    python benchmarks/bench_distributed.py --global-batch 16 --steps 30 --strategies ddp --threads 1
 
 Each configuration is launched by torchrun (`--nproc-per-node` 1 or 2) around this file in worker mode, which calls
 `training.train.train_checkpoint` (data loading, Lightning, gradient all-reduce or FSDP2 reduce-scatter, MLflow
@@ -32,7 +32,7 @@ def worker(args: argparse.Namespace) -> None:
     from training.train import train_checkpoint
 
     processes = int(os.environ.get("WORLD_SIZE", "1"))
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // processes))
+    torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // processes))
     times: list[float] = []
 
     class StepTimer(L.Callback):
@@ -63,7 +63,8 @@ def launch(root: Path, processes: int, strategy: str, args: argparse.Namespace, 
     command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={processes}", "--nnodes=1",
                "--master-addr=127.0.0.1", f"--master-port={port}", str(Path(__file__).resolve()), "--worker",
                "--root", str(root), "--out", str(out), "--strategy", strategy, "--global-batch",
-               str(args.global_batch), "--steps", str(args.steps), "--warmup", str(args.warmup)]
+               str(args.global_batch), "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads",
+               str(args.threads)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -77,6 +78,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--strategies", nargs="+", default=["ddp", "fsdp"], choices=["ddp", "fsdp"])
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads per process (0 = cores / processes; on a busy machine 1 avoids"
+                        " OpenMP threads spinning against each other)")
     parser.add_argument("--port", type=int, default=29541, help="first MASTER_PORT (one per launch)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
