@@ -175,7 +175,7 @@ def _loader(dataset: IndexedMixture, sampler: GlobalBatchSampler, collator: Coll
 
 
 def _open_run(root: Path, config: TrainConfig, tracking_uri: str, artifact_location: str | None,
-              ) -> tuple[MLFlowLogger, ResumeState, str]:
+              ) -> tuple[MLFlowLogger, ResumeState | None, str, str]:
     """The MLflow logger, the resume state and the run name: a fresh run, or the interrupted one continued.
 
     Rank 0 first marks KILLED the runs of dead processes (issue #19), then locks this run's resume directory."""
@@ -188,10 +188,11 @@ def _open_run(root: Path, config: TrainConfig, tracking_uri: str, artifact_locat
             record = open_resume_state(root, config).record or {}  # as it is now that we hold the run
     run_name = record.get("run_name") or config.mlflow.run_name or (
         f"{config.model.name}-{config.model.variant}-{time.strftime('%Y%m%d-%H%M%S')}")
+    tracking_uri = record.get("tracking_uri", tracking_uri)
     logger = MLFlowLogger(
         experiment_name=config.mlflow.experiment,
         run_name=run_name,
-        tracking_uri=record.get("tracking_uri", tracking_uri),
+        tracking_uri=tracking_uri,
         tags=config.tags,
         artifact_location=artifact_location,
         run_id=record.get("mlflow_run_id"),
@@ -203,11 +204,11 @@ def _open_run(root: Path, config: TrainConfig, tracking_uri: str, artifact_locat
             client.set_tag(run_id, "hispatial.resumes", str(int(record.get("resumes", 0)) + 1))
         if resume is not None:
             resume.write_record({
-                "mlflow_run_id": run_id, "tracking_uri": logger._tracking_uri, "run_name": run_name,
+                "mlflow_run_id": run_id, "tracking_uri": tracking_uri, "run_name": run_name,
                 "experiment_id": logger.experiment_id, "pid": os.getpid(),
                 "resumes": int(record.get("resumes", -1)) + 1, "config": config.model_dump(mode="json"),
             })
-    return logger, resume, run_name
+    return logger, resume, run_name, tracking_uri
 
 
 def _resume_callbacks(config: TrainConfig, resume: ResumeState | None) -> list[L.Callback]:
@@ -248,10 +249,10 @@ def train_checkpoint(
     collator = Collator(processor, point_map_input)
 
     tracking_uri, artifact_location = resolve_tracking(config, mlflow_dir)
-    logger, resume, run_name = _open_run(root, config, tracking_uri, artifact_location)
+    logger, resume, run_name, tracking_uri = _open_run(root, config, tracking_uri, artifact_location)
     try:
-        return _fit_and_save(root, config, model, processor, data, collator, logger, resume, run_name,
-                             callbacks, started)
+        return _fit_and_save(root, config, model, processor, data, collator, logger, tracking_uri, resume,
+                             run_name, callbacks, started)
     except BaseException:
         logger.finalize("failed")  # the run says so; the resume state stays for the next start
         raise
@@ -260,9 +261,8 @@ def train_checkpoint(
             resume.release()
 
 
-def _fit_and_save(root, config, model, processor, data, collator, logger, resume, run_name, callbacks,
-                  started) -> TrainReport:
-    tracking_uri = logger._tracking_uri
+def _fit_and_save(root, config, model, processor, data, collator, logger, tracking_uri, resume, run_name,
+                  callbacks, started) -> TrainReport:
     logger.log_hyperparams(flatten_config(config))
     client, run_id = logger.experiment, logger.run_id
     client.log_dict(run_id, config.model_dump(mode="json"), "config/train_config.json")

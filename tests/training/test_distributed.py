@@ -185,3 +185,35 @@ def test_a_sigkilled_fsdp_run_resumes_bit_identically(setup, tmp_path):
     a = load_file(f"{straight['checkpoint_dir']}/model.safetensors")
     b = load_file(f"{resumed['checkpoint_dir']}/model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_ranks_split_each_global_batch_exactly_as_one_process_draws_it(monkeypatch):
+    """GlobalBatchSampler: per step, rank r of W takes the r-th slice of the global batch one process would take;
+    starting from a resume position continues the same sequence."""
+    from itertools import islice
+
+    import training.distributed as dist
+
+    def indices(rank: int, size: int, per_rank: int, steps: int, start: int = 0) -> list[list[int]]:
+        monkeypatch.setattr(dist, "world", lambda: (rank, size))
+        flat = list(islice(iter(dist.GlobalBatchSampler(per_rank, start=start)), per_rank * steps))
+        return [flat[i : i + per_rank] for i in range(0, len(flat), per_rank)]
+
+    one = indices(0, 1, 8, 5)
+    four = [indices(r, 4, 2, 5) for r in range(4)]
+    for step in range(5):
+        assert sum((four[r][step] for r in range(4)), []) == one[step]
+    assert indices(0, 1, 8, 2, start=24) == one[3:5]  # resumed after 3 steps of 8 examples
+    assert sum((indices(r, 2, 4, 1, start=24)[0] for r in range(2)), []) == one[3]
+
+
+def test_a_second_live_process_on_the_same_run_fails_clearly(tmp_path):
+    from training.distributed import ResumeState
+
+    first, second = ResumeState(tmp_path / "run", None), ResumeState(tmp_path / "run", None)
+    first.lock()
+    with pytest.raises(RuntimeError, match="another live process is training this run"):
+        second.lock()
+    first.release()
+    second.lock()  # free again once the holder is gone
+    second.release()
