@@ -327,11 +327,30 @@ def checkpoint(
     training: TrainingSettings,
     mlflow_tracking: MLflowTracking,
 ) -> dg.MaterializeResult:
-    from training.train import train_checkpoint
+    from training.distributed import resolve_devices, run_torchrun, world_size_of
+    from training.train import TrainReport, train_checkpoint
 
+    # A crashed or killed earlier materialization resumes: train_checkpoint continues the run with this config and
+    # data from its last resume checkpoint, in the same MLflow run (training/distributed.py).
     mlflow_tracking.activate()
-    report = train_checkpoint(data_root.root, training.config(mlflow_tracking.tracking_uri))
-    return _run_result(report, mlflow_tracking)
+    config = training.config(mlflow_tracking.tracking_uri)
+    processes = world_size_of(config)
+    if processes > 1:
+        # Lightning's own launcher re-runs sys.argv, i.e. this Dagster step: torchrun starts the training CLI, the
+        # one entry point of every launch (deploy/README.md); more than one node runs as a Kubernetes Job.
+        if resolve_devices(config)[1] > 1:
+            raise dg.Failure(f"num_nodes={config.num_nodes}: multi-node training runs as deploy/k8s/"
+                             "training-job-multinode.yaml (torchrun on every node), not inside one step")
+        out = run_torchrun(data_root.root, config, processes, log=context.log)
+        report = TrainReport(**{**out, "checkpoint_dir": Path(out["checkpoint_dir"])})
+    else:
+        report = train_checkpoint(data_root.root, config)
+    if report.resumed_from_step is not None:
+        context.log.info(f"resumed MLflow run {report.run_id} from step {report.resumed_from_step}")
+    return _run_result(report, mlflow_tracking, extra={
+        "processes": processes,
+        "resumed_from_step": report.resumed_from_step if report.resumed_from_step is not None else "no",
+    })
 
 
 @dg.asset(

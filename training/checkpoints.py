@@ -3,24 +3,33 @@
 Our checkpoint directory::
 
     model.safetensors      weights (tied lm_head stored once)
-    config.json            {"paligemma": PaliGemmaConfig dict, "train": TrainConfig, "mlflow_run_id": ..., ...}
+    config.json            {"paligemma": PaliGemmaConfig dict, "train": TrainConfig, "weights_sha256": ...,
+                            "mlflow_run_id": ..., ...}
     processor files        tokenizer + image processor (PaliGemmaProcessor.save_pretrained)
 
 The official release (`lhzzzzzy/HiSpatial-3B`) is `weights.pt` + `config.json` with the transformers-4.x PaliGemma
 key layout (`vision_tower.vision_model.*`, `multi_modal_projector.linear.*`, `depth_encoder.conv.*`,
 `language_model.model.*`, `language_model.lm_head.*`). It is read with `torch.load(weights_only=True)`, so
 loading never unpickles arbitrary objects.
+
+`load_checkpoint` checks `model.safetensors` against the sha256 recorded in config.json at save time, so a
+corrupt or swapped weights file fails with its path instead of loading silently (a flipped bit inside a tensor is
+valid safetensors). A sharded (FSDP) run is gathered with `full_state_dict` first, so every run, however many
+processes trained it, writes this same single-file layout.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import zipfile
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
+from torch import nn
 from transformers import AutoProcessor, PaliGemmaConfig, PaliGemmaProcessor
 
 from assets.storage import atomic_dir, atomic_write_json
@@ -169,6 +178,7 @@ def save_checkpoint(
     directory = Path(directory)
     with atomic_dir(directory) as tmp:
         save_model(model, str(tmp / WEIGHTS_FILE))
+        digest = file_sha256(tmp / WEIGHTS_FILE)
         processor.save_pretrained(tmp)
         # The processor writes no config.json of ours; ours goes last and names everything needed to rebuild.
         atomic_write_json(
@@ -177,6 +187,7 @@ def save_checkpoint(
                 "format": "hispatial-checkpoint-v1",
                 "paligemma": model.config.to_dict(),
                 "train": train_config.model_dump(mode="json"),
+                "weights_sha256": digest,
                 **(extra or {}),
             },
         )
@@ -203,7 +214,12 @@ def load_checkpoint(
     pg = PaliGemmaConfig.from_dict(meta["paligemma"])
     pg = with_point_map_fields(pg, ModelConfig.model_validate(meta["train"]["model"]))
     model = HiSpatialForConditionalGeneration(pg)
-    load_model(model, str(directory / WEIGHTS_FILE), strict=True, device=str(device))
+    weights = directory / WEIGHTS_FILE
+    verify_weights(weights, meta.get("weights_sha256"))
+    try:
+        load_model(model, str(weights), strict=True, device=str(device))
+    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
+        raise ValueError(f"{weights}: cannot load checkpoint weights: {err}") from err
     processor = AutoProcessor.from_pretrained(directory)
     return model.to(device).eval(), processor, train_config
 
@@ -229,3 +245,44 @@ def load_for_inference(
     train_config.model = train_config.model.model_copy(update={"image_size": size, "name": f"official-{size}"})
     return model.to(device).eval(), processor, train_config, True
 
+
+# ------------------------------------------------------------------------------------------ digest and gather
+
+
+def file_sha256(path: Path | str, chunk_bytes: int = 1 << 24) -> str:
+    """sha256 of a file read in 16 MiB chunks (a 3B checkpoint is never held twice in memory to hash it)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_weights(path: Path, expected_sha256: str | None) -> None:
+    """Raise naming `path` when it is missing or its bytes differ from the digest recorded at save time.
+
+    Checkpoints written before the digest was recorded carry none; they are still loaded, and the safetensors
+    header check (in load_model) is then the only check."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint weights file is missing")
+    if expected_sha256 is None:
+        return
+    actual = file_sha256(path)
+    if actual != expected_sha256:
+        raise ValueError(
+            f"{path}: corrupt checkpoint weights: sha256 {actual} differs from {expected_sha256} recorded in "
+            f"{path.parent / CONFIG_FILE} when it was saved"
+        )
+
+
+def gather_full_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The unsharded CPU state dict of `module`, wherever its parameters live.
+
+    Under torch.distributed this is a collective (every rank must call it): FSDP2-sharded DTensors are all-gathered
+    and only rank 0 receives the tensors (the other ranks get an empty dict), so a 3B model is materialised once.
+    Without a process group (single process, DDP's inner module) it is the plain state_dict on CPU."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        return get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return {k: v.detach().cpu() for k, v in module.state_dict().items()}

@@ -180,9 +180,18 @@ class TrainConfig(_Config):
     )
     gradient_clip_val: float | None = 1.0
     precision: Literal["32-true", "bf16-mixed", "bf16-true", "16-mixed"] = "32-true"
-    strategy: Literal["auto", "ddp", "fsdp"] = "auto"
+    strategy: Literal["auto", "ddp", "fsdp"] = Field(
+        default="auto", description="fsdp = FSDP2 (fully_shard) via Lightning's ModelParallelStrategy; runs on CPU"
+        " (gloo) as on GPUs. Under torchrun, auto becomes ddp when there is more than one process.",
+    )
     accelerator: str = "auto"
-    devices: int | str = "auto"
+    devices: int | str = Field(default="auto", description="Per node; torchrun's LOCAL_WORLD_SIZE overrides it.")
+    num_nodes: int = Field(default=1, ge=1, description="torchrun's WORLD_SIZE / LOCAL_WORLD_SIZE overrides it.")
+    checkpoint_every_n_steps: int = Field(
+        default=500, ge=0, description="Resume checkpoint (model, optimizer, scheduler, sampler position) every N"
+        " optimizer steps under <root>/checkpoints/.resume/; 0 = none (a killed run then restarts from step 0).",
+    )
+    resume: bool = Field(default=True, description="Continue an interrupted run with the same config and data.")
     gradient_checkpointing: bool = False
     log_every_n_steps: int = 10
     eval_max_new_tokens: int = 16

@@ -135,3 +135,11 @@ class HiSpatialModule(L.LightningModule):
         )
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(self.config))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def configure_model(self) -> None:
+        """FSDP2 (strategy "fsdp"): Lightning's ModelParallelStrategy sets a device mesh and calls this once the
+        process group exists; shard per transformer block (training/distributed.py). No-op for other strategies."""
+        if self.device_mesh is not None:
+            from training.distributed import fully_shard_model
+
+            fully_shard_model(self.model, self.device_mesh["data_parallel"])

@@ -9,7 +9,10 @@ MLflow store, in order: `config.mlflow.tracking_uri`; a URI already set in this 
 params, per-step and per-task metrics, tags for variant and levels, and the checkpoint + config as artifacts.
 The checkpoint's config.json records the run id, so a checkpoint always leads back to its run.
 
-CLI: `python -m training.train --root data --preset tiny --max-steps 200`.
+CLI: `python -m training.train --root data --preset tiny --max-steps 200`; the same command under
+`torchrun --nproc-per-node N [--nnodes M ...]` trains with N x M processes (DDP, or FSDP2 with `--strategy fsdp`).
+A run killed mid-way (SIGKILL, OOM, preemption) continues from its last resume checkpoint in the same MLflow run
+when started again with the same config and data (training/distributed.py; deploy/README.md).
 """
 
 from __future__ import annotations
@@ -28,11 +31,14 @@ import lightning as L
 import mlflow
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import DataLoader
 
 from assets.records import TASK_LEVEL, Task
-from training.checkpoints import save_checkpoint
+from assets.storage import atomic_write_json
+from training.checkpoints import gather_full_state_dict, save_checkpoint
 from training.config import (
     TrainConfig,
     artifact_location_for,
@@ -41,6 +47,20 @@ from training.config import (
     train_presets,
 )
 from training.data import GENERAL, Collator, Example, build_training_data, normalize_answer
+from training.distributed import (
+    LAST_CKPT,
+    GlobalBatchLoss,
+    GlobalBatchSampler,
+    IndexedMixture,
+    ResumeState,
+    SamplerPosition,
+    build_strategy,
+    is_sharded,
+    mark_orphaned_runs,
+    open_resume_state,
+    report_dict,
+    resolve_devices,
+)
 from training.inputs import model_inputs
 from training.mlflow_runs import ensure_experiment, log_qa_release
 from training.model import (
@@ -68,6 +88,7 @@ class TrainReport:
     seconds: float
     data_stats: dict[str, object] = field(default_factory=dict)
     preview: list[dict] = field(default_factory=list)
+    resumed_from_step: int | None = None  # global step of the resume checkpoint this run continued from
 
     # assets.stage.RunReport
     @property
@@ -165,12 +186,77 @@ def evaluate_examples(
 # ------------------------------------------------------------------------------------------ entry point
 
 
-def _loader(stream, collator: Collator, batch_size: int) -> DataLoader:
-    return DataLoader(stream, batch_size=batch_size, collate_fn=collator, num_workers=0)
+def _loader(dataset: IndexedMixture, sampler: GlobalBatchSampler, collator: Collator) -> DataLoader:
+    return DataLoader(dataset, batch_size=sampler.per_rank_batch, sampler=sampler, collate_fn=collator,
+                      num_workers=0)
 
 
-def train_checkpoint(root: Path, config: TrainConfig, *, mlflow_dir: Path | None = None) -> TrainReport:
-    """Train on `<root>`'s QA dataset and write `<root>/checkpoints/<name>/` linked to a new MLflow run."""
+def _open_run(root: Path, config: TrainConfig, tracking_uri: str, artifact_location: str | None,
+              ) -> tuple[MLFlowLogger, ResumeState | None, str, str]:
+    """The MLflow logger, the resume state and the run name: a fresh run, or the interrupted one continued.
+
+    Rank 0 first marks KILLED the runs of dead processes (issue #19), then locks this run's resume directory."""
+    resume = open_resume_state(root, config) if config.resume else None
+    record = (resume.record if resume is not None else None) or {}
+    if rank_zero_only.rank == 0:
+        mark_orphaned_runs(root, tracking_uri)
+        if resume is not None:
+            resume.lock()
+            record = open_resume_state(root, config).record or {}  # as it is now that we hold the run
+    run_name = record.get("run_name") or config.mlflow.run_name or (
+        f"{config.model.name}-{config.model.variant}-{time.strftime('%Y%m%d-%H%M%S')}")
+    tracking_uri = record.get("tracking_uri", tracking_uri)
+    logger = MLFlowLogger(
+        experiment_name=config.mlflow.experiment,
+        run_name=run_name,
+        tracking_uri=tracking_uri,
+        tags=config.tags,
+        artifact_location=artifact_location,
+        run_id=record.get("mlflow_run_id"),
+    )
+    if rank_zero_only.rank == 0:
+        client, run_id = logger.experiment, logger.run_id
+        if record:  # continuing: the run was marked KILLED above (or by the process itself); it runs again
+            client.update_run(run_id, status="RUNNING")
+            client.set_tag(run_id, "hispatial.resumes", str(int(record.get("resumes", 0)) + 1))
+        if resume is not None:
+            resume.write_record({
+                "mlflow_run_id": run_id, "tracking_uri": tracking_uri, "run_name": run_name,
+                "experiment_id": logger.experiment_id, "pid": os.getpid(),
+                "resumes": int(record.get("resumes", -1)) + 1, "config": config.model_dump(mode="json"),
+            })
+    return logger, resume, run_name, tracking_uri
+
+
+def _resume_callbacks(config: TrainConfig, resume: ResumeState | None) -> list[L.Callback]:
+    if resume is None or not config.checkpoint_every_n_steps:
+        return []
+    # one file, overwritten in place (Lightning writes it through an fsspec transaction: old or new, never half)
+    return [ModelCheckpoint(dirpath=resume.checkpoint_dir, filename=Path(LAST_CKPT).stem, save_top_k=1,
+                            every_n_train_steps=config.checkpoint_every_n_steps, enable_version_counter=False,
+                            save_on_train_epoch_end=False)]
+
+
+def _trained_model(module: HiSpatialModule, config: TrainConfig) -> HiSpatialForConditionalGeneration | None:
+    """The plain trained model (LoRA merged). FSDP shards are gathered first: a collective on every rank, and only
+    rank 0 gets a model (rebuilt unsharded from the full state dict); the other ranks get None."""
+    if not is_sharded(module.model):
+        return module.base_model()
+    state = gather_full_state_dict(module.model)
+    if rank_zero_only.rank != 0:
+        return None
+    fresh = HiSpatialModule(build_model_and_processor(config)[0], config)
+    fresh.model.load_state_dict(state)
+    return fresh.base_model()
+
+
+def train_checkpoint(
+    root: Path, config: TrainConfig, *, mlflow_dir: Path | None = None, callbacks: Sequence[L.Callback] = ()
+) -> TrainReport:
+    """Train on `<root>`'s QA dataset and write `<root>/checkpoints/<name>/` linked to its MLflow run.
+
+    Continues an interrupted run with the same config and data (same MLflow run, from its last resume
+    checkpoint) unless `config.resume` is off. Every process of a distributed launch calls this; rank 0 writes."""
     started = time.time()
     root = Path(root)
     L.seed_everything(config.seed, workers=True, verbose=False)
@@ -182,14 +268,20 @@ def train_checkpoint(root: Path, config: TrainConfig, *, mlflow_dir: Path | None
 
     tracking_uri, artifact_location = resolve_tracking(config, mlflow_dir)
     ensure_experiment(mlflow.MlflowClient(tracking_uri), config.mlflow.experiment, artifact_location)
-    run_name = config.mlflow.run_name or f"{config.model.name}-{config.model.variant}-{time.strftime('%Y%m%d-%H%M%S')}"
-    logger = MLFlowLogger(
-        experiment_name=config.mlflow.experiment,
-        run_name=run_name,
-        tracking_uri=tracking_uri,
-        tags=config.tags,
-        artifact_location=artifact_location,
-    )
+    logger, resume, run_name, tracking_uri = _open_run(root, config, tracking_uri, artifact_location)
+    try:
+        return _fit_and_save(root, config, model, processor, data, collator, logger, tracking_uri, resume,
+                             run_name, callbacks, started)
+    except BaseException:
+        logger.finalize("failed")  # the run says so; the resume state stays for the next start
+        raise
+    finally:
+        if resume is not None:
+            resume.release()
+
+
+def _fit_and_save(root, config, model, processor, data, collator, logger, tracking_uri, resume, run_name,
+                  callbacks, started) -> TrainReport:
     logger.log_hyperparams(flatten_config(config))
     client, run_id = logger.experiment, logger.run_id
     client.log_dict(run_id, config.model_dump(mode="json"), "config/train_config.json")
@@ -199,25 +291,38 @@ def train_checkpoint(root: Path, config: TrainConfig, *, mlflow_dir: Path | None
     module = HiSpatialModule(model, config)
     client.log_param(run_id, "num_parameters", num_parameters(model))
     client.log_param(run_id, "num_trainable_parameters", num_parameters(module.model, trainable_only=True))
+    sampler = GlobalBatchSampler(config.batch_size)
+    devices, num_nodes = resolve_devices(config)
+    resume_callbacks = _resume_callbacks(config, resume)
     trainer = L.Trainer(
         max_steps=config.max_steps,
         accelerator=config.accelerator,
-        devices=config.devices,
-        strategy=config.strategy,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=build_strategy(config),
         precision=config.precision,
         logger=logger,
+        callbacks=[SamplerPosition(sampler), GlobalBatchLoss(), *resume_callbacks, *callbacks],
         log_every_n_steps=config.log_every_n_steps,
         accumulate_grad_batches=config.accumulate_grad_batches,
         gradient_clip_val=config.gradient_clip_val,
-        enable_checkpointing=False,
+        enable_checkpointing=bool(resume_callbacks),
+        use_distributed_sampler=False,  # GlobalBatchSampler splits the global batch by rank itself
         enable_progress_bar=False,
         enable_model_summary=False,
         limit_val_batches=0,
         num_sanity_val_steps=0,
     )
-    trainer.fit(module, train_dataloaders=_loader(data.train, collator, config.batch_size))
+    last = resume.last_checkpoint if resume is not None else None
+    resumed_from = int(torch.load(last, map_location="cpu", weights_only=True, mmap=True)["global_step"]) \
+        if last is not None else None
+    if resumed_from is not None:
+        log.info("resuming MLflow run %s from %s (step %d)", run_id, last, resumed_from)
+    trainer.fit(module, train_dataloaders=_loader(IndexedMixture(data.train.factory, data.train.mixture,
+                                                                 config.seed), sampler, collator),
+                ckpt_path=str(last) if last is not None else None, weights_only=True)
 
-    model = module.base_model()
+    model = _trained_model(module, config)
     metrics, preview = {}, []
     if trainer.is_global_zero and data.val:
         metrics, preview = evaluate_examples(model, collator, data.val, max_new_tokens=config.eval_max_new_tokens)
@@ -237,6 +342,8 @@ def train_checkpoint(root: Path, config: TrainConfig, *, mlflow_dir: Path | None
             client.log_artifacts(run_id, str(checkpoint_dir), "checkpoint")
         client.set_tag(run_id, "checkpoint_dir", str(checkpoint_dir.resolve()))
     logger.finalize("success")
+    if trainer.is_global_zero and resume is not None:
+        resume.finish()
     return TrainReport(
         checkpoint_dir=checkpoint_dir,
         run_id=run_id,
@@ -247,10 +354,12 @@ def train_checkpoint(root: Path, config: TrainConfig, *, mlflow_dir: Path | None
         seconds=time.time() - started,
         data_stats=data.stats,
         preview=preview,
+        resumed_from_step=resumed_from,
     )
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The training CLI's arguments (also what deploy/ manifests are checked against)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, required=True, help="data root with qa_shards/ and object_references/")
     parser.add_argument("--preset", default="tiny", choices=sorted(train_presets()))
@@ -258,11 +367,29 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--variant", choices=["rgb", "xyz", "rel_depth"])
     parser.add_argument("--max-steps", type=int)
     parser.add_argument("--backbone", help="PaliGemma hub id or local path (real weights)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--strategy", choices=["auto", "ddp", "fsdp"])
+    parser.add_argument("--accelerator", help="cpu, gpu, auto")
+    parser.add_argument("--devices", help="per node (torchrun's --nproc-per-node overrides it)")
+    parser.add_argument("--num-nodes", type=int, help="(torchrun's --nnodes overrides it)")
+    parser.add_argument("--batch-size", type=int, help="per process; the global batch is this x processes")
+    parser.add_argument("--checkpoint-every", type=int, help="resume checkpoint every N steps (0 = none)")
+    parser.add_argument("--checkpoint-name", help="directory name under <root>/checkpoints/")
+    parser.add_argument("--report", type=Path, help="rank 0 writes the TrainReport here as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     config = TrainConfig.model_validate_json(args.config.read_text()) if args.config else TrainConfig.preset(args.preset)
     updates: dict[str, object] = {}
-    if args.max_steps is not None:
-        updates["max_steps"] = args.max_steps
+    for field_name, value in (("max_steps", args.max_steps), ("strategy", args.strategy),
+                              ("accelerator", args.accelerator), ("num_nodes", args.num_nodes),
+                              ("batch_size", args.batch_size), ("checkpoint_every_n_steps", args.checkpoint_every),
+                              ("checkpoint_name", args.checkpoint_name)):
+        if value is not None:
+            updates[field_name] = value
+    if args.devices is not None:
+        updates["devices"] = int(args.devices) if args.devices.isdigit() else args.devices
     model_updates: dict[str, object] = {}
     if args.variant:
         model_updates["variant"] = args.variant
@@ -272,8 +399,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         updates["model"] = config.model.model_copy(update=model_updates)
     config = TrainConfig.model_validate(config.model_copy(update=updates).model_dump())
     report = train_checkpoint(args.root, config)
+    if rank_zero_only.rank != 0:
+        return
+    if args.report:
+        atomic_write_json(args.report, report_dict(report))
     print(json.dumps({"checkpoint_dir": str(report.checkpoint_dir), "run_id": report.run_id,
-                      "metrics": report.metrics, "seconds": round(report.seconds, 1)}, indent=2))
+                      "metrics": report.metrics, "seconds": round(report.seconds, 1),
+                      "resumed_from_step": report.resumed_from_step}, indent=2))
 
 
 if __name__ == "__main__":

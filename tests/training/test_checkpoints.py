@@ -148,3 +148,27 @@ def test_load_checkpoint_rejects_a_directory_that_is_not_ours(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "paligemma"}))
     with pytest.raises(ValueError, match="not a hispatial checkpoint"):
         load_checkpoint(tmp_path)
+
+
+def test_a_corrupt_weights_file_fails_on_load_naming_the_file(tiny, tmp_path):
+    """Issue #19 (9): a flipped byte inside a tensor is still valid safetensors, so only the digest recorded at save
+    time can catch it; a truncated file must name itself too."""
+    model, processor, config = tiny
+    directory = save_checkpoint(tmp_path / "ckpt", model, processor, config)
+    weights = directory / "model.safetensors"
+    meta = json.loads((directory / "config.json").read_text())
+    assert len(meta["weights_sha256"]) == 64
+    original = weights.read_bytes()
+
+    flipped = bytearray(original)
+    flipped[-100] ^= 0x01  # last tensor's data, far past the JSON header
+    weights.write_bytes(bytes(flipped))
+    with pytest.raises(ValueError, match=r"ckpt/model\.safetensors: corrupt checkpoint weights: sha256"):
+        load_checkpoint(directory)
+
+    weights.write_bytes(original[: len(original) // 2])
+    with pytest.raises(ValueError, match=r"ckpt/model\.safetensors"):
+        load_checkpoint(directory)
+
+    weights.write_bytes(original)  # restored: loads again
+    load_checkpoint(directory)
