@@ -5,6 +5,7 @@
     hispatial stage NAME --shard S     materialize one asset (one partition) -- what `dvc repro` runs
     hispatial status                   materialized / stale / failed per asset and partition
     hispatial ui                       start `dagster dev` on 127.0.0.1 for this instance
+    hispatial ask IMAGE "question"     ask a checkpoint about an image (batch: a folder or JSONL; --web: a page)
 
 Every command runs the Dagster assets themselves, in-process, on the persistent instance at DAGSTER_HOME (default
 `<data root>/.dagster`), so whatever the CLI or DVC materializes shows up in `dagster dev` afterwards and the same
@@ -514,6 +515,10 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=3000)
     ui.add_argument("--print-only", action="store_true", help="print the command instead of running it")
     ui.set_defaults(func=cmd_ui)
+
+    from inference.cli import add_ask_parser  # `hispatial ask` lives with the inference package
+
+    add_ask_parser(sub)
     return parser
 
 
