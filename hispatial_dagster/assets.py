@@ -279,8 +279,15 @@ def checkpoint(
     from training.train import train_checkpoint
 
     mlflow_tracking.activate()
-    report = train_checkpoint(data_root.root, training.config(mlflow_tracking.tracking_uri))
-    return _run_result(report, mlflow_tracking)
+    config = training.config(mlflow_tracking.tracking_uri)
+    report = train_checkpoint(data_root.root, config)
+    extra = {}
+    if config.mlflow.log_model_artifacts:  # also a servable pyfunc model, registered as hispatial-<variant>
+        from inference.pyfunc import log_checkpoint_model
+
+        logged = log_checkpoint_model(report.checkpoint_dir, report.run_id, report.tracking_uri, config)
+        extra = {f"mlflow_{key}": value for key, value in logged.items()}
+    return _run_result(report, mlflow_tracking, extra=extra)
 
 
 @dg.asset(

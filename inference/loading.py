@@ -22,8 +22,8 @@ from pathlib import Path
 from inference.inputs import AskInputError
 
 MODELS_URI = "models:/"
-# Inside an MLflow pyfunc model directory (inference.pyfunc) the checkpoint lives here.
-PYFUNC_CHECKPOINT = Path("artifacts") / "checkpoint"
+# The pyfunc model's artifact key for the checkpoint directory (inference.pyfunc).
+PYFUNC_ARTIFACT = "checkpoint"
 
 
 @dataclass
@@ -73,11 +73,25 @@ def resolve_local(spec: str, data_root: Path | str | None = None) -> Path:
     raise AskInputError(f"checkpoint {spec!r}: no such directory (nor under {default_checkpoints_root(data_root)})")
 
 
+_STAGES = {"none", "staging", "production", "archived", "latest"}
+
+
+def registry_uri_with_alias(uri: str) -> str:
+    """`models:/<name>/<alias>` -> MLflow's `models:/<name>@<alias>` (MLflow reads the path form as a version
+    number or a stage only); versions, stages, `latest` and the `@` form pass unchanged."""
+    rest = uri[len(MODELS_URI):]
+    name, sep, last = rest.rpartition("/")
+    if sep and name and "@" not in rest and not last.isdigit() and last.lower() not in _STAGES:
+        return f"{MODELS_URI}{name}@{last}"
+    return uri
+
+
 def download_registered(uri: str, tracking_uri: str | None = None) -> Path:
     """Download a `models:/<name>/<version or alias>` model version and return the local checkpoint directory."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    uri = registry_uri_with_alias(uri)
     tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if tracking_uri is None:
         from training.config import local_tracking_uri
@@ -89,10 +103,21 @@ def download_registered(uri: str, tracking_uri: str | None = None) -> Path:
     except MlflowException as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise AskInputError(f"{uri}: not found in the MLflow registry at {tracking_uri} ({first_line})") from err
-    for candidate in (local / PYFUNC_CHECKPOINT, local):
-        if (candidate / "config.json").is_file():
+    for candidate in (_pyfunc_checkpoint(local), local):
+        if candidate is not None and (candidate / "config.json").is_file():
             return candidate
     raise AskInputError(f"{uri}: the registered model holds no checkpoint (looked in {local})")
+
+
+def _pyfunc_checkpoint(model_dir: Path) -> Path | None:
+    """Where a pyfunc model directory keeps its checkpoint, as its MLmodel file records it."""
+    if not (model_dir / "MLmodel").is_file():
+        return None
+    from mlflow.models import Model
+
+    flavor = Model.load(str(model_dir)).flavors.get("python_function", {})
+    entry = (flavor.get("artifacts") or {}).get(PYFUNC_ARTIFACT)
+    return model_dir / entry["path"] if entry else None
 
 
 def load_any(
