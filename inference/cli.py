@@ -70,9 +70,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
             tracking_uri=args.tracking_uri, processor=args.processor, max_new_tokens=args.max_new_tokens,
         )
         if args.web:
-            from inference.web import build_app
+            from inference.web import build_app, launch
 
-            build_app(asker).launch(server_name=args.host, server_port=args.port, share=False)
+            launch(build_app(asker), args.host, args.port)
             return 0
         from inference.batch import is_batch_source, read_requests, run_batch
 
