@@ -23,6 +23,7 @@ from PIL import Image
 
 from assets.geometry import depth_to_points
 from assets.records import QAFormat
+from assets.stage import DataError
 from evaluation.items import AnswerKind
 from inference.answers import infer_kind, options_in_question, parse_answer
 from inference.inputs import (
@@ -199,7 +200,10 @@ class SpatialAsker:
         if request.intrinsics is not None:
             raise AskInputError("intrinsics were given without a depth map")
         if self.estimator is not None and self.loaded.point_map_input != "none":
-            estimate = self.estimator.estimate(rgb)
+            try:
+                estimate = self.estimator.estimate(rgb)
+            except (DataError, RuntimeError) as err:  # e.g. an image too small for the estimator's patches
+                raise AskInputError(f"MoGe-2 could not estimate a point map for this image: {err}") from err
             return estimate.points, estimate.valid, "moge-2"
         return np.full((height, width, 3), np.nan, np.float32), np.zeros((height, width), bool), "none"
 

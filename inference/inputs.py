@@ -25,9 +25,10 @@ from assets.references import BOX_COLORS
 from assets.stage import DataError
 from assets.storage import decode_depth_png
 
-# Smaller than this and the model's 14-px patches see nothing; larger and decoding alone needs gigabytes
-# (a 20,000 px square is 1.2 GB of RGB). Both are refused before the pixels are decoded.
-MIN_IMAGE_SIDE = 16
+# Below 8 px a side there is no scene to ask about (a 1x1 "image" is a colour); above 8192 px decoding alone
+# needs gigabytes (a 20,000 px square is 1.2 GB of RGB) for a model that sees 224-896 px. Both are refused from
+# the header, before the pixels are decoded.
+MIN_IMAGE_SIDE = 8
 MAX_IMAGE_SIDE = 8192
 MAX_QUESTION_CHARS = 4000
 

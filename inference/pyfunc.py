@@ -14,6 +14,9 @@ answers that row with its error; the other rows are answered).
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -131,26 +134,48 @@ def log_pyfunc_model(
 ) -> mlflow.models.model.ModelInfo:
     """Log `checkpoint_dir` as a pyfunc model in run `run_id` (signature + input example, validated by MLflow
     by loading and running it once) and register it as a new version of `registered_model_name`."""
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    active = mlflow.active_run()
-    started = active is None or active.info.run_id != run_id
-    if started:
-        mlflow.start_run(run_id=run_id, nested=active is not None)
-    try:
-        return mlflow.pyfunc.log_model(
-            name=name,
-            python_model=HiSpatialPyfunc(),
-            artifacts={"checkpoint": str(Path(checkpoint_dir).resolve())},
-            signature=SIGNATURE,
-            input_example=input_example(),
-            model_config={"point_map_model": point_map_model, "device": "cpu", "max_new_tokens": 64},
-            pip_requirements=_pip_requirements(),
-            registered_model_name=registered_model_name,
-        )
-    finally:
+    with _tracking_uri(tracking_uri):
+        active = mlflow.active_run()
+        started = active is None or active.info.run_id != run_id
         if started:
-            mlflow.end_run()  # training calls this last, just before its logger finalizes the same run
+            mlflow.start_run(run_id=run_id, nested=active is not None)
+        try:
+            return _log(checkpoint_dir, point_map_model, name, registered_model_name)
+        finally:
+            if started:
+                mlflow.end_run()  # the checkpoint asset calls this after training finished the same run
+
+
+@contextmanager
+def _tracking_uri(uri: str) -> Iterator[None]:
+    """The fluent API (start_run, log_model) reads a process-global URI; set it for the call only and restore
+    the caller's global and environment afterwards (MLflow's own helper for this is private)."""
+    from mlflow.tracking._tracking_service import utils
+
+    old_global, old_env = utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(old_global)
+        if old_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = old_env
+
+
+def _log(checkpoint_dir: Path | str, point_map_model: str, name: str,
+         registered_model_name: str | None) -> mlflow.models.model.ModelInfo:
+    return mlflow.pyfunc.log_model(
+        name=name,
+        python_model=HiSpatialPyfunc(),
+        artifacts={"checkpoint": str(Path(checkpoint_dir).resolve())},
+        signature=SIGNATURE,
+        input_example=input_example(),
+        model_config={"point_map_model": point_map_model, "device": "cpu", "max_new_tokens": 64},
+        pip_requirements=_pip_requirements(),
+        registered_model_name=registered_model_name,
+    )
 
 
 def log_checkpoint_model(checkpoint_dir: Path | str, run_id: str, tracking_uri: str,

@@ -98,7 +98,7 @@ def test_bad_images_are_clear_errors(tiny_asker, tmp_path):
     Image.new("L", (20_000, 16)).save(huge)  # a few KB on disk, refused from its header before decoding
     cases = {
         garbage: "unreadable image",
-        tiny: "image is 1x1 px; each side must be at least",
+        tiny: "image is 1x1 px; each side must be at least 8 px",
         huge: f"image is 20000x16 px; the longest side may be at most {MAX_IMAGE_SIDE}",
         tmp_path / "nope.png": "no such file",
     }
