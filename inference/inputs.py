@@ -66,7 +66,7 @@ def load_image(source: str | Path | bytes | np.ndarray | Image.Image, name: str 
         elif len(text) < 4096 and (path.suffix or "/" in text):
             raise AskInputError(f"{name}: no such file: {text}")
         else:
-            data, label = _b64decode(text, name), f"{name} (base64)"
+            data, label = b64decode_image(text, name), f"{name} (base64)"
     try:
         with Image.open(io.BytesIO(data)) as img:
             _check_size(img.width, img.height, label)
@@ -78,12 +78,15 @@ def load_image(source: str | Path | bytes | np.ndarray | Image.Image, name: str 
         raise AskInputError(f"{label}: unreadable image ({type(err).__name__}: {err})") from err
 
 
-def _b64decode(text: str, name: str) -> bytes:
+def b64decode_image(text: str, name: str) -> bytes:
     text = re.sub(r"^data:[^;,]*;base64,", "", text.strip())
     try:
-        return base64.b64decode(text, validate=True)
+        data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as err:
-        raise AskInputError(f"{name}: neither an existing file nor base64 image data") from err
+        raise AskInputError(f"{name}: not base64 image data (nor an existing file)") from err
+    if not data:
+        raise AskInputError(f"{name}: empty image data")
+    return data
 
 
 def _check_size(width: int, height: int, label: str) -> None:

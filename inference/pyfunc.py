@@ -88,14 +88,16 @@ class HiSpatialPyfunc(PythonModel):
 
     def predict(self, context: PythonModelContext, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         from inference.asker import AskRequest
-        from inference.inputs import AskInputError
+        from inference.inputs import AskInputError, b64decode_image
 
         requests: list[AskRequest | AskInputError] = []
         for row in model_input.to_dict(orient="records"):
             try:
                 kind = row.get("kind")
+                # base64 only: a path in a REST request must not make the server read its own files
+                image = b64decode_image(str(row.get("image") or ""), "image")
                 requests.append(AskRequest(
-                    image=str(row.get("image") or ""), question=str(row.get("question") or ""),
+                    image=image, question=str(row.get("question") or ""),
                     points=_json_list(row.get("points")), boxes=_json_list(row.get("boxes")),
                     options=_json_list(row.get("options")), kind=kind if isinstance(kind, str) and kind else None,
                 ))

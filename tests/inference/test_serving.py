@@ -23,7 +23,6 @@ from inference import AskRequest, SpatialAsker
 from inference.pyfunc import SIGNATURE, log_pyfunc_model
 
 PORT = 3154
-pytestmark = pytest.mark.slow
 
 
 def _post(url: str, payload: dict) -> dict:
@@ -32,6 +31,34 @@ def _post(url: str, payload: dict) -> dict:
         return json.load(resp)
 
 
+def test_pyfunc_predict_answers_rows_and_refuses_bad_ones(tiny_checkpoint, room_image):
+    """The pyfunc class itself, in process, with MLflow's own context object: a good row is answered like the
+    Python API, a bad one gets its error, and a file path is refused (a REST caller must not read server files)."""
+    import pandas as pd
+    from mlflow.pyfunc import PythonModelContext
+
+    from inference.pyfunc import OUTPUT_SCHEMA, HiSpatialPyfunc, input_example
+
+    model = HiSpatialPyfunc()
+    model.load_context(PythonModelContext(artifacts={"checkpoint": str(tiny_checkpoint)},
+                                          model_config={"point_map_model": "none", "max_new_tokens": 5}))
+    image = base64.b64encode(room_image.read_bytes()).decode()
+    rows = pd.concat([input_example(), pd.DataFrame([
+        {"image": image, "question": "Is {p1} nearer than {p2}?", "points": "[[1, 1], [100, 100]]"},
+        {"image": str(room_image), "question": "How far is it?"},
+        {"image": image, "question": "", "boxes": "not json"},
+    ])], ignore_index=True)
+    out = model.predict(None, rows)
+    assert list(out.columns) == OUTPUT_SCHEMA.input_names() and len(out) == 4
+    assert out.loc[0, "kind"] == "length" and out.loc[0, "error"] == ""
+    expected = SpatialAsker.from_checkpoint(tiny_checkpoint, max_new_tokens=5).ask(
+        AskRequest(image=room_image, question="Is {p1} nearer than {p2}?", points=[[1, 1], [100, 100]]))
+    assert out.loc[1, "answer"] == expected.answer and out.loc[1, "kind"] == "yes_no"
+    assert "not base64 image data" in out.loc[2, "error"]
+    assert "expected a JSON list" in out.loc[3, "error"]
+
+
+@pytest.mark.slow
 def test_served_model_answers_over_rest(tiny_checkpoint, room_image, tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # for get_model_info below; nothing global is set
