@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from assets.geometry import depth_to_points
-from assets.records import QAFormat
+from assets.records import Box2D, QAFormat
 from assets.stage import DataError
 from evaluation.items import AnswerKind
 from inference.answers import infer_kind, options_in_question, parse_answer
@@ -175,8 +175,14 @@ class SpatialAsker:
         xyz, valid, source = self._point_map(request, rgb)
         size = self.loaded.image_size
         mode = "xyz" if self.loaded.point_map_input == "none" else self.loaded.point_map_input
-        drawn = draw_boxes(rgb, draw_requests(boxes, colors))
-        example = Example(resize_rgb(drawn, size), prepare_point_map(xyz, valid, size, mode), prompt, "", "ask", "")
+        # Boxes are drawn on the image at the model's resolution, as the official release draws them (on the
+        # 448-px input, microsoft/HiSpatial hispatial/data/vqa_dataset.py draw_bbox and eval/eval_spatialrgpt.py):
+        # a 2-px outline drawn on a 4000-px photo would all but vanish in the resize. With the demo's images
+        # (stored at the model's size) this is the very image training.data draws.
+        scaled = [Box2D(x0=b.x0 * size / width, y0=b.y0 * size / height, x1=b.x1 * size / width,
+                        y1=b.y1 * size / height) for b in boxes]
+        drawn = draw_boxes(resize_rgb(rgb, size), draw_requests(scaled, colors))
+        example = Example(drawn, prepare_point_map(xyz, valid, size, mode), prompt, "", "ask", "")
         answer = Answer(
             question=question, prompt=prompt, answer="", kind=kind.value, value=None, unit=None, reason="",
             image_size=(width, height),

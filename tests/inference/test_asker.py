@@ -46,6 +46,17 @@ def test_the_model_sees_the_boxes_drawn(tiny_asker, room_image):
     assert diff[2].any() and not diff[size // 2, size // 2]
 
 
+def test_a_box_on_a_large_photo_stays_visible_to_the_model(tiny_asker, tmp_path):
+    """The outline is drawn at the model's input size (as the official release draws it), so a box on a
+    4000x3000 photo is a full-strength red line in the model's 56-px input, not a sub-pixel tint."""
+    photo = tmp_path / "photo.jpg"
+    Image.new("RGB", (4000, 3000), (128, 128, 128)).save(photo)
+    prepared = tiny_asker.prepare(AskRequest(image=photo, question="How tall is {b}?", boxes=["800,600,3200,2400"]))
+    image = prepared.example.image.astype(int)
+    red = (image[..., 0] > 200) & (image[..., 1] < 60) & (image[..., 2] < 60)  # PIL "red", as training draws it
+    assert red.sum() >= 4 * 20  # four sides of a ~34-px square, 2 px wide, minus corners
+
+
 def test_user_depth_and_intrinsics_give_the_point_map(tiny_asker, room_image, tmp_path):
     depth = np.full((120, 160), 2.5, np.float32)
     np.save(tmp_path / "depth.npy", depth)
