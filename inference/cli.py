@@ -63,8 +63,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", message="In CPU autocast", category=UserWarning)
     moge = args.moge or os.environ.get("HISPATIAL_POINT_MAP_MODEL") or DEFAULT_MOGE
     try:
+        from inference.batch import is_batch_source, read_requests, run_batch
+
         if not args.web and not args.image:
             raise AskInputError("give an IMAGE and a question (or --web)")
+        if not args.web and not is_batch_source(args.image) and not (args.question or "").strip():
+            raise AskInputError("the question is empty")  # said before minutes of model loading, not after
         asker = SpatialAsker.from_checkpoint(
             args.checkpoint, point_map_model=moge, device=args.device, data_root=_data_root(args),
             tracking_uri=args.tracking_uri, processor=args.processor, max_new_tokens=args.max_new_tokens,
@@ -74,8 +78,6 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
             launch(build_app(asker), args.host, args.port)
             return 0
-        from inference.batch import is_batch_source, read_requests, run_batch
-
         if is_batch_source(args.image):
             if args.out is None:
                 raise AskInputError("batch mode (a folder or .jsonl) needs --out predictions.jsonl")
