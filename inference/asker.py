@@ -170,7 +170,10 @@ class SpatialAsker:
             prompt = render_question(question, options, fmt, self.prompt_style)
         if not options:
             labels, options = options_in_question(prompt)
-        kind = AnswerKind(request.kind) if request.kind else infer_kind(question, options)
+        try:
+            kind = AnswerKind(request.kind) if request.kind else infer_kind(question, options)
+        except ValueError as err:
+            raise AskInputError(f"answer kind {request.kind!r} is not one of {[k.value for k in AnswerKind]}") from err
 
         xyz, valid, source = self._point_map(request, rgb)
         size = self.loaded.image_size

@@ -93,6 +93,7 @@ def test_batched_generation_answers_like_one_at_a_time(tiny_asker, room_image):
         ({"question": "Where?", "points": ["a,b"]}, "expected numbers"),
         ({"question": "Where?", "depth": "missing.npy", "intrinsics": "1,1,1,1"}, "no such file"),
         ({"question": "Where?", "intrinsics": "1,1,1,1"}, "intrinsics were given without a depth map"),
+        ({"question": "Where?", "kind": "colour"}, "answer kind 'colour' is not one of"),
     ],
 )
 def test_bad_requests_are_clear_errors(tiny_asker, room_image, request_kwargs, message):
