@@ -33,6 +33,14 @@ def tiny_asker(tiny_checkpoint: Path):
     return SpatialAsker.from_checkpoint(tiny_checkpoint, point_map_model="tiny", max_new_tokens=8)
 
 
+@pytest.fixture(scope="session")
+def plain_asker(tiny_asker):
+    """The same loaded model without MoGe-2 (all-invalid point maps), for tests about everything else."""
+    from inference import SpatialAsker
+
+    return SpatialAsker(tiny_asker.loaded, estimator=None, max_new_tokens=8)
+
+
 @pytest.fixture
 def room_image(tmp_path: Path) -> Path:
     """A 160x120 picture: a floor gradient with two coloured blocks (any real-looking RGB will do)."""

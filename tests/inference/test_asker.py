@@ -33,12 +33,12 @@ def test_boxes_and_points_reach_the_prompt_as_training_writes_them(tiny_asker, r
     json.dumps(answer.to_dict())  # the --json output is plain JSON
 
 
-def test_the_model_sees_the_boxes_drawn(tiny_asker, room_image):
+def test_the_model_sees_the_boxes_drawn(plain_asker, room_image):
     from training.data import resize_rgb
 
-    with_box = tiny_asker.prepare(AskRequest(image=room_image, question="How tall is {b}?", boxes=["5,5,150,115"]))
-    without = tiny_asker.prepare(AskRequest(image=room_image, question="How tall is the thing?"))
-    size = tiny_asker.loaded.image_size
+    with_box = plain_asker.prepare(AskRequest(image=room_image, question="How tall is {b}?", boxes=["5,5,150,115"]))
+    without = plain_asker.prepare(AskRequest(image=room_image, question="How tall is the thing?"))
+    size = plain_asker.loaded.image_size
     assert with_box.example.image.shape == (size, size, 3)
     assert np.array_equal(without.example.image, resize_rgb(np.asarray(Image.open(room_image)), size))
     diff = np.abs(with_box.example.image.astype(int) - without.example.image.astype(int)).sum(axis=-1) > 0
@@ -46,12 +46,12 @@ def test_the_model_sees_the_boxes_drawn(tiny_asker, room_image):
     assert diff[2].any() and not diff[size // 2, size // 2]
 
 
-def test_a_box_on_a_large_photo_stays_visible_to_the_model(tiny_asker, tmp_path):
+def test_a_box_on_a_large_photo_stays_visible_to_the_model(plain_asker, tmp_path):
     """The outline is drawn at the model's input size (as the official release draws it), so a box on a
     4000x3000 photo is a full-strength red line in the model's 56-px input, not a sub-pixel tint."""
     photo = tmp_path / "photo.jpg"
     Image.new("RGB", (4000, 3000), (128, 128, 128)).save(photo)
-    prepared = tiny_asker.prepare(AskRequest(image=photo, question="How tall is {b}?", boxes=["800,600,3200,2400"]))
+    prepared = plain_asker.prepare(AskRequest(image=photo, question="How tall is {b}?", boxes=["800,600,3200,2400"]))
     image = prepared.example.image.astype(int)
     red = (image[..., 0] > 200) & (image[..., 1] < 60) & (image[..., 2] < 60)  # PIL "red", as training draws it
     assert red.sum() >= 4 * 20  # four sides of a ~34-px square, 2 px wide, minus corners
@@ -67,14 +67,14 @@ def test_user_depth_and_intrinsics_give_the_point_map(tiny_asker, room_image, tm
     assert answer.points[0]["xyz"] == pytest.approx([-1.2375, -0.4875, 2.5], abs=1e-4)
 
 
-def test_batched_generation_answers_like_one_at_a_time(tiny_asker, room_image):
+def test_batched_generation_answers_like_one_at_a_time(plain_asker, room_image):
     requests = [AskRequest(image=room_image, question=q, points=p) for q, p in [
         ("Is {p1} closer to the camera than {p2}?", ["10,10", "150,100"]),
         ("How far is the table from the camera?", []),
         ("What are the 3D coordinates of the point at {p}?", ["80,60"]),
     ]]
-    together = tiny_asker.ask_many(requests, batch_size=3)
-    alone = [tiny_asker.ask(r) for r in requests]
+    together = plain_asker.ask_many(requests, batch_size=3)
+    alone = [plain_asker.ask(r) for r in requests]
     assert [a.answer for a in together] == [a.answer for a in alone]
     assert [a.kind for a in together] == ["yes_no", "length", "vector"]
 
@@ -96,12 +96,12 @@ def test_batched_generation_answers_like_one_at_a_time(tiny_asker, room_image):
         ({"question": "Where?", "kind": "colour"}, "answer kind 'colour' is not one of"),
     ],
 )
-def test_bad_requests_are_clear_errors(tiny_asker, room_image, request_kwargs, message):
+def test_bad_requests_are_clear_errors(plain_asker, room_image, request_kwargs, message):
     with pytest.raises(AskInputError, match=message.replace("(", r"\(").replace(")", r"\)").replace("{", r"\{")):
-        tiny_asker.ask(AskRequest(image=room_image, **request_kwargs))
+        plain_asker.ask(AskRequest(image=room_image, **request_kwargs))
 
 
-def test_bad_images_are_clear_errors(tiny_asker, tmp_path):
+def test_bad_images_are_clear_errors(plain_asker, tmp_path):
     garbage = tmp_path / "garbage.jpg"
     garbage.write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
     tiny = tmp_path / "tiny.png"
@@ -116,9 +116,9 @@ def test_bad_images_are_clear_errors(tiny_asker, tmp_path):
     }
     for path, message in cases.items():
         with pytest.raises(AskInputError, match=message):
-            tiny_asker.ask(path, "How far is it?")
+            plain_asker.ask(path, "How far is it?")
     # a bad image in a batch costs its own slot only
-    results = tiny_asker.ask_many([AskRequest(image=garbage, question="Is it?"),
+    results = plain_asker.ask_many([AskRequest(image=garbage, question="Is it?"),
                                    AskRequest(image=np.zeros((32, 32, 3), np.uint8), question="Is it?")])
     assert isinstance(results[0], AskInputError) and results[1].kind == "yes_no"
 
