@@ -139,13 +139,15 @@ class SpatialAsker:
 
     # -------------------------------------------------------------------------------------- one request
 
-    def prepare(self, request: AskRequest) -> _Prepared:
-        """Validate and build the model input of one request; AskInputError on bad input."""
+    def prepare(self, request: AskRequest, rgb: np.ndarray | None = None,
+                estimate: object | None = None) -> _Prepared:
+        """Validate and build the model input of one request; AskInputError on bad input. `rgb` (the decoded
+        image) and `estimate` (its MoGe-2 result, or the DataError it gave) come from `ask_many`'s batched pass."""
         from training.data import Example, draw_boxes, resize_rgb
         from training.model import prepare_point_map
 
         started = time.perf_counter()
-        rgb = load_image(request.image)
+        rgb = load_image(request.image) if rgb is None else rgb
         height, width = rgb.shape[:2]
         points = [parse_point(p) for p in request.points]
         check_points(points, width, height)
@@ -175,7 +177,7 @@ class SpatialAsker:
         except ValueError as err:
             raise AskInputError(f"answer kind {request.kind!r} is not one of {[k.value for k in AnswerKind]}") from err
 
-        xyz, valid, source = self._point_map(request, rgb)
+        xyz, valid, source = self._point_map(request, rgb, estimate)
         size = self.loaded.image_size
         mode = "xyz" if self.loaded.point_map_input == "none" else self.loaded.point_map_input
         # Boxes are drawn on the image at the model's resolution, as the official release draws them (on the
@@ -198,7 +200,8 @@ class SpatialAsker:
         )
         return _Prepared(request, answer, example, options, labels, kind)
 
-    def _point_map(self, request: AskRequest, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    def _point_map(self, request: AskRequest, rgb: np.ndarray,
+                   estimate: object | None = None) -> tuple[np.ndarray, np.ndarray, str]:
         height, width = rgb.shape[:2]
         if request.depth is not None:
             if request.intrinsics is None:
@@ -210,7 +213,10 @@ class SpatialAsker:
             raise AskInputError("intrinsics were given without a depth map")
         if self.estimator is not None and self.loaded.point_map_input != "none":
             try:
-                estimate = self.estimator.estimate(rgb)
+                if estimate is None:
+                    estimate = self.estimator.estimate(rgb)
+                if isinstance(estimate, Exception):
+                    raise estimate
             except (DataError, RuntimeError) as err:  # e.g. an image too small for the estimator's patches
                 raise AskInputError(f"MoGe-2 could not estimate a point map for this image: {err}") from err
             return estimate.points, estimate.valid, "moge-2"
@@ -237,17 +243,43 @@ class SpatialAsker:
         its batch still runs. `on_progress(n)` is called as n more requests are done."""
         results: list[Answer | AskInputError | None] = [None] * len(requests)
         for start in range(0, len(requests), max(1, batch_size)):
-            prepared: list[tuple[int, _Prepared]] = []
-            for index in range(start, min(start + batch_size, len(requests))):
+            chunk = range(start, min(start + batch_size, len(requests)))
+            images: dict[int, np.ndarray] = {}
+            for index in chunk:
                 try:
-                    prepared.append((index, self.prepare(requests[index])))
+                    images[index] = load_image(requests[index].image)
                 except AskInputError as err:
                     results[index] = err
+            started = time.perf_counter()
+            estimates = self._estimate_batch({i: rgb for i, rgb in images.items() if requests[i].depth is None})
+            estimate_share = (time.perf_counter() - started) / max(1, len(estimates))
+            prepared: list[tuple[int, _Prepared]] = []
+            for index, rgb in images.items():
+                try:
+                    item = self.prepare(requests[index], rgb, estimates.get(index))
+                except AskInputError as err:
+                    results[index] = err
+                    continue
+                item.answer.seconds += estimate_share if index in estimates else 0.0
+                prepared.append((index, item))
             for (index, _), answer in zip(prepared, self._generate([p for _, p in prepared]), strict=True):
                 results[index] = answer
             if on_progress is not None:
                 on_progress(min(start + batch_size, len(requests)) - start)
         return [r for r in results if r is not None]
+
+    def _estimate_batch(self, images: dict[int, np.ndarray]) -> dict[int, object]:
+        """MoGe-2 over a batch's images in shared forward passes (same-size images batch together); each slot
+        holds a PointMapEstimate or the DataError of that image."""
+        if not images or self.estimator is None or self.loaded.point_map_input == "none":
+            return {}
+        if not hasattr(self.estimator, "estimate_batch"):
+            return {}  # a single-image estimator: prepare() calls it per image
+        try:
+            results = self.estimator.estimate_batch(list(images.values()))
+        except (DataError, RuntimeError):
+            return {}  # let each image fail (or not) on its own in prepare()
+        return dict(zip(images, results, strict=True))
 
     def _generate(self, prepared: Sequence[_Prepared]) -> list[Answer]:
         import torch

@@ -204,3 +204,15 @@ def test_answers_parse_with_the_evaluation_extractors():
     assert parse_answer("I cannot know", "yes_no").value is None
     assert parse_answer("five", "number").value == 5
     assert parse_answer("<loc0001>", "length").reason == "no length found"
+
+
+def test_moge_runs_once_per_batch_and_agrees_with_one_at_a_time(tiny_asker, room_image):
+    requests = [AskRequest(image=room_image, question="What are the 3D coordinates of {p}?", points=[p])
+                for p in ("20,30", "120,90")]
+    together = tiny_asker.ask_many(requests, batch_size=2)
+    alone = [tiny_asker.ask(r) for r in requests]
+    for a, b in zip(together, alone, strict=True):
+        assert a.point_map == b.point_map == "moge-2"
+        assert (a.points[0]["xyz"] is None) == (b.points[0]["xyz"] is None)
+        if a.points[0]["xyz"] is not None:
+            assert a.points[0]["xyz"] == pytest.approx(b.points[0]["xyz"], rel=1e-3, abs=1e-3)
