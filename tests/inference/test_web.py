@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -57,9 +58,14 @@ def test_page_draws_the_answer_on_the_image(tiny_asker, tmp_path):
                 page.wait_for(f"{src} != {json.dumps(before)} && document.querySelector('#canvas img').complete")
             boxes_text = page.js("document.querySelector('#boxes textarea').value")
             page.type_into("#question textarea", "How far is {b1} from {b2}?")
+            before_ask = page.js(src)
             page.js("document.querySelector('#ask').click()")
             shown = page.wait_for("document.querySelector('#answer textarea').value", timeout=90)
-            page.wait_for("document.querySelector('#canvas img').complete")
+            # the new picture is in and Gradio's pending veil (a translucent overlay while the event runs) is gone
+            page.wait_for(f"{src} != {json.dumps(before_ask)} && document.querySelector('#canvas img').complete"
+                          " && [...document.querySelectorAll('[data-testid=status-tracker]')]"
+                          ".every(t => t.classList.contains('hide'))")
+            time.sleep(1.0)  # CSS opacity transitions
             rect = page.js("(() => { const r = document.querySelector('#canvas img').getBoundingClientRect();"
                            " return {x: r.left, y: r.top, width: r.width, height: r.height}; })()")
             shot = np.asarray(Image.open(io.BytesIO(page.screenshot(rect))).convert("RGB"))
