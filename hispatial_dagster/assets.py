@@ -347,10 +347,16 @@ def checkpoint(
         report = train_checkpoint(data_root.root, config)
     if report.resumed_from_step is not None:
         context.log.info(f"resumed MLflow run {report.run_id} from step {report.resumed_from_step}")
-    return _run_result(report, mlflow_tracking, extra={
+    extra = {
         "processes": processes,
         "resumed_from_step": report.resumed_from_step if report.resumed_from_step is not None else "no",
-    })
+    }
+    if config.mlflow.log_model_artifacts:  # also a servable pyfunc model, registered as hispatial-<variant>
+        from inference.pyfunc import log_checkpoint_model
+
+        logged = log_checkpoint_model(report.checkpoint_dir, report.run_id, report.tracking_uri, config)
+        extra.update({f"mlflow_{key}": value for key, value in logged.items()})
+    return _run_result(report, mlflow_tracking, extra=extra)
 
 
 @dg.asset(

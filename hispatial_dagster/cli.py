@@ -6,6 +6,7 @@
     hispatial status                   materialized / stale / failed per asset and partition
     hispatial ui                       start `dagster dev` on 127.0.0.1 for this instance
     hispatial export OUT [--tasks ...]  LLaVA JSON + Hugging Face layout of a chosen subset of the QA release
+    hispatial ask IMAGE "question"     ask a checkpoint about an image (batch: a folder or JSONL; --web: a page)
 
 Every command runs the Dagster assets themselves, in-process, on the persistent instance at DAGSTER_HOME (default
 `<data root>/.dagster`), so whatever the CLI or DVC materializes shows up in `dagster dev` afterwards and the same
@@ -629,6 +630,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--shards", nargs="+", help="e.g. synthetic-000")
     export.add_argument("--license", default="apache-2.0", help="licence id for the dataset card")
     export.set_defaults(func=cmd_export)
+
+    from inference.cli import add_ask_parser  # `hispatial ask` lives with the inference package
+
+    add_ask_parser(sub)
     return parser
 
 
