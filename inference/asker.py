@@ -6,7 +6,8 @@
 
 One request becomes one `training.data.Example` exactly as the training data builds it: boxes drawn by
 `training.data.draw_boxes`, the question rendered by the one prompt renderer (`inference.prompting`), the image
-resized by `resize_rgb`, the point map prepared by `training.model.prepare_point_map`, and batched with
+resized by `resize_rgb`, the point map prepared by `training.inputs.prepare_point_map` (both as the checkpoint
+was trained: its resizes and max_depth), and batched with
 `Collator.prompts` (left padding); generation is greedy. The point map comes from the user's depth + intrinsics,
 else MoGe-2 (`assets.wild.moge`), else it is all-invalid (the validity channel tells the model so).
 """
@@ -144,7 +145,7 @@ class SpatialAsker:
         """Validate and build the model input of one request; AskInputError on bad input. `rgb` (the decoded
         image) and `estimate` (its MoGe-2 result, or the DataError it gave) come from `ask_many`'s batched pass."""
         from training.data import Example, draw_boxes, resize_rgb
-        from training.model import prepare_point_map
+        from training.inputs import prepare_point_map
 
         started = time.perf_counter()
         rgb = load_image(request.image) if rgb is None else rgb
@@ -186,8 +187,11 @@ class SpatialAsker:
         # (stored at the model's size) this is the very image training.data draws.
         scaled = [Box2D(x0=b.x0 * size / width, y0=b.y0 * size / height, x1=b.x1 * size / width,
                         y1=b.y1 * size / height) for b in boxes]
-        drawn = draw_boxes(resize_rgb(rgb, size), draw_requests(scaled, colors))
-        example = Example(drawn, prepare_point_map(xyz, valid, size, mode), prompt, "", "ask", "")
+        config = self.loaded.train_config
+        rgb_resize = config.data.rgb_resize if config is not None else "cv2-bilinear"
+        drawn = draw_boxes(resize_rgb(rgb, size, rgb_resize), draw_requests(scaled, colors))
+        extra = {} if config is None else {"max_depth": config.model.max_depth, "resize": config.data.point_map_resize}
+        example = Example(drawn, prepare_point_map(xyz, valid, size, mode, **extra), prompt, "", "ask", "")
         answer = Answer(
             question=question, prompt=prompt, answer="", kind=kind.value, value=None, unit=None, reason="",
             image_size=(width, height),

@@ -36,8 +36,9 @@ class LoadedCheckpoint:
     point_map_input: str  # "none" | "xyz" | "rel_depth"
     source: str  # what the user named, resolved (a directory or a models:/ URI)
     kind: str  # "hispatial" | "official"
-    prompt_style: str | None = None  # the checkpoint's recorded prompt style; None = the training default
+    prompt_style: str | None = None  # the checkpoint's prompt style (training.prompts); None = "hispatial"
     directory: Path | None = None  # local directory of our format (pyfunc logging reuses it)
+    train_config: object | None = None  # training.config.TrainConfig: resizes and max_depth as in training
 
 
 def default_checkpoints_root(data_root: Path | str | None = None) -> Path:
@@ -159,8 +160,9 @@ def _load_ours(directory: Path, spec: str, device: str) -> LoadedCheckpoint:
         point_map_input=model.point_map_input,
         source=spec if spec.startswith(MODELS_URI) else str(directory),
         kind="hispatial",
-        prompt_style=getattr(train_config.data, "prompt_style", None),
+        prompt_style=train_config.data.prompt_style,
         directory=directory,
+        train_config=train_config,
     )
 
 
@@ -180,13 +182,21 @@ def _load_official(directory: Path, spec: str, device: str, processor_name: str 
                 "(--processor google/paligemma2-3b-pt-448 or a local copy)"
             )
         processor = AutoProcessor.from_pretrained(processor_name)
+    # The release is asked in its own formats, with its own preprocessing (training.checkpoints.load_for_inference
+    # makes the same choice for evaluation): the `official` preset at the release's image size.
+    from training.config import TrainConfig
+
+    size = int(model.config.vision_config.image_size)
+    train_config = TrainConfig.preset("official")
+    train_config.model = train_config.model.model_copy(update={"image_size": size, "name": f"official-{size}"})
     return LoadedCheckpoint(
         model=model.to(device).eval(),
         processor=processor,
-        image_size=int(model.config.vision_config.image_size),
+        image_size=size,
         point_map_input=model.point_map_input,
         source=str(directory),
         kind="official",
-        prompt_style=None,  # rendered like ours until training records an official prompt style
+        prompt_style=train_config.data.prompt_style,
         directory=None,
+        train_config=train_config,
     )

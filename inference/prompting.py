@@ -1,10 +1,9 @@
 """The question as the model sees it: one call, the renderer training uses, with the prompt style a parameter.
 
-Training renders every question through `training.data.render_prompt` (options listed unless the question already
-lists them). Inference must send the very same text, so it never formats prompts itself: it calls
-`render_question`, which hands the style on to the training package's renderer. Today that renderer has one style
-(the project's own, `None` / "hispatial"); when training gains more (the official release's), they are selected
-here by name and recorded in the checkpoint, and every caller of `render_question` follows.
+Training renders every question through `training.prompts.render_question` (our style lists the options unless the
+question already does; the official release's style asks the bare question with "A. option" lines). Inference
+must send the very same text, so it never formats prompts itself: the checkpoint records its style (the official
+release gets `official` automatically, inference.loading) and `render_question` hands it on.
 """
 
 from __future__ import annotations
@@ -19,9 +18,11 @@ DEFAULT_STYLE = "hispatial"
 
 def render_question(question: str, options: Sequence[str] = (), fmt: QAFormat | str = QAFormat.FREE_FORM,
                     style: str | None = None) -> str:
-    """The full prompt text for `question` in `style` (None: the checkpoint's training default)."""
-    from training.data import render_prompt
+    """The full prompt text for `question` in `style` (None: our own style)."""
+    from training.prompts import PROMPT_STYLES
+    from training.prompts import render_question as render
 
-    if style not in (None, DEFAULT_STYLE):
-        raise AskInputError(f"prompt style {style!r} is not known to training.data (known: {DEFAULT_STYLE})")
-    return render_prompt(question, list(options), fmt)
+    style = style or DEFAULT_STYLE
+    if style not in PROMPT_STYLES:
+        raise AskInputError(f"prompt style {style!r} is not known (known: {', '.join(PROMPT_STYLES)})")
+    return render(question, style, options=list(options), fmt=fmt)
