@@ -363,12 +363,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="also train all levels with these variants (paper Table 6)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--val-items-per-level", type=int, help="held-out items per level (DataConfig)")
+    parser.add_argument("--val-quantitative-items", type=int, help="free-form length questions held out (DataConfig)")
     parser.add_argument("--val-fraction", type=float, help="share of scenes held out (DataConfig)")
     args = parser.parse_args(argv)
     config = TrainConfig.preset(args.preset)
     if args.max_steps is not None:
         config = config.model_copy(update={"max_steps": args.max_steps})
     data_updates = {k: v for k, v in {"val_items_per_level": args.val_items_per_level,
+                                      "val_quantitative_items": args.val_quantitative_items,
                                       "val_fraction": args.val_fraction}.items() if v is not None}
     if data_updates:
         config = config.model_copy(update={"data": config.data.model_copy(update=data_updates)})

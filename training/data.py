@@ -501,6 +501,7 @@ def validation_examples(
             sizes = {t: len(c) for t, c in by_task.items() if TASK_LEVEL[Task(t)] == level}
             for task, n in split_quota(config.val_items_per_level, sizes).items():
                 chosen += [by_task[task][i] for i in sorted(rng.permutation(len(by_task[task]))[:n])]
+        chosen += _more_length_questions(stored, chosen, config.val_quantitative_items, rng)
     val: list[Example] = []
     for candidate in chosen:
         try:
@@ -510,6 +511,18 @@ def validation_examples(
         if example is not None:
             val.append(example)
     return val
+
+
+def _more_length_questions(stored: Sequence[_Candidate], chosen: Sequence[_Candidate], target: int,
+                           rng: np.random.Generator) -> list[_Candidate]:
+    """Held-out L1/L2 free-form length questions not yet chosen, enough to bring their number up to `target`."""
+    def is_length(c: _Candidate) -> bool:
+        return c.pair is not None and c.pair.level in (Level.L1, Level.L2) and length_truth_m(c.pair) is not None
+
+    have = {id(c) for c in chosen}
+    missing = target - sum(is_length(c) for c in chosen)
+    pool = [c for c in stored if is_length(c) and id(c) not in have]
+    return [pool[i] for i in sorted(rng.permutation(len(pool))[: max(0, missing)])]
 
 
 def _validation_example(factory: ExampleFactory, candidate: _Candidate, val_seed: int) -> Example | None:

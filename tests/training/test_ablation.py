@@ -143,6 +143,11 @@ def test_validation_is_sized_per_level_and_task_and_held_out_by_scene(tmp_path):
     assert all(e.scene_id in held_out for e in val)
     assert len({e.item_id for e in val}) == len(val)
     assert data.stats["num_val_scenes"] == len({e.scene_id for e in val})
+    sizes = [e for e in val if e.task == Task.SIZE.value]
+    assert sizes and all(e.value_m == pytest.approx(0.4) for e in sizes)  # 0.40 m blocks, scored by the 25% rule
+    # Table 6 needs length questions: topped up to val_quantitative_items beyond the level quota
+    more = build_training_data(tmp_path, config.model_copy(update={"val_quantitative_items": 12}), 56, "xyz", 0).val
+    assert sum(e.value_m is not None for e in more) == 12 and len(more) == len(val) + 12 - len(sizes)
     # another training seed, same items: conditions and seeds compare item for item
     other = build_training_data(tmp_path, config, 56, "xyz", seed=7).val
     assert [e.item_id for e in other] == [e.item_id for e in val]
