@@ -4,7 +4,9 @@ Training (training/train.py) logs one MLflow run per checkpoint with tags `varia
 `levels` (e.g. `L0+L1+L2+L3`, or `L2+L3` for an ablation arm) and `checkpoint_dir`, metrics such as
 `val/accuracy/all` and `val/accuracy/level/<L>`, and the checkpoint files under the artifact path `checkpoint`.
 This module reads those runs back with `mlflow.search_runs`, so it works on any tracking server, not only on runs
-made by this process. CLI: `hispatial mlflow register|compare`.
+made by this process; `compare` also reads each run's per-item results (`eval/val_items.parquet`) and puts a 95%
+bootstrap interval over scenes and runs around every level (evaluation/intervals.py). CLI: `hispatial mlflow
+register|compare`.
 """
 
 from __future__ import annotations
