@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -76,7 +77,7 @@ def power_lines(items: pd.DataFrame) -> list[str]:
         per_run = len(one_run)
         lines.append(
             f"- {measure} on {'+'.join(levels)}: p = {part[measure].mean():.3f}, {per_run} items per run over "
-            f"{one_run['scene_id'].nunique()} scenes, design effect {deff:.2f}; a 95% interval of +-2.5 points "
+            f"{one_run['scene_id'].nunique()} scenes, design effect {deff:.2f} (1 where not measurable); a 95% interval of +-2.5 points "
             f"needs {items_for_half_width(p, 0.025, design_effect=deff)} items per run "
             f"({items_for_half_width(0.5, 0.025, design_effect=deff)} at p = 0.5)")
     return lines
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         markdown = markdown_tables(report.table, report.differences)
         power = power_lines(report.items)
     total = time.perf_counter() - started
-    command = "python benchmarks/bench_ablation.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python benchmarks/bench_ablation.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     header = (
         f"{args.label + ': ' if args.label else ''}`{command.strip()}`; {args.scenes} synthetic scenes, "
         f"{args.val_fraction:.0%} held out, tiny model, {args.max_steps} steps x batch {args.batch_size}, seeds "
