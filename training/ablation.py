@@ -215,6 +215,7 @@ def _plot(table: pd.DataFrame, path: Path) -> None:
             ax.bar(x + (i - (len(table) - 1) / 2) * width, np.nan_to_num(mean), width, label=str(condition),
                    yerr=np.nan_to_num([mean - low, high - mean]), capsize=2)
         ax.set_xticks(x, [k.replace("_", "+") for k in keys])
+        ax.set_ylim(bottom=0)
         ax.set_ylabel(f"held-out {label}")
         ax.set_title(f"{label}, 95% CI (scenes x seeds)", fontsize=9)
         if index == 0:
