@@ -16,7 +16,7 @@ The parent run gets, from the children's per-item results (`eval/val_items.parqu
 Intervals are percentile bootstraps over held-out scenes and seeds (evaluation/intervals.py says why).
 
 CLI: `python -m training.ablation --root data --preset tiny --max-steps 600 --seeds 0 1 2
---variants rgb rel_depth xyz --val-items-per-level 512`.
+--variants rgb rel_depth xyz` (400 held-out items per level and 600 length questions unless told otherwise).
 """
 
 from __future__ import annotations
@@ -363,8 +363,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--variants", nargs="*", choices=sorted(VARIANTS), default=[],
                         help="also train all levels with these variants (paper Table 6)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--val-items-per-level", type=int, help="held-out items per level (DataConfig)")
-    parser.add_argument("--val-quantitative-items", type=int, help="free-form length questions held out (DataConfig)")
+    parser.add_argument("--val-items-per-level", type=int, default=400,
+                        help="held-out items per level, split over its tasks (DataConfig; README says why)")
+    parser.add_argument("--val-quantitative-items", type=int, default=600,
+                        help="free-form length questions (L1/L2) in the held-out set, for Table 6 (DataConfig)")
     parser.add_argument("--val-fraction", type=float, help="share of scenes held out (DataConfig)")
     args = parser.parse_args(argv)
     config = TrainConfig.preset(args.preset)
