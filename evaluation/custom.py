@@ -16,6 +16,7 @@ scenes.jsonl` + `qa_shards/<shard>/qa.parquet`).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -147,16 +148,29 @@ def build_custom_benchmark(root: Path, config: EvalConfig) -> tuple[list[EvalIte
 
         items += process_items(rows, build, report, lambda r: str(r.get("qa_id", "?")))
     if config.custom_max_per_level:
-        kept: dict[str, int] = {}
-        limited = []
-        for item in items:
-            kept[item.category] = kept.get(item.category, 0) + 1
-            if kept[item.category] <= config.custom_max_per_level:
-                limited.append(item)
-        items = limited
+        items = sample_per_level(items, config.custom_max_per_level)
     report.num_out = len(items)
     report.metadata = {level: sum(i.category == level for i in items) for level in (L1, L2, L3)}
+    report.metadata |= {f"{level.split(' ')[0]} scenes": len({i.meta["scene_id"] for i in items if i.category == level})
+                        for level in (L1, L2, L3)}
     return items, report
+
+
+def sample_per_level(items: list[EvalItem], per_level: int) -> list[EvalItem]:
+    """At most `per_level` items per level, chosen by a hash of the item id: the same items whatever the shard
+    order, spread over all held-out scenes (the first N rows would come from the first few scenes, and questions
+    of one scene are correlated, so they would say less than N items spread out). Order is kept.
+
+    Size: a 95% interval of +-2.5 points near 50% accuracy needs 1537 items
+    (evaluation.intervals.items_for_half_width), more where one scene's questions agree (its design effect)."""
+    def rank(item: EvalItem) -> bytes:
+        return hashlib.sha256(item.item_id.encode()).digest()
+
+    chosen: set[int] = set()
+    for level in sorted({i.category for i in items}):
+        of_level = sorted((i for i, item in enumerate(items) if item.category == level), key=lambda i: rank(items[i]))
+        chosen.update(of_level[:per_level])
+    return [item for i, item in enumerate(items) if i in chosen]
 
 
 def aggregate(items: list[EvalItem], results: list[ItemResult], config: EvalConfig):

@@ -548,15 +548,14 @@ def cmd_mlflow(args: argparse.Namespace) -> int:
             return 1
         _print_rows([r.__dict__ for r in registrations], title=f"Registered best checkpoints ({args.metric})")
         return 0
-    table = tracking.level_ablation_table(tracking.runs_frame(uri, args.experiment))
+    runs = tracking.runs_frame(uri, args.experiment)
+    items = tracking.load_run_items(uri, list(runs["run_id"])) if not runs.empty else {}
+    table = tracking.level_ablation_table(runs, group_tag=args.group_by, items=items)
     if table.empty:
         console.print(f"no runs with per-level metrics in {args.experiment!r} at {uri}")
         return 1
-    rows = [
-        {"trained_levels": idx, **{k: f"{v:.3f}" if isinstance(v, float) else v for k, v in row.items()}}
-        for idx, row in table.iterrows()
-    ]
-    _print_rows(rows, title="Level ablation: held-out accuracy per level")
+    _print_rows(tracking.display_rows(table),
+                title="Held-out accuracy per level, mean [95% CI over scenes and runs]")
     if args.plot:
         console.print(f"plot: {tracking.plot_ablation(table, Path(args.plot))}")
     return 0
@@ -615,6 +614,8 @@ def build_parser() -> argparse.ArgumentParser:
     ml.add_argument("--experiment", default="hispatial-training")
     ml.add_argument("--metric", default="val/accuracy/all", help="metric that picks the best run (register)")
     ml.add_argument("--plot", help="write the ablation bar plot to this PNG (compare)")
+    ml.add_argument("--group-by", default="levels", choices=["levels", "variant"],
+                    help="compare runs by the levels they trained on, or by model variant (compare)")
     ml.set_defaults(func=cmd_mlflow)
 
     ui = sub.add_parser("ui", help="start `dagster dev` on 127.0.0.1 for this instance")

@@ -127,7 +127,18 @@ class DataConfig(_Config):
         default=None, description="LLaVA-format JSON of general VQA; None = captions of the scenes in root."
     )
     val_fraction: float = Field(default=0.1, ge=0, lt=1, description="Held-out scenes (by hash of scene id).")
-    max_val_items: int = 256
+    max_val_items: int = Field(default=256, description="Without val_items_per_level: held-out pairs, randomly.")
+    val_items_per_level: int | None = Field(
+        default=None, gt=0,
+        description="Validation items per level, split evenly over the level's tasks (held-out scenes only); "
+        "1537 gives a 95% interval of +-2.5 points at 50% accuracy (evaluation.intervals.items_for_half_width).",
+    )
+    val_quantitative_items: int = Field(
+        default=0, ge=0, description="With val_items_per_level: add held-out free-form length questions (L1/L2) "
+        "until this many are in the set (paper Table 6's quantitative measure needs them).",
+    )
+    val_l0_per_scene: int = Field(default=1, ge=1, description="Online L0 questions per held-out scene and task.")
+    val_seed: int = Field(default=0, description="Chooses the validation items: the same for every training seed.")
     max_answer_tokens: int = 24
     rgb_resize: RgbResize = "cv2-bilinear"
     prompt_style: PromptStyle = Field(

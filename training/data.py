@@ -27,8 +27,9 @@ from PIL import Image, ImageDraw
 from torch.utils.data import IterableDataset, get_worker_info
 
 from assets.qa.dataset import read_qa_pairs as load_qa_pairs  # the QA table's one reader (verifies shards)
+from assets.qa.formats import METERS_PER_UNIT, to_meters
 from assets.qa.l0 import sample_l0
-from assets.records import TASK_LEVEL, Level, QAPair, Scene, Task
+from assets.records import TASK_LEVEL, Level, QAFormat, QAPair, Scene, Task
 from assets.stage import DATA_ERRORS, DataError
 from assets.storage import load_point_map, load_rgb, read_scenes
 from training.config import MAX_DEPTH, DataConfig, PointMapInput, PointMapResize, PromptStyle, RgbResize
@@ -50,6 +51,11 @@ class Example:
     answer: str
     task: str  # a Task value or "general"
     level: str  # "L0".."L3" or "general"
+    # validation only: which item this is (per-item results, intervals over scenes) and, for a free-form length
+    # question, its ground truth in meters (scored by the SpatialRGPT 25% rule besides exact match)
+    item_id: str = ""
+    scene_id: str = ""
+    value_m: float | None = None
 
 
 # ------------------------------------------------------------------------------------------ reading inputs
@@ -374,28 +380,16 @@ def build_training_data(
     mixture = TaskMixture(config.task_ratios, config.general_fraction, config.excluded_levels,
                           factory.available_tasks())
 
-    # Validation: held-out scenes' stored pairs, plus online L0 on held-out scenes with a fixed seed.
-    rng = np.random.default_rng([seed, 12345])
-    val: list[Example] = []
     val_factory = ExampleFactory(store, image_size, point_map_input, **resizes)
-    order = rng.permutation(len(val_pairs))[: config.max_val_items]
-    for i in order:
-        try:
-            val.append(val_factory.from_pair(val_pairs[i]))
-        except DATA_ERRORS:
-            continue
-    if config.online_l0:
-        for j, scene_id in enumerate(val_scenes[: max(1, config.max_val_items // 4)]):
-            for task in sorted(L0_TASKS):
-                example = val_factory.online_l0(scene_id, task, np.random.default_rng([seed, j, 7]))
-                if example is not None:
-                    val.append(example)
+    val = validation_examples(val_factory, val_pairs, val_scenes if config.online_l0 else [], config)
     stats = {
         "num_pairs": len(pairs),
         "num_bad_rows": len(problems),
         "num_pairs_unknown_scene": unknown_scene,
         "num_train_pairs": len(train_pairs),
         "num_val_examples": len(val),
+        "num_val_scenes": len({e.scene_id for e in val}),
+        "val_items_per_task": {t: sum(e.task == t for e in val) for t in sorted({e.task for e in val})},
         "num_scenes": len(store.scenes),
         "num_train_scenes_l0": len(train_scenes),
         "num_general_items": len(general),
@@ -403,6 +397,105 @@ def build_training_data(
         "bad_rows_sample": problems[:5],
     }
     return TrainingData(MixtureStream(factory, mixture, seed), val, mixture, stats)
+
+
+# ------------------------------------------------------------------------------------------ validation
+
+
+def split_quota(total: int, available: dict[str, int]) -> dict[str, int]:
+    """`total` split as evenly as possible over the keys, none given more than it has; what a short key cannot
+    take goes to the others (so a level's quota is met whenever its tasks have enough items together)."""
+    quota: dict[str, int] = {}
+    remaining = total
+    ordered = sorted(available, key=lambda k: (available[k], k))
+    for i, key in enumerate(ordered):
+        share = -(-remaining // (len(ordered) - i))  # ceil: the remainder goes to the larger pools
+        quota[key] = min(available[key], share)
+        remaining -= quota[key]
+    return quota
+
+
+def length_truth_m(pair: QAPair) -> float | None:
+    """Ground truth in meters of a free-form length question (value + length unit), else None."""
+    if pair.format != QAFormat.FREE_FORM or pair.value is None or pair.unit not in METERS_PER_UNIT:
+        return None
+    return to_meters(float(pair.value), str(pair.unit))
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A possible validation item: a stored held-out pair, or the `index`-th online L0 question of a scene."""
+
+    task: str
+    scene_id: str
+    pair: QAPair | None = None
+    index: int = 0
+
+
+def validation_examples(
+    factory: ExampleFactory, pairs: Sequence[QAPair], l0_scenes: Sequence[str], config: DataConfig
+) -> list[Example]:
+    """The held-out examples, each tagged with item and scene id; chosen by `config.val_seed` alone, so every
+    training seed and every ablation arm is scored on the very same items (paired comparisons).
+
+    With `val_items_per_level` every level gets that many items (as far as the held-out scenes have them), split
+    evenly over its tasks; L0 draws from stored L0 pairs and `val_l0_per_scene` online questions per held-out
+    scene and task. Without it: `max_val_items` random pairs plus online L0 on `max_val_items // 4` scenes."""
+    rng = np.random.default_rng([config.val_seed, 12345])
+    stored = [_Candidate(p.task.value, p.scene_id, p) for p in pairs]
+    l0_tasks = sorted(t.value for t in L0_TASKS)
+    if config.val_items_per_level is None:
+        chosen = [stored[i] for i in rng.permutation(len(stored))[: config.max_val_items]]
+        chosen += [_Candidate(task, scene_id, None, j) for j, scene_id in
+                   enumerate(l0_scenes[: max(1, config.max_val_items // 4)]) for task in l0_tasks]
+    else:
+        online = [_Candidate(task, scene_id, None, j * config.val_l0_per_scene + k)
+                  for j, scene_id in enumerate(l0_scenes) for k in range(config.val_l0_per_scene) for task in l0_tasks]
+        by_task: dict[str, list[_Candidate]] = {}
+        for candidate in stored + online:
+            by_task.setdefault(candidate.task, []).append(candidate)
+        chosen = []
+        for level in Level:
+            sizes = {t: len(c) for t, c in by_task.items() if TASK_LEVEL[Task(t)] == level}
+            for task, n in split_quota(config.val_items_per_level, sizes).items():
+                chosen += [by_task[task][i] for i in sorted(rng.permutation(len(by_task[task]))[:n])]
+        chosen += _more_length_questions(stored, chosen, config.val_quantitative_items, rng)
+    val: list[Example] = []
+    for candidate in chosen:
+        try:
+            example = _validation_example(factory, candidate, config.val_seed)
+        except DATA_ERRORS:
+            continue
+        if example is not None:
+            val.append(example)
+    return val
+
+
+def _more_length_questions(stored: Sequence[_Candidate], chosen: Sequence[_Candidate], target: int,
+                           rng: np.random.Generator) -> list[_Candidate]:
+    """Held-out L1/L2 free-form length questions not yet chosen, enough to bring their number up to `target`."""
+    def is_length(c: _Candidate) -> bool:
+        return c.pair is not None and c.pair.level in (Level.L1, Level.L2) and length_truth_m(c.pair) is not None
+
+    have = {id(c) for c in chosen}
+    missing = target - sum(is_length(c) for c in chosen)
+    pool = [c for c in stored if is_length(c) and id(c) not in have]
+    return [pool[i] for i in sorted(rng.permutation(len(pool))[: max(0, missing)])]
+
+
+def _validation_example(factory: ExampleFactory, candidate: _Candidate, val_seed: int) -> Example | None:
+    if candidate.pair is not None:
+        example = factory.from_pair(candidate.pair)
+        example.item_id, example.value_m = candidate.pair.qa_id, length_truth_m(candidate.pair)
+    else:
+        task = Task(candidate.task)
+        rng = np.random.default_rng([val_seed, candidate.index, 7, sorted(L0_TASKS).index(task)])
+        example = factory.online_l0(candidate.scene_id, task, rng)
+        if example is None:
+            return None
+        example.item_id = f"{candidate.scene_id}:online-l0:{task.value}:{candidate.index}"
+    example.scene_id = candidate.scene_id
+    return example
 
 
 # ------------------------------------------------------------------------------------------ batching

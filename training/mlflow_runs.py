@@ -13,9 +13,11 @@ Used by training (training/train.py, training/ablation.py) and evaluation (evalu
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -125,3 +127,30 @@ def log_qa_release(client: Any, run_id: str, root: Path) -> None:
     log_dataset_input(
         client, run_id, name="hispatial-qa", digest=digest, source=source, schema=QA_SCHEMA, context="training"
     )
+
+
+VAL_ITEMS_ARTIFACT = "eval/val_items.parquet"
+
+
+def log_val_items(client: Any, run_id: str, records: list[dict], **columns: object) -> None:
+    """Log a run's per-item validation results (one row per item: item_id, scene_id, level, task, correct,
+    quantitative, ...) as the parquet artifact `eval/val_items.parquet`; `columns` (seed, variant, levels) are
+    added to every row so that tables pooled over runs still say where each row came from."""
+    frame = pd.DataFrame(records).assign(**columns)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(VAL_ITEMS_ARTIFACT).name
+        frame.to_parquet(path, index=False)
+        client.log_artifact(run_id, str(path), str(Path(VAL_ITEMS_ARTIFACT).parent))
+
+
+def load_val_items(client: Any, run_id: str) -> Any:
+    """A run's per-item validation results (pandas DataFrame), or None for a run that logged none (runs made
+    before per-item logging existed, or without held-out scenes)."""
+    from mlflow.exceptions import MlflowException
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(run_id, VAL_ITEMS_ARTIFACT, tmp)
+        except (MlflowException, OSError):
+            return None
+        return pd.read_parquet(path)

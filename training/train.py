@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader
 
 from assets.records import TASK_LEVEL, Task
 from assets.storage import atomic_write_json
+from evaluation.extract import extract_quantity
 from training.checkpoints import gather_full_state_dict, save_checkpoint
 from training.config import (
     TrainConfig,
@@ -62,7 +63,7 @@ from training.distributed import (
     resolve_devices,
 )
 from training.inputs import model_inputs
-from training.mlflow_runs import ensure_experiment, log_qa_release
+from training.mlflow_runs import ensure_experiment, log_qa_release, log_val_items
 from training.model import (
     HiSpatialForConditionalGeneration,
     build_random_model,
@@ -151,14 +152,19 @@ def evaluate_examples(
     examples: Sequence[Example],
     batch_size: int = 16,
     max_new_tokens: int = 16,
-) -> tuple[dict[str, float], list[dict]]:
-    """Held-out answer loss and exact-match accuracy (greedy decoding), overall, per task and per level."""
+) -> tuple[dict[str, float], list[dict], list[dict]]:
+    """Held-out answer loss and exact-match accuracy (greedy decoding), overall, per task and per level, and the
+    success rate of free-form length answers by the SpatialRGPT rule (0.75 gt <= pred <= 1.25 gt; paper Table 6's
+    quantitative measure) per level. Returns (metrics, preview, one record per item) so that intervals can be
+    computed over items and scenes (evaluation.intervals)."""
     model.eval()
     device = next(model.parameters()).device
     tokenizer = collator.processor.tokenizer
     losses: dict[str, list[float]] = defaultdict(list)
     correct: dict[str, list[float]] = defaultdict(list)
+    quantitative: dict[str, list[float]] = defaultdict(list)
     preview: list[dict] = []
+    records: list[dict] = []
     for start in range(0, len(examples), batch_size):
         chunk = list(examples[start : start + batch_size])
         batch = collator(chunk)
@@ -175,12 +181,28 @@ def evaluate_examples(
             for key in ("all", f"task/{example.task}", f"level/{level}"):
                 losses[key].append(float(loss))
                 correct[key].append(hit)
+            success = length_success(answer, example.value_m)
+            if success is not None:
+                quantitative[f"level/{level}"].append(success)
+            records.append({"item_id": example.item_id, "scene_id": example.scene_id, "level": level,
+                            "task": example.task, "correct": hit, "quantitative": success, "loss": float(loss),
+                            "answer": example.answer, "prediction": answer})
             if len(preview) < 8:
                 preview.append({"task": example.task, "question": example.prompt[:120], "answer": example.answer,
                                 "prediction": answer})
     metrics = {f"val/loss/{k}": float(np.mean(v)) for k, v in losses.items()}
     metrics |= {f"val/accuracy/{k}": float(np.mean(v)) for k, v in correct.items()}
-    return metrics, preview
+    metrics |= {f"val/quantitative/{k}": float(np.mean(v)) for k, v in quantitative.items()}
+    return metrics, preview, records
+
+
+def length_success(prediction: str, truth_m: float | None) -> float | None:
+    """1.0 when the predicted length is within 25% of the truth (SpatialRGPT's rule), 0.0 when not or unreadable,
+    None for items that are not length questions. The unit is the prediction's own (answers carry one)."""
+    if truth_m is None:
+        return None
+    predicted = extract_quantity(prediction)
+    return float(predicted is not None and 0.75 * truth_m <= predicted <= 1.25 * truth_m)
 
 
 # ------------------------------------------------------------------------------------------ entry point
@@ -325,10 +347,14 @@ def _fit_and_save(root, config, model, processor, data, collator, logger, tracki
     model = _trained_model(module, config)
     metrics, preview = {}, []
     if trainer.is_global_zero and data.val:
-        metrics, preview = evaluate_examples(model, collator, data.val, max_new_tokens=config.eval_max_new_tokens)
+        metrics, preview, val_items = evaluate_examples(model, collator, data.val,
+                                                        max_new_tokens=config.eval_max_new_tokens)
     metrics["train/loss_final"] = float(trainer.callback_metrics.get("train/loss", float("nan")))
     for key, value in metrics.items():
         client.log_metric(run_id, key, value, step=trainer.global_step)
+    if trainer.is_global_zero and data.val:  # per-item results: what intervals and paired comparisons need
+        log_val_items(client, run_id, val_items, seed=config.seed, variant=config.model.variant,
+                      levels=config.tags["levels"])
 
     name = config.checkpoint_name or run_name
     checkpoint_dir = root / "checkpoints" / name

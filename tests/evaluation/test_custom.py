@@ -185,3 +185,17 @@ def test_heldout_by_trainings_own_validation_split(data_root: Path):
     assert {it.meta["scene_id"] for it in items} == expected
     only_listed, _ = build_custom_benchmark(data_root, EvalConfig(heldout_scenes=["train-000-s0"]))
     assert {it.meta["scene_id"] for it in only_listed} == {"train-000-s0"}
+
+
+def test_per_level_cap_is_a_stable_spread_sample(data_root: Path):
+    from evaluation.custom import sample_per_level
+
+    items, _ = build_custom_benchmark(data_root, EvalConfig(heldout_shards=["heldout-000"]))
+    one = sample_per_level(items, 1)
+    assert sorted(i.category for i in one) == sorted({i.category for i in items})  # one per level
+    assert {i.item_id for i in sample_per_level(list(reversed(items)), 1)} == {i.item_id for i in one}
+    assert [i.item_id for i in one] == [i.item_id for i in items if i in one]  # order kept
+    capped, report = build_custom_benchmark(data_root, EvalConfig(heldout_shards=["heldout-000"],
+                                                                  custom_max_per_level=1))
+    assert [i.item_id for i in capped] == [i.item_id for i in one]
+    assert report.metadata["L1 scenes"] == 1

@@ -99,3 +99,38 @@ def test_missing_experiment_is_empty(store) -> None:
     uri, _ = store
     assert tracking.runs_frame(uri, "nope").empty
     assert tracking.register_best_checkpoints(uri, "nope") == []
+
+
+def test_compare_shows_intervals_from_per_item_results(tmp_path: Path) -> None:
+    """Two seeds of one condition, each with its per-item artifact: the comparison pools their items and
+    puts a bootstrap interval around each level (CLI and plot show it)."""
+    from training.mlflow_runs import log_val_items
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = client.create_experiment("hispatial-training", artifact_location=str(tmp_path / "artifacts"))
+    for seed, right in ((0, 30), (1, 50)):  # L2: 30 and 50 of 100 right; L3: all wrong
+        run_id = client.create_run(experiment_id, tags={"variant": "xyz", "levels": "L0+L1+L2+L3"}).info.run_id
+        client.log_metric(run_id, "val/accuracy/level/L2", right / 100)
+        client.log_metric(run_id, "val/accuracy/level/L3", 0.0)
+        records = [{"item_id": f"i{i}", "scene_id": f"s{i // 4}", "level": "L2", "task": "relative_distance",
+                    "correct": float(i < right)} for i in range(100)]
+        records += [{"item_id": f"j{i}", "scene_id": f"t{i}", "level": "L3", "task": "spatial_counting",
+                     "correct": 0.0} for i in range(20)]
+        log_val_items(client, run_id, records, seed=seed)
+        client.set_terminated(run_id, "FINISHED")
+    runs = tracking.runs_frame(uri)
+    items = tracking.load_run_items(uri, list(runs["run_id"]))
+    assert len(items) == 2
+    table = tracking.level_ablation_table(runs, items=items, resamples=500)
+    row = table.loc["L0+L1+L2+L3"]
+    assert row["L2"] == pytest.approx(0.4) and row["runs_with_items"] == 2
+    assert row["L2_ci_low"] < 0.4 < row["L2_ci_high"] and row["L2_ci_high"] - row["L2_ci_low"] > 0.1
+    assert row["L3_ci_low"] == row["L3_ci_high"] == 0.0
+    shown = tracking.display_rows(table)[0]
+    assert shown["L2"].startswith("0.400 [") and shown["runs"] == 2
+    png = tracking.plot_ablation(table, tmp_path / "ablation.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    by_variant = tracking.level_ablation_table(runs, group_tag="variant", items=items, resamples=200)
+    assert list(by_variant.index) == ["xyz"]
+    mlflow.set_tracking_uri(None)

@@ -54,6 +54,7 @@ def _pairs_for(scene: Scene, rng: np.random.Generator) -> list[QAPair]:
     return [
         QAPair(qa_id=f"{scene.scene_id}-size", level=Level.L1, task=Task.SIZE, format=QAFormat.FREE_FORM,
                question=f"How wide is the block outlined in {colour}?", answer=f"{obj.box3d.width:.2f} m",
+               value=round(obj.box3d.width, 2), unit="m",
                draw_boxes=[DrawBox(instance_id=1, color=colour, box2d=obj.box2d)], **base),
         QAPair(qa_id=f"{scene.scene_id}-dir", level=Level.L2, task=Task.RELATIVE_DIRECTION,
                format=QAFormat.TRUE_FALSE, question="True or false: the block is left of the camera center.",

@@ -67,7 +67,7 @@ def train_and_score(variant: str, steps: int, held_out: list[Example]) -> float:
                         enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0)
     trainer.fit(HiSpatialModule(model, config),
                 DataLoader(FreshScenes(seed=1), batch_size=16, collate_fn=collator))
-    metrics, _ = evaluate_examples(model, collator, held_out, max_new_tokens=3)
+    metrics, _, _ = evaluate_examples(model, collator, held_out, max_new_tokens=3)
     return metrics["val/accuracy/all"]
 
 
