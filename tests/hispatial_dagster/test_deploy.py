@@ -30,7 +30,7 @@ def test_helm_values_point_at_our_code_location() -> None:
     env = {e["name"]: e["value"] for e in deployment["env"]}
     assert env["HISPATIAL_EXECUTOR"] == "k8s"
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
-    assert values["dagsterInstance"]["concurrency"]["pools"]["granularity"] == "op"
+    assert values["concurrency"]["pools"]["granularity"] == "op"
     # No secret values in the chart: keys come from a Kubernetes secret.
     assert "API_KEY" not in json.dumps(values)
 
