@@ -67,8 +67,10 @@ def open_instance(
         # a limit set with `dagster instance concurrency set gpu N` or in the UI is left alone.
         storage = instance.event_log_storage
         if storage.supports_global_concurrency_limits:
-            explicit = os.environ.get("HISPATIAL_GPU_SLOTS")
-            if explicit is not None or GPU_POOL not in storage.get_concurrency_keys():
+            explicit = os.environ.get("HISPATIAL_GPU_SLOTS", "").strip()
+            if explicit or GPU_POOL not in storage.get_concurrency_keys():
+                if explicit and not explicit.isdigit():
+                    raise ValueError(f"HISPATIAL_GPU_SLOTS must be a whole number >= 0, got {explicit!r}")
                 slots = int(explicit or "1")
                 if storage.get_concurrency_info(GPU_POOL).slot_count != slots:
                     storage.set_concurrency_slots(GPU_POOL, slots)

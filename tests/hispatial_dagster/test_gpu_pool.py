@@ -50,3 +50,9 @@ def test_an_explicit_env_value_still_wins(data_root, monkeypatch) -> None:
     assert _slots(data_root) == 3
     monkeypatch.delenv("HISPATIAL_GPU_SLOTS")
     assert _slots(data_root) == 3  # persists once the variable is gone
+
+
+def test_a_bad_env_value_is_a_clear_error(data_root, monkeypatch) -> None:
+    monkeypatch.setenv("HISPATIAL_GPU_SLOTS", "two")
+    with pytest.raises(ValueError, match="HISPATIAL_GPU_SLOTS must be a whole number"):
+        _slots(data_root)
