@@ -145,7 +145,8 @@ def results_frame(results: list[ItemResult]) -> pd.DataFrame:
 
 def write_report(report: BenchmarkReport, results: list[ItemResult], output_dir: Path, config: dict,
                  final_dir: Path | None = None) -> None:
-    """predictions.parquet (one row per item, with reason and judge record), report.json, config.json.
+    """predictions.parquet (one row per item, with reason and judge record), report.json, config.json, and for a
+    scored benchmark comparison.csv / comparison.md: this run beside the paper's numbers (Tables 1-4).
 
     `final_dir` is where `output_dir` will be renamed to when it is an atomic_dir temp directory: report.json
     records that path, not the temporary one."""
@@ -156,6 +157,26 @@ def write_report(report: BenchmarkReport, results: list[ItemResult], output_dir:
     report.predictions_path = report.output_dir / "predictions.parquet"
     atomic_write_json(output_dir / "report.json", report.as_dict())
     atomic_write_json(output_dir / "config.json", config)
+    if report.status == "ok":  # the comparison with the paper's numbers, next to the scores it compares
+        table = comparison_table({COMPARISON_ROW: [report]})
+        atomic_write_bytes(output_dir / "comparison.csv", table.to_csv(index_label="model").encode())
+        atomic_write_bytes(output_dir / "comparison.md", (comparison_markdown(table) + "\n").encode())
+
+
+COMPARISON_ROW = "this checkpoint"
+
+
+def comparison_markdown(table: pd.DataFrame) -> str:
+    """The comparison table as GitHub markdown (rows = models, columns = benchmark/metric, "-" where a model has
+    no number), for the asset page and comparison.md."""
+    if table.empty:
+        return "_(no metric of this benchmark has a paper value)_"
+    header = ["model", *table.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, row in table.iterrows():
+        cells = ["-" if pd.isna(v) else f"{float(v):.2f}" for v in row]
+        lines.append("| " + " | ".join([str(name), *cells]) + " |")
+    return "\n".join(lines)
 
 
 def _metric_key(name: str) -> str:

@@ -399,9 +399,11 @@ def benchmark_scores(
             metadata={"status": report.status},
             allow_retries=False,
         )
-    return _run_result(
-        report, mlflow_tracking, extra={"checkpoint_dir": dg.MetadataValue.path(str(checkpoint_dir))}
-    )
+    extra: dict[str, Any] = {"checkpoint_dir": dg.MetadataValue.path(str(checkpoint_dir))}
+    comparison = Path(report.output_dir) / "comparison.md"
+    if comparison.exists():  # this checkpoint beside the paper's numbers (evaluation/report.py)
+        extra["comparison_with_paper"] = dg.MetadataValue.md(comparison.read_text())
+    return _run_result(report, mlflow_tracking, extra=extra)
 
 
 def latest_checkpoint_dir(instance: dg.DagsterInstance) -> Path:

@@ -68,11 +68,18 @@ def open_instance(
     with open(home / ".open.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         instance = dg.DagsterInstance.from_config(str(home))
-        slots = int(os.environ.get("HISPATIAL_GPU_SLOTS", "1"))
-        if instance.event_log_storage.supports_global_concurrency_limits:
-            current = instance.event_log_storage.get_concurrency_info(GPU_POOL).slot_count
-            if current != slots:
-                instance.event_log_storage.set_concurrency_slots(GPU_POOL, slots)
+        # The gpu pool limit persists until changed: it is set when the pool has never been configured (a new
+        # instance gets HISPATIAL_GPU_SLOTS, default 1), or when HISPATIAL_GPU_SLOTS is set explicitly. Otherwise
+        # a limit set with `dagster instance concurrency set gpu N` or in the UI is left alone.
+        storage = instance.event_log_storage
+        if storage.supports_global_concurrency_limits:
+            explicit = os.environ.get("HISPATIAL_GPU_SLOTS", "").strip()
+            if explicit or GPU_POOL not in storage.get_concurrency_keys():
+                if explicit and not explicit.isdigit():
+                    raise ValueError(f"HISPATIAL_GPU_SLOTS must be a whole number >= 0, got {explicit!r}")
+                slots = int(explicit or "1")
+                if storage.get_concurrency_info(GPU_POOL).slot_count != slots:
+                    storage.set_concurrency_slots(GPU_POOL, slots)
     return instance
 
 

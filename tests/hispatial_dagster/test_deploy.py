@@ -30,7 +30,7 @@ def test_helm_values_point_at_our_code_location() -> None:
     env = {e["name"]: e["value"] for e in deployment["env"]}
     assert env["HISPATIAL_EXECUTOR"] == "k8s"
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
-    assert values["dagsterInstance"]["concurrency"]["pools"]["granularity"] == "op"
+    assert values["concurrency"]["pools"]["granularity"] == "op"
     # No secret values in the chart: keys come from a Kubernetes secret.
     assert "API_KEY" not in json.dumps(values)
 
@@ -63,3 +63,19 @@ def test_dvc_stages_call_the_cli() -> None:
         assert words[0] == "hispatial" and "stage" in words and name in words
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     assert len(params["shards"]) == 2 and all(s["num_scenes"] >= 50 for s in params["shards"].values())
+
+
+def test_kubectl_commands_in_the_docs_apply_only_kubernetes_objects() -> None:
+    """A `kubectl ... -f DIR/` in any doc must point at a folder of Kubernetes objects (not Helm values)."""
+    import re
+
+    docs = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *sorted(REPO.glob("*/README.md"))]
+    for doc in docs:
+        for command in re.findall(r"kubectl [^`\n]*", doc.read_text()):
+            for target in re.findall(r"-f\s+(\S+)", command):
+                path = REPO / target
+                files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
+                for file in files:
+                    assert file.exists(), (doc.name, command)
+                    for item in yaml.safe_load_all(file.read_text()):
+                        assert item and {"apiVersion", "kind"} <= set(item), (doc.name, command, file.name)

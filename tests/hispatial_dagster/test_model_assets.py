@@ -64,3 +64,7 @@ def test_dataset_checkpoint_benchmark(tmp_path: Path) -> None:
     assert Path(scored["checkpoint_dir"]) == checkpoint_dir
     assert Path(scored["predictions_path"]).exists()
     assert client.get_run(scored["mlflow_run_id"]).info.status == "FINISHED"
+    # the comparison with the paper's numbers, in the output and on the asset page
+    assert (Path(scored["output_dir"]) / "comparison.csv").exists()
+    assert "| this checkpoint |" in scored["comparison_with_paper"]
+    assert "| paper: HiSpatial-3B |" in scored["comparison_with_paper"]
