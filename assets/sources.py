@@ -92,8 +92,7 @@ def _write_shard(
             report.reject(item, reason)
         check_not_systemic(report)
         write_scenes(tmp / "scenes.jsonl", scenes)
-        if report.rejections:
-            write_jsonl(tmp / "rejected.jsonl", [r.as_dict() for r in report.rejections])
+        write_jsonl(tmp / "rejected.jsonl", [r.as_dict() for r in report.rejections])  # always: empty = none
         categories = Counter(obj.category for s in scenes for obj in s.objects)
         categories_2d = Counter(a.category for s in scenes for a in s.annotations_2d)
         report.metadata = {

@@ -284,6 +284,19 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+def write_stage_manifest(
+    directory: Path, *, stage: str, shard: str, num_in: int, num_out: int, num_rejected: int = 0,
+    metadata: dict | None = None,
+) -> dict:
+    """Write `<directory>/_manifest.json`, the one manifest rule of every stage's output directory: stage,
+    partition, counts, the stage's own metadata and `digest` (directory_digest of everything else, so call it
+    after the other files are written). Returns what was written."""
+    manifest = {"stage": stage, "shard": shard, "num_in": num_in, "num_out": num_out, "num_rejected": num_rejected,
+                "metadata": metadata or {}, "digest": directory_digest(directory)}
+    atomic_write_json(Path(directory) / "_manifest.json", manifest)
+    return manifest
+
+
 def directory_digest(directory: Path) -> str:
     """Content hash of a directory's files (names and bytes), ignoring the manifest: used for lineage and
     determinism checks (same seed, same digest)."""

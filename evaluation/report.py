@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from assets.storage import atomic_write_bytes, atomic_write_json
+from assets.storage import atomic_write_bytes, atomic_write_json, write_stage_manifest
 from evaluation.items import ItemResult
 
 # Paper Tables 1-4 (HiSpatial, arXiv version in /work/shared/paper): benchmark -> metric -> {model: value}.
@@ -161,6 +161,10 @@ def write_report(report: BenchmarkReport, results: list[ItemResult], output_dir:
         table = comparison_table({COMPARISON_ROW: [report]})
         atomic_write_bytes(output_dir / "comparison.csv", table.to_csv(index_label="model").encode())
         atomic_write_bytes(output_dir / "comparison.md", (comparison_markdown(table) + "\n").encode())
+    # Every scored item stays in the denominator (a missing or unparseable answer is a wrong item with its reason
+    # in predictions.parquet), so this stage rejects nothing: its manifest says so.
+    write_stage_manifest(output_dir, stage="benchmark_scores", shard=report.benchmark, num_in=report.num_items,
+                         num_out=report.num_items, metadata={"status": report.status, "score": report.score})
 
 
 COMPARISON_ROW = "this checkpoint"

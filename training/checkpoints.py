@@ -32,7 +32,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 from transformers import AutoProcessor, PaliGemmaConfig, PaliGemmaProcessor
 
-from assets.storage import atomic_dir, atomic_write_json
+from assets.storage import atomic_dir, atomic_write_json, write_stage_manifest
 from training.config import ModelConfig, TrainConfig
 from training.model import HiSpatialForConditionalGeneration, with_point_map_fields
 
@@ -191,6 +191,8 @@ def save_checkpoint(
                 **(extra or {}),
             },
         )
+        # The stage manifest every output directory carries (assets/storage.py), written last.
+        write_stage_manifest(tmp, stage="checkpoint", shard=directory.name, num_in=1, num_out=1)
     return directory
 
 

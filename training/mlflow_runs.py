@@ -115,12 +115,12 @@ def log_dataset_input(
 def log_qa_release(client: Any, run_id: str, root: Path) -> None:
     """The QA data the run trains on as its training input: the release under `<root>/qa_dataset` (its manifest
     digest), or, without a release, the QA shards themselves under the same digest rule."""
-    from assets.qa.dataset import MANIFEST, STAGE, release_manifest, unreleased_digest
+    from assets.qa.dataset import STAGE, manifest_path, release_manifest, unreleased_digest
     from assets.qa.shards import QA_SCHEMA
     from assets.qa.shards import STAGE as SHARD_STAGE
 
     release = Path(root) / STAGE
-    if (release / MANIFEST).exists():
+    if manifest_path(root) is not None:
         source, digest = release, str(release_manifest(root)["dataset_digest"])
     else:
         source, digest = Path(root) / SHARD_STAGE, unreleased_digest(root)

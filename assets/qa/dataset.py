@@ -23,10 +23,21 @@ from assets.qa.quality import quality_report
 from assets.qa.shards import QA_SCHEMA, read_pairs_lenient, shard_parquet, written_shards
 from assets.records import QAPair
 from assets.stage import DataError, StageReport
-from assets.storage import atomic_dir, atomic_write_bytes, atomic_write_json, read_scenes, shard_dir
+from assets.storage import (
+    atomic_dir,
+    atomic_write_bytes,
+    atomic_write_json,
+    directory_digest,
+    read_scenes,
+    shard_dir,
+)
 
 STAGE = "qa_dataset"
-MANIFEST = "manifest.json"
+# The release manifest is the stage manifest every stage directory carries (assets/storage.py's layout): shards,
+# their sha256, counts, the dataset digest, and `digest` (the directory's content hash) last. Releases built before
+# the one rule named it `manifest.json`; readers still accept that name.
+MANIFEST = "_manifest.json"
+LEGACY_MANIFEST = "manifest.json"
 PLOT = "counts.png"
 ANSWER_PLOT = "answers.png"
 QUALITY = "quality.json"
@@ -136,10 +147,12 @@ def build_qa_dataset(root: Path, shards: list[str]) -> StageReport:
                         "rows": rows})
         manifest["exports"] = {"llava": export.LLAVA_FILE, "hf": export.HF_DIR, "llava_records": summary.llava_records,
                                "hf_files": summary.hf_files}
-        atomic_write_json(tmp / MANIFEST, manifest)
         if rows:
             _plot_counts(totals, tmp / PLOT)
             _plot_answers(quality["answer_distribution"], quality["true_false"], tmp / ANSWER_PLOT)
+        manifest.update({"stage": STAGE, "shard": "all", "num_in": report.num_in, "num_out": report.num_out,
+                         "num_rejected": len(report.rejections), "digest": directory_digest(tmp)})
+        atomic_write_json(tmp / MANIFEST, manifest)
     report.thumbnail = out_dir / PLOT if rows else None
     report.metadata.update({"num_rows": rows, "num_shards": len(entries), "dataset_digest": dataset_digest})
     report.metadata.update(summary.as_metadata())
@@ -258,11 +271,21 @@ def log_release_to_mlflow(root: Path, tracking_uri: str, experiment: str = QUALI
         return run.info.run_id
 
 
+def manifest_path(root: Path) -> Path | None:
+    """The release manifest's path (`qa_dataset/_manifest.json`, or a release's older `manifest.json`), or None
+    when no release was built."""
+    for name in (MANIFEST, LEGACY_MANIFEST):
+        path = Path(root) / STAGE / name
+        if path.exists():
+            return path
+    return None
+
+
 def release_manifest(root: Path) -> dict:
-    """The release manifest (`qa_dataset/manifest.json`); DataError when the dataset was never built."""
-    path = Path(root) / STAGE / MANIFEST
-    if not path.exists():
-        raise DataError(f"{path} does not exist: build the qa_dataset first")
+    """The release manifest (`qa_dataset/_manifest.json`); DataError when the dataset was never built."""
+    path = manifest_path(root)
+    if path is None:
+        raise DataError(f"{Path(root) / STAGE / MANIFEST} does not exist: build the qa_dataset first")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
@@ -292,10 +315,10 @@ def read_qa_pairs(root: Path) -> tuple[list[QAPair], list[str]]:
     """Every QA pair of the release as validated QAPairs, for training: shards verified against the manifest
     (a changed shard raises DataError), rows that fail validation skipped and described (`path:row: why`).
 
-    Without a release (no `qa_dataset/manifest.json`: the tests' and ad-hoc roots) every written shard is read,
+    Without a release (no `qa_dataset/_manifest.json`: the tests' and ad-hoc roots) every written shard is read,
     unverified, since there is nothing to verify against."""
     root = Path(root)
-    if (root / STAGE / MANIFEST).exists():
+    if manifest_path(root) is not None:
         paths = released_shard_paths(root)
     else:
         paths = [shard_parquet(root, shard) for shard in written_shards(root)]

@@ -68,8 +68,7 @@ def write_synthetic_shard(root: Path, shard: str, config: SyntheticConfig) -> St
 
         scenes = process_items(range(config.num_scenes), one, report, lambda i: scene_id_for(shard, i))
         write_scenes(tmp / "scenes.jsonl", scenes)
-        if report.rejections:
-            write_jsonl(tmp / "rejected.jsonl", [r.as_dict() for r in report.rejections])
+        write_jsonl(tmp / "rejected.jsonl", [r.as_dict() for r in report.rejections])  # always: empty = none
         categories = Counter(obj.category for scene in scenes for obj in scene.objects)
         n = max(1, len(scenes))
         report.metadata = {

@@ -33,3 +33,11 @@ def test_scored_output_has_the_paper_comparison(tmp_path, capsys):
     assert markdown.startswith("| model | ")
     assert "| paper: HiSpatial-3B | " in markdown and f"| {COMPARISON_ROW} | " in markdown
     assert f"{REFERENCE['cv_bench']['cv_bench_3d']['HiSpatial-3B']:.2f}" in markdown
+
+    # The one manifest rule: the benchmark's output directory carries `_manifest.json` like every stage's.
+    from assets.storage import directory_digest
+
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert manifest["stage"] == "benchmark_scores" and manifest["shard"] == "cv_bench"
+    assert manifest["num_in"] == manifest["num_out"] == report["num_items"] and manifest["num_rejected"] == 0
+    assert manifest["digest"] == directory_digest(out)

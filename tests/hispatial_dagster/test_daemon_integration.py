@@ -92,7 +92,7 @@ def test_inbox_shard_materializes_through_daemon(tmp_path: Path) -> None:
             == "default_automation_condition_sensor"
             for r in automation_runs
         )
-        manifest = json.loads((root / "qa_dataset" / "manifest.json").read_text())
+        manifest = json.loads((root / "qa_dataset" / "_manifest.json").read_text())
         assert [entry["shard"] if isinstance(entry, dict) else entry for entry in manifest["shards"]] == [
             "synthetic-007"
         ]

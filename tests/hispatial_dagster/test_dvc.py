@@ -53,7 +53,7 @@ def test_repro_push_pull(tmp_path: Path) -> None:
     out = run([str(BIN / "dvc"), "repro", "qa_dataset"], work, env)
     assert "Running stage 'qa_shards@synthetic-000'" in out
     qa = work / "data" / "qa_shards" / "synthetic-000" / "qa.parquet"
-    manifest = work / "data" / "qa_dataset" / "manifest.json"
+    manifest = work / "data" / "qa_dataset" / "_manifest.json"
     assert qa.exists() and manifest.exists()
     lock = (work / "dvc.lock").read_text()
     assert "source_images@synthetic-000" in lock and "qa_dataset" in lock

@@ -172,3 +172,17 @@ def test_a_corrupt_weights_file_fails_on_load_naming_the_file(tiny, tmp_path):
 
     weights.write_bytes(original)  # restored: loads again
     load_checkpoint(directory)
+
+
+def test_a_checkpoint_carries_the_stage_manifest(tiny, tmp_path):
+    """The one manifest rule (README): every stage output directory, checkpoints included, has `_manifest.json`
+    with its stage, counts and the content digest of everything else in it."""
+    import json
+
+    from assets.storage import directory_digest
+
+    model, processor, config = tiny
+    directory = save_checkpoint(tmp_path / "ckpt", model, processor, config)
+    manifest = json.loads((directory / "_manifest.json").read_text())
+    assert manifest["stage"] == "checkpoint" and manifest["shard"] == "ckpt"
+    assert manifest["digest"] == directory_digest(directory)

@@ -21,7 +21,7 @@ def test_manifest_plot_and_loader(tmp_path):
     a = _shard(tmp_path, "a", [0, 1])
     b = _shard(tmp_path, "b", [2])
     report = build_qa_dataset(tmp_path, ["b", "a", "missing"])
-    manifest = json.loads((tmp_path / "qa_dataset" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "qa_dataset" / "_manifest.json").read_text())
     assert [s["shard"] for s in manifest["shards"]] == ["a", "b"]
     assert manifest["num_rows"] == a.metadata["num_pairs"] + b.metadata["num_pairs"]
     assert [r["item"] for r in manifest["rejected"]] == ["missing"] and len(report.rejections) == 1

@@ -102,7 +102,7 @@ def test_release_writes_both_exports_that_load_back(root, hf_env):
 
 
 def test_release_records_distributions_and_quality(root):
-    manifest = json.loads((root / "qa_dataset" / "manifest.json").read_text())
+    manifest = json.loads((root / "qa_dataset" / "_manifest.json").read_text())
     assert manifest["answer_distribution"] and manifest["true_false"]
     assert manifest["exports"]["llava_records"] == manifest["num_rows"]
     quality = read_quality(root)
@@ -141,6 +141,6 @@ def test_release_is_logged_to_mlflow(root, tmp_path):
     run = mlflow.get_run(run_id)
     assert run.data.metrics["quality_leaks_leaks_total"] == 0
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "qa_dataset")}
-    assert {"qa_dataset/quality.json", "qa_dataset/manifest.json"} <= artifacts
-    manifest = json.loads((root / "qa_dataset" / "manifest.json").read_text())
+    assert {"qa_dataset/quality.json", "qa_dataset/_manifest.json"} <= artifacts
+    manifest = json.loads((root / "qa_dataset" / "_manifest.json").read_text())
     assert run.data.tags["dataset_digest"] == manifest["dataset_digest"]
