@@ -6,7 +6,7 @@ seen by a pitched and rolled camera, so every box, mask and the gravity vector a
 depth the way a monocular estimator errs (a global scale error, depth-proportional noise, flying pixels at depth
 edges, a smooth low-frequency distortion, a focal-length error); and measures box-center error (% of camera
 distance), size error (%) and gravity error (degrees). Used by tests/assets/wild/test_geometry.py and
-benchmarks/bench_geometry_chain.py.
+perf/bench_geometry_chain.py.
 
 Only what the camera can see can be recovered: objects are reported with their visible fraction (pixels seen /
 pixels they would cover alone on an unbounded sensor), and accuracy is judged on objects with visible_fraction >=

@@ -5,7 +5,7 @@ cluster (a mask that leaks onto the background or spans two objects yields sever
 frame turns the cloud into a box whose vertical axis is `up`. The paper takes gravity from Perspective Fields; with
 no such model installed we fit the dominant horizontal support plane (floor or table top) of the point map by
 RANSAC, with the camera's likely up (-y in the OpenCV camera frame) as the prior. Everything here is numpy/scipy/
-sklearn on arrays, so it can be checked on synthetic scenes with known boxes (benchmarks/bench_geometry_chain.py).
+sklearn on arrays, so it can be checked on synthetic scenes with known boxes (perf/bench_geometry_chain.py).
 
 Box convention (docs/CONVENTIONS.md): yaw is measured in the gravity frame from `right` towards `forward` of the
 box's length axis. With a known front, the length axis is the footprint axis nearest to it (signed like it);
@@ -32,7 +32,7 @@ CAMERA_UP_PRIOR = np.array([0.0, -1.0, 0.0])  # OpenCV camera frame: y points do
 
 @dataclass(frozen=True)
 class CloudConfig:
-    """Knobs of the mask -> cloud -> box chain; defaults measured by benchmarks/bench_geometry_chain.py."""
+    """Knobs of the mask -> cloud -> box chain; defaults measured by perf/bench_geometry_chain.py."""
 
     min_points: int = 30  # fewer valid object points than this: no reliable box
     max_points: int = 6000  # random subsample above this (fixed seed): keeps kNN/DBSCAN cheap, extents unchanged
@@ -64,7 +64,7 @@ class RoundConfig:
     """When a footprint counts as round, so that its hidden back half can be completed (see `round_footprint`).
 
     Thresholds are relative to the fitted radius, so they hold for a cup and a trash can alike; measured by
-    benchmarks/bench_geometry_chain.py --source synthetic (a box seen corner-on fits a circle at ~30% rms).
+    perf/bench_geometry_chain.py --source synthetic (a box seen corner-on fits a circle at ~30% rms).
     """
 
     min_points: int = 6  # camera-facing hull vertices needed to fit a circle at all

@@ -231,7 +231,7 @@ def test_on_the_project_synthetic_scenes_under_moge_like_noise():
     """The same 12 scenes with point maps degraded like a monocular estimator's (3% scale, 2% focal, 2% smooth
     distortion, 1% correlated depth noise, flying pixels): centres stay within about the scale error and gravity
     within 2 degrees. Measured: centre median 3.0% / p90 4.3%, gravity median 0.48 deg / max 1.04 deg, height
-    median 5.2%; footprints degrade more (README, benchmarks/bench_geometry_chain.py)."""
+    median 5.2%; footprints degrade more (README, perf/bench_geometry_chain.py)."""
     results, objects = _synthetic_scene_errors(NoiseConfig())
     assert all(r.gravity_error_deg is not None for r in results)
     gravity = [r.gravity_error_deg for r in results]

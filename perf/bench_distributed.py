@@ -1,7 +1,7 @@
 """Samples/s of the real training entry point with 1 and 2 processes (CPU, gloo) at the same global batch.
 
-    python benchmarks/bench_distributed.py                       # 1 process, then 2 x ddp, then 2 x fsdp
-    python benchmarks/bench_distributed.py --global-batch 16 --steps 30 --strategies ddp --threads 1
+    python perf/bench_distributed.py                       # 1 process, then 2 x ddp, then 2 x fsdp
+    python perf/bench_distributed.py --global-batch 16 --steps 30 --strategies ddp --threads 1
 
 Each configuration is launched by torchrun (`--nproc-per-node` 1 or 2) around this file in worker mode, which calls
 `training.train.train_checkpoint` (data loading, Lightning, gradient all-reduce or FSDP2 reduce-scatter, MLflow

@@ -1,6 +1,6 @@
 """Throughput and storage cost of the synthetic source, on one core.
 
-    .venv/bin/python benchmarks/bench_synthetic.py --scenes 100
+    .venv/bin/python perf/bench_synthetic.py --scenes 100
 
 Renders N scenes in this process with every BLAS/OpenMP pool pinned to one thread, and prints scenes per second
 (render only, and render + JPEG/PNG encoding; wall clock and process CPU time, the latter being the fair "per core"

@@ -1,7 +1,7 @@
 """The paper's two ablation directions at toy scale, with 95% intervals: does the tiny model reproduce them?
 
-    python benchmarks/bench_ablation.py                       # the full toy run: < 1 hour on 2 idle cores
-    python benchmarks/bench_ablation.py --scenes 60 --max-steps 100 --seeds 0 1 --val-items-per-level 40 \
+    python perf/bench_ablation.py                       # the full toy run: < 1 hour on 2 idle cores
+    python perf/bench_ablation.py --scenes 60 --max-steps 100 --seeds 0 1 --val-items-per-level 40 \
         --val-quantitative-items 80 --threads 1 --label "reduced run"   # < 15 min on a loaded machine
 
 1. Variants (paper Table 6): xyz > rel_depth > rgb on the quantitative L1/L2 questions (free-form lengths,
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         markdown = markdown_tables(report.table, report.differences)
         power = power_lines(report.items)
     total = time.perf_counter() - started
-    command = "python benchmarks/bench_ablation.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = "python perf/bench_ablation.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     header = (
         f"{args.label + ': ' if args.label else ''}`{command.strip()}`; {args.scenes} synthetic scenes, "
         f"{args.val_fraction:.0%} held out, tiny model, {args.max_steps} steps x batch {args.batch_size}, seeds "

@@ -1,13 +1,13 @@
 """`hispatial ask` throughput: latency per question (one at a time) and questions/s in batch mode.
 
-    python benchmarks/bench_ask.py                                          # tiny model + tiny MoGe-2, CPU
-    python benchmarks/bench_ask.py --moge none                              # generation only
-    python benchmarks/bench_ask.py --arch paligemma2-3b-448 --moge real --device cuda --precision bf16
+    python perf/bench_ask.py                                          # tiny model + tiny MoGe-2, CPU
+    python perf/bench_ask.py --moge none                              # generation only
+    python perf/bench_ask.py --arch paligemma2-3b-448 --moge real --device cuda --precision bf16
 
 Everything goes through `SpatialAsker` (image decode, box drawing, MoGe-2, prompt rendering, batched greedy
 generation, answer parsing) on synthetic 640x480 pictures with two boxes and a distance question. Random weights
 of the real architectures (nothing is downloaded): `--arch` picks the model preset, `--moge real` a ViT-L/14
-MoGe-2 (benchmarks/bench_models.py). A random model rarely emits EOS, so every question generates exactly
+MoGe-2 (perf/bench_models.py). A random model rarely emits EOS, so every question generates exactly
 `--max-new-tokens` tokens, which makes tokens/s comparable across runs. MoGe-2 time per image is timed on its own.
 """
 

@@ -5,7 +5,7 @@ One `--width` x `--height` JPEG (default 12000x9000, a 108 MP camera photo) plus
 subprocess, and its peak resident memory (VmHWM) is reported, once with `max_image_side=None` (full size, the
 behaviour before the cap) and once with the default cap (2048 px on the longer side).
 
-    .venv/bin/python benchmarks/bench_large_image.py [--width 12000 --height 9000] [--stages source filter points]
+    .venv/bin/python perf/bench_large_image.py [--width 12000 --height 9000] [--stages source filter points]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ For each size N: write N shard specs into a fresh inbox, then time, on a fresh S
 - `steady tick`: the next evaluation with nothing changed (the cost paid every interval, forever);
 - `one new`: a tick after one more shard arrives.
 
-    .venv/bin/python benchmarks/bench_sensor.py [--sizes 10 100 1000] [--json out.json]
+    .venv/bin/python perf/bench_sensor.py [--sizes 10 100 1000] [--json out.json]
 """
 
 from __future__ import annotations

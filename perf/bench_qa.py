@@ -1,6 +1,6 @@
 """Template QA synthesis throughput, single thread: QA pairs per second per core.
 
-    .venv/bin/python benchmarks/bench_qa.py --scenes 60 --repeats 3
+    .venv/bin/python perf/bench_qa.py --scenes 60 --repeats 3
 
 Scenes are rendered by `assets.synthetic` (with references from `assets.references.assign_references`), generated
 once, then timed through `assets.qa.engine.generate_scene_qa`: L1+L2 (the template levels this engine owns), the

@@ -1,6 +1,6 @@
 """QA quality on the demo's shards, without Dagster: leaks, answer classes, duplicates, ambiguous items.
 
-    .venv/bin/python benchmarks/qa_quality.py            # 2 shards x 50 scenes, seeds 0 and 1 (as `hispatial demo`)
+    .venv/bin/python perf/qa_quality.py            # 2 shards x 50 scenes, seeds 0 and 1 (as `hispatial demo`)
 
 Each shard is rendered as `assets.synthetic.write_synthetic_shard` renders it (same config, shard key and scene
 index), referenced by `assets.references.assign_references`, questioned by `assets.qa.engine.generate_scene_qa`

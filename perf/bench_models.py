@@ -5,8 +5,8 @@ downloaded. `--size real` builds production-sized architectures (MoGe-2 with a V
 token budget on 640x480 images; SAM-2.1 Hiera-L at 1024 px) and is meant for a GPU (`--device cuda`);
 `--size tiny` is the CPU smoke path (ViT-S MoGe-2 at 64 tokens, Hiera-T SAM-2 at 256 px).
 
-    .venv/bin/python benchmarks/bench_models.py --size tiny --images 4
-    python benchmarks/bench_models.py --size real --device cuda --images 32 --batch 8
+    .venv/bin/python perf/bench_models.py --size tiny --images 4
+    python perf/bench_models.py --size real --device cuda --images 32 --batch 8
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ time), and prints box-center error (% of camera distance), height and footprint 
 (degrees), and the share of objects within all acceptance bounds at once. Objects are scored when at least `--min-visible` of them is in view (occluded or cut-off boxes cannot be
 recovered from what the camera sees).
 
-    .venv/bin/python benchmarks/bench_geometry_chain.py --scenes 12
-    .venv/bin/python benchmarks/bench_geometry_chain.py --scenes 40 --source synthetic
+    .venv/bin/python perf/bench_geometry_chain.py --scenes 12
+    .venv/bin/python perf/bench_geometry_chain.py --scenes 40 --source synthetic
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ For each size N, on a fresh data root and SQLite-backed Dagster instance (our da
   then with every partition materialized (recorded as runless materialization events, so 1,000 shards need not
   be computed): expected to grow linearly, i.e. a constant cost per partition.
 
-    .venv/bin/python benchmarks/bench_partitions.py [--sizes 10 100 1000] [--runs 2] [--json out.json]
+    .venv/bin/python perf/bench_partitions.py [--sizes 10 100 1000] [--runs 2] [--json out.json]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Training throughput of the RGB-D VLM: samples/s and tokens/s per optimiser step, and peak memory.
 
-    python benchmarks/bench_training.py                                   # tiny model, CPU
-    python benchmarks/bench_training.py --device cuda --arch paligemma2-3b-448 --batch-size 4 --precision bf16
+    python perf/bench_training.py                                   # tiny model, CPU
+    python perf/bench_training.py --device cuda --arch paligemma2-3b-448 --batch-size 4 --precision bf16
 
 Random weights and random inputs of the real shapes (image tokens + a prompt and answer of `--text-tokens`), the
 same module, loss and optimiser as training (frozen SigLIP, AdamW over conv + projector + language model), so the
