@@ -43,10 +43,11 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import nn
 from torch.utils.data import Dataset, Sampler
 
+from assets.qa.dataset import manifest_path, release_manifest, unreleased_digest
 from assets.stage import DATA_ERRORS, DataError
 from assets.storage import atomic_write_json
 from training.config import TrainConfig
-from training.data import Example, ExampleFactory, TaskMixture, qa_parquet_paths
+from training.data import Example, ExampleFactory, TaskMixture
 
 RESUME_DIR = ".resume"
 LAST_CKPT = "last.ckpt"
@@ -205,14 +206,12 @@ def is_sharded(model: nn.Module) -> bool:
 
 
 def data_fingerprint(root: Path) -> str:
-    """Digest of the QA files a run trains on (names and bytes): a resume must see the same data."""
-    digest = hashlib.sha256()
-    for path in qa_parquet_paths(Path(root)):
-        digest.update(str(path.relative_to(root)).encode())
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 24):
-                digest.update(chunk)
-    return digest.hexdigest()
+    """Digest of the QA data a run trains on, by the QA table owner's rule (assets.qa.dataset): the release's
+    dataset digest (it pins every shard's bytes), or the same rule over the written shards without a release. A
+    resume must see the same data."""
+    if manifest_path(root) is not None:
+        return str(release_manifest(root)["dataset_digest"])
+    return unreleased_digest(root)
 
 
 def resume_key(config: TrainConfig, root: Path) -> str:
