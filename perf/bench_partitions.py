@@ -28,10 +28,11 @@ import dagster as dg
 from rich.console import Console
 from rich.table import Table
 
-from hispatial_dagster.cli import asset_status, run_job
+from hispatial_dagster.cli import run_job
 from hispatial_dagster.instance import open_instance
 from hispatial_dagster.partitions import SOURCE_SHARDS
 from hispatial_dagster.shards import SHARD_STAGES, ShardInbox, ShardSpec
+from hispatial_dagster.status import asset_status
 
 
 def measure(size: int, runs: int, workdir: Path) -> dict[str, float]:

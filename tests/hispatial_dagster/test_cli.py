@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from hispatial_dagster import cli
+from hispatial_dagster.status import asset_status
 
 
 @pytest.fixture()
@@ -48,7 +49,7 @@ def test_register_stage_status_and_staleness(data_root: Path, capsys: pytest.Cap
     from hispatial_dagster.instance import open_instance
 
     def status() -> dict[tuple[str, str], str]:
-        rows = cli.asset_status(open_instance(data_root), build_defs())
+        rows = asset_status(open_instance(data_root), build_defs())
         return {(r["asset"], r["partition"]): r["status"] for r in rows}
 
     before = status()
@@ -107,7 +108,7 @@ def test_bulk_staleness_agrees_with_dagsters_resolver(data_root: Path) -> None:
         dg.AssetMaterialization(asset_key="point_maps", partition="synthetic-002"))
 
     def status(bulk: bool) -> dict[tuple[str, str], str]:
-        rows = cli.asset_status(open_instance(data_root), build_defs(), batched_staleness=bulk)
+        rows = asset_status(open_instance(data_root), build_defs(), batched_staleness=bulk)
         return {(r["asset"], r["partition"]): r["status"].split(" ")[0] for r in rows}
 
     bulk, resolver = status(True), status(False)

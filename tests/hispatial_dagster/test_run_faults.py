@@ -84,6 +84,7 @@ _HOLDER = """
 import sys, time
 from pathlib import Path
 import dagster as dg
+from hispatial_dagster.status import asset_status
 from hispatial_dagster.instance import GPU_POOL, open_instance, process_tags
 
 root = Path(sys.argv[1])
@@ -209,10 +210,11 @@ def test_status_shows_failed_unpartitioned_assets(data_root: Path) -> None:
     from hispatial_dagster import cli
     from hispatial_dagster.definitions import build_defs
     from hispatial_dagster.instance import open_instance
+    from hispatial_dagster.status import asset_status
 
     assert cli.main(["stage", "qa_dataset"]) == 1  # no QA shard to build it from
     assert cli.main(["stage", "checkpoint"]) == 1  # no QA dataset to train on
-    rows = {(r["asset"], r["partition"]): r["status"] for r in cli.asset_status(open_instance(data_root), build_defs())}
+    rows = {(r["asset"], r["partition"]): r["status"] for r in asset_status(open_instance(data_root), build_defs())}
     assert rows[("qa_dataset", "-")] == "failed"
     assert rows[("checkpoint", "-")] == "failed"
 
