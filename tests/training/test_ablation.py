@@ -18,8 +18,8 @@ from training.ablation import (
 )
 from training.config import DataConfig, MLflowConfig, tiny_train_config
 from training.data import build_training_data, is_validation_scene, length_truth_m, split_quota
+from training.inputs import prepare_point_map
 from training.mlflow_runs import load_val_items
-from training.model import prepare_point_map
 
 from .blocks import block_scene, write_block_root
 
