@@ -272,7 +272,8 @@ def qa_dataset(
     context: dg.AssetExecutionContext, data_root: DataRoot, mlflow_tracking: MLflowTracking, llm: LLMEndpoint
 ) -> dg.MaterializeResult:
     from assets.qa.curation import CurationSettings, curate_release
-    from assets.qa.dataset import build_qa_dataset, log_release_to_mlflow, read_quality
+    from assets.qa.dataset import build_qa_dataset, read_quality
+    from training.mlflow_runs import log_release_to_mlflow
 
     shards = _dataset_shards(context, data_root.root)
     if not shards:

@@ -154,3 +154,46 @@ def load_val_items(client: Any, run_id: str) -> Any:
         except (MlflowException, OSError):
             return None
         return pd.read_parquet(path)
+
+
+def log_release_to_mlflow(root: Path, tracking_uri: str, experiment: str | None = None) -> str:
+    """One MLflow run per QA release in `experiment` (default `hispatial-qa-dataset`): the quality counts as
+    metrics, the quality report, manifest and plots as artifacts, the dataset digest as a tag and the release as
+    the run's input dataset. Client calls only: no process-wide active experiment or run is left behind (the
+    checkpoint step that follows in the same process starts its own runs). Returns the run id."""
+    from mlflow import MlflowClient
+
+    from assets.qa.dataset import (
+        ANSWER_PLOT,
+        MANIFEST,
+        PLOT,
+        QUALITY,
+        QUALITY_EXPERIMENT,
+        STAGE,
+        quality_metadata,
+        read_quality,
+        release_manifest,
+    )
+    from training.config import artifact_location_for
+
+    out_dir = Path(root) / STAGE
+    quality = read_quality(root)
+    manifest = release_manifest(root)
+    client = MlflowClient(tracking_uri)
+    experiment_id = ensure_experiment(client, experiment or QUALITY_EXPERIMENT, artifact_location_for(tracking_uri))
+    run = client.create_run(experiment_id, run_name=f"qa_dataset-{manifest['dataset_digest'][:12]}",
+                            tags={"dataset_digest": manifest["dataset_digest"]})
+    run_id = run.info.run_id
+    try:
+        metrics = {k: float(v) for k, v in quality_metadata(quality).items()} | {"num_rows": float(manifest["num_rows"])}
+        for key, value in metrics.items():
+            client.log_metric(run_id, key, value)
+        log_qa_release(client, run_id, root)
+        for name in (QUALITY, MANIFEST, PLOT, ANSWER_PLOT, "curation/report.json"):
+            if (out_dir / name).exists():
+                client.log_artifact(run_id, str(out_dir / name), artifact_path="qa_dataset")
+        client.set_terminated(run_id, "FINISHED")
+    except Exception:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    return run_id

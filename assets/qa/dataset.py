@@ -251,26 +251,6 @@ def read_quality(root: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def log_release_to_mlflow(root: Path, tracking_uri: str, experiment: str = QUALITY_EXPERIMENT) -> str:
-    """One MLflow run per release in `experiment`: the quality counts as metrics, the quality report, manifest
-    and plots as artifacts, the dataset digest as a tag. Returns the run id."""
-    import mlflow
-
-    out_dir = Path(root) / STAGE
-    quality = read_quality(root)
-    manifest = release_manifest(root)
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment(experiment)
-    with mlflow.start_run(run_name=f"qa_dataset-{manifest['dataset_digest'][:12]}") as run:
-        mlflow.set_tag("dataset_digest", manifest["dataset_digest"])
-        mlflow.log_metrics({k: float(v) for k, v in quality_metadata(quality).items()} | {
-            "num_rows": float(manifest["num_rows"])})
-        for name in (QUALITY, MANIFEST, PLOT, ANSWER_PLOT, "curation/report.json"):
-            if (out_dir / name).exists():
-                mlflow.log_artifact(str(out_dir / name), artifact_path="qa_dataset")
-        return run.info.run_id
-
-
 def manifest_path(root: Path) -> Path | None:
     """The release manifest's path (`qa_dataset/_manifest.json`, or a release's older `manifest.json`), or None
     when no release was built."""

@@ -75,8 +75,8 @@ def test_stage_needs_a_shard(data_root: Path) -> None:
 
 
 def test_failed_stage_exits_nonzero(data_root: Path) -> None:
-    # No spec in the inbox for this shard: the run fails, the command says so, nothing is written.
-    assert cli.main(["stage", "source_images", "--shard", "synthetic-404"]) == 1
+    # No spec in the inbox for this shard: a usage error (exit 2) said before any run starts; nothing is written.
+    assert cli.main(["stage", "source_images", "--shard", "synthetic-404"]) == 2
     assert not (data_root / "source_images" / "synthetic-404").exists()
 
 

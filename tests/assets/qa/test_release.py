@@ -14,13 +14,13 @@ from assets.qa.dataset import (
     build_qa_dataset,
     export_subset,
     load_qa_dataset,
-    log_release_to_mlflow,
     read_quality,
 )
 from assets.qa.shards import qa_shard
 from assets.references import assign_references
 from assets.stage import DataError
 from assets.storage import decode_depth_png, read_scenes, shard_dir, write_scenes
+from training.mlflow_runs import log_release_to_mlflow
 
 SHARDS = ("synthetic-000", "synthetic-001")
 
