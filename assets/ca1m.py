@@ -94,11 +94,20 @@ def _size(data: bytes) -> tuple[int, int]:
 def ca1m_instance_box(instance: dict) -> tuple[list[float], list[float], np.ndarray]:
     """(center_cam, Omni3D-order dimensions [w, h, l], R) of a CA-1M instance (`scale` = [l, h, w])."""
     length, height, width = (float(v) for v in instance["scale"])
-    return [float(v) for v in instance["position"]], [width, height, length], np.asarray(instance["R"], dtype=np.float64)
+    return (
+        [float(v) for v in instance["position"]],
+        [width, height, length],
+        np.asarray(instance["R"], dtype=np.float64),
+    )
 
 
 def ca1m_shard(
-    root: Path, shard: str, tars: Sequence[Path], source: str = "ca1m", depth: str = "gt", every_nth: int = 1,
+    root: Path,
+    shard: str,
+    tars: Sequence[Path],
+    source: str = "ca1m",
+    depth: str = "gt",
+    every_nth: int = 1,
     max_frames: int | None = None,
 ) -> StageReport:
     """Import CA-1M frames (every `every_nth` of each capture, at most `max_frames`) with their boxes and depth
@@ -129,7 +138,9 @@ def ca1m_shard(
             rgb = _decode_image(sample["wide/image"], tmp, f"{key.replace('/', '_')}.png")
             h, w = rgb.shape[:2]
             if "_wide/image/size" in sample and _size(sample["_wide/image/size"]) != (w, h):
-                raise DataError(f"size mismatch: {_size(sample['_wide/image/size'])} declared, image is {w}x{h}")
+                raise DataError(
+                    f"size mismatch: {_size(sample['_wide/image/size'])} declared, image is {w}x{h}"
+                )
             K = _matrix(sample["wide/image/k"], (3, 3))
             intrinsics = Intrinsics(fx=K[0, 0], fy=K[1, 1], cx=K[0, 2], cy=K[1, 2], width=w, height=h)
             sid = _scene_id(shard, key.replace("/", "_"))  # <video>_<timestamp>: unique, no hash needed
@@ -158,12 +169,20 @@ def ca1m_shard(
                 if box2d is None:
                     box2d = visible_box2d(cuboid_corners(center, dims, R), intrinsics)
                 if box2d is None:
-                    report.reject(f"{sid}/{inst.get('id')}", "DataError: not in view: no part of the 3D box projects "
-                                  "into the image")
+                    report.reject(
+                        f"{sid}/{inst.get('id')}",
+                        "DataError: not in view: no part of the 3D box projects into the image",
+                    )
                     continue
-                objects.append(SceneObject(
-                    instance_id=len(objects) + 1, category=str(inst["category"]), box2d=box2d,
-                    box3d=omni3d_box(center, dims, R, frame), attributes={"source_id": str(inst.get("id"))}))
+                objects.append(
+                    SceneObject(
+                        instance_id=len(objects) + 1,
+                        category=str(inst["category"]),
+                        box2d=box2d,
+                        box3d=omni3d_box(center, dims, R, frame),
+                        attributes={"source_id": str(inst.get("id"))},
+                    )
+                )
             if not objects:
                 raise DataError(f"no usable 3D box in sample {key}")
             metadata: dict = {"original_file": key, "intrinsics_source": "ground_truth", "dataset": "ca1m"}
@@ -176,12 +195,20 @@ def ca1m_shard(
                 if depth_K is None:
                     raise DataError(f"incomplete CA-1M sample {key}: missing {prefix}/k")
                 depth_file, depth_meta = store_sensor_depth(
-                    tmp, shard, sid, depth_on_image_grid(raw, depth_K, intrinsics))
+                    tmp, shard, sid, depth_on_image_grid(raw, depth_K, intrinsics)
+                )
                 metadata.update(depth_meta)
             return Scene(
-                scene_id=sid, source=source, shard=shard, intrinsics=intrinsics,
-                gravity_cam=tuple(float(c) for c in gravity), objects=objects, has_ground_truth_3d=True,
-                image_file=_write_image(tmp, shard, sid, rgb), depth_file=depth_file, metadata=metadata,
+                scene_id=sid,
+                source=source,
+                shard=shard,
+                intrinsics=intrinsics,
+                gravity_cam=tuple(float(c) for c in gravity),
+                objects=objects,
+                has_ground_truth_3d=True,
+                image_file=_write_image(tmp, shard, sid, rgb),
+                depth_file=depth_file,
+                metadata=metadata,
             )
 
         return _Item(key, build)

@@ -73,7 +73,10 @@ def boxes_outside_image(scene: Scene, tol_px: float = 0.5) -> list[int]:
     return [
         o.instance_id
         for o in scene.objects
-        if o.box2d.x0 < -tol_px or o.box2d.y0 < -tol_px or o.box2d.x1 > width + tol_px or o.box2d.y1 > height + tol_px
+        if o.box2d.x0 < -tol_px
+        or o.box2d.y0 < -tol_px
+        or o.box2d.x1 > width + tol_px
+        or o.box2d.y1 > height + tol_px
     ]
 
 
@@ -90,7 +93,10 @@ def reference_problems(scene: Scene) -> dict[str, list[str]]:
             continue
         if counts[text] > 1:
             problems["duplicate"].append(f"{item}: {obj.reference}")
-        elif obj.reference_kind != "written" and resolve_reference(scene, obj.reference or "") != obj.instance_id:
+        elif (
+            obj.reference_kind != "written"
+            and resolve_reference(scene, obj.reference or "") != obj.instance_id
+        ):
             problems["unresolved"].append(f"{item}: {obj.reference}")
     return problems
 
@@ -186,7 +192,9 @@ def _load_points(depth_path: Path, scene: Scene) -> tuple[np.ndarray, np.ndarray
     return points, np.isfinite(points).all(axis=-1)
 
 
-def boxes_inside_image(root: Path, shard: str, stage: str = "object_clouds", tol_px: float = 0.5) -> CheckResult:
+def boxes_inside_image(
+    root: Path, shard: str, stage: str = "object_clouds", tol_px: float = 0.5
+) -> CheckResult:
     """Every object's 2D box lies inside its image (within half a pixel)."""
     scenes, failures = _scenes(root, stage, shard)
     outside = [f"{s.scene_id}/{i}" for s in scenes for i in boxes_outside_image(s, tol_px)]
@@ -236,7 +244,11 @@ def qa_schema(root: Path, shard: str) -> CheckResult:
     problems: list[str] = []
     if not missing:
         columns = table.select(["qa_id", "question", "answer", "level", "task", "format"]).to_pylist()
-        valid = {"level": {v.value for v in Level}, "task": {v.value for v in Task}, "format": {v.value for v in QAFormat}}
+        valid = {
+            "level": {v.value for v in Level},
+            "task": {v.value for v in Task},
+            "format": {v.value for v in QAFormat},
+        }
         for row in columns:
             if not (row["question"] or "").strip() or not (row["answer"] or "").strip():
                 problems.append(f"{row['qa_id']}: empty question or answer")

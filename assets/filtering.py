@@ -88,7 +88,9 @@ def check_scene(
             f"{scene.intrinsics.width}x{scene.intrinsics.height}"
         )
     if min(width, height) < config.min_image_side:
-        raise DataError(f"image too small: {width}x{height}, shorter side < min_image_side {config.min_image_side}")
+        raise DataError(
+            f"image too small: {width}x{height}, shorter side < min_image_side {config.min_image_side}"
+        )
     extreme = extreme_pixel_fraction(rgb, config.extreme_tolerance)
     if extreme > config.max_extreme_fraction:
         raise DataError(f"too many pure white/black pixels: {extreme:.3f} > {config.max_extreme_fraction}")

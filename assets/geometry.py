@@ -96,7 +96,9 @@ def box_corners_grav(box: Box3D, frame: GravityFrame) -> np.ndarray:
     return center + (signs * half) @ box_axes_grav(box.yaw)
 
 
-_CORNER_SIGNS = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=np.float64)
+_CORNER_SIGNS = np.array(
+    [[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=np.float64
+)
 _CORNER_SIGNS.flags.writeable = False
 
 

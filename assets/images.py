@@ -167,8 +167,13 @@ def decode_image(
         raise DataError(f"unreadable image: {type(err).__name__}: {err}") from err
     if (rgb.shape[1], rgb.shape[0]) != target:
         rgb = np.asarray(Image.fromarray(rgb).resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0))
-    return DecodedImage(rgb=rgb, original_size=upright, mode=mode, exif_orientation=orientation,
-                        exif_applied=bool(turn and orientation != 1))
+    return DecodedImage(
+        rgb=rgb,
+        original_size=upright,
+        mode=mode,
+        exif_orientation=orientation,
+        exif_applied=bool(turn and orientation != 1),
+    )
 
 
 def read_rgb(path: Path, max_pixels: int = MAX_PIXELS_DEFAULT) -> np.ndarray:

@@ -47,7 +47,9 @@ class ObjectExtraction:
 
 @runtime_checkable
 class ObjectExtractor(Protocol):
-    def extract(self, rgb: np.ndarray, points: np.ndarray, valid: np.ndarray, scene: Scene) -> ObjectExtraction: ...
+    def extract(
+        self, rgb: np.ndarray, points: np.ndarray, valid: np.ndarray, scene: Scene
+    ) -> ObjectExtraction: ...
 
 
 @runtime_checkable
@@ -71,7 +73,11 @@ def read_mask(root: Path, scene: Scene) -> np.ndarray:
 
 
 def validate_objects(
-    scene: Scene, mask: np.ndarray, valid: np.ndarray, report: StageReport, keep_unmasked: bool = False,
+    scene: Scene,
+    mask: np.ndarray,
+    valid: np.ndarray,
+    report: StageReport,
+    keep_unmasked: bool = False,
     require_depth: bool = True,
 ) -> list[SceneObject]:
     """Objects with `num_pixels` from the mask. An object with an empty mask, or (`require_depth`) no valid 3D
@@ -96,15 +102,26 @@ def validate_objects(
             kept.append(obj.model_copy(update={"num_pixels": num_pixels}))
         elif keep_unmasked:
             reasons = "; ".join(r for r in (obj.attributes.get("not_askable"), problem) if r)
-            kept.append(obj.model_copy(update={"num_pixels": num_pixels, "askable": False,
-                                               "attributes": {**obj.attributes, "not_askable": reasons}}))
+            kept.append(
+                obj.model_copy(
+                    update={
+                        "num_pixels": num_pixels,
+                        "askable": False,
+                        "attributes": {**obj.attributes, "not_askable": reasons},
+                    }
+                )
+            )
         else:
             report.reject(item, f"DataError: {problem}")
     return kept
 
 
 def ground_truth_objects(
-    root: Path, scene: Scene, report: StageReport, out_dir: Path | None = None, shard: str = "",
+    root: Path,
+    scene: Scene,
+    report: StageReport,
+    out_dir: Path | None = None,
+    shard: str = "",
     segmenter: BoxSegmenter | None = None,
 ) -> Scene:
     depth = read_depth(root, scene)
@@ -127,7 +144,10 @@ def ground_truth_objects(
 
 
 def ground_truth_masks(
-    scene: Scene, points: np.ndarray, valid: np.ndarray, rgb: np.ndarray | None = None,
+    scene: Scene,
+    points: np.ndarray,
+    valid: np.ndarray,
+    rgb: np.ndarray | None = None,
     segmenter: BoxSegmenter | None = None,
 ) -> tuple[np.ndarray, str]:
     """(instance mask, how it was made) for a scene whose objects have labelled 3D boxes but no mask (module
@@ -166,11 +186,16 @@ def _segmented_masks(scene: Scene, rgb: np.ndarray, segmenter: BoxSegmenter) -> 
         raise DataError(f"segmenter returned {len(masks)} masks for {len(scene.objects)} boxes")
     height, width = rgb.shape[:2]
     owner = np.zeros((height, width), dtype=np.uint8)
-    order = sorted(range(len(scene.objects)), key=lambda i: -float(np.linalg.norm(scene.objects[i].box3d.center_cam)))
+    order = sorted(
+        range(len(scene.objects)), key=lambda i: -float(np.linalg.norm(scene.objects[i].box3d.center_cam))
+    )
     for i in order:  # far to near: a nearer object covers a farther one
         box = scene.objects[i].box2d  # a mask pixel outside its prompt box (+2 px) is not the labelled object
         inside = np.zeros((height, width), dtype=bool)
-        inside[max(0, int(box.y0) - 2):int(np.ceil(box.y1)) + 2, max(0, int(box.x0) - 2):int(np.ceil(box.x1)) + 2] = True
+        inside[
+            max(0, int(box.y0) - 2) : int(np.ceil(box.y1)) + 2,
+            max(0, int(box.x0) - 2) : int(np.ceil(box.x1)) + 2,
+        ] = True
         owner[np.asarray(masks[i], dtype=bool) & inside] = scene.objects[i].instance_id
     return owner
 
@@ -190,7 +215,9 @@ def extracted_objects(
     scene = scene.model_copy(
         update={
             "objects": list(extraction.objects),
-            "gravity_cam": extraction.gravity_cam if extraction.gravity_cam is not None else scene.gravity_cam,
+            "gravity_cam": extraction.gravity_cam
+            if extraction.gravity_cam is not None
+            else scene.gravity_cam,
         }
     )
     kept = validate_objects(scene, mask, valid, report)
@@ -203,8 +230,13 @@ def extracted_objects(
 def _with_objects(scene: Scene, kept: list[SceneObject], extra: dict[str, str]) -> Scene:
     if not any(obj.askable for obj in kept):
         raise DataError(f"no objects: none of the {len(scene.objects)} objects has a usable mask")
-    metadata = {**scene.metadata, **extra, "objects_in": len(scene.objects), "objects_out": len(kept),
-                "objects_askable": sum(obj.askable for obj in kept)}
+    metadata = {
+        **scene.metadata,
+        **extra,
+        "objects_in": len(scene.objects),
+        "objects_out": len(kept),
+        "objects_askable": sum(obj.askable for obj in kept),
+    }
     return scene.model_copy(update={"objects": kept, "metadata": metadata})
 
 
@@ -216,7 +248,11 @@ def object_clouds_shard(
     segmenter = segmenter if segmenter is not None else getattr(extractor, "segmenter", None)
 
     # over kept scenes, filled while the shard is processed (run_scene_stage merges it afterwards)
-    stats = {"extractor": type(extractor).__name__ if extractor is not None else "none", "objects_in": 0, "objects_out": 0}
+    stats = {
+        "extractor": type(extractor).__name__ if extractor is not None else "none",
+        "objects_in": 0,
+        "objects_out": 0,
+    }
 
     def one(scene: Scene, report: StageReport, tmp: Path) -> Scene:
         if scene.has_ground_truth_3d:

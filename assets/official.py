@@ -63,10 +63,20 @@ OFFICIAL_QA_TYPE: dict[Task, str] = {
     Task.SPATIAL_COUNTING: "vqa_counting_objects",
     Task.PROBLEM_SOLVING: "problem_solving",  # only the official CA-1M stream samples it
 }
-OFFICIAL_FORMAT = {QAFormat.FREE_FORM: "text", QAFormat.MULTIPLE_CHOICE: "mcq", QAFormat.TRUE_FALSE: "true_false"}
-_REFERRING_KEYS = [("referring", "raw"), ("referring_i", "raw_i"), ("referring_j", "raw_j"),
-                   ("referring_k", "raw_k"), ("referring_l", "raw_l"), ("referring_m", "raw_m"),
-                   ("referring_n", "raw_n")]
+OFFICIAL_FORMAT = {
+    QAFormat.FREE_FORM: "text",
+    QAFormat.MULTIPLE_CHOICE: "mcq",
+    QAFormat.TRUE_FALSE: "true_false",
+}
+_REFERRING_KEYS = [
+    ("referring", "raw"),
+    ("referring_i", "raw_i"),
+    ("referring_j", "raw_j"),
+    ("referring_k", "raw_k"),
+    ("referring_l", "raw_l"),
+    ("referring_m", "raw_m"),
+    ("referring_n", "raw_n"),
+]
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -116,7 +126,9 @@ def load_pt(data: bytes, what: str) -> object:
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises UnpicklingError/RuntimeError with the offending global named
-        raise DataError(f"{what}: not loadable with weights_only=True: {str(err).splitlines()[0][:200]}") from err
+        raise DataError(
+            f"{what}: not loadable with weights_only=True: {str(err).splitlines()[0][:200]}"
+        ) from err
 
 
 def to_plain(value: object) -> object:
@@ -156,8 +168,10 @@ def parse_official_sample(key: str, parts: dict[str, bytes]) -> OfficialSample:
     if k.shape != (3, 3) or not np.isfinite(k).all() or k[0, 0] <= 0 or k[1, 1] <= 0:
         raise DataError(f"sample {key}: intrinsics must be a finite 3x3 matrix with positive focals, got {k}")
     if max(k[0, 0], k[1, 1]) > 50:
-        raise DataError(f"sample {key}: intrinsics look like pixels (fx={k[0, 0]}); official shards store them "
-                        "normalised by the image size")
+        raise DataError(
+            f"sample {key}: intrinsics look like pixels (fx={k[0, 0]}); official shards store them "
+            "normalised by the image size"
+        )
     qa = load_pt(parts["pt"], f"sample {key} QA")
     if not isinstance(qa, dict):
         raise DataError(f"sample {key}: QA is a {type(qa).__name__}, expected a dict of level lists")
@@ -208,9 +222,15 @@ def hispatial_shard(root: Path, shard: str, tars: Sequence[Path], source: str = 
                 "qa_file": f"{sources.STAGE}/{shard}/qa/{sid}.json",
                 "num_qa": count_qa_items(sample.qa),
             }
-            return Scene(scene_id=sid, source=source, shard=shard, intrinsics=sample.intrinsics,
-                         image_file=f"{sources.STAGE}/{shard}/images/{sid}.jpg", depth_file=depth_file,
-                         metadata=metadata)
+            return Scene(
+                scene_id=sid,
+                source=source,
+                shard=shard,
+                intrinsics=sample.intrinsics,
+                image_file=f"{sources.STAGE}/{shard}/images/{sid}.jpg",
+                depth_file=depth_file,
+                metadata=metadata,
+            )
 
         return sources._Item(item_id, build)
 
@@ -233,8 +253,12 @@ def official_qa_pair(pair: QAPair) -> dict[str, object]:
     """One of our pairs as an official `qa_pairs` entry: MCQ options unlabelled with the answer equal to one of
     them (the official loader shuffles and labels options itself), true/false answers "True"/"False"."""
     fmt = OFFICIAL_FORMAT[QAFormat(pair.format)]
-    entry: dict[str, object] = {"question": pair.question, "answer": pair.answer, "format": fmt,
-                                "qa_type": pair.subtask or pair.task.value}
+    entry: dict[str, object] = {
+        "question": pair.question,
+        "answer": pair.answer,
+        "format": fmt,
+        "qa_type": pair.subtask or pair.task.value,
+    }
     if pair.format == QAFormat.MULTIPLE_CHOICE:
         options = [_OPTION_LABEL.sub("", opt).strip() for opt in pair.options]
         entry["question"] = _strip_listed_options(pair.question, pair.options)
@@ -270,16 +294,25 @@ def official_qa(pairs: Sequence[QAPair]) -> dict[str, list[dict]]:
         groups.setdefault((pair.level.value, pair.task, tuple(pair.object_ids), boxes), []).append(pair)
     qa: dict[str, list[dict]] = {}
     for (level, task, _, _), members in groups.items():
-        item = {"qa_type": OFFICIAL_QA_TYPE[task], "object": official_object(members[0]),
-                "qa_pairs": [official_qa_pair(p) for p in members]}
+        item = {
+            "qa_type": OFFICIAL_QA_TYPE[task],
+            "object": official_object(members[0]),
+            "qa_pairs": [official_qa_pair(p) for p in members],
+        }
         qa.setdefault(f"level{level.removeprefix('L')}_{task.value}_list", []).append(item)
     return qa
 
 
 def normalised_intrinsics(intrinsics: Intrinsics) -> torch.Tensor:
     w, h = intrinsics.width, intrinsics.height
-    return torch.tensor([[intrinsics.fx / w, 0.0, intrinsics.cx / w], [0.0, intrinsics.fy / h, intrinsics.cy / h],
-                         [0.0, 0.0, 1.0]], dtype=torch.float32)
+    return torch.tensor(
+        [
+            [intrinsics.fx / w, 0.0, intrinsics.cx / w],
+            [0.0, intrinsics.fy / h, intrinsics.cy / h],
+            [0.0, 0.0, 1.0],
+        ],
+        dtype=torch.float32,
+    )
 
 
 def _pt_bytes(obj: object) -> bytes:
@@ -305,7 +338,9 @@ class ExportReport:
     skipped: dict[str, int]
 
 
-def export_official_shard(root: Path, shard: str, out: Path, scene_stage: str = "object_references") -> ExportReport:
+def export_official_shard(
+    root: Path, shard: str, out: Path, scene_stage: str = "object_references"
+) -> ExportReport:
     """Write `qa_shards/<shard>` with its scenes as one official tar (`out`, written atomically, members in a
     fixed order with zeroed times, so the same shard gives the same bytes). Scenes without a depth map or without
     an exportable pair are skipped and counted."""
@@ -347,10 +382,15 @@ def export_official_shard(root: Path, shard: str, out: Path, scene_stage: str = 
                 if image[:3] != b"\xff\xd8\xff":
                     with Image.open(io.BytesIO(image)) as img:
                         image = encode_jpeg(np.asarray(img.convert("RGB")), quality=95)
-                key = re.sub(r"[^A-Za-z0-9_-]+", "_", scene_id)  # no dots: webdataset splits the key at the first
-                members = [("jpg", image), ("png", _official_depth_png(root / scene.depth_file)),
-                           ("intrinsics.pt", _pt_bytes(normalised_intrinsics(scene.intrinsics))),
-                           ("pt", _pt_bytes(qa))]
+                key = re.sub(
+                    r"[^A-Za-z0-9_-]+", "_", scene_id
+                )  # no dots: webdataset splits the key at the first
+                members = [
+                    ("jpg", image),
+                    ("png", _official_depth_png(root / scene.depth_file)),
+                    ("intrinsics.pt", _pt_bytes(normalised_intrinsics(scene.intrinsics))),
+                    ("pt", _pt_bytes(qa)),
+                ]
                 for ext, data in members:
                     info = tarfile.TarInfo(f"{key}.{ext}")
                     info.size, info.mtime, info.mode = len(data), 0, 0o644
@@ -375,8 +415,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     export.add_argument("--out", type=Path, required=True, help="the .tar to write")
     args = parser.parse_args(argv)
     report = export_official_shard(args.root, args.shard, args.out)
-    print(json.dumps({"path": str(report.path), "samples": report.samples, "items": report.items,
-                      "pairs": report.pairs, "skipped": report.skipped}))
+    print(
+        json.dumps(
+            {
+                "path": str(report.path),
+                "samples": report.samples,
+                "items": report.items,
+                "pairs": report.pairs,
+                "skipped": report.skipped,
+            }
+        )
+    )
     return 0
 
 

@@ -81,7 +81,9 @@ def _is_minus_one(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and float(value) == UNAVAILABLE
 
 
-def cuboid_corners(center_cam: Sequence[float], dimensions: Sequence[float], rotation: np.ndarray) -> np.ndarray:
+def cuboid_corners(
+    center_cam: Sequence[float], dimensions: Sequence[float], rotation: np.ndarray
+) -> np.ndarray:
     """(8, 3) camera-frame corners in Cube R-CNN's vertex order, from `dimensions` = [w, h, l]: x = +-l/2,
     y = +-h/2, z = +-w/2 in the box's frame, rotated by R_cam and moved to center_cam (the rule a released
     record's `bbox3D_cam` follows)."""
@@ -114,8 +116,13 @@ def omni3d_box(
     length_axis = length_axis / norm
     if length_axis[1] < 0 or (length_axis[1] == 0 and length_axis[0] < 0):
         length_axis = -length_axis
-    return Box3D(center_cam=tuple(float(c) for c in center_cam), width=w, height=h, length=length,
-                 yaw=float(np.arctan2(length_axis[1], length_axis[0])))
+    return Box3D(
+        center_cam=tuple(float(c) for c in center_cam),
+        width=w,
+        height=h,
+        length=length,
+        yaw=float(np.arctan2(length_axis[1], length_axis[0])),
+    )
 
 
 def visible_box2d(corners_cam: np.ndarray, intrinsics: Intrinsics, near: float = 0.05) -> Box2D | None:
@@ -182,7 +189,9 @@ def _labelled_box2d(ann: dict, intrinsics: Intrinsics, behind: bool) -> Box2D | 
 def triage_annotation(ann: dict, intrinsics: Intrinsics, rules: Omni3DFilter = Omni3DFilter()) -> Triage:
     """Read one Omni3D annotation per the published convention (see the module docstring)."""
     if not bool(ann.get("valid3D", True)):
-        return Triage(reject="no reliable 3D box: valid3D is false", box2d=_labelled_box2d(ann, intrinsics, False))
+        return Triage(
+            reject="no reliable 3D box: valid3D is false", box2d=_labelled_box2d(ann, intrinsics, False)
+        )
     dims = [float(v) for v in ann["dimensions"]]
     center = [float(v) for v in ann["center_cam"]]
     if len(dims) != 3 or not all(math.isfinite(v) and v > 0 for v in dims):
@@ -218,8 +227,9 @@ def triage_annotation(ann: dict, intrinsics: Intrinsics, rules: Omni3DFilter = O
         reasons.append(f"truncation {float(truncation):.2f}")
     if not is_unavailable(visibility) and float(visibility) <= rules.visibility_thres:
         reasons.append(f"visibility {float(visibility):.2f}")
-    return Triage(box2d=box2d, not_askable="; ".join(reasons) or None,
-                  visible_fraction=min(1.0, max(0.0, visible)))
+    return Triage(
+        box2d=box2d, not_askable="; ".join(reasons) or None, visible_fraction=min(1.0, max(0.0, visible))
+    )
 
 
 # ------------------------------------------------------------------------------------------ sensor depth
@@ -253,8 +263,9 @@ class DepthSpec:
         if entry.get("depth_path"):
             return Path(base) / self.root / entry["depth_path"]
         rel = PurePosixPath(entry.get("file_path") or entry["file_name"])
-        name = self.pattern.format(path=str(rel.with_suffix("")), stem=rel.stem, parent=str(rel.parent),
-                                   id=entry["id"])
+        name = self.pattern.format(
+            path=str(rel.with_suffix("")), stem=rel.stem, parent=str(rel.parent), id=entry["id"]
+        )
         return Path(base) / self.root / name
 
 
@@ -281,7 +292,9 @@ def read_depth_file(path: Path, spec: DepthSpec) -> np.ndarray:
     return raw
 
 
-def depth_on_image_grid(depth: np.ndarray, depth_K: np.ndarray, intrinsics: Intrinsics, kind: str = "z") -> np.ndarray:
+def depth_on_image_grid(
+    depth: np.ndarray, depth_K: np.ndarray, intrinsics: Intrinsics, kind: str = "z"
+) -> np.ndarray:
     """Resample a depth map taken by the same camera center (possibly another resolution/K) onto the image's
     pixel grid by nearest neighbour, and turn ray distance into z-depth when `kind == "ray"`."""
     depth = np.asarray(depth, dtype=np.float64)
@@ -304,11 +317,18 @@ def depth_on_image_grid(depth: np.ndarray, depth_K: np.ndarray, intrinsics: Intr
 def scaled_K(intrinsics: Intrinsics, width: int, height: int) -> np.ndarray:
     """The image's K for a depth map of another size covering the same field of view."""
     sx, sy = width / intrinsics.width, height / intrinsics.height
-    return np.array([[intrinsics.fx * sx, 0, intrinsics.cx * sx], [0, intrinsics.fy * sy, intrinsics.cy * sy],
-                     [0, 0, 1.0]])
+    return np.array(
+        [
+            [intrinsics.fx * sx, 0, intrinsics.cx * sx],
+            [0, intrinsics.fy * sy, intrinsics.cy * sy],
+            [0, 0, 1.0],
+        ]
+    )
 
 
-def store_sensor_depth(tmp: Path, shard: str, scene_id: str, depth: np.ndarray) -> tuple[str, dict[str, object]]:
+def store_sensor_depth(
+    tmp: Path, shard: str, scene_id: str, depth: np.ndarray
+) -> tuple[str, dict[str, object]]:
     """Write a sensor depth map with the project's codec; (depth_file, scene metadata describing it)."""
     valid = np.isfinite(depth) & (depth > 0)
     if not valid.any():
@@ -318,15 +338,24 @@ def store_sensor_depth(tmp: Path, shard: str, scene_id: str, depth: np.ndarray) 
     fraction = float(valid.mean())
     density = "sparse" if fraction < SPARSE_MAX_VALID_FRACTION else "dense"
     return f"{STAGE}/{shard}/depth/{scene_id}.png", {
-        "depth_source": "sensor", "depth_density": density, "depth_valid_fraction": round(fraction, 4)}
+        "depth_source": "sensor",
+        "depth_density": density,
+        "depth_valid_fraction": round(fraction, 4),
+    }
 
 
 # ------------------------------------------------------------------------------------------ the shard
 
 
 def omni3d_shard(
-    root: Path, shard: str, annotation_file: Path, image_dir: Path, source: str = "omni3d",
-    max_images: int | None = None, depth: dict | DepthSpec | None = None, ignore_rules: dict | None = None,
+    root: Path,
+    shard: str,
+    annotation_file: Path,
+    image_dir: Path,
+    source: str = "omni3d",
+    max_images: int | None = None,
+    depth: dict | DepthSpec | None = None,
+    ignore_rules: dict | None = None,
 ) -> StageReport:
     """Import an Omni3D-format set: per-image K, 3D boxes, 2D boxes, categories, and sensor depth when `depth`
     (a `DepthSpec` or its fields) says where it lies; `ignore_rules` overrides `Omni3DFilter`'s thresholds. Every
@@ -342,7 +371,9 @@ def omni3d_shard(
             rgb = _decode_image((Path(image_dir) / rel).read_bytes(), tmp, rel)
             h, w = rgb.shape[:2]
             if (entry.get("width", w), entry.get("height", h)) != (w, h):
-                raise DataError(f"size mismatch: annotation says {entry['width']}x{entry['height']}, image is {w}x{h}")
+                raise DataError(
+                    f"size mismatch: annotation says {entry['width']}x{entry['height']}, image is {w}x{h}"
+                )
             K = np.asarray(entry["K"], dtype=np.float64)
             intrinsics = Intrinsics(fx=K[0, 0], fy=K[1, 1], cx=K[0, 2], cy=K[1, 2], width=w, height=h)
             sid = _scene_id(shard, str(entry["id"]))
@@ -358,7 +389,9 @@ def omni3d_shard(
                 note = ""
                 if verdict.box2d is not None:
                     category = ann.get("category_name") or categories[ann["category_id"]]
-                    without_3d.append(Annotation2D(category=category, box2d=verdict.box2d, annotation_id=ann.get("id")))
+                    without_3d.append(
+                        Annotation2D(category=category, box2d=verdict.box2d, annotation_id=ann.get("id"))
+                    )
                     note = " (kept as a 2D annotation: references and counts account for it)"
                 report.reject(f"{sid}/{ann.get('id')}", f"DataError: {verdict.reject}{note}")
             gravity = omni3d_gravity([a["R_cam"] for a, _ in kept])
@@ -370,26 +403,48 @@ def omni3d_shard(
                 attributes = {"source_id": str(ann.get("id"))}
                 if verdict.not_askable:
                     attributes["not_askable"] = verdict.not_askable
-                objects.append(SceneObject(instance_id=instance_id, category=category, box2d=verdict.box2d,
-                                           box3d=box, visible_fraction=verdict.visible_fraction,
-                                           askable=verdict.not_askable is None, attributes=attributes))
-            metadata: dict = {"original_file": rel, "intrinsics_source": "ground_truth",
-                              "dataset": str(entry.get("dataset_id", source))}
-            for key in ("src_flagged", "src_90_rotate"):  # Omni3D's own notes: sky direction doubtful / rotated
+                objects.append(
+                    SceneObject(
+                        instance_id=instance_id,
+                        category=category,
+                        box2d=verdict.box2d,
+                        box3d=box,
+                        visible_fraction=verdict.visible_fraction,
+                        askable=verdict.not_askable is None,
+                        attributes=attributes,
+                    )
+                )
+            metadata: dict = {
+                "original_file": rel,
+                "intrinsics_source": "ground_truth",
+                "dataset": str(entry.get("dataset_id", source)),
+            }
+            for key in (
+                "src_flagged",
+                "src_90_rotate",
+            ):  # Omni3D's own notes: sky direction doubtful / rotated
                 if key in entry and not is_unavailable(entry[key]):
                     metadata[key] = entry[key] if isinstance(entry[key], bool) else int(entry[key])
             depth_file = None
             if depth_spec is not None:
                 raw = read_depth_file(depth_spec.path_for(Path(image_dir), entry), depth_spec)
-                grid = depth_on_image_grid(raw, scaled_K(intrinsics, raw.shape[1], raw.shape[0]), intrinsics,
-                                           depth_spec.kind)
+                grid = depth_on_image_grid(
+                    raw, scaled_K(intrinsics, raw.shape[1], raw.shape[0]), intrinsics, depth_spec.kind
+                )
                 depth_file, depth_meta = store_sensor_depth(tmp, shard, sid, grid)
                 metadata.update(depth_meta)
             return Scene(
-                scene_id=sid, source=source, shard=shard, intrinsics=intrinsics,
-                gravity_cam=tuple(float(c) for c in gravity), objects=objects, has_ground_truth_3d=True,
+                scene_id=sid,
+                source=source,
+                shard=shard,
+                intrinsics=intrinsics,
+                gravity_cam=tuple(float(c) for c in gravity),
+                objects=objects,
+                has_ground_truth_3d=True,
                 annotations_2d=without_3d,
-                image_file=_write_image(tmp, shard, sid, rgb), depth_file=depth_file, metadata=metadata,
+                image_file=_write_image(tmp, shard, sid, rgb),
+                depth_file=depth_file,
+                metadata=metadata,
             )
 
         return _Item(str(entry.get("file_path", entry.get("id"))), build)

@@ -89,7 +89,7 @@ class BatchedEstimates:
         return shape, result
 
     def _run_from(self, start: int | None, scene: Scene) -> None:
-        chunk = [scene] if start is None else self.queue[start:start + max(1, self.estimator.batch_size)]
+        chunk = [scene] if start is None else self.queue[start : start + max(1, self.estimator.batch_size)]
         chunk = [s for s in chunk if s.scene_id not in self.ready]
         loaded: list[tuple[Scene, np.ndarray]] = []
         for item in chunk:
@@ -119,7 +119,9 @@ class BatchedEstimates:
             results = self.estimator.estimate_batch(images)
         self.batches += 1
         if len(results) != len(images):
-            error = DataError(f"estimator returned {len(results)} results for a batch of {len(images)} images")
+            error = DataError(
+                f"estimator returned {len(results)} results for a batch of {len(images)} images"
+            )
             results = [error] * len(images)
         return results
 
@@ -204,7 +206,9 @@ def estimated_point_map(
         )
     intrinsics = known if known is not None else estimate.intrinsics
     if (intrinsics.width, intrinsics.height) != (width, height):
-        raise DataError(f"estimated intrinsics size mismatch: {intrinsics.width}x{intrinsics.height} vs {width}x{height}")
+        raise DataError(
+            f"estimated intrinsics size mismatch: {intrinsics.width}x{intrinsics.height} vs {width}x{height}"
+        )
     finite = np.isfinite(points).all(axis=-1)
     valid = np.asarray(estimate.valid, dtype=bool) & finite
     valid &= np.where(finite, points[..., 2], 0.0) > 0  # a point behind the camera is not a depth
@@ -251,7 +255,11 @@ def point_maps_shard(
             raise DataError("no point-map estimator configured: scene has no ground-truth depth")
         else:
             out = estimated_point_map(root, scene, estimator, tmp, shard, max_invalid_depth_fraction, batched)
-        key = "point_maps_ground_truth" if out.metadata["point_map_source"] == "ground_truth" else "point_maps_estimated"
+        key = (
+            "point_maps_ground_truth"
+            if out.metadata["point_map_source"] == "ground_truth"
+            else "point_maps_estimated"
+        )
         stats[key] += 1
         return out
 

@@ -91,12 +91,15 @@ class Box3D(_Record):
 
 
 class SceneObject(_Record):
-    instance_id: int = Field(ge=1, description="Value of this object's pixels in the instance mask (0 = none).")
+    instance_id: int = Field(
+        ge=1, description="Value of this object's pixels in the instance mask (0 = none)."
+    )
     category: str = Field(min_length=1)
     box2d: Box2D
     box3d: Box3D
     front_grav: Vec3 | None = Field(
-        default=None, description="Unit facing direction in the gravity frame; None for objects with no front."
+        default=None,
+        description="Unit facing direction in the gravity frame; None for objects with no front.",
     )
     visible_fraction: float = Field(default=1.0, ge=0.0, le=1.0)
     num_pixels: int = Field(default=0, ge=0)
@@ -138,7 +141,9 @@ class Scene(_Record):
     caption: str = ""
     has_ground_truth_3d: bool = False
     image_file: str = Field(description="Image path relative to the data root.")
-    depth_file: str | None = Field(default=None, description="Log-encoded depth PNG, relative to the data root.")
+    depth_file: str | None = Field(
+        default=None, description="Log-encoded depth PNG, relative to the data root."
+    )
     mask_file: str | None = Field(default=None, description="Instance-id PNG, relative to the data root.")
     annotations_2d: list[Annotation2D] = Field(
         default_factory=list,
@@ -166,9 +171,15 @@ class Scene(_Record):
         if not isinstance(boxes, list) or not all(
             isinstance(b, dict) and isinstance(b.get("box2d"), list) and len(b["box2d"]) == 4 for b in boxes
         ):
-            raise ValueError("metadata.annotations_2d must be a JSON list of {category, box2d: [x0, y0, x1, y1]}")
-        metadata = {k: v for k, v in data["metadata"].items() if k not in ("annotations_2d", "num_annotations_2d")}
-        annotations = [{**b, "box2d": dict(zip(("x0", "y0", "x1", "y1"), b["box2d"], strict=True))} for b in boxes]
+            raise ValueError(
+                "metadata.annotations_2d must be a JSON list of {category, box2d: [x0, y0, x1, y1]}"
+            )
+        metadata = {
+            k: v for k, v in data["metadata"].items() if k not in ("annotations_2d", "num_annotations_2d")
+        }
+        annotations = [
+            {**b, "box2d": dict(zip(("x0", "y0", "x1", "y1"), b["box2d"], strict=True))} for b in boxes
+        ]
         return {**data, "metadata": metadata, "annotations_2d": annotations}
 
     @field_validator("gravity_cam")

@@ -321,18 +321,48 @@ def geometric_references(
 # Words of a reference that name a quantity or relation, and the quantity they name: the gravity axes ("right",
 # "forward", "up"), distance to the camera ("near") and the sizes ("volume", "height", "width", "length").
 QUANTITY_WORDS: dict[str, tuple[str, ...]] = {
-    "left": ("right",), "right": ("right",), "leftmost": ("right",), "rightmost": ("right",),
-    "front": ("forward",), "back": ("forward",), "frontmost": ("forward",), "rearmost": ("forward",),
-    "behind": ("forward",), "rear": ("forward",),
-    "top": ("up",), "bottom": ("up",), "topmost": ("up",), "bottommost": ("up",), "above": ("up",),
-    "below": ("up",), "upper": ("up",), "lower": ("up",), "highest": ("up",), "lowest": ("up",),
-    "closest": ("near",), "nearest": ("near",), "farthest": ("near",), "furthest": ("near",), "near": ("near",),
+    "left": ("right",),
+    "right": ("right",),
+    "leftmost": ("right",),
+    "rightmost": ("right",),
+    "front": ("forward",),
+    "back": ("forward",),
+    "frontmost": ("forward",),
+    "rearmost": ("forward",),
+    "behind": ("forward",),
+    "rear": ("forward",),
+    "top": ("up",),
+    "bottom": ("up",),
+    "topmost": ("up",),
+    "bottommost": ("up",),
+    "above": ("up",),
+    "below": ("up",),
+    "upper": ("up",),
+    "lower": ("up",),
+    "highest": ("up",),
+    "lowest": ("up",),
+    "closest": ("near",),
+    "nearest": ("near",),
+    "farthest": ("near",),
+    "furthest": ("near",),
+    "near": ("near",),
     "far": ("near",),
-    "largest": ("volume",), "smallest": ("volume",), "biggest": ("volume",), "big": ("volume",),
-    "small": ("volume",), "large": ("volume",),
-    "tallest": ("height",), "shortest": ("height", "length"), "tall": ("height",), "short": ("height", "length"),
-    "widest": ("width",), "narrowest": ("width",), "wide": ("width",), "narrow": ("width",),
-    "longest": ("length",), "long": ("length",),
+    "largest": ("volume",),
+    "smallest": ("volume",),
+    "biggest": ("volume",),
+    "big": ("volume",),
+    "small": ("volume",),
+    "large": ("volume",),
+    "tallest": ("height",),
+    "shortest": ("height", "length"),
+    "tall": ("height",),
+    "short": ("height", "length"),
+    "widest": ("width",),
+    "narrowest": ("width",),
+    "wide": ("width",),
+    "narrow": ("width",),
+    "longest": ("length",),
+    "long": ("length",),
 }
 _WORD = re.compile(r"[a-z]+")
 ALT_REFERENCES = "alt_references"  # SceneObject.attributes key: JSON list of further unambiguous references
@@ -416,7 +446,9 @@ def assign_references(
         }
         if obj.instance_id in chosen:
             text, kind = chosen[obj.instance_id]
-            alternatives_left = [t for t in alternatives.get(obj.instance_id, []) if _normalise(t) != _normalise(text)]
+            alternatives_left = [
+                t for t in alternatives.get(obj.instance_id, []) if _normalise(t) != _normalise(text)
+            ]
             if alternatives_left:
                 attributes[ALT_REFERENCES] = json.dumps(alternatives_left)
         elif not obj.askable:
@@ -430,7 +462,9 @@ def assign_references(
                 mark = str(next(marks))
                 text, kind = f"the {obj.category} (marked {mark})", "box_mark"
                 attributes["box_mark"] = mark
-        objects.append(obj.model_copy(update={"reference": text, "reference_kind": kind, "attributes": attributes}))
+        objects.append(
+            obj.model_copy(update={"reference": text, "reference_kind": kind, "attributes": attributes})
+        )
     return scene.model_copy(update={"objects": objects})
 
 
@@ -439,7 +473,10 @@ _ORD = "|".join(ORDINALS)
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("fallback", re.compile(r"^the (?P<cat>.+) \(highlighted by the (?P<color>[a-z]+) box\)$")),
     ("mark", re.compile(r"^the (?P<cat>.+) \(marked (?P<mark>\d+)\)$")),
-    ("from", re.compile(rf"^the (?P<ord>{_ORD}) (?P<cat>.+) from the (?P<end>left|right|front|back|top|bottom)$")),
+    (
+        "from",
+        re.compile(rf"^the (?P<ord>{_ORD}) (?P<cat>.+) from the (?P<end>left|right|front|back|top|bottom)$"),
+    ),
     ("closest", re.compile(rf"^the (?:(?P<ord>{_ORD}) )?closest (?P<cat>.+) to the camera$")),
     ("farthest", re.compile(rf"^the (?:(?P<ord>{_ORD}) )?farthest (?P<cat>.+) from the camera$")),
     (
@@ -522,7 +559,11 @@ def _resolve(scene: Scene, text: str) -> tuple[bool, int | None]:
             continue
         group = [o for o in scene.objects if o.category.lower() == match.group("cat")]
         if name in ("fallback", "mark"):
-            key, value = ("box_color", match.group("color")) if name == "fallback" else ("box_mark", match.group("mark"))
+            key, value = (
+                ("box_color", match.group("color"))
+                if name == "fallback"
+                else ("box_mark", match.group("mark"))
+            )
             hits = [o.instance_id for o in group if o.attributes.get(key) == value]
             return True, hits[0] if len(hits) == 1 else None
         if name == "category":

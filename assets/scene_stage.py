@@ -76,7 +76,9 @@ def load_scene_rgb(root: Path, scene: Scene) -> np.ndarray:
         return read_rgb(Path(root) / scene.image_file)
     except DataError as err:
         kind, _, detail = str(err).partition(": ")
-        raise DataError(f"{kind}: {scene.image_file}: {detail}" if detail else f"{kind}: {scene.image_file}") from err
+        raise DataError(
+            f"{kind}: {scene.image_file}: {detail}" if detail else f"{kind}: {scene.image_file}"
+        ) from err
 
 
 def rejection_histogram(report: StageReport) -> list[dict[str, object]]:
@@ -158,7 +160,8 @@ def finish_stage(
         }
     )
     report.preview = [
-        {**preview_row(scene), **(extra_preview(scene) if extra_preview else {})} for scene in scenes[:PREVIEW_ROWS]
+        {**preview_row(scene), **(extra_preview(scene) if extra_preview else {})}
+        for scene in scenes[:PREVIEW_ROWS]
     ]
     manifest = report.manifest()
     manifest["digest"] = directory_digest(tmp)

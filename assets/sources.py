@@ -66,8 +66,12 @@ class _Item:
 
 
 def _write_shard(
-    root: Path, shard: str, source: str, items: Iterable[_Item],
-    extra_rejections: Sequence[tuple[str, str]] | None = None, report: StageReport | None = None,
+    root: Path,
+    shard: str,
+    source: str,
+    items: Iterable[_Item],
+    extra_rejections: Sequence[tuple[str, str]] | None = None,
+    report: StageReport | None = None,
 ) -> StageReport:
     """Build every item into the temp shard; a bad item is a rejection, a shard whose every item is bad fails
     (assets.stage.check_not_systemic). `extra_rejections` (item, reason) are input records that are not items
@@ -83,7 +87,9 @@ def _write_shard(
         def build(item: _Item) -> Scene:
             scene = item.build(tmp)
             if scene.scene_id in seen:  # _write_image refuses a second image first; this catches the rest
-                raise DataError(f"duplicate scene id {scene.scene_id}: already imported from {seen[scene.scene_id]}")
+                raise DataError(
+                    f"duplicate scene id {scene.scene_id}: already imported from {seen[scene.scene_id]}"
+                )
             seen[scene.scene_id] = item.item_id
             return scene
 
@@ -101,10 +107,14 @@ def _write_shard(
             "objects_3d": sum(categories.values()),
             "boxes_2d": sum(categories_2d.values()),
             "num_categories": len(categories | categories_2d),
-            "quarantined": sum(1 for _ in (tmp / "quarantine").glob("*")) if (tmp / "quarantine").exists() else 0,
+            "quarantined": sum(1 for _ in (tmp / "quarantine").glob("*"))
+            if (tmp / "quarantine").exists()
+            else 0,
         }
         report.metadata["digest"] = directory_digest(tmp)
-        report.preview = [{"scene_id": s.scene_id, "image": s.image_file, "objects": len(s.objects)} for s in scenes[:5]]
+        report.preview = [
+            {"scene_id": s.scene_id, "image": s.image_file, "objects": len(s.objects)} for s in scenes[:5]
+        ]
         atomic_write_json(tmp / "_manifest.json", report.manifest())
     return report
 
@@ -131,7 +141,9 @@ def _decode(data: bytes, tmp: Path, name: str, **options: object) -> DecodedImag
         if target.exists() and target.read_bytes() != data:  # same name from another folder: keep both
             target = target.with_name(f"{target.stem}-{hashlib.sha256(data).hexdigest()[:8]}{target.suffix}")
         target.write_bytes(data)
-        kind, _, detail = str(err).partition(": ")  # "unreadable image: ..." -> "unreadable image: <name>: ..."
+        kind, _, detail = str(err).partition(
+            ": "
+        )  # "unreadable image: ..." -> "unreadable image: <name>: ..."
         raise DataError(f"{kind}: {name}: {detail}" if detail else f"{kind}: {name}") from err
 
 
@@ -172,8 +184,12 @@ def placeholder_intrinsics(width: int, height: int, hfov_deg: float = PLACEHOLDE
 
 
 def images_shard(
-    root: Path, shard: str, images: Path | Sequence[Path], source: str = "web",
-    max_image_side: int | None = MAX_IMAGE_SIDE_DEFAULT, max_pixels: int = MAX_PIXELS_DEFAULT,
+    root: Path,
+    shard: str,
+    images: Path | Sequence[Path],
+    source: str = "web",
+    max_image_side: int | None = MAX_IMAGE_SIDE_DEFAULT,
+    max_pixels: int = MAX_PIXELS_DEFAULT,
 ) -> StageReport:
     """Import a folder (recursively, sorted) or an explicit list of image files.
 
@@ -193,14 +209,22 @@ def images_shard(
         name = str(path.relative_to(base).with_suffix("")) if base else path.stem
 
         def build(tmp: Path) -> Scene:
-            decoded = _decode(path.read_bytes(), tmp, path.name, max_side=max_image_side, max_pixels=max_pixels)
+            decoded = _decode(
+                path.read_bytes(), tmp, path.name, max_side=max_image_side, max_pixels=max_pixels
+            )
             sid = _scene_id(shard, name)
             w, h = decoded.size
             return Scene(
-                scene_id=sid, source=source, shard=shard, intrinsics=placeholder_intrinsics(w, h),
+                scene_id=sid,
+                source=source,
+                shard=shard,
+                intrinsics=placeholder_intrinsics(w, h),
                 image_file=_write_image(tmp, shard, sid, decoded.rgb),
-                metadata={"original_file": str(path), "intrinsics_source": "placeholder",
-                          **_import_metadata(decoded)},
+                metadata={
+                    "original_file": str(path),
+                    "intrinsics_source": "placeholder",
+                    **_import_metadata(decoded),
+                },
             )
 
         return _Item(str(path), build)
@@ -212,7 +236,9 @@ def images_shard(
 
 
 def _read_coco_json(
-    annotation_file: Path, max_images: int | None, orphans: list[tuple[str, str]] | None = None,
+    annotation_file: Path,
+    max_images: int | None,
+    orphans: list[tuple[str, str]] | None = None,
 ) -> tuple[dict[int, str], dict[int, list[dict]], list[dict]]:
     """The COCO annotation layout that COCO, Objects365 and Omni3D share: (category id -> name, image id ->
     its annotations, the first `max_images` image entries). An annotation that names no image (not an object, no
@@ -224,7 +250,9 @@ def _read_coco_json(
         if not isinstance(ann, dict) or ann.get("image_id") is None:
             if orphans is not None:
                 label = ann.get("id", f"#{index}") if isinstance(ann, dict) else f"#{index}"
-                orphans.append((f"annotation {label}", "DataError: annotation without image_id: belongs to no image"))
+                orphans.append(
+                    (f"annotation {label}", "DataError: annotation without image_id: belongs to no image")
+                )
             continue
         by_image.setdefault(ann["image_id"], []).append(ann)
     return categories, by_image, data.get("images", [])[:max_images]
@@ -245,9 +273,15 @@ def _coco_box(ann: dict) -> tuple[float, float, float, float]:
 
 
 def coco_shard(
-    root: Path, shard: str, annotation_file: Path, image_dir: Path, source: str = "objects365",
-    min_box_area: float = 16.0, max_images: int | None = None,
-    max_image_side: int | None = MAX_IMAGE_SIDE_DEFAULT, max_pixels: int = MAX_PIXELS_DEFAULT,
+    root: Path,
+    shard: str,
+    annotation_file: Path,
+    image_dir: Path,
+    source: str = "objects365",
+    min_box_area: float = 16.0,
+    max_images: int | None = None,
+    max_image_side: int | None = MAX_IMAGE_SIDE_DEFAULT,
+    max_pixels: int = MAX_PIXELS_DEFAULT,
 ) -> StageReport:
     """Import a COCO-format detection set (COCO, Objects365): images with their 2D boxes and category names.
 
@@ -268,12 +302,20 @@ def coco_shard(
                 raise DataError(f"malformed image entry: {str(entry)[:200]} (needs id and file_name)")
             declared = (entry.get("width"), entry.get("height"))
             path = Path(image_dir) / entry["file_name"]
-            decoded = _decode(path.read_bytes(), tmp, entry["file_name"], max_side=max_image_side,
-                              max_pixels=max_pixels, apply_exif=None,
-                              expected_size=declared if None not in declared else None)
+            decoded = _decode(
+                path.read_bytes(),
+                tmp,
+                entry["file_name"],
+                max_side=max_image_side,
+                max_pixels=max_pixels,
+                apply_exif=None,
+                expected_size=declared if None not in declared else None,
+            )
             w, h = decoded.original_size
             if (entry.get("width", w), entry.get("height", h)) != (w, h):
-                raise DataError(f"size mismatch: annotation says {entry['width']}x{entry['height']}, image is {w}x{h}")
+                raise DataError(
+                    f"size mismatch: annotation says {entry['width']}x{entry['height']}, image is {w}x{h}"
+                )
             sid = _scene_id(shard, str(entry["id"]))
             out_w, out_h = decoded.size
             scale_x, scale_y = out_w / w, out_h / h
@@ -286,19 +328,31 @@ def coco_shard(
                     if ann.get("category_id") not in categories:
                         raise DataError(f"unknown category {ann.get('category_id')!r}")
                 except DataError as err:
-                    part_rejections.append((f"{entry['file_name']}/annotation {ann.get('id')}", f"DataError: {err}"))
+                    part_rejections.append(
+                        (f"{entry['file_name']}/annotation {ann.get('id')}", f"DataError: {err}")
+                    )
                     continue
                 x0, y0, x1, y1 = max(0.0, x), max(0.0, y), min(float(w), x + bw), min(float(h), y + bh)
                 if x1 <= x0 or y1 <= y0 or (x1 - x0) * (y1 - y0) < min_box_area:
                     continue
                 box = Box2D(x0=x0 * scale_x, y0=y0 * scale_y, x1=x1 * scale_x, y1=y1 * scale_y)
-                boxes.append(Annotation2D(category=categories[ann["category_id"]], annotation_id=ann.get("id"),
-                                          box2d=box))
+                boxes.append(
+                    Annotation2D(
+                        category=categories[ann["category_id"]], annotation_id=ann.get("id"), box2d=box
+                    )
+                )
             return Scene(
-                scene_id=sid, source=source, shard=shard, intrinsics=placeholder_intrinsics(out_w, out_h),
-                image_file=_write_image(tmp, shard, sid, decoded.rgb), annotations_2d=boxes,
-                metadata={"original_file": entry["file_name"], "intrinsics_source": "placeholder",
-                          **_import_metadata(decoded)},
+                scene_id=sid,
+                source=source,
+                shard=shard,
+                intrinsics=placeholder_intrinsics(out_w, out_h),
+                image_file=_write_image(tmp, shard, sid, decoded.rgb),
+                annotations_2d=boxes,
+                metadata={
+                    "original_file": entry["file_name"],
+                    "intrinsics_source": "placeholder",
+                    **_import_metadata(decoded),
+                },
             )
 
         label = entry.get("file_name", entry.get("id")) if isinstance(entry, dict) else entry
@@ -327,7 +381,9 @@ def match_categories(
 
 
 def relabel_objects(
-    scene: Scene, detections: Sequence[tuple[Box2D, str]], unlabeled: Sequence[str] = ("object",),
+    scene: Scene,
+    detections: Sequence[tuple[Box2D, str]],
+    unlabeled: Sequence[str] = ("object",),
     min_iou: float = 0.4,
 ) -> tuple[Scene, int]:
     """Give ground-truth objects labelled only "object" (CA-1M) the category of the detector box matched to them
@@ -336,6 +392,8 @@ def relabel_objects(
     targets = [o for o in scene.objects if o.category in unlabeled]
     labels = match_categories([o.box2d for o in targets], detections, min_iou)
     new = {o.instance_id: label for o, label in zip(targets, labels, strict=True) if label is not None}
-    objects = [o.model_copy(update={"category": new[o.instance_id]}) if o.instance_id in new else o
-               for o in scene.objects]
+    objects = [
+        o.model_copy(update={"category": new[o.instance_id]}) if o.instance_id in new else o
+        for o in scene.objects
+    ]
     return scene.model_copy(update={"objects": objects}), len(new)

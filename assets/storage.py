@@ -207,7 +207,9 @@ def _recover(final: Path) -> None:
     stale, because every live writer of `final` holds the lock the caller now has."""
     olds = sorted(final.parent.glob(f".{final.name}.old-*"), key=lambda p: p.lstat().st_ctime)
     if olds and not os.path.lexists(final):
-        log.warning(f"{final}: restoring the previous version from {olds[-1].name} (a publish was interrupted)")
+        log.warning(
+            f"{final}: restoring the previous version from {olds[-1].name} (a publish was interrupted)"
+        )
         os.replace(olds.pop(), final)
     for stale in (*olds, *final.parent.glob(f".{final.name}.tmp-*")):
         shutil.rmtree(stale, ignore_errors=True)
@@ -285,14 +287,27 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def write_stage_manifest(
-    directory: Path, *, stage: str, shard: str, num_in: int, num_out: int, num_rejected: int = 0,
+    directory: Path,
+    *,
+    stage: str,
+    shard: str,
+    num_in: int,
+    num_out: int,
+    num_rejected: int = 0,
     metadata: dict | None = None,
 ) -> dict:
     """Write `<directory>/_manifest.json`, the one manifest rule of every stage's output directory: stage,
     partition, counts, the stage's own metadata and `digest` (directory_digest of everything else, so call it
     after the other files are written). Returns what was written."""
-    manifest = {"stage": stage, "shard": shard, "num_in": num_in, "num_out": num_out, "num_rejected": num_rejected,
-                "metadata": metadata or {}, "digest": directory_digest(directory)}
+    manifest = {
+        "stage": stage,
+        "shard": shard,
+        "num_in": num_in,
+        "num_out": num_out,
+        "num_rejected": num_rejected,
+        "metadata": metadata or {},
+        "digest": directory_digest(directory),
+    }
     atomic_write_json(Path(directory) / "_manifest.json", manifest)
     return manifest
 
@@ -364,7 +379,9 @@ def encode_depth_png(
     # float32 scalars throughout, as MoGe computes them (its near/far are float32 array reductions)
     near32 = np.float32(max(depth[valid].min(), 1e-5) if near is None else near)
     far32 = np.float32(
-        max(near32 * np.float32(1.1), min(depth[valid].max(), near32 * np.float32(1e5))) if far is None else far
+        max(near32 * np.float32(1.1), min(depth[valid].max(), near32 * np.float32(1e5)))
+        if far is None
+        else far
     )
     if not far32 > near32:
         raise ValueError(f"depth range needs far > near, got near={near32}, far={far32}")

@@ -63,7 +63,9 @@ def draw_boxes(
     for box, label, color in boxes:
         fill = to_rgb(color)
         # Box2D is [x0, x1) x [y0, y1); PIL's rectangle includes its end pixel
-        draw.rectangle((box.x0, box.y0, max(box.x0, box.x1 - 1), max(box.y0, box.y1 - 1)), outline=fill, width=width)
+        draw.rectangle(
+            (box.x0, box.y0, max(box.x0, box.x1 - 1), max(box.y0, box.y1 - 1)), outline=fill, width=width
+        )
         if not label:
             continue
         left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
@@ -96,7 +98,9 @@ def scene_boxes(scene: Scene, scale: float = 1.0) -> list[LabeledBox]:
     boxes = []
     for k, obj in enumerate(scene.objects):
         color = obj.attributes.get("box_color") or LABEL_PALETTE[k % len(LABEL_PALETTE)]
-        box = Box2D(x0=obj.box2d.x0 * scale, y0=obj.box2d.y0 * scale, x1=obj.box2d.x1 * scale, y1=obj.box2d.y1 * scale)
+        box = Box2D(
+            x0=obj.box2d.x0 * scale, y0=obj.box2d.y0 * scale, x1=obj.box2d.x1 * scale, y1=obj.box2d.y1 * scale
+        )
         boxes.append(LabeledBox(box, obj.reference or obj.category, color))
     return boxes
 

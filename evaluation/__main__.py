@@ -1,9 +1,9 @@
 """CLI: score a predictions file (any model's outputs) or a checkpoint on one benchmark.
 
-    python -m evaluation score --benchmark cv_bench --predictions preds.jsonl --data nyu-visionx/CV-Bench
-    python -m evaluation score --benchmark custom --checkpoint checkpoints/run1 --root data --heldout-shard s-009
-    python -m evaluation items --benchmark 3dsrbench --data ccvl/3DSRBench --out items.jsonl   (for external systems)
-    python -m evaluation compare --out comparison.png runA=data/benchmark_scores runB=other/benchmark_scores
+python -m evaluation score --benchmark cv_bench --predictions preds.jsonl --data nyu-visionx/CV-Bench
+python -m evaluation score --benchmark custom --checkpoint checkpoints/run1 --root data --heldout-shard s-009
+python -m evaluation items --benchmark 3dsrbench --data ccvl/3DSRBench --out items.jsonl   (for external systems)
+python -m evaluation compare --out comparison.png runA=data/benchmark_scores runB=other/benchmark_scores
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     score.add_argument("--output-dir", type=Path)
     score.add_argument("--heldout-shard", action="append", default=[])
     score.add_argument("--limit", type=int)
-    score.add_argument("--no-judge", action="store_true", help="use the rule-based judge even if an endpoint is set")
+    score.add_argument(
+        "--no-judge", action="store_true", help="use the rule-based judge even if an endpoint is set"
+    )
     score.add_argument("--mlflow-tracking-uri")
     export = sub.add_parser("items", help="export a benchmark's prompts and images for an external system")
     export.add_argument("--benchmark", required=True, choices=BENCHMARKS)
@@ -38,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--out", type=Path, required=True)
     compare = sub.add_parser("compare", help="comparison table and bar chart across runs, with paper rows")
     compare.add_argument("runs", nargs="+", help="NAME=DIR where DIR holds <benchmark>/report.json")
-    compare.add_argument("--out", type=Path, required=True, help="bar chart PNG; the table goes next to it as CSV")
+    compare.add_argument(
+        "--out", type=Path, required=True, help="bar chart PNG; the table goes next to it as CSV"
+    )
     args = parser.parse_args(argv)
 
     if args.command == "score":
@@ -60,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "items":
         from evaluation.run import export_items
 
-        config = EvalConfig(data={args.benchmark: args.data} if args.data else {}, heldout_shards=args.heldout_shard)
+        config = EvalConfig(
+            data={args.benchmark: args.data} if args.data else {}, heldout_shards=args.heldout_shard
+        )
         print(export_items(args.root, args.benchmark, config, args.out), "items written to", args.out)
         return 0
 

@@ -43,13 +43,16 @@ class EvalConfig(BaseModel):
     batch_size: int = Field(default=8, ge=1)
     max_new_tokens: int = Field(default=64, ge=1)
     point_maps: Literal["auto", "ground_truth", "estimated", "none"] = Field(
-        default="auto", description="auto: the benchmark's ground-truth depth when it has one, else estimated."
+        default="auto",
+        description="auto: the benchmark's ground-truth depth when it has one, else estimated.",
     )
     # custom benchmark (paper sec. 8)
     heldout_shards: list[str] = Field(default_factory=list, description="Shards excluded from training.")
     heldout_scenes: list[str] = Field(default_factory=list, description="Scene ids excluded from training.")
     heldout_val_fraction: float | None = Field(
-        default=None, gt=0, lt=1,
+        default=None,
+        gt=0,
+        lt=1,
         description="Training's own validation split (training.data.is_validation_scene with the train config's "
         "val_fraction): scenes of every shard that training never saw.",
     )

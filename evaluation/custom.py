@@ -151,8 +151,10 @@ def build_custom_benchmark(root: Path, config: EvalConfig) -> tuple[list[EvalIte
         items = sample_per_level(items, config.custom_max_per_level)
     report.num_out = len(items)
     report.metadata = {level: sum(i.category == level for i in items) for level in (L1, L2, L3)}
-    report.metadata |= {f"{level.split(' ')[0]} scenes": len({i.meta["scene_id"] for i in items if i.category == level})
-                        for level in (L1, L2, L3)}
+    report.metadata |= {
+        f"{level.split(' ')[0]} scenes": len({i.meta["scene_id"] for i in items if i.category == level})
+        for level in (L1, L2, L3)
+    }
     return items, report
 
 
@@ -163,12 +165,15 @@ def sample_per_level(items: list[EvalItem], per_level: int) -> list[EvalItem]:
 
     Size: a 95% interval of +-2.5 points near 50% accuracy needs 1537 items
     (evaluation.intervals.items_for_half_width), more where one scene's questions agree (its design effect)."""
+
     def rank(item: EvalItem) -> bytes:
         return hashlib.sha256(item.item_id.encode()).digest()
 
     chosen: set[int] = set()
     for level in sorted({i.category for i in items}):
-        of_level = sorted((i for i, item in enumerate(items) if item.category == level), key=lambda i: rank(items[i]))
+        of_level = sorted(
+            (i for i, item in enumerate(items) if item.category == level), key=lambda i: rank(items[i])
+        )
         chosen.update(of_level[:per_level])
     return [item for i, item in enumerate(items) if i in chosen]
 

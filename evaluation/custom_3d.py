@@ -68,12 +68,19 @@ def _boxes(drawn: list[DrawBox]) -> list[tuple[float, float, float, float, str]]
     return [(*box.box2d.as_list(), box.color) for box in drawn]
 
 
-def _common(root: Path, scene: Scene, item_id: str, question: str, answer: str, references: list[str]) -> dict:
+def _common(
+    root: Path, scene: Scene, item_id: str, question: str, answer: str, references: list[str]
+) -> dict:
     """The fields every item shares; `meta["references"]` lists the object phrases the question uses, so a check
     can resolve them against the source's labels."""
     return dict(
-        item_id=item_id, benchmark="custom_3d", prompt=render_question(question, "hispatial", [], QAFormat.FREE_FORM),
-        question=question, answer=answer, split=scene.shard, image_path=root / scene.image_file,
+        item_id=item_id,
+        benchmark="custom_3d",
+        prompt=render_question(question, "hispatial", [], QAFormat.FREE_FORM),
+        question=question,
+        answer=answer,
+        split=scene.shard,
+        image_path=root / scene.image_file,
         depth_path=(root / scene.depth_file) if scene.depth_file else None,
         intrinsics=scene.intrinsics.model_dump(),
         meta={"scene_id": scene.scene_id, "source": scene.source, "references": references},
@@ -83,7 +90,9 @@ def _common(root: Path, scene: Scene, item_id: str, question: str, answer: str, 
 def scene_items(root: Path, scene: Scene, config: Custom3DConfig = Custom3DConfig()) -> list[EvalItem]:
     """The L1-L3 items of one labelled scene (module docstring)."""
     if not scene.has_ground_truth_3d:
-        raise DataError(f"scene {scene.scene_id} has no 3D labels: the custom 3D benchmark needs a labelled split")
+        raise DataError(
+            f"scene {scene.scene_id} has no 3D labels: the custom 3D benchmark needs a labelled split"
+        )
     ctx = QAContext.build(scene, QAConfig(seed=config.seed))
     named = {}
     for obj in ctx.objects:
@@ -98,11 +107,26 @@ def scene_items(root: Path, scene: Scene, config: Custom3DConfig = Custom3DConfi
         text, drawn = named[obj.instance_id]
         distance = float(np.linalg.norm(obj.box3d.center_cam))
         question = f"How far is {text} from the camera? Answer in meters."
-        items.append(EvalItem(kind=AnswerKind.LENGTH, value=distance, category=L1, subcategory="distance",
-                              boxes=_boxes(drawn), **_common(root, scene, f"{scene.scene_id}/L1/{obj.instance_id}",
-                                                             question, f"{distance:.2f} m", [text])))
+        items.append(
+            EvalItem(
+                kind=AnswerKind.LENGTH,
+                value=distance,
+                category=L1,
+                subcategory="distance",
+                boxes=_boxes(drawn),
+                **_common(
+                    root,
+                    scene,
+                    f"{scene.scene_id}/L1/{obj.instance_id}",
+                    question,
+                    f"{distance:.2f} m",
+                    [text],
+                ),
+            )
+        )
     pairs = [
-        (a, b) for a, b in itertools.permutations(objects, 2)
+        (a, b)
+        for a, b in itertools.permutations(objects, 2)
         if np.linalg.norm(np.subtract(b.box3d.center_cam, a.box3d.center_cam)) >= config.min_pair_distance_m
     ]
     for index in rng.permutation(len(pairs))[: config.l2_per_scene]:
@@ -110,25 +134,53 @@ def scene_items(root: Path, scene: Scene, config: Custom3DConfig = Custom3DConfi
         (text_a, drawn_a), (text_b, drawn_b) = named[a.instance_id], named[b.instance_id]
         delta = np.subtract(b.box3d.center_cam, a.box3d.center_cam)
         direction = tuple(float(c) for c in delta / np.linalg.norm(delta))
-        question = (f"In {DIRECTION_FRAME}, what is the unit vector pointing from {text_a} to {text_b}? "
-                    "Answer as three numbers x y z.")
+        question = (
+            f"In {DIRECTION_FRAME}, what is the unit vector pointing from {text_a} to {text_b}? "
+            "Answer as three numbers x y z."
+        )
         answer = " ".join(f"{c:.2f}" for c in direction)
-        items.append(EvalItem(kind=AnswerKind.VECTOR, direction=direction, category=L2, subcategory="direction",
-                              boxes=_boxes(drawn_a + drawn_b),
-                              **_common(root, scene, f"{scene.scene_id}/L2/{a.instance_id}-{b.instance_id}",
-                                        question, answer, [text_a, text_b])))
+        items.append(
+            EvalItem(
+                kind=AnswerKind.VECTOR,
+                direction=direction,
+                category=L2,
+                subcategory="direction",
+                boxes=_boxes(drawn_a + drawn_b),
+                **_common(
+                    root,
+                    scene,
+                    f"{scene.scene_id}/L2/{a.instance_id}-{b.instance_id}",
+                    question,
+                    answer,
+                    [text_a, text_b],
+                ),
+            )
+        )
     if ctx.frame is not None and config.l3_per_scene > 0:
-        problems = [qa for qa in generate_l3(ctx) if qa.task == Task.PROBLEM_SOLVING
-                    and not any(box.label for box in qa.draw_boxes)]
+        problems = [
+            qa
+            for qa in generate_l3(ctx)
+            if qa.task == Task.PROBLEM_SOLVING and not any(box.label for box in qa.draw_boxes)
+        ]
         for qa in problems[: config.l3_per_scene]:
-            common = _common(root, scene, f"{scene.scene_id}/L3/{qa.qa_id}", qa.question, qa.answer,
-                             list(qa.references))
+            common = _common(
+                root, scene, f"{scene.scene_id}/L3/{qa.qa_id}", qa.question, qa.answer, list(qa.references)
+            )
             common["meta"]["unit"] = qa.unit or ""
             common["prompt"] = render_question(qa.question, "hispatial", qa.options, qa.format)
-            items.append(EvalItem(kind=AnswerKind.JUDGED, value=qa.value, options=list(qa.options),
-                                  labels=option_labels(qa.answer, len(qa.options), qa.correct_index),
-                                  correct_index=qa.correct_index, category=L3, subcategory=qa.subtask,
-                                  boxes=_boxes(qa.draw_boxes), **common))
+            items.append(
+                EvalItem(
+                    kind=AnswerKind.JUDGED,
+                    value=qa.value,
+                    options=list(qa.options),
+                    labels=option_labels(qa.answer, len(qa.options), qa.correct_index),
+                    correct_index=qa.correct_index,
+                    category=L3,
+                    subcategory=qa.subtask,
+                    boxes=_boxes(qa.draw_boxes),
+                    **common,
+                )
+            )
     return items
 
 
@@ -166,7 +218,9 @@ def load(path: Path, config: EvalConfig) -> list[EvalItem]:
     path = Path(path)
     shard_dir = path.parent if path.name == "scenes.jsonl" else path
     if shard_dir.parent.name != SCENES_STAGE:
-        raise DataError(f"custom_3d data must be a {SCENES_STAGE}/<shard> directory of a data root, got {path}")
+        raise DataError(
+            f"custom_3d data must be a {SCENES_STAGE}/<shard> directory of a data root, got {path}"
+        )
     items, _ = build_custom_3d_benchmark(shard_dir.parent.parent, [shard_dir.name])
     if config.custom_max_per_level:
         kept: dict[str, int] = {}

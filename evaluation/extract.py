@@ -113,11 +113,17 @@ def extract_choice(text: str, labels: Sequence[str], options: Sequence[str] = ()
     # 4. The response names exactly one option's text (an option inside a longer matched option is not counted).
     if options:
         norm_region = f" {normalize_text(region)} "
-        matched = [i for i, opt in enumerate(options) if normalize_text(str(opt)) and f" {normalize_text(str(opt))} " in norm_region]
+        matched = [
+            i
+            for i, opt in enumerate(options)
+            if normalize_text(str(opt)) and f" {normalize_text(str(opt))} " in norm_region
+        ]
         maximal = [
             i
             for i in matched
-            if not any(j != i and normalize_text(str(options[i])) in normalize_text(str(options[j])) for j in matched)
+            if not any(
+                j != i and normalize_text(str(options[i])) in normalize_text(str(options[j])) for j in matched
+            )
         ]
         if len(maximal) == 1:
             return Choice(maximal[0], "option text")
@@ -178,7 +184,16 @@ _SMALL = {
     "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
     "seventeen": 17, "eighteen": 18, "nineteen": 19,
 }  # fmt: skip
-_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
+_TENS = {
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+}
 _WORD_NUMBER = re.compile(
     r"\b(?:(?P<tens>" + "|".join(_TENS) + r")(?:[\s-]+(?P<unit>" + "|".join(list(_SMALL)[1:10]) + r"))?"
     r"|(?P<small>" + "|".join(_SMALL) + r"))\b",
@@ -196,7 +211,9 @@ def words_to_digits(text: str) -> str:
 
     def repl(m: re.Match[str]) -> str:
         if m.group("tens"):
-            value = _TENS[m.group("tens").lower()] + (_SMALL[m.group("unit").lower()] if m.group("unit") else 0)
+            value = _TENS[m.group("tens").lower()] + (
+                _SMALL[m.group("unit").lower()] if m.group("unit") else 0
+            )
         else:
             value = _SMALL[m.group("small").lower()]
         return str(value)
@@ -219,7 +236,9 @@ _QUANTITY = re.compile(
     re.I,
 )
 # Region tags such as "Region [0]" or "<mask>" hold numbers that are not answers.
-_NOT_ANSWER_NUMBERS = re.compile(r"(?:region|object)\s*\[\s*\d+\s*\]|\[\s*\d+\s*\]|<[^>]*>|\b\d+\s*(?:st|nd|rd|th)\b", re.I)
+_NOT_ANSWER_NUMBERS = re.compile(
+    r"(?:region|object)\s*\[\s*\d+\s*\]|\[\s*\d+\s*\]|<[^>]*>|\b\d+\s*(?:st|nd|rd|th)\b", re.I
+)
 _ANSWER_MARKER = re.compile(r"(?:answer|therefore|thus|so|approximately|about|around|roughly)\b", re.I)
 
 
@@ -362,6 +381,8 @@ def extract_qspatial(text: str) -> float | None:
 
 def extract_clock(text: str) -> int | None:
     """Clock-hour direction ("at 2 o'clock", "the 11 o’clock direction") as 1..12, or None."""
-    hours = re.findall(r"\b(\d{1,2})\s*(?:o['’]?\s*clock|:00)", words_to_digits(final_answer_region(text)), re.I)
+    hours = re.findall(
+        r"\b(\d{1,2})\s*(?:o['’]?\s*clock|:00)", words_to_digits(final_answer_region(text)), re.I
+    )
     hours = [int(h) for h in hours if 1 <= int(h) <= 12]
     return hours[-1] if hours else None

@@ -49,9 +49,14 @@ class Interval:
         return (self.high - self.low) / 2
 
     def as_dict(self, prefix: str = "") -> dict[str, float]:
-        return {f"{prefix}mean": self.mean, f"{prefix}ci_low": self.low, f"{prefix}ci_high": self.high,
-                f"{prefix}n_items": float(self.n_items), f"{prefix}n_scenes": float(self.n_scenes),
-                f"{prefix}n_seeds": float(self.n_seeds)}
+        return {
+            f"{prefix}mean": self.mean,
+            f"{prefix}ci_low": self.low,
+            f"{prefix}ci_high": self.high,
+            f"{prefix}n_items": float(self.n_items),
+            f"{prefix}n_scenes": float(self.n_scenes),
+            f"{prefix}n_seeds": float(self.n_seeds),
+        }
 
     def __str__(self) -> str:
         if math.isnan(self.mean):
@@ -73,7 +78,9 @@ def items_for_half_width(
     return math.ceil(z * z * p * (1 - p) / half_width**2 * design_effect)
 
 
-def _cells(frame: pd.DataFrame, score: str, seeds: Sequence, scenes: Sequence) -> tuple[np.ndarray, np.ndarray]:
+def _cells(
+    frame: pd.DataFrame, score: str, seeds: Sequence, scenes: Sequence
+) -> tuple[np.ndarray, np.ndarray]:
     """(sums, counts), each (S, C): the score summed and the items counted per seed and scene."""
     seed_index = pd.Index(seeds).get_indexer(frame["seed"])
     scene_index = pd.Index(scenes).get_indexer(frame["scene_id"])
@@ -89,7 +96,9 @@ def _resample_weights(rng: np.random.Generator, n: int, resamples: int) -> np.nd
     return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
 
 
-def _ratio(weights_seed: np.ndarray, sums: np.ndarray, counts: np.ndarray, weights_scene: np.ndarray) -> np.ndarray:
+def _ratio(
+    weights_seed: np.ndarray, sums: np.ndarray, counts: np.ndarray, weights_scene: np.ndarray
+) -> np.ndarray:
     # resampled pooled mean: sum over drawn seeds s and drawn scenes c of sums[s, c] / the same over counts
     num = np.einsum("bs,sc,bc->b", weights_seed, sums, weights_scene)
     den = np.einsum("bs,sc,bc->b", weights_seed, counts, weights_scene)
@@ -130,8 +139,9 @@ def bootstrap_mean(
     seeds, scenes = sorted(frame["seed"].unique()), sorted(frame["scene_id"].unique())
     sums, counts = _cells(frame, score, seeds, scenes)
     rng = np.random.default_rng(rng_seed)
-    w_seed = (_resample_weights(rng, len(seeds), resamples) if resample_seeds
-              else np.ones((resamples, len(seeds))))
+    w_seed = (
+        _resample_weights(rng, len(seeds), resamples) if resample_seeds else np.ones((resamples, len(seeds)))
+    )
     w_scene = _resample_weights(rng, len(scenes), resamples)
     low, high = _percentiles(_ratio(w_seed, sums, counts, w_scene), confidence)
     return Interval(float(sums.sum() / counts.sum()), low, high, len(frame), len(scenes), len(seeds))
@@ -162,8 +172,11 @@ def bootstrap_difference(
     sums_a, counts_a = _cells(a, score, seeds_a, scenes)
     sums_b, counts_b = _cells(b, score, seeds_b, scenes)
     rng = np.random.default_rng(rng_seed)
-    w_seed = (_resample_weights(rng, len(seeds_a), resamples) if resample_seeds
-              else np.ones((resamples, len(seeds_a))))
+    w_seed = (
+        _resample_weights(rng, len(seeds_a), resamples)
+        if resample_seeds
+        else np.ones((resamples, len(seeds_a)))
+    )
     w_scene = _resample_weights(rng, len(scenes), resamples)
     stats = _ratio(w_seed, sums_a, counts_a, w_scene) - _ratio(w_seed, sums_b, counts_b, w_scene)
     low, high = _percentiles(stats, confidence)
@@ -207,6 +220,12 @@ def interval_table(
                 continue
             scored = cell[cell[score].notna()]
             seed_means = scored.groupby("seed")[score].mean()
-            rows.append({**dict(zip(groups, key, strict=True)), by: value, **interval.as_dict(),
-                         "seed_means": " ".join(f"{m:.3f}" for m in seed_means)})
+            rows.append(
+                {
+                    **dict(zip(groups, key, strict=True)),
+                    by: value,
+                    **interval.as_dict(),
+                    "seed_means": " ".join(f"{m:.3f}" for m in seed_means),
+                }
+            )
     return pd.DataFrame(rows)

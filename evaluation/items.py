@@ -51,7 +51,9 @@ class EvalItem:
 
     @property
     def has_image(self) -> bool:
-        return self.image_bytes is not None or (self.image_path is not None and Path(self.image_path).is_file())
+        return self.image_bytes is not None or (
+            self.image_path is not None and Path(self.image_path).is_file()
+        )
 
 
 @dataclass

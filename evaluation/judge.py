@@ -116,8 +116,14 @@ class RuleJudge:
             choice = extract_choice(prediction, labels, item.options)
             if choice.index is None:
                 return Verdict(None, f"unparseable: {choice.rule}", self.model)
-            return Verdict(choice.index == item.correct_index, "", self.model, parsed=item.options[choice.index])
-        truth_yes = extract_yes_no(item.answer) if re.match(r"^\W*(yes|no|true|false)\b", item.answer.lower()) else None
+            return Verdict(
+                choice.index == item.correct_index, "", self.model, parsed=item.options[choice.index]
+            )
+        truth_yes = (
+            extract_yes_no(item.answer)
+            if re.match(r"^\W*(yes|no|true|false)\b", item.answer.lower())
+            else None
+        )
         if truth_yes is not None:
             said = extract_yes_no(prediction)
             if said is None:

@@ -38,11 +38,19 @@ from evaluation.items import EvalItem, ItemResult
 # ------------------------------------------------------------------------------------------------ the result
 
 
-def official_result(item: EvalItem, prediction: str | None, parsed: str, correct: bool, reason: str = "",
-                    **detail: float) -> ItemResult:
+def official_result(
+    item: EvalItem, prediction: str | None, parsed: str, correct: bool, reason: str = "", **detail: float
+) -> ItemResult:
     return ItemResult(
-        item_id=item.item_id, category=item.category, subcategory=item.subcategory, group=item.group or item.item_id,
-        split=item.split, prediction=prediction, parsed=parsed, correct=bool(correct), reason=reason,
+        item_id=item.item_id,
+        category=item.category,
+        subcategory=item.subcategory,
+        group=item.group or item.item_id,
+        split=item.split,
+        prediction=prediction,
+        parsed=parsed,
+        correct=bool(correct),
+        reason=reason,
         score_detail=dict(detail),
     )
 
@@ -108,15 +116,24 @@ def qspatial(item: EvalItem, prediction: str | None) -> ItemResult:
     if not scalars:
         return official_result(item, prediction, "", False, "unparseable: no scalar{} (official code raises)")
     if not units:
-        return official_result(item, prediction, "", False, "unparseable: no distance_unit{} (official code raises)")
+        return official_result(
+            item, prediction, "", False, "unparseable: no distance_unit{} (official code raises)"
+        )
     numbers = re.findall(r"\d+\.?\d*", scalars[-1])
     value = float(np.array(numbers).astype(float).mean()) if numbers else math.nan  # numpy's sum, bit for bit
     pred_cm = value * qspatial_multiplier(units[-1])
     with np.errstate(divide="ignore", invalid="ignore"):
         p, g = np.float64(pred_cm), np.float64(gt_cm)
         ok = bool(max(p / g, g / p) < 2)
-    return official_result(item, prediction, f"{pred_cm:.6g} cm", ok, "" if numbers else "no number in scalar{}",
-                           pred_cm=pred_cm, gt_cm=gt_cm)
+    return official_result(
+        item,
+        prediction,
+        f"{pred_cm:.6g} cm",
+        ok,
+        "" if numbers else "no number in scalar{}",
+        pred_cm=pred_cm,
+        gt_cm=gt_cm,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ RoboSpatial
@@ -190,14 +207,20 @@ def robospatial(item: EvalItem, prediction: str | None) -> ItemResult:
     point = robospatial_point(prediction)
     if point is None:
         return official_result(item, prediction, "", False, "unparseable: no point")
-    return official_result(item, prediction, f"({point[0]:g}, {point[1]:g})", point_in_polygon(*point, polygon))
+    return official_result(
+        item, prediction, f"({point[0]:g}, {point[1]:g})", point_in_polygon(*point, polygon)
+    )
 
 
 # ------------------------------------------------------------------------------------------------ VLMEvalKit
 
 _VERBOSE_ANSWER = re.compile(r"(?i)(?:correct\s+)?answer\s+is\s+\**([ABCD])\**")
-_REFUSALS = ("Sorry, I can't help with images of people yet.", "I can't process this file.",
-             "I'm sorry, but without the image provided", "Cannot determine the answer")
+_REFUSALS = (
+    "Sorry, I can't help with images of people yet.",
+    "I can't process this file.",
+    "I'm sorry, but without the image provided",
+    "Cannot determine the answer",
+)
 
 
 def vlmevalkit_can_infer(answer: str, choices: Mapping[str, str]) -> str | None:
@@ -318,8 +341,13 @@ class VLMEvalKitMCQScorer:
                 result = official_result(item, prediction, letter, letter == item.answer)
                 break
         else:
-            result = official_result(item, prediction, "", False,
-                                     "judge gave no option in 3 tries (VLMEvalKit would pick one at random)")
+            result = official_result(
+                item,
+                prediction,
+                "",
+                False,
+                "judge gave no option in 3 tries (VLMEvalKit would pick one at random)",
+            )
         result.judge_model = str(getattr(getattr(self.client, "config", None), "model", ""))
         result.judge_prompt = json.dumps(messages, ensure_ascii=False)
         result.judge_raw = json.dumps(raw, ensure_ascii=False)
@@ -368,7 +396,9 @@ def _index_key(item_id: str) -> tuple[int, float | str]:
 
 
 _ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\ufeff]")
-_TAGGED = re.compile(r"<\s*answer\b[^>]*>\s*([A-Ja-j])(?:\s*[\.．:：\)\]】、])?.*?<\s*/\s*answer\s*>", re.I | re.S)
+_TAGGED = re.compile(
+    r"<\s*answer\b[^>]*>\s*([A-Ja-j])(?:\s*[\.．:：\)\]】、])?.*?<\s*/\s*answer\s*>", re.I | re.S
+)
 _TIGHT = r"\.,:;!?\)\]】》」』，。；、：）】》」』"
 _OPTION_LINE = re.compile(r"^(?:[*_>\-\s]*)(?:option|选项)\s+[A-J]\s*[:：]", re.I)
 _SINGLE_LINE = re.compile(r"^\s*[*_`>（）\[\]【】\(\)]*\s*([A-Fa-f])\s*[*_`（）\[\]【】\(\)]*\s*$")
@@ -412,7 +442,7 @@ def vlmevalkit_match_option(text: str, letters: str = "ABCDEF") -> str | None:
         if m:
             return m.group(1).upper()
     ends = list(re.finditer(r"</\s*think\s*>", text, re.I)) or list(re.finditer(r"<\s*think\s*>", text, re.I))
-    segment = text[ends[-1].end():].strip() if ends else text
+    segment = text[ends[-1].end() :].strip() if ends else text
     pick = _pick_from_lines(segment.splitlines()[-6:]) or _pick_from_lines(tail.splitlines()[-6:])
     if pick:
         return pick
@@ -424,75 +454,77 @@ def vlmevalkit_match_option(text: str, letters: str = "ABCDEF") -> str | None:
     if m:
         return m.group(1).upper()
     cleaned = "\n".join(line for line in text.splitlines() if not _OPTION_LINE.search(line))
-    found = set(re.findall(rf"(?<![A-Za-z])[\(\[\{{（【]?\s*([{letters}])\s*[\)\]\}}）】]?(?![A-Za-z])", cleaned))
+    found = set(
+        re.findall(rf"(?<![A-Za-z])[\(\[\{{（【]?\s*([{letters}])\s*[\)\]\}}）】]?(?![A-Za-z])", cleaned)
+    )
     return found.pop() if len(found) == 1 else None
 
 
 _EXTRACT_JUDGE_PROMPT = (
-    'You are an expert grading assistant.\n'
-    'Your job has TWO tasks:\n'
+    "You are an expert grading assistant.\n"
+    "Your job has TWO tasks:\n"
     "1) From the candidate's full response, EXTRACT the final answer in a concise, normalized form.\n"
-    '2) Compare this extracted answer with the STANDARD ANSWER and grade it as:\n'
-    '   - A: CORRECT\n'
-    '   - B: INCORRECT\n'
-    '   - C: INVALID\n'
-    '\n'
-    'Here are the detailed evaluation criteria:\n'
-    '1. ALWAYS refer to the given STANDARD ANSWER. You do NOT need to re-solve the question; the '
-    'standard answer has already been provided and is always correct. Your only job is to judge '
+    "2) Compare this extracted answer with the STANDARD ANSWER and grade it as:\n"
+    "   - A: CORRECT\n"
+    "   - B: INCORRECT\n"
+    "   - C: INVALID\n"
+    "\n"
+    "Here are the detailed evaluation criteria:\n"
+    "1. ALWAYS refer to the given STANDARD ANSWER. You do NOT need to re-solve the question; the "
+    "standard answer has already been provided and is always correct. Your only job is to judge "
     "whether the candidate's final answer is consistent with the standard answer according to the "
-    'form of the question. THE STANDARD ANSWER IS ALWAYS CORRECT AND THE QUESTION IS PERFECTLY '
-    'VALID. NEVER QUESTION THEM.\n'
-    '2. ONLY compare the FINAL ANSWER — COMPLETELY IGNORE any potential errors or issues in the '
-    'REASONING PROCESS. Even if the reasoning is wrong, as long as the final answer matches the '
-    'standard answer, grade it as CORRECT.\n'
-    '3. Answers may be expressed in different ways (e.g., mathematical expressions, textual '
-    'descriptions). As long as the meaning is the same as the standard answer, treat them as '
+    "form of the question. THE STANDARD ANSWER IS ALWAYS CORRECT AND THE QUESTION IS PERFECTLY "
+    "VALID. NEVER QUESTION THEM.\n"
+    "2. ONLY compare the FINAL ANSWER — COMPLETELY IGNORE any potential errors or issues in the "
+    "REASONING PROCESS. Even if the reasoning is wrong, as long as the final answer matches the "
+    "standard answer, grade it as CORRECT.\n"
+    "3. Answers may be expressed in different ways (e.g., mathematical expressions, textual "
+    "descriptions). As long as the meaning is the same as the standard answer, treat them as "
     "equivalent. If the standard answer does not specify a unit but the candidate's answer includes "
-    'a correct unit for the given value, consider it CORRECT.\n'
-    '4. Some answers may consist of multiple items, such as multiple-choice questions with multiple '
-    'correct options, multi-select questions, or multi-blank fill-in-the-blank questions. '
-    'Regardless of the question type, the final answer is considered CORRECT only if it matches the '
-    'standard answer exactly at the level of all required items. For multi-select or multi-blank '
-    'questions, ALL parts must be answered correctly and match the standard answer exactly to be '
-    'deemed CORRECT.\n'
+    "a correct unit for the given value, consider it CORRECT.\n"
+    "4. Some answers may consist of multiple items, such as multiple-choice questions with multiple "
+    "correct options, multi-select questions, or multi-blank fill-in-the-blank questions. "
+    "Regardless of the question type, the final answer is considered CORRECT only if it matches the "
+    "standard answer exactly at the level of all required items. For multi-select or multi-blank "
+    "questions, ALL parts must be answered correctly and match the standard answer exactly to be "
+    "deemed CORRECT.\n"
     "5. If the candidate's answer is wrapped in LaTeX-style markers like \\boxed{{...}}, IGNORE the "
     "\\boxed and only use the inner content as the candidate's final answer when comparing with the "
-    'standard answer.\n'
+    "standard answer.\n"
     "6. If the candidate's answer is INVALID — for example, incomplete (cut off mid-response), "
-    'containing a large amount of abnormal repetitive content, clearly irrelevant to the question, '
-    'or explicitly refusing to answer due to ethical concerns, lack of information, or other '
-    'external factors — then you MUST grade it as C: INVALID.\n'
-    '7. This instruction applies to all problem types, including single-choice MCQ, multi-select '
-    'MCQ, numeric problems, short-answer questions, and general VQA-style questions. In all cases, '
-    'only the FINAL ANSWER and its consistency with the standard answer matter.\n'
+    "containing a large amount of abnormal repetitive content, clearly irrelevant to the question, "
+    "or explicitly refusing to answer due to ethical concerns, lack of information, or other "
+    "external factors — then you MUST grade it as C: INVALID.\n"
+    "7. This instruction applies to all problem types, including single-choice MCQ, multi-select "
+    "MCQ, numeric problems, short-answer questions, and general VQA-style questions. In all cases, "
+    "only the FINAL ANSWER and its consistency with the standard answer matter.\n"
     "8. The question or options may contain image placeholders such as '<image>', '<image id=1>', "
-    'or similar tokens. You CANNOT see these images. Treat these placeholders as unknown content '
-    'and DO NOT hallucinate or infer any specific visual details from them. If the standard answer '
+    "or similar tokens. You CANNOT see these images. Treat these placeholders as unknown content "
+    "and DO NOT hallucinate or infer any specific visual details from them. If the standard answer "
     "or candidate's answer refers to an option associated with an image (e.g., 'choose A'), judge "
-    'correctness only based on the stated answer, not by imagining the image.\n'
-    '\n'
-    'IMPORTANT – OUTPUT FORMAT:\n'
-    '• You MUST return EXACTLY ONE line in the following format:\n'
-    '  <GRADE>\\t<EXTRACTED_ANSWER>\n'
-    '  where <GRADE> is one of A, B, or C.\n'
+    "correctness only based on the stated answer, not by imagining the image.\n"
+    "\n"
+    "IMPORTANT – OUTPUT FORMAT:\n"
+    "• You MUST return EXACTLY ONE line in the following format:\n"
+    "  <GRADE>\\t<EXTRACTED_ANSWER>\n"
+    "  where <GRADE> is one of A, B, or C.\n"
     "• <EXTRACTED_ANSWER> should be the final answer you extracted from the candidate's response, "
-    'in a normalized, concise form (e.g., a number, a letter option, or a short phrase).\n'
-    '• If you cannot extract any meaningful answer, or the response is INVALID, output:\n'
-    '  C\\tN/A\n'
-    '• Do NOT add any extra text, explanation, or additional lines.\n'
-    '\n'
-    'Now, judge the following question.\n'
-    '<Original Question Begin>\n'
-    '{question}\n'
-    '{options_block}<Original Question End>\n'
-    '<Standard Answer Begin>\n'
-    '{gold_answer}\n'
-    '<Standard Answer End>\n'
+    "in a normalized, concise form (e.g., a number, a letter option, or a short phrase).\n"
+    "• If you cannot extract any meaningful answer, or the response is INVALID, output:\n"
+    "  C\\tN/A\n"
+    "• Do NOT add any extra text, explanation, or additional lines.\n"
+    "\n"
+    "Now, judge the following question.\n"
+    "<Original Question Begin>\n"
+    "{question}\n"
+    "{options_block}<Original Question End>\n"
+    "<Standard Answer Begin>\n"
+    "{gold_answer}\n"
+    "<Standard Answer End>\n"
     "<Candidate's Answer Begin>\n"
-    '{llm_response}\n'
+    "{llm_response}\n"
     "<Candidate's Answer End>\n"
-    'Your output:'
+    "Your output:"
 )
 
 
@@ -504,8 +536,12 @@ def embspatial_judge_messages(item: EvalItem, prediction: str) -> list[dict[str,
     options = "".join(f"{k}. {v}\n" for k, v in choices.items())
     letter = item.labels[item.correct_index] if item.correct_index is not None else item.answer
     gold = f"{letter}. {choices[letter]}" if letter in choices else str(item.answer)
-    prompt = _EXTRACT_JUDGE_PROMPT.format(question=item.question, gold_answer=gold, llm_response=prediction,
-                                          options_block=f"Options:\n{options}\n" if options else "")
+    prompt = _EXTRACT_JUDGE_PROMPT.format(
+        question=item.question,
+        gold_answer=gold,
+        llm_response=prediction,
+        options_block=f"Options:\n{options}\n" if options else "",
+    )
     return [{"role": "user", "content": prompt}]
 
 
@@ -548,8 +584,13 @@ class EmbSpatialScorer:
             if graded is not None:
                 break
         grade, extracted = graded or ("C", "N/A")
-        result = official_result(item, prediction, extracted, grade == "A",
-                                 "" if graded else "judge reply unreadable 3 times (graded C, invalid)")
+        result = official_result(
+            item,
+            prediction,
+            extracted,
+            grade == "A",
+            "" if graded else "judge reply unreadable 3 times (graded C, invalid)",
+        )
         result.judge_model = str(getattr(getattr(self.client, "config", None), "model", ""))
         result.judge_prompt = json.dumps(messages, ensure_ascii=False)
         result.judge_raw = json.dumps(raw, ensure_ascii=False)
@@ -562,7 +603,9 @@ def embspatial(item: EvalItem, prediction: str | None) -> ItemResult:
     if prediction is None:
         return official_result(item, None, "", False, "no prediction")
     letter = vlmevalkit_match_option(str(prediction))
-    truth = vlmevalkit_match_option(item.labels[item.correct_index]) if item.correct_index is not None else None
+    truth = (
+        vlmevalkit_match_option(item.labels[item.correct_index]) if item.correct_index is not None else None
+    )
     ok = letter is not None and truth is not None and letter.lower() == truth.lower()
     return official_result(item, prediction, letter or "", ok, "" if letter else "no option letter matched")
 
@@ -662,7 +705,9 @@ def _fill(template: str, question: str, answer: str, response: str) -> str:
     return filled.format(question, answer, response)
 
 
-def spatialrgpt_messages(item: EvalItem, prediction: str, templates: Mapping[str, str] | None = None) -> list[dict[str, str]]:
+def spatialrgpt_messages(
+    item: EvalItem, prediction: str, templates: Mapping[str, str] | None = None
+) -> list[dict[str, str]]:
     """The exact messages the official script sends for this item (question = the bench's `text_q`, answer = the
     ground-truth turn). Raises (KeyError, IndexError, ValueError, AttributeError) where the script's own prompt
     building raises; qualitative items need the authors' example file for the category (`templates`)."""
@@ -727,9 +772,14 @@ def spatialrgpt_verdict(item: EvalItem, reply: str) -> SpatialRGPTVerdict:
 
 def spatialrgpt_qualitative_group(category: str) -> str:
     """The script's report groups, in its order of tests (so "long"/"short" land in tall/short)."""
-    for words, name in ((("short", "tall"), "tall/short"), (("left", "right"), "left/right"),
-                        (("below", "above"), "below/above"), (("behind", "front"), "behind/front"),
-                        (("big", "small"), "big/small"), (("wide", "thin"), "wide/thin")):
+    for words, name in (
+        (("short", "tall"), "tall/short"),
+        (("left", "right"), "left/right"),
+        (("below", "above"), "below/above"),
+        (("behind", "front"), "behind/front"),
+        (("big", "small"), "big/small"),
+        (("wide", "thin"), "wide/thin"),
+    ):
         if any(w in category for w in words):
             return name
     raise ValueError(f"SpatialRGPT: unknown qualitative category {category!r}")
@@ -748,6 +798,7 @@ def spatialrgpt_aggregate(results: Sequence[ItemResult]) -> dict[str, float]:
             quant.setdefault(SPATIALRGPT_DISTANCE.get(r.category, r.category), []).append(r)
         elif r.split == "qualitative":
             qual.setdefault(spatialrgpt_qualitative_group(r.category), []).append(r)
+
     def pct(flags: list[int]) -> float:  # the script's np.sum(x) / len(x) * 100, in that order
         return float(np.sum(flags) / len(flags) * 100)
 
@@ -784,8 +835,12 @@ class SpatialRGPTScorer:
     category without the authors' example file, the `fallback` (our rule reading) decides and the item's reason
     says "rule fallback", so a report never passes a rule score off as the official GPT one."""
 
-    def __init__(self, client: object | None, templates: Mapping[str, str] | None,
-                 fallback: Callable[[EvalItem, str | None], ItemResult]) -> None:
+    def __init__(
+        self,
+        client: object | None,
+        templates: Mapping[str, str] | None,
+        fallback: Callable[[EvalItem, str | None], ItemResult],
+    ) -> None:
         self.client = client
         self.templates = templates or {}
         self.fallback = fallback
@@ -816,9 +871,20 @@ class SpatialRGPTScorer:
         verdict = spatialrgpt_verdict(item, reply)
         detail: dict[str, float] = {}
         if verdict.matched and verdict.answer is not None:
-            detail = {"answer": verdict.answer, "response": verdict.response, "error_rate": verdict.error_rate}
-        parsed = "" if not verdict.matched else (
-            f"{verdict.response:g} vs {verdict.answer:g}" if verdict.answer is not None else f"mark {verdict.mark}")
+            detail = {
+                "answer": verdict.answer,
+                "response": verdict.response,
+                "error_rate": verdict.error_rate,
+            }
+        parsed = (
+            ""
+            if not verdict.matched
+            else (
+                f"{verdict.response:g} vs {verdict.answer:g}"
+                if verdict.answer is not None
+                else f"mark {verdict.mark}"
+            )
+        )
         result = official_result(item, prediction, parsed, verdict.correct, verdict.reason, **detail)
         result.judge_model = str(getattr(getattr(self.client, "config", None), "model", ""))
         result.judge_prompt = json.dumps(messages)

@@ -121,7 +121,9 @@ class ModelPredictor:
         from training.checkpoints import load_for_inference
         from training.prompts import style_for_checkpoint
 
-        self.model, self.processor, self.train_config, official = load_for_inference(checkpoint_dir, device=device)
+        self.model, self.processor, self.train_config, official = load_for_inference(
+            checkpoint_dir, device=device
+        )
         # the official HiSpatial-3B is asked in its own formats; our checkpoints in the style they trained with
         self.prompt_style = style_for_checkpoint(self.train_config, official)
         self.name = f"checkpoint:{Path(checkpoint_dir).name}"
@@ -149,8 +151,14 @@ class ModelPredictor:
             points = np.full((*rgb.shape[:2], 3), np.nan, dtype=np.float32)
             valid = np.zeros(rgb.shape[:2], dtype=bool)
         mode = "xyz" if self.model.point_map_input == "none" else self.model.point_map_input
-        return prepare_point_map(points, valid, size, mode, self.train_config.model.max_depth,
-                                 self.train_config.data.point_map_resize)
+        return prepare_point_map(
+            points,
+            valid,
+            size,
+            mode,
+            self.train_config.model.max_depth,
+            self.train_config.data.point_map_resize,
+        )
 
     def prompt(self, item: EvalItem) -> str:
         """The item's prompt in the checkpoint's style (training.prompts.render_question); ours is the loader's."""

@@ -107,8 +107,11 @@ class BenchmarkReport:
         return []
 
     def paths(self) -> dict[str, Path]:
-        return {name: path for name, path in (("output_dir", self.output_dir),
-                                              ("predictions_path", self.predictions_path)) if path is not None}
+        return {
+            name: path
+            for name, path in (("output_dir", self.output_dir), ("predictions_path", self.predictions_path))
+            if path is not None
+        }
 
     def as_dict(self) -> dict[str, object]:
         d = {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
@@ -135,7 +138,9 @@ class BenchmarkReport:
             meta["predictions_path"] = str(self.predictions_path)
         if self.mlflow_run_id:
             meta["mlflow_run_id"] = self.mlflow_run_id
-        meta["per_category"] = {k: round(v.get("accuracy", float("nan")), 2) for k, v in self.per_category.items()}
+        meta["per_category"] = {
+            k: round(v.get("accuracy", float("nan")), 2) for k, v in self.per_category.items()
+        }
         return meta
 
 
@@ -143,8 +148,13 @@ def results_frame(results: list[ItemResult]) -> pd.DataFrame:
     return pd.DataFrame([r.as_row() for r in results])
 
 
-def write_report(report: BenchmarkReport, results: list[ItemResult], output_dir: Path, config: dict,
-                 final_dir: Path | None = None) -> None:
+def write_report(
+    report: BenchmarkReport,
+    results: list[ItemResult],
+    output_dir: Path,
+    config: dict,
+    final_dir: Path | None = None,
+) -> None:
     """predictions.parquet (one row per item, with reason and judge record), report.json, config.json, and for a
     scored benchmark comparison.csv / comparison.md: this run beside the paper's numbers (Tables 1-4).
 
@@ -163,8 +173,14 @@ def write_report(report: BenchmarkReport, results: list[ItemResult], output_dir:
         atomic_write_bytes(output_dir / "comparison.md", (comparison_markdown(table) + "\n").encode())
     # Every scored item stays in the denominator (a missing or unparseable answer is a wrong item with its reason
     # in predictions.parquet), so this stage rejects nothing: its manifest says so.
-    write_stage_manifest(output_dir, stage="benchmark_scores", shard=report.benchmark, num_in=report.num_items,
-                         num_out=report.num_items, metadata={"status": report.status, "score": report.score})
+    write_stage_manifest(
+        output_dir,
+        stage="benchmark_scores",
+        shard=report.benchmark,
+        num_in=report.num_items,
+        num_out=report.num_items,
+        metadata={"status": report.status, "score": report.score},
+    )
 
 
 COMPARISON_ROW = "this checkpoint"
@@ -188,8 +204,14 @@ def _metric_key(name: str) -> str:
     return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in name)
 
 
-def log_to_mlflow(report: BenchmarkReport, tracking_uri: str, experiment: str, run_name: str | None,
-                  params: dict[str, object], dataset: dict[str, Any] | None = None) -> str:
+def log_to_mlflow(
+    report: BenchmarkReport,
+    tracking_uri: str,
+    experiment: str,
+    run_name: str | None,
+    params: dict[str, object],
+    dataset: dict[str, Any] | None = None,
+) -> str:
     """Log metrics (benchmark-prefixed) and the report directory as artifacts; returns the run id. `dataset`
     (keyword arguments of `training.mlflow_runs.log_dataset_input`) is logged as the run's evaluation input."""
     import mlflow
@@ -199,9 +221,11 @@ def log_to_mlflow(report: BenchmarkReport, tracking_uri: str, experiment: str, r
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     exp_id = ensure_experiment(client, experiment, artifact_location_for(tracking_uri))
-    run = client.create_run(exp_id, run_name=run_name or f"eval-{report.benchmark}",
-                            tags={"benchmark": report.benchmark, "judge_mode": report.judge_mode,
-                                  "predictor": report.predictor})
+    run = client.create_run(
+        exp_id,
+        run_name=run_name or f"eval-{report.benchmark}",
+        tags={"benchmark": report.benchmark, "judge_mode": report.judge_mode, "predictor": report.predictor},
+    )
     run_id = run.info.run_id
     try:
         if dataset is not None:
@@ -212,7 +236,9 @@ def log_to_mlflow(report: BenchmarkReport, tracking_uri: str, experiment: str, r
             if isinstance(value, int | float) and math.isfinite(value):
                 client.log_metric(run_id, _metric_key(f"{report.benchmark}/{key}"), float(value))
         if report.output_dir is not None:
-            client.log_artifacts(run_id, str(report.output_dir), artifact_path=f"benchmark_scores/{report.benchmark}")
+            client.log_artifacts(
+                run_id, str(report.output_dir), artifact_path=f"benchmark_scores/{report.benchmark}"
+            )
         client.set_terminated(run_id, "FINISHED")
     except Exception:
         client.set_terminated(run_id, "FAILED")
@@ -220,7 +246,9 @@ def log_to_mlflow(report: BenchmarkReport, tracking_uri: str, experiment: str, r
     return run_id
 
 
-def comparison_table(reports: dict[str, list[BenchmarkReport]], include_reference: bool = True) -> pd.DataFrame:
+def comparison_table(
+    reports: dict[str, list[BenchmarkReport]], include_reference: bool = True
+) -> pd.DataFrame:
     """Rows = runs/checkpoints (name -> its reports) plus the paper's reference rows; columns =
     "benchmark/metric" for every metric that has a reference value or a headline."""
     rows: dict[str, dict[str, float]] = {}
@@ -246,7 +274,9 @@ def comparison_table(reports: dict[str, list[BenchmarkReport]], include_referenc
     return frame.reindex(sorted(frame.columns), axis=1)
 
 
-def comparison_from_mlflow(tracking_uri: str, experiment: str, include_reference: bool = True) -> pd.DataFrame:
+def comparison_from_mlflow(
+    tracking_uri: str, experiment: str, include_reference: bool = True
+) -> pd.DataFrame:
     """The comparison table built from every finished run of the evaluation experiment (one row per run name,
     latest run wins), so checkpoints scored at different times line up against each other and the paper."""
     import mlflow
@@ -256,7 +286,9 @@ def comparison_from_mlflow(tracking_uri: str, experiment: str, include_reference
     if exp is None:
         return pd.DataFrame()
     rows: dict[str, dict[str, float]] = {}
-    runs = client.search_runs([exp.experiment_id], "attributes.status = 'FINISHED'", order_by=["attributes.start_time ASC"])
+    runs = client.search_runs(
+        [exp.experiment_id], "attributes.status = 'FINISHED'", order_by=["attributes.start_time ASC"]
+    )
     for run in runs:
         name = run.info.run_name or run.info.run_id
         row = rows.setdefault(name, {})

@@ -60,7 +60,11 @@ def load_items(root: Path, benchmark: str, config: EvalConfig) -> tuple[list[Eva
 
 def _judge_cache(config: EvalConfig, out_root: Path) -> dict[str, Path]:
     """Judge replies are cached (keyed by prompt hash) next to the scores unless the environment says where."""
-    return {} if os.environ.get(f"{config.judge_env_prefix}_CACHE_DIR") else {"cache_dir": out_root / "_judge_cache"}
+    return (
+        {}
+        if os.environ.get(f"{config.judge_env_prefix}_CACHE_DIR")
+        else {"cache_dir": out_root / "_judge_cache"}
+    )
 
 
 class _NotConfigured(DataError):
@@ -90,7 +94,9 @@ def _predict(
     for start in range(0, len(runnable), chunk):
         positions = runnable[start : start + chunk]
         try:
-            for position, out in zip(positions, predictor.predict([items[p] for p in positions]), strict=True):
+            for position, out in zip(
+                positions, predictor.predict([items[p] for p in positions]), strict=True
+            ):
                 outputs[position] = out
         except DataError:
             for position in positions:
@@ -102,8 +108,13 @@ def _predict(
 
 
 def score_items(
-    items: Sequence[EvalItem], predictions: Sequence[str | None], spec: BenchmarkSpec, config: EvalConfig,
-    judge: Judge | None = None, reasons: dict[str, str] | None = None, judge_client: object | None = None,
+    items: Sequence[EvalItem],
+    predictions: Sequence[str | None],
+    spec: BenchmarkSpec,
+    config: EvalConfig,
+    judge: Judge | None = None,
+    reasons: dict[str, str] | None = None,
+    judge_client: object | None = None,
 ) -> tuple[list[ItemResult], dict[str, float], dict[str, dict[str, float]]]:
     """Score predictions (aligned with items) and aggregate them the benchmark authors' way.
 
@@ -229,8 +240,12 @@ def score_benchmark(
 
     tracking_uri = config.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if tracking_uri:
-        params = {"benchmark": benchmark, "predictor": report.predictor, "judge_mode": report.judge_mode,
-                  "checkpoint_dir": str(checkpoint_dir or "")}
+        params = {
+            "benchmark": benchmark,
+            "predictor": report.predictor,
+            "judge_mode": report.judge_mode,
+            "checkpoint_dir": str(checkpoint_dir or ""),
+        }
         dataset = benchmark_dataset(benchmark, config.data.get(benchmark) or root / "qa_dataset", items)
         report.mlflow_run_id = log_to_mlflow(
             report, tracking_uri, config.mlflow_experiment, config.run_name, params, dataset=dataset
@@ -238,8 +253,12 @@ def score_benchmark(
     return report
 
 
-ITEMS_SCHEMA = pa.schema([pa.field(name, pa.string(), nullable=False) for name in
-                          ("item_id", "prompt", "answer", "category", "split")])
+ITEMS_SCHEMA = pa.schema(
+    [
+        pa.field(name, pa.string(), nullable=False)
+        for name in ("item_id", "prompt", "answer", "category", "split")
+    ]
+)
 
 
 def benchmark_dataset(benchmark: str, source: str | Path, items: list[EvalItem]) -> dict[str, object]:
@@ -272,9 +291,18 @@ def export_items(root: Path, benchmark: str, config: EvalConfig, out_path: Path)
             image = base64.b64encode(buf.getvalue()).decode("ascii")
         except DataError:
             image = None
-        lines.append(json.dumps({
-            "id": item.item_id, "prompt": item.prompt, "question": item.question, "kind": item.kind.value,
-            "options": item.options, "labels": item.labels, "image_png_b64": image,
-        }))
+        lines.append(
+            json.dumps(
+                {
+                    "id": item.item_id,
+                    "prompt": item.prompt,
+                    "question": item.question,
+                    "kind": item.kind.value,
+                    "options": item.options,
+                    "labels": item.labels,
+                    "image_png_b64": image,
+                }
+            )
+        )
     atomic_write_text(Path(out_path), "".join(line + "\n" for line in lines))
     return len(lines)

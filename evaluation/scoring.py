@@ -124,7 +124,9 @@ class ScoringRules:
         return dict(self.numeric_by_category).get(category, self.numeric)
 
 
-def _result(item: EvalItem, prediction: str | None, parsed: str, correct: bool, reason: str = "", **kw) -> ItemResult:
+def _result(
+    item: EvalItem, prediction: str | None, parsed: str, correct: bool, reason: str = "", **kw
+) -> ItemResult:
     return ItemResult(
         item_id=item.item_id,
         category=item.category,
@@ -173,7 +175,11 @@ def score_item(
             return _result(item, prediction, "", False, "unparseable: no number with a unit")
         ok = rules.numeric_for(item.category).check(pred, item.value)
         return _result(
-            item, prediction, f"{pred:.4g}", ok, score_detail={"pred": pred, "gt": item.value, "abs_rel": abs_rel(pred, item.value)}
+            item,
+            prediction,
+            f"{pred:.4g}",
+            ok,
+            score_detail={"pred": pred, "gt": item.value, "abs_rel": abs_rel(pred, item.value)},
         )
     if item.kind == AnswerKind.VECTOR:
         if item.direction is None:
@@ -185,19 +191,29 @@ def score_item(
         if math.isnan(angle):
             return _result(item, prediction, " ".join(f"{c:.3g}" for c in vec), False, "zero vector")
         ok = angle <= rules.angle_threshold_deg
-        return _result(item, prediction, " ".join(f"{c:.3g}" for c in vec), ok, score_detail={"angle_deg": angle})
+        return _result(
+            item, prediction, " ".join(f"{c:.3g}" for c in vec), ok, score_detail={"angle_deg": angle}
+        )
     if item.kind == AnswerKind.CLOCK:
         hour = extract_clock(prediction)
         if hour is None or item.value is None:
             return _result(item, prediction, "", False, "unparseable: no clock direction")
         diff = clock_difference(hour, int(item.value))
-        return _result(item, prediction, f"{hour} o'clock", diff <= rules.clock_tolerance_h, score_detail={"clock_diff": diff})
+        return _result(
+            item,
+            prediction,
+            f"{hour} o'clock",
+            diff <= rules.clock_tolerance_h,
+            score_detail={"clock_diff": diff},
+        )
     if item.kind == AnswerKind.POINT:
         try:
             polygon = [tuple(float(c) for c in p) for p in ast.literal_eval(item.answer)]
         except (SyntaxError, ValueError, TypeError):
             return _result(item, prediction, "", False, "ground truth is not a polygon")
-        m = re.search(r"[\(\[]\s*([-+]?\d*\.?\d+)\s*,\s*([-+]?\d*\.?\d+)\s*[\)\]]", final_answer_region(prediction))
+        m = re.search(
+            r"[\(\[]\s*([-+]?\d*\.?\d+)\s*,\s*([-+]?\d*\.?\d+)\s*[\)\]]", final_answer_region(prediction)
+        )
         if m is None or len(polygon) < 3:
             return _result(item, prediction, "", False, "unparseable: no (x, y) point")
         x, y = float(m.group(1)), float(m.group(2))
@@ -228,7 +244,9 @@ def accuracy(results: Iterable[ItemResult]) -> tuple[float, int]:
     return (100.0 * sum(flags) / len(flags) if flags else float("nan")), len(flags)
 
 
-def accuracy_by(results: Sequence[ItemResult], key: Callable[[ItemResult], str]) -> dict[str, dict[str, float]]:
+def accuracy_by(
+    results: Sequence[ItemResult], key: Callable[[ItemResult], str]
+) -> dict[str, dict[str, float]]:
     """{value of key: {"accuracy": 0..100, "count": n}} pooled over items."""
     buckets: dict[str, list[ItemResult]] = defaultdict(list)
     for r in results:
@@ -250,7 +268,9 @@ def group_correct(results: Sequence[ItemResult], group_of: Callable[[ItemResult]
 
 
 def group_accuracy(
-    results: Sequence[ItemResult], group_of: Callable[[ItemResult], str], category_of: Callable[[ItemResult], str] | None = None
+    results: Sequence[ItemResult],
+    group_of: Callable[[ItemResult], str],
+    category_of: Callable[[ItemResult], str] | None = None,
 ) -> tuple[float, int, dict[str, dict[str, float]]]:
     """Accuracy over groups (0..100), the number of groups, and per-category accuracy over groups (a group takes
     its first row's category)."""

@@ -82,12 +82,13 @@ def source_images(
         raise dg.Failure(
             description=f"shard {shard}: all {report.num_in} items were rejected, no scene to go on with "
             f"(every reason is in {report.output_dir / 'rejected.jsonl'}); first reasons: {first}",
-            metadata={"num_rejected": len(report.rejections), "rejected_file": str(report.output_dir / "rejected.jsonl")},
+            metadata={
+                "num_rejected": len(report.rejections),
+                "rejected_file": str(report.output_dir / "rejected.jsonl"),
+            },
         )
     extra = {"source_kind": spec.kind, "spec": spec.model_dump(), SPEC_FINGERPRINT_KEY: spec_fingerprint}
     return stage_result(report, data_root.root, extra=extra)
-
-
 
 
 def _write_source(root: Path, shard: str, spec: ShardSpec, synthetic: SyntheticSource) -> StageReport:
@@ -149,8 +150,13 @@ def filtered_images(
     from assets.filtering import filter_shard
 
     vlm_filter = filters.vlm_image_filter(llm, cache_dir=data_root.root / ".llm_cache")
-    report = filter_shard(data_root.root, context.partition_key, filters.config(),
-                          clip_filter=wild_models.clip_filter(), vlm_filter=vlm_filter)
+    report = filter_shard(
+        data_root.root,
+        context.partition_key,
+        filters.config(),
+        clip_filter=wild_models.clip_filter(),
+        vlm_filter=vlm_filter,
+    )
     unchecked = report.metadata.get("vlm_filter_unchecked")  # the filter's counters are in the report
     if unchecked:
         context.log.warning(
@@ -286,7 +292,9 @@ def qa_dataset(
     )
     client = llm.client(cache_dir=data_root.root / ".llm_cache") if curation.enabled else None
     if (curation.rephrase_images or curation.judge_items) and client is None:
-        raise dg.Failure("QA rephrasing/judging is switched on but no LLM endpoint is set (HISPATIAL_LLM_BASE_URL)")
+        raise dg.Failure(
+            "QA rephrasing/judging is switched on but no LLM endpoint is set (HISPATIAL_LLM_BASE_URL)"
+        )
     try:
         scorer = curation.scorer()  # before the release is built: a misconfiguration fails fast
     except ValueError as err:
@@ -294,18 +302,31 @@ def qa_dataset(
     report = build_qa_dataset(data_root.root, shards)
     quality = read_quality(data_root.root)
     if curation.enabled:
-        curated = curate_release(data_root.root, client, rephrase_images=curation.rephrase_images,
-                                 judge_items=curation.judge_items, scorer=scorer,
-                                 subset_size=curation.subset_size)
+        curated = curate_release(
+            data_root.root,
+            client,
+            rephrase_images=curation.rephrase_images,
+            judge_items=curation.judge_items,
+            scorer=scorer,
+            subset_size=curation.subset_size,
+        )
         report.metadata.update({**curated.as_metadata(), **_llm_stats(client)})
     run_id = log_release_to_mlflow(data_root.root, mlflow_tracking.tracking_uri)
     extra = {
         "shards": dg.MetadataValue.json(shards),
-        "quality": dg.MetadataValue.json({k: quality[k] for k in ("leaks", "unbalanced", "failures", "passed")}),
-        "answer_distribution": dg.MetadataValue.md(markdown_table(
-            [{"family": family, "answer": cls, "n": n, "share": round(n / sum(counts.values()), 3)}
-             for family, counts in quality["answer_distribution"].items() for cls, n in counts.items()],
-            max_rows=500)),
+        "quality": dg.MetadataValue.json(
+            {k: quality[k] for k in ("leaks", "unbalanced", "failures", "passed")}
+        ),
+        "answer_distribution": dg.MetadataValue.md(
+            markdown_table(
+                [
+                    {"family": family, "answer": cls, "n": n, "share": round(n / sum(counts.values()), 3)}
+                    for family, counts in quality["answer_distribution"].items()
+                    for cls, n in counts.items()
+                ],
+                max_rows=500,
+            )
+        ),
         "mlflow_run_id": run_id,
         "mlflow_run_url": dg.MetadataValue.url(mlflow_tracking.run_url(run_id)),
     }
@@ -340,8 +361,10 @@ def checkpoint(
         # Lightning's own launcher re-runs sys.argv, i.e. this Dagster step: torchrun starts the training CLI, the
         # one entry point of every launch (deploy/README.md); more than one node runs as a Kubernetes Job.
         if resolve_devices(config)[1] > 1:
-            raise dg.Failure(f"num_nodes={config.num_nodes}: multi-node training runs as deploy/k8s/"
-                             "training-job-multinode.yaml (torchrun on every node), not inside one step")
+            raise dg.Failure(
+                f"num_nodes={config.num_nodes}: multi-node training runs as deploy/k8s/"
+                "training-job-multinode.yaml (torchrun on every node), not inside one step"
+            )
         out = run_torchrun(data_root.root, config, processes, log=context.log)
         report = TrainReport(**{**out, "checkpoint_dir": Path(out["checkpoint_dir"])})
     else:
@@ -427,7 +450,9 @@ def _run_result(
     metadata: dict[str, Any] = _scalar_metadata(report.metadata())
     if report.run_id:
         metadata["mlflow_run_id"] = report.run_id
-        metadata["mlflow_run_url"] = dg.MetadataValue.url(tracking.run_url(report.run_id, report.experiment_id))
+        metadata["mlflow_run_url"] = dg.MetadataValue.url(
+            tracking.run_url(report.run_id, report.experiment_id)
+        )
     metadata["mlflow_tracking_uri"] = report.tracking_uri or tracking.tracking_uri
     for name, path in report.paths().items():
         metadata[name] = dg.MetadataValue.path(str(path))
@@ -439,7 +464,8 @@ def _run_result(
         metadata["metrics"] = dg.MetadataValue.md(markdown_table(rows, max_rows=200))
     if report.per_category:
         rows = [
-            {"category": k, **{m: round(v, 4) for m, v in vals.items()}} for k, vals in report.per_category.items()
+            {"category": k, **{m: round(v, 4) for m, v in vals.items()}}
+            for k, vals in report.per_category.items()
         ]
         metadata["per_category"] = dg.MetadataValue.md(markdown_table(rows, max_rows=200))
     if report.preview:

@@ -37,7 +37,9 @@ def automation_setting(asset_name: str) -> str:
 def on_new_data() -> dg.AutomationCondition:
     """True once after any upstream asset's data version changed, when nothing upstream is missing or running."""
     return (
-        dg.AutomationCondition.any_deps_match(dg.AutomationCondition.data_version_changed()).since_last_handled()
+        dg.AutomationCondition.any_deps_match(
+            dg.AutomationCondition.data_version_changed()
+        ).since_last_handled()
         & ~dg.AutomationCondition.any_deps_missing()
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
@@ -54,4 +56,6 @@ def downstream_condition(asset_name: str) -> dg.AutomationCondition | None:
         return None
     if setting.startswith("cron:"):
         return dg.AutomationCondition.on_cron(setting.removeprefix("cron:").strip())
-    raise ValueError(f"automation setting for {asset_name} must be one of {', '.join(SETTINGS)}, got {setting!r}")
+    raise ValueError(
+        f"automation setting for {asset_name} must be one of {', '.join(SETTINGS)}, got {setting!r}"
+    )

@@ -92,5 +92,11 @@ qa_dataset_checks = [
     _release_check("no_duplicates_or_ambiguous", "No duplicate question, no ambiguous item."),
 ]
 
-all_checks = [point_maps_finite, points_in_boxes, boxes_inside_image, references_unique, qa_schema,
-              *qa_dataset_checks]
+all_checks = [
+    point_maps_finite,
+    points_in_boxes,
+    boxes_inside_image,
+    references_unique,
+    qa_schema,
+    *qa_dataset_checks,
+]

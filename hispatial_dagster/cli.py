@@ -47,7 +47,6 @@ from hispatial_dagster.status import STAGES, asset_status
 console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 140)
 
 
-
 def _data_root(args: argparse.Namespace) -> Path:
     if getattr(args, "data_root", None):
         os.environ["HISPATIAL_DATA_ROOT"] = str(Path(args.data_root).expanduser().resolve())
@@ -290,7 +289,9 @@ def cmd_register(args: argparse.Namespace) -> int:
         )
         check_location(spec, origin=f"shard {shard}")
     except ValidationError as err:
-        console.print(f"[red]invalid shard spec for {args.shard}:[/] {describe_validation_error(err)}", soft_wrap=True)
+        console.print(
+            f"[red]invalid shard spec for {args.shard}:[/] {describe_validation_error(err)}", soft_wrap=True
+        )
         return 2
     except ShardSpecError as err:
         console.print(f"[red]invalid shard spec:[/] {err}", soft_wrap=True)
@@ -346,7 +347,9 @@ def cmd_stage(args: argparse.Namespace) -> int:
     result = run_job(defs, job_name, instance, partition_key=partition, asset_names=[args.name])
     _print_rows(_summarize(result), title=f"{args.name}" + (f" [{partition}]" if partition else ""))
     if not result.success:
-        console.print(f"[red]{args.name} failed[/] (run {result.run_id}): {_failure_text(result)}", soft_wrap=True)
+        console.print(
+            f"[red]{args.name} failed[/] (run {result.run_id}): {_failure_text(result)}", soft_wrap=True
+        )
         return 1
     return 0
 
@@ -408,8 +411,9 @@ def cmd_mlflow(args: argparse.Namespace) -> int:
     if table.empty:
         console.print(f"no runs with per-level metrics in {args.experiment!r} at {uri}")
         return 1
-    _print_rows(tracking.display_rows(table),
-                title="Held-out accuracy per level, mean [95% CI over scenes and runs]")
+    _print_rows(
+        tracking.display_rows(table), title="Held-out accuracy per level, mean [95% CI over scenes and runs]"
+    )
     if args.plot:
         console.print(f"plot: {tracking.plot_ablation(table, Path(args.plot))}")
     return 0
@@ -421,13 +425,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     from assets.stage import DataError
 
     try:
-        summary = export_subset(_data_root(args), Path(args.out), levels=args.levels, tasks=args.tasks,
-                                formats=args.formats, shards=args.shards, license=args.license)
+        summary = export_subset(
+            _data_root(args),
+            Path(args.out),
+            levels=args.levels,
+            tasks=args.tasks,
+            formats=args.formats,
+            shards=args.shards,
+            license=args.license,
+        )
     except DataError as err:
         console.print(f"[red]{err}[/]")
         return 2
-    console.print(f"exported {sum(summary.rows.values())} pairs to {args.out}: llava.json "
-                  f"({summary.llava_records} records), hf/ ({', '.join(sorted(summary.hf_files))})")
+    console.print(
+        f"exported {sum(summary.rows.values())} pairs to {args.out}: llava.json "
+        f"({summary.llava_records} records), hf/ ({', '.join(sorted(summary.hf_files))})"
+    )
     return 0
 
 
@@ -468,8 +481,12 @@ def build_parser() -> argparse.ArgumentParser:
     ml.add_argument("--experiment", default="hispatial-training")
     ml.add_argument("--metric", default="val/accuracy/all", help="metric that picks the best run (register)")
     ml.add_argument("--plot", help="write the ablation bar plot to this PNG (compare)")
-    ml.add_argument("--group-by", default="levels", choices=["levels", "variant"],
-                    help="compare runs by the levels they trained on, or by model variant (compare)")
+    ml.add_argument(
+        "--group-by",
+        default="levels",
+        choices=["levels", "variant"],
+        help="compare runs by the levels they trained on, or by model variant (compare)",
+    )
     ml.set_defaults(func=cmd_mlflow)
 
     ui = sub.add_parser("ui", help="start `dagster dev` on 127.0.0.1 for this instance")

@@ -146,7 +146,9 @@ def fail_orphaned_runs(instance) -> list[str]:  # instance: dagster.DagsterInsta
     return orphaned
 
 
-def free_slots_of_ended_runs(instance, pool: str = GPU_POOL) -> list[str]:  # instance: dagster.DagsterInstance
+def free_slots_of_ended_runs(
+    instance, pool: str = GPU_POOL
+) -> list[str]:  # instance: dagster.DagsterInstance
     """Free the `pool` slots (claimed or queued) of runs that have ended or no longer exist; their run ids.
 
     A run killed with SIGKILL never releases its concurrency slot. The daemon's run monitoring frees it
@@ -226,7 +228,9 @@ def watch_slot_wait(instance, run_id: str, say, pool: str = GPU_POOL, poll_s: fl
             if run_id not in info.pending_run_ids:
                 continue
             if not said:
-                say(f"waiting for a {pool} slot: {describe_slot_holders(instance, pool)} (Ctrl-C stops waiting)")
+                say(
+                    f"waiting for a {pool} slot: {describe_slot_holders(instance, pool)} (Ctrl-C stops waiting)"
+                )
                 said = True
             fail_orphaned_runs(instance)
             if check_captured_interrupt() and run_id in info.pending_run_ids:

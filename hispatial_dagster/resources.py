@@ -20,7 +20,9 @@ from pydantic import Field
 
 from hispatial_dagster.shards import ShardInbox
 
-if TYPE_CHECKING:  # the stages' own config types; imported at call time so loading the definitions stays light
+if (
+    TYPE_CHECKING
+):  # the stages' own config types; imported at call time so loading the definitions stays light
     from assets.filtering import FilterConfig
     from assets.llm import LLMClient
     from assets.qa.config import QAConfig
@@ -305,9 +307,17 @@ class WildModels(dg.ConfigurableResource):
         output through: the CLIP vote keeps every image (still computed), any detector score counts, and a level
         camera stands in for the floor a random point map does not have. For smoke runs and CI only: it proves
         the path runs end to end and contains bad items, not that its output means anything."""
-        return cls(point_map_model="tiny", segmenter_model="tiny", detector_model="tiny", tagger_model="tiny",
-                   clip_filter_model="tiny", device=device, clip_filter_min_votes=0, detection_min_score=0.0,
-                   gravity_fallback="level")
+        return cls(
+            point_map_model="tiny",
+            segmenter_model="tiny",
+            detector_model="tiny",
+            tagger_model="tiny",
+            clip_filter_model="tiny",
+            device=device,
+            clip_filter_min_votes=0,
+            detection_min_score=0.0,
+            gravity_fallback="level",
+        )
 
     def resolved_device(self) -> str:
         if self.device != "auto":

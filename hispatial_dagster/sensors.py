@@ -186,7 +186,11 @@ def shard_inbox_sensor(
     seen = decode_cursor(context.cursor)
     unsettled = [e.shard for e in entries if e.shard in registered and seen.get(e.shard) != e.fingerprint]
     plan = plan_tick(
-        entries, seen, registered, errors, decode_reported(context.cursor),
+        entries,
+        seen,
+        registered,
+        errors,
+        decode_reported(context.cursor),
         materialized=materialized_fingerprints(context.instance, unsettled),
     )
     for reason in plan.new_errors.values():

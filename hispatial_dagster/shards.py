@@ -71,7 +71,9 @@ class ShardSpec(BaseModel):
         if self.kind != "synthetic" and self.path is None:
             raise ValueError(f"path: a {self.kind!r} shard needs `path` (where its files are)")
         if self.kind in ANNOTATED_KINDS and not isinstance(self.options.get("annotation_file"), str):
-            raise ValueError(f"options.annotation_file: a {self.kind!r} shard names its annotation file (a string)")
+            raise ValueError(
+                f"options.annotation_file: a {self.kind!r} shard names its annotation file (a string)"
+            )
         return self
 
 
@@ -129,7 +131,9 @@ def check_location(spec: ShardSpec, origin: str = "<spec>") -> None:
             raise ShardSpecError(f"{origin}: path: {spec.path} is not an existing directory")
         annotation = spec.options.get("annotation_file")
         if isinstance(annotation, str) and not fs.isfile(f"{path.rstrip('/')}/{annotation}"):
-            raise ShardSpecError(f"{origin}: options.annotation_file: {annotation} is not a file in {spec.path}")
+            raise ShardSpecError(
+                f"{origin}: options.annotation_file: {annotation} is not a file in {spec.path}"
+            )
     except (OSError, ValueError, ImportError) as err:
         if isinstance(err, ShardSpecError):
             raise

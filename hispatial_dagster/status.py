@@ -125,7 +125,9 @@ def _shard_staleness(
     return states
 
 
-def _stale_state(node: Any, parents: list, partition: str, timestamp: float, tags: dict, history: dict) -> str | None:
+def _stale_state(
+    node: Any, parents: list, partition: str, timestamp: float, tags: dict, history: dict
+) -> str | None:
     """Dagster's rule for one partition whose dependencies are the same partition of `parents`, or None when
     fresh: with provenance (a run recorded its code version and input pointers), a changed code version, a
     dependency it did not read, or a dependency materialized again since with another data version; without

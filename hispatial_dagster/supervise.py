@@ -67,7 +67,9 @@ def run_supervised(command: Sequence[str], env: Mapping[str, str] | None = None,
     previous = {s: signal.signal(s, _raise) for s in STOP_SIGNALS}
     proc = None
     try:
-        proc = subprocess.Popen(list(command), env=dict(env) if env is not None else None, start_new_session=True)
+        proc = subprocess.Popen(
+            list(command), env=dict(env) if env is not None else None, start_new_session=True
+        )
         return proc.wait()
     except _Stop as stop:
         if proc is not None:

@@ -131,11 +131,15 @@ def level_ablation_table(
     return table.sort_index()
 
 
-def _add_intervals(table: pd.DataFrame, frame: pd.DataFrame, items: dict[str, pd.DataFrame], resamples: int) -> None:
+def _add_intervals(
+    table: pd.DataFrame, frame: pd.DataFrame, items: dict[str, pd.DataFrame], resamples: int
+) -> None:
     from evaluation.intervals import bootstrap_mean
 
     for group, runs_of_group in frame.groupby(table.index.name):
-        parts = [items[r].assign(seed=r) for r in runs_of_group["run_id"] if r in items and not items[r].empty]
+        parts = [
+            items[r].assign(seed=r) for r in runs_of_group["run_id"] if r in items and not items[r].empty
+        ]
         table.loc[group, "runs_with_items"] = len(parts)
         if not parts:
             continue
@@ -195,8 +199,14 @@ def plot_ablation(table: pd.DataFrame, path: Path) -> Path:
             low = row[[f"{lv}_ci_low" for lv in levels]].astype(float).to_numpy()
             high = row[[f"{lv}_ci_high" for lv in levels]].astype(float).to_numpy()
             err = np.nan_to_num([mean - low, high - mean])
-        ax.bar(x + (i - (len(table) - 1) / 2) * width, np.nan_to_num(mean), width, yerr=err, capsize=2,
-               label=str(group))
+        ax.bar(
+            x + (i - (len(table) - 1) / 2) * width,
+            np.nan_to_num(mean),
+            width,
+            yerr=err,
+            capsize=2,
+            label=str(group),
+        )
     ax.set_xticks(x, levels)
     ax.set_xlabel("evaluated level")
     ax.set_ylabel("held-out accuracy")

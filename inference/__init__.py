@@ -8,8 +8,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_EXPORTS = {"Answer": "inference.asker", "AskRequest": "inference.asker", "SpatialAsker": "inference.asker",
-            "AskInputError": "inference.inputs"}
+_EXPORTS = {
+    "Answer": "inference.asker",
+    "AskRequest": "inference.asker",
+    "SpatialAsker": "inference.asker",
+    "AskInputError": "inference.inputs",
+}
 __all__ = sorted(_EXPORTS)
 
 

@@ -28,7 +28,9 @@ DEFAULT_UNIT = "m"
 _YES_NO_START = re.compile(
     r"^\s*(is|are|was|were|does|do|did|can|could|will|would|should|has|have|had)\b", re.I
 )
-_VECTOR_WORDS = re.compile(r"\b(3d (coordinates?|position)|coordinates?|xyz|direction vector|unit vector)\b", re.I)
+_VECTOR_WORDS = re.compile(
+    r"\b(3d (coordinates?|position)|coordinates?|xyz|direction vector|unit vector)\b", re.I
+)
 _CLOCK_WORDS = re.compile(r"o['’]?\s*clock", re.I)
 _COUNT_WORDS = re.compile(r"\bhow many\b", re.I)
 _LENGTH_WORDS = re.compile(
@@ -75,8 +77,9 @@ class Parsed:
     reason: str = ""
 
 
-def parse_answer(text: str, kind: AnswerKind | str, options: Sequence[str] = (),
-                 labels: Sequence[str] = ()) -> Parsed:
+def parse_answer(
+    text: str, kind: AnswerKind | str, options: Sequence[str] = (), labels: Sequence[str] = ()
+) -> Parsed:
     """Parse `text` as `kind` with evaluation.extract (the benchmarks' own readers)."""
     kind = AnswerKind(kind)
     if kind == AnswerKind.CHOICE:
@@ -85,14 +88,20 @@ def parse_answer(text: str, kind: AnswerKind | str, options: Sequence[str] = (),
         if choice.index is None:
             return Parsed(kind.value, None, reason=choice.rule)
         option = options[choice.index] if choice.index < len(options) else None
-        return Parsed(kind.value, {"index": choice.index, "label": label_core(labels[choice.index]), "option": option})
+        return Parsed(
+            kind.value, {"index": choice.index, "label": label_core(labels[choice.index]), "option": option}
+        )
     if kind == AnswerKind.YES_NO:
         verdict = extract_yes_no(text)
         return Parsed(kind.value, verdict, reason="" if verdict is not None else "no yes/no found")
     if kind == AnswerKind.VECTOR:
         vector = extract_vector(text, default_unit=DEFAULT_UNIT)
-        return Parsed(kind.value, None if vector is None else [round(c, 4) for c in vector], "m",
-                      "" if vector is not None else "no three consecutive numbers found")
+        return Parsed(
+            kind.value,
+            None if vector is None else [round(c, 4) for c in vector],
+            "m",
+            "" if vector is not None else "no three consecutive numbers found",
+        )
     if kind == AnswerKind.LENGTH:
         meters = extract_quantity(text, default_unit=DEFAULT_UNIT)
         return Parsed(kind.value, meters, "m", "" if meters is not None else "no length found")

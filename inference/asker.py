@@ -101,8 +101,14 @@ class _Prepared:
 class SpatialAsker:
     """A loaded checkpoint plus a point-map source; `ask` one question or `ask_many` in batches."""
 
-    def __init__(self, loaded: LoadedCheckpoint, estimator: object | None = None, max_new_tokens: int = 64,
-                 device: str = "cpu", prompt_style: str | None = None) -> None:
+    def __init__(
+        self,
+        loaded: LoadedCheckpoint,
+        estimator: object | None = None,
+        max_new_tokens: int = 64,
+        device: str = "cpu",
+        prompt_style: str | None = None,
+    ) -> None:
         self.loaded = loaded
         self.estimator = estimator
         self.max_new_tokens = max_new_tokens
@@ -124,7 +130,9 @@ class SpatialAsker:
     ) -> SpatialAsker:
         """`point_map_model`: a MoGe-2 hub id or local `model.pt`, `tiny` (random weights, smoke tests), or
         None / "none" for no estimator (then only user-supplied depth gives geometry)."""
-        loaded = load_any(spec, device=device, data_root=data_root, tracking_uri=tracking_uri, processor=processor)
+        loaded = load_any(
+            spec, device=device, data_root=data_root, tracking_uri=tracking_uri, processor=processor
+        )
         estimator = None
         if point_map_model and point_map_model != "none" and loaded.point_map_input != "none":
             from assets.wild.moge import MoGeEstimator
@@ -140,8 +148,9 @@ class SpatialAsker:
 
     # -------------------------------------------------------------------------------------- one request
 
-    def prepare(self, request: AskRequest, rgb: np.ndarray | None = None,
-                estimate: object | None = None) -> _Prepared:
+    def prepare(
+        self, request: AskRequest, rgb: np.ndarray | None = None, estimate: object | None = None
+    ) -> _Prepared:
         """Validate and build the model input of one request; AskInputError on bad input. `rgb` (the decoded
         image) and `estimate` (its MoGe-2 result, or the DataError it gave) come from `ask_many`'s batched pass."""
         from training.data import Example, draw_boxes, resize_rgb
@@ -176,7 +185,9 @@ class SpatialAsker:
         try:
             kind = AnswerKind(request.kind) if request.kind else infer_kind(question, options)
         except ValueError as err:
-            raise AskInputError(f"answer kind {request.kind!r} is not one of {[k.value for k in AnswerKind]}") from err
+            raise AskInputError(
+                f"answer kind {request.kind!r} is not one of {[k.value for k in AnswerKind]}"
+            ) from err
 
         xyz, valid, source = self._point_map(request, rgb, estimate)
         size = self.loaded.image_size
@@ -185,27 +196,51 @@ class SpatialAsker:
         # 448-px input, microsoft/HiSpatial hispatial/data/vqa_dataset.py draw_bbox and eval/eval_spatialrgpt.py):
         # a 2-px outline drawn on a 4000-px photo would all but vanish in the resize. With the demo's images
         # (stored at the model's size) this is the very image training.data draws.
-        scaled = [Box2D(x0=b.x0 * size / width, y0=b.y0 * size / height, x1=b.x1 * size / width,
-                        y1=b.y1 * size / height) for b in boxes]
+        scaled = [
+            Box2D(
+                x0=b.x0 * size / width,
+                y0=b.y0 * size / height,
+                x1=b.x1 * size / width,
+                y1=b.y1 * size / height,
+            )
+            for b in boxes
+        ]
         config = self.loaded.train_config
         rgb_resize = config.data.rgb_resize if config is not None else "cv2-bilinear"
         drawn = draw_boxes(resize_rgb(rgb, size, rgb_resize), draw_requests(scaled, colors))
-        extra = {} if config is None else {"max_depth": config.model.max_depth, "resize": config.data.point_map_resize}
+        extra = (
+            {}
+            if config is None
+            else {"max_depth": config.model.max_depth, "resize": config.data.point_map_resize}
+        )
         example = Example(drawn, prepare_point_map(xyz, valid, size, mode, **extra), prompt, "", "ask", "")
         answer = Answer(
-            question=question, prompt=prompt, answer="", kind=kind.value, value=None, unit=None, reason="",
+            question=question,
+            prompt=prompt,
+            answer="",
+            kind=kind.value,
+            value=None,
+            unit=None,
+            reason="",
             image_size=(width, height),
-            points=[{"u": u, "v": v, "loc": point_text(u, v, width, height), "xyz": _xyz_at(xyz, valid, u, v)}
-                    for u, v in points],
-            boxes=[{"box": [b.x0, b.y0, b.x1, b.y1], "label": label, "color": color}
-                   for b, label, color in zip(boxes, labels_of_boxes, colors, strict=True)],
-            point_map=source, checkpoint=self.loaded.source, id=request.id,
+            points=[
+                {"u": u, "v": v, "loc": point_text(u, v, width, height), "xyz": _xyz_at(xyz, valid, u, v)}
+                for u, v in points
+            ],
+            boxes=[
+                {"box": [b.x0, b.y0, b.x1, b.y1], "label": label, "color": color}
+                for b, label, color in zip(boxes, labels_of_boxes, colors, strict=True)
+            ],
+            point_map=source,
+            checkpoint=self.loaded.source,
+            id=request.id,
             seconds=time.perf_counter() - started,
         )
         return _Prepared(request, answer, example, options, labels, kind)
 
-    def _point_map(self, request: AskRequest, rgb: np.ndarray,
-                   estimate: object | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+    def _point_map(
+        self, request: AskRequest, rgb: np.ndarray, estimate: object | None = None
+    ) -> tuple[np.ndarray, np.ndarray, str]:
         height, width = rgb.shape[:2]
         if request.depth is not None:
             if request.intrinsics is None:
@@ -226,10 +261,16 @@ class SpatialAsker:
             return estimate.points, estimate.valid, "moge-2"
         return np.full((height, width, 3), np.nan, np.float32), np.zeros((height, width), bool), "none"
 
-    def ask(self, image: AskRequest | str | Path | bytes | np.ndarray | Image.Image, question: str = "",
-            **request: object) -> Answer:
+    def ask(
+        self,
+        image: AskRequest | str | Path | bytes | np.ndarray | Image.Image,
+        question: str = "",
+        **request: object,
+    ) -> Answer:
         """Answer one question; AskInputError on bad input (nothing is generated then)."""
-        req = image if isinstance(image, AskRequest) else AskRequest(image=image, question=question, **request)
+        req = (
+            image if isinstance(image, AskRequest) else AskRequest(image=image, question=question, **request)
+        )
         result = self.ask_many([req], batch_size=1)[0]
         if isinstance(result, AskInputError):
             raise result
@@ -255,7 +296,9 @@ class SpatialAsker:
                 except AskInputError as err:
                     results[index] = err
             started = time.perf_counter()
-            estimates = self._estimate_batch({i: rgb for i, rgb in images.items() if requests[i].depth is None})
+            estimates = self._estimate_batch(
+                {i: rgb for i, rgb in images.items() if requests[i].depth is None}
+            )
             estimate_share = (time.perf_counter() - started) / max(1, len(estimates))
             prepared: list[tuple[int, _Prepared]] = []
             for index, rgb in images.items():
@@ -296,15 +339,23 @@ class SpatialAsker:
         collator = Collator(self.loaded.processor, self.loaded.point_map_input)
         inputs = {k: v.to(self.device) for k, v in collator.prompts([p.example for p in prepared]).items()}
         with torch.inference_mode():
-            generated = self.loaded.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
-        texts = self.loaded.processor.batch_decode(generated[:, inputs["input_ids"].shape[1]:],
-                                                   skip_special_tokens=True)
+            generated = self.loaded.model.generate(
+                **inputs, max_new_tokens=self.max_new_tokens, do_sample=False
+            )
+        texts = self.loaded.processor.batch_decode(
+            generated[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True
+        )
         seconds = (time.perf_counter() - started) / len(prepared)
         answers = []
         for item, text in zip(prepared, texts, strict=True):
             parsed = parse_answer(text.strip(), item.kind, item.options, item.labels)
             answer = item.answer
-            answer.answer, answer.value, answer.unit, answer.reason = text.strip(), parsed.value, parsed.unit, parsed.reason
+            answer.answer, answer.value, answer.unit, answer.reason = (
+                text.strip(),
+                parsed.value,
+                parsed.unit,
+                parsed.reason,
+            )
             answer.seconds = round(answer.seconds + seconds, 4)
             answers.append(answer)
         return answers

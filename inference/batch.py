@@ -26,7 +26,17 @@ from inference.asker import Answer, AskRequest, SpatialAsker
 from inference.inputs import AskInputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-_REQUEST_FIELDS = ("question", "prompt", "points", "boxes", "options", "labels", "kind", "depth", "intrinsics")
+_REQUEST_FIELDS = (
+    "question",
+    "prompt",
+    "points",
+    "boxes",
+    "options",
+    "labels",
+    "kind",
+    "depth",
+    "intrinsics",
+)
 
 
 def is_batch_source(path: Path | str) -> bool:
@@ -89,20 +99,40 @@ def _relative(name: str, base: Path) -> str:
 
 def prediction_row(request: AskRequest, result: Answer | AskInputError) -> dict:
     if isinstance(result, AskInputError):
-        return {"id": request.id, "prediction": None, "kind": request.kind, "value": None, "unit": None,
-                "reason": "", "error": str(result)}
-    return {"id": request.id, "prediction": result.answer, "kind": result.kind, "value": result.value,
-            "unit": result.unit, "reason": result.reason, "error": None}
+        return {
+            "id": request.id,
+            "prediction": None,
+            "kind": request.kind,
+            "value": None,
+            "unit": None,
+            "reason": "",
+            "error": str(result),
+        }
+    return {
+        "id": request.id,
+        "prediction": result.answer,
+        "kind": result.kind,
+        "value": result.value,
+        "unit": result.unit,
+        "reason": result.reason,
+        "error": None,
+    }
 
 
-def run_batch(asker: SpatialAsker, requests: Sequence[AskRequest], out_path: Path | str, batch_size: int = 8,
-              progress: bool = True) -> dict[str, int]:
+def run_batch(
+    asker: SpatialAsker,
+    requests: Sequence[AskRequest],
+    out_path: Path | str,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> dict[str, int]:
     """Answer every request (batched generation, a progress bar on the terminal) and write the predictions file
     atomically. Returns {"answered", "failed"}."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("asking"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  disable=not progress) as bar:
+    with Progress(
+        TextColumn("asking"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), disable=not progress
+    ) as bar:
         task = bar.add_task("ask", total=len(requests))
         results = asker.ask_many(requests, batch_size, on_progress=lambda n: bar.advance(task, n))
     rows = [prediction_row(r, a) for r, a in zip(requests, results, strict=True)]

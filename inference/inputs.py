@@ -214,9 +214,7 @@ def box_text(label: str | None, color: str) -> str:
     return f"{name} (highlighted by the {color} box)"
 
 
-def fill_question(
-    question: str, point_texts: Sequence[str], box_texts: Sequence[str]
-) -> str:
+def fill_question(question: str, point_texts: Sequence[str], box_texts: Sequence[str]) -> str:
     """Put points and boxes into the question.
 
     `{p1}`, `{p2}`, ... (`{p}` = `{p1}`) become the points' location tokens and `{b1}`, ... (`{b}` = `{b1}`) the
@@ -234,7 +232,9 @@ def fill_question(
         texts = point_texts if kind == "p" else box_texts
         if not 1 <= index <= len(texts):
             what = "point" if kind == "p" else "box"
-            raise AskInputError(f"the question names {{{kind}{index}}} but only {len(texts)} {what}(s) were given")
+            raise AskInputError(
+                f"the question names {{{kind}{index}}} but only {len(texts)} {what}(s) were given"
+            )
         if kind == "p":
             used_points.add(index)
         return texts[index - 1]
@@ -245,15 +245,19 @@ def fill_question(
         if len(point_texts) == 1:
             text += f" The point is at {point_texts[0]}."
         else:
-            listed = ", ".join(f"the {_ORDINALS[min(i, len(_ORDINALS)) - 1]} point at {point_texts[i - 1]}"
-                               for i in rest)
+            listed = ", ".join(
+                f"the {_ORDINALS[min(i, len(_ORDINALS)) - 1]} point at {point_texts[i - 1]}" for i in rest
+            )
             text += f" Points: {listed}."
     return text
 
 
 def draw_requests(boxes: Sequence[Box2D], colors: Sequence[str]) -> list[DrawBox]:
     """The boxes as the training data's `DrawBox` records (drawn by `training.data.draw_boxes`)."""
-    return [DrawBox(instance_id=i, color=c, box2d=b) for i, (b, c) in enumerate(zip(boxes, colors, strict=True), 1)]
+    return [
+        DrawBox(instance_id=i, color=c, box2d=b)
+        for i, (b, c) in enumerate(zip(boxes, colors, strict=True), 1)
+    ]
 
 
 # ------------------------------------------------------------------------------------------ depth
@@ -288,7 +292,9 @@ def parse_intrinsics(value: str | dict | Intrinsics, width: int, height: int) ->
     return intrinsics
 
 
-def load_depth(source: str | Path | np.ndarray, width: int, height: int, png_scale: float = 0.001) -> np.ndarray:
+def load_depth(
+    source: str | Path | np.ndarray, width: int, height: int, png_scale: float = 0.001
+) -> np.ndarray:
     """A z-depth map in meters, (H, W) float32, from `.npy` (meters), the project's log-encoded 16-bit PNG (the
     official HiSpatial format, recognised by its near/far text chunk) or any other 16-bit PNG / TIFF
     (`png_scale` meters per unit: 0.001 = millimetres, the NYU/ScanNet convention)."""

@@ -51,7 +51,8 @@ def latest_checkpoint(checkpoints_root: Path) -> Path:
     from training.checkpoints import CONFIG_FILE, WEIGHTS_FILE
 
     candidates = [
-        d for d in Path(checkpoints_root).glob("*")
+        d
+        for d in Path(checkpoints_root).glob("*")
         if d.is_dir() and (d / CONFIG_FILE).is_file() and (d / WEIGHTS_FILE).is_file()
     ]
     if not candidates:
@@ -71,7 +72,9 @@ def resolve_local(spec: str, data_root: Path | str | None = None) -> Path:
     under_root = default_checkpoints_root(data_root) / spec
     if under_root.exists():
         return under_root
-    raise AskInputError(f"checkpoint {spec!r}: no such directory (nor under {default_checkpoints_root(data_root)})")
+    raise AskInputError(
+        f"checkpoint {spec!r}: no such directory (nor under {default_checkpoints_root(data_root)})"
+    )
 
 
 _STAGES = {"none", "staging", "production", "archived", "latest"}
@@ -80,7 +83,7 @@ _STAGES = {"none", "staging", "production", "archived", "latest"}
 def registry_uri_with_alias(uri: str) -> str:
     """`models:/<name>/<alias>` -> MLflow's `models:/<name>@<alias>` (MLflow reads the path form as a version
     number or a stage only); versions, stages, `latest` and the `@` form pass unchanged."""
-    rest = uri[len(MODELS_URI):]
+    rest = uri[len(MODELS_URI) :]
     name, sep, last = rest.rpartition("/")
     if sep and name and "@" not in rest and not last.isdigit() and last.lower() not in _STAGES:
         return f"{MODELS_URI}{name}@{last}"
@@ -103,7 +106,9 @@ def download_registered(uri: str, tracking_uri: str | None = None) -> Path:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=tracking_uri))
     except MlflowException as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise AskInputError(f"{uri}: not found in the MLflow registry at {tracking_uri} ({first_line})") from err
+        raise AskInputError(
+            f"{uri}: not found in the MLflow registry at {tracking_uri} ({first_line})"
+        ) from err
     for candidate in (_pyfunc_checkpoint(local), local):
         if candidate is not None and (candidate / "config.json").is_file():
             return candidate
@@ -132,7 +137,11 @@ def load_any(
     """Load the checkpoint `spec` names (see the module docstring). `processor` (a local path or hub id of a
     PaliGemma processor) is needed only for an official release that ships without tokenizer files."""
     spec = str(spec)
-    directory = download_registered(spec, tracking_uri) if spec.startswith(MODELS_URI) else resolve_local(spec, data_root)
+    directory = (
+        download_registered(spec, tracking_uri)
+        if spec.startswith(MODELS_URI)
+        else resolve_local(spec, data_root)
+    )
     if (directory / "weights.pt").is_file() or directory.suffix == ".pt":
         return _load_official(directory, spec, device, processor)
     return _load_ours(directory, spec, device)
@@ -152,7 +161,9 @@ def _load_ours(directory: Path, spec: str, device: str) -> LoadedCheckpoint:
     try:
         model, processor, train_config = load_checkpoint(directory, device=device)
     except (OSError, ValueError, RuntimeError) as err:
-        raise AskInputError(f"checkpoint {directory}: cannot be loaded ({type(err).__name__}: {err})") from err
+        raise AskInputError(
+            f"checkpoint {directory}: cannot be loaded ({type(err).__name__}: {err})"
+        ) from err
     return LoadedCheckpoint(
         model=model,
         processor=processor,
@@ -174,7 +185,9 @@ def _load_official(directory: Path, spec: str, device: str, processor_name: str 
     try:
         model, processor = import_official(directory)
     except (OSError, ValueError, KeyError, RuntimeError) as err:
-        raise AskInputError(f"official checkpoint {directory}: cannot be loaded ({type(err).__name__}: {err})") from err
+        raise AskInputError(
+            f"official checkpoint {directory}: cannot be loaded ({type(err).__name__}: {err})"
+        ) from err
     if processor is None:
         if not processor_name:
             raise AskInputError(
@@ -188,7 +201,9 @@ def _load_official(directory: Path, spec: str, device: str, processor_name: str 
 
     size = int(model.config.vision_config.image_size)
     train_config = TrainConfig.preset("official")
-    train_config.model = train_config.model.model_copy(update={"image_size": size, "name": f"official-{size}"})
+    train_config.model = train_config.model.model_copy(
+        update={"image_size": size, "name": f"official-{size}"}
+    )
     return LoadedCheckpoint(
         model=model.to(device).eval(),
         processor=processor,

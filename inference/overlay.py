@@ -28,8 +28,14 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
-def _tag(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, fill: tuple[int, int, int],
-         font: ImageFont.ImageFont | ImageFont.FreeTypeFont, bounds: tuple[int, int]) -> None:
+def _tag(
+    draw: ImageDraw.ImageDraw,
+    xy: tuple[float, float],
+    text: str,
+    fill: tuple[int, int, int],
+    font: ImageFont.ImageFont | ImageFont.FreeTypeFont,
+    bounds: tuple[int, int],
+) -> None:
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     w, h = right - left + 6, bottom - top + 6
     x = min(max(0.0, xy[0]), max(0.0, bounds[0] - w))

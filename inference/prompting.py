@@ -16,8 +16,12 @@ from inference.inputs import AskInputError
 DEFAULT_STYLE = "hispatial"
 
 
-def render_question(question: str, options: Sequence[str] = (), fmt: QAFormat | str = QAFormat.FREE_FORM,
-                    style: str | None = None) -> str:
+def render_question(
+    question: str,
+    options: Sequence[str] = (),
+    fmt: QAFormat | str = QAFormat.FREE_FORM,
+    style: str | None = None,
+) -> str:
     """The full prompt text for `question` in `style` (None: our own style)."""
     from training.prompts import PROMPT_STYLES
     from training.prompts import render_question as render

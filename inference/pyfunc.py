@@ -26,25 +26,39 @@ from mlflow.models import ModelSignature
 from mlflow.pyfunc import PythonModel, PythonModelContext
 from mlflow.types import ColSpec, Schema
 
-INPUT_SCHEMA = Schema([
-    ColSpec("string", "image"),
-    ColSpec("string", "question"),
-    ColSpec("string", "points", required=False),
-    ColSpec("string", "boxes", required=False),
-    ColSpec("string", "options", required=False),
-    ColSpec("string", "kind", required=False),
-])
-OUTPUT_SCHEMA = Schema([
-    ColSpec("string", "answer"),
-    ColSpec("string", "kind"),
-    ColSpec("string", "value"),
-    ColSpec("string", "unit"),
-    ColSpec("string", "reason"),
-    ColSpec("string", "error"),
-])
+INPUT_SCHEMA = Schema(
+    [
+        ColSpec("string", "image"),
+        ColSpec("string", "question"),
+        ColSpec("string", "points", required=False),
+        ColSpec("string", "boxes", required=False),
+        ColSpec("string", "options", required=False),
+        ColSpec("string", "kind", required=False),
+    ]
+)
+OUTPUT_SCHEMA = Schema(
+    [
+        ColSpec("string", "answer"),
+        ColSpec("string", "kind"),
+        ColSpec("string", "value"),
+        ColSpec("string", "unit"),
+        ColSpec("string", "reason"),
+        ColSpec("string", "error"),
+    ]
+)
 SIGNATURE = ModelSignature(inputs=INPUT_SCHEMA, outputs=OUTPUT_SCHEMA)
-_RUNTIME_PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "mlflow", "numpy", "pandas", "pillow",
-                     "pydantic", "dlr-moge")
+_RUNTIME_PACKAGES = (
+    "torch",
+    "transformers",
+    "tokenizers",
+    "safetensors",
+    "mlflow",
+    "numpy",
+    "pandas",
+    "pillow",
+    "pydantic",
+    "dlr-moge",
+)
 
 
 def input_example() -> pd.DataFrame:
@@ -56,8 +70,15 @@ def input_example() -> pd.DataFrame:
     rgb = np.zeros((24, 32, 3), np.uint8)
     rgb[4:12, 2:12] = (200, 40, 40)
     rgb[10:20, 18:30] = (40, 60, 200)
-    return pd.DataFrame([{"image": encode_image_b64(rgb), "question": "How far is {b1} from {b2}?",
-                          "boxes": json.dumps([[2, 4, 12, 12], [18, 10, 30, 20]])}])
+    return pd.DataFrame(
+        [
+            {
+                "image": encode_image_b64(rgb),
+                "question": "How far is {b1} from {b2}?",
+                "boxes": json.dumps([[2, 4, 12, 12], [18, 10, 30, 20]]),
+            }
+        ]
+    )
 
 
 def _json_list(value: object) -> list:
@@ -81,12 +102,16 @@ class HiSpatialPyfunc(PythonModel):
 
         config = context.model_config or {}
         self.asker = SpatialAsker.from_checkpoint(
-            context.artifacts["checkpoint"], point_map_model=config.get("point_map_model", "none"),
-            device=config.get("device", "cpu"), max_new_tokens=int(config.get("max_new_tokens", 64)),
+            context.artifacts["checkpoint"],
+            point_map_model=config.get("point_map_model", "none"),
+            device=config.get("device", "cpu"),
+            max_new_tokens=int(config.get("max_new_tokens", 64)),
         )
         self.batch_size = int(config.get("batch_size", 8))
 
-    def predict(self, context: PythonModelContext, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: PythonModelContext, model_input: pd.DataFrame, params: dict | None = None
+    ) -> pd.DataFrame:
         from inference.asker import AskRequest
         from inference.inputs import AskInputError, b64decode_image
 
@@ -96,11 +121,16 @@ class HiSpatialPyfunc(PythonModel):
                 kind = row.get("kind")
                 # base64 only: a path in a REST request must not make the server read its own files
                 image = b64decode_image(str(row.get("image") or ""), "image")
-                requests.append(AskRequest(
-                    image=image, question=str(row.get("question") or ""),
-                    points=_json_list(row.get("points")), boxes=_json_list(row.get("boxes")),
-                    options=_json_list(row.get("options")), kind=kind if isinstance(kind, str) and kind else None,
-                ))
+                requests.append(
+                    AskRequest(
+                        image=image,
+                        question=str(row.get("question") or ""),
+                        points=_json_list(row.get("points")),
+                        boxes=_json_list(row.get("boxes")),
+                        options=_json_list(row.get("options")),
+                        kind=kind if isinstance(kind, str) and kind else None,
+                    )
+                )
             except AskInputError as err:
                 requests.append(err)
         valid = [r for r in requests if isinstance(r, AskRequest)]
@@ -109,10 +139,27 @@ class HiSpatialPyfunc(PythonModel):
         for request in requests:
             result = request if isinstance(request, AskInputError) else next(answers)
             if isinstance(result, AskInputError):
-                rows.append({"answer": "", "kind": "", "value": "null", "unit": "", "reason": "", "error": str(result)})
+                rows.append(
+                    {
+                        "answer": "",
+                        "kind": "",
+                        "value": "null",
+                        "unit": "",
+                        "reason": "",
+                        "error": str(result),
+                    }
+                )
             else:
-                rows.append({"answer": result.answer, "kind": result.kind, "value": json.dumps(result.value),
-                             "unit": result.unit or "", "reason": result.reason, "error": ""})
+                rows.append(
+                    {
+                        "answer": result.answer,
+                        "kind": result.kind,
+                        "value": json.dumps(result.value),
+                        "unit": result.unit or "",
+                        "reason": result.reason,
+                        "error": "",
+                    }
+                )
         return pd.DataFrame(rows, columns=list(OUTPUT_SCHEMA.input_names()))
 
 
@@ -166,8 +213,9 @@ def _tracking_uri(uri: str) -> Iterator[None]:
             os.environ["MLFLOW_TRACKING_URI"] = old_env
 
 
-def _log(checkpoint_dir: Path | str, point_map_model: str, name: str,
-         registered_model_name: str | None) -> mlflow.models.model.ModelInfo:
+def _log(
+    checkpoint_dir: Path | str, point_map_model: str, name: str, registered_model_name: str | None
+) -> mlflow.models.model.ModelInfo:
     return mlflow.pyfunc.log_model(
         name=name,
         python_model=HiSpatialPyfunc(),
@@ -180,8 +228,9 @@ def _log(checkpoint_dir: Path | str, point_map_model: str, name: str,
     )
 
 
-def log_checkpoint_model(checkpoint_dir: Path | str, run_id: str, tracking_uri: str,
-                         train_config: object) -> dict[str, str]:
+def log_checkpoint_model(
+    checkpoint_dir: Path | str, run_id: str, tracking_uri: str, train_config: object
+) -> dict[str, str]:
     """The checkpoint asset's hook (after training): log + register the checkpoint as `hispatial-<variant>` (the name
     `hispatial mlflow register` gives the variant's `best` alias, which then points at this servable version).
 
@@ -198,7 +247,12 @@ def log_checkpoint_model(checkpoint_dir: Path | str, run_id: str, tracking_uri: 
     try:
         info = log_pyfunc_model(checkpoint_dir, run_id, tracking_uri, name, point_map_model=point_map_model)
     except Exception as err:  # noqa: BLE001 - the registry is an add-on to a saved checkpoint
-        logging.getLogger(__name__).warning("checkpoint %s was not logged as an MLflow model: %s", checkpoint_dir, err)
+        logging.getLogger(__name__).warning(
+            "checkpoint %s was not logged as an MLflow model: %s", checkpoint_dir, err
+        )
         mlflow.MlflowClient(tracking_uri).set_tag(run_id, "pyfunc_error", str(err)[:500])
         return {"error": str(err)[:500]}
-    return {"model_uri": info.model_uri, "registered_model": f"models:/{name}/{info.registered_model_version}"}
+    return {
+        "model_uri": info.model_uri,
+        "registered_model": f"models:/{name}/{info.registered_model_version}",
+    }

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: it reads this at import
+os.environ.setdefault(
+    "GRADIO_ANALYTICS_ENABLED", "False"
+)  # before gradio is imported: it reads this at import
 
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
@@ -37,13 +39,21 @@ def marks(points_text: str, boxes_text: str) -> tuple[list[dict], list[dict]]:
     points = [dict(zip(("u", "v"), parse_point(p), strict=True)) for p in _split(points_text)]
     parsed = [parse_box(b) for b in _split(boxes_text)]
     colors = box_colors([c for _, _, c in parsed])
-    boxes = [{"box": [b.x0, b.y0, b.x1, b.y1], "label": label, "color": color}
-             for (b, label, _), color in zip(parsed, colors, strict=True)]
+    boxes = [
+        {"box": [b.x0, b.y0, b.x1, b.y1], "label": label, "color": color}
+        for (b, label, _), color in zip(parsed, colors, strict=True)
+    ]
     return points, boxes
 
 
-def on_click(image: np.ndarray | None, mode: str, points_text: str, boxes_text: str, corner: list | None,
-             evt: gr.SelectData) -> tuple:
+def on_click(
+    image: np.ndarray | None,
+    mode: str,
+    points_text: str,
+    boxes_text: str,
+    corner: list | None,
+    evt: gr.SelectData,
+) -> tuple:
     """A click adds a point, or (box mode) the first corner of a box, then the box itself on the second click."""
     if image is None:
         raise gr.Error("upload an image first")
@@ -76,14 +86,24 @@ def build_app(asker: SpatialAsker) -> gr.Blocks:
         if image is None:
             raise gr.Error("upload an image first")
         try:
-            answer = asker.ask(AskRequest(image=image, question=question, points=_split(points_text),
-                                          boxes=_split(boxes_text)))
+            answer = asker.ask(
+                AskRequest(
+                    image=image, question=question, points=_split(points_text), boxes=_split(boxes_text)
+                )
+            )
         except AskInputError as err:
             raise gr.Error(str(err)) from err
         canvas = draw_answer(image, answer.points, answer.boxes, answer.kind, answer.value)
-        parsed = {"kind": answer.kind, "value": answer.value, "unit": answer.unit, "reason": answer.reason,
-                  "prompt": answer.prompt, "points": answer.points, "point_map": answer.point_map,
-                  "seconds": answer.seconds}
+        parsed = {
+            "kind": answer.kind,
+            "value": answer.value,
+            "unit": answer.unit,
+            "reason": answer.reason,
+            "prompt": answer.prompt,
+            "points": answer.points,
+            "point_map": answer.point_map,
+            "seconds": answer.seconds,
+        }
         return canvas, answer.answer, parsed
 
     with gr.Blocks(title="HiSpatial: ask about an image", analytics_enabled=False) as app:
@@ -92,24 +112,34 @@ def build_app(asker: SpatialAsker) -> gr.Blocks:
         with gr.Row():
             with gr.Column():
                 upload = gr.Image(type="numpy", label="Image", sources=["upload"], elem_id="upload")
-                mode = gr.Radio(["point", "box"], value="point", label="A click on the picture adds a",
-                                elem_id="mode")
+                mode = gr.Radio(
+                    ["point", "box"], value="point", label="A click on the picture adds a", elem_id="mode"
+                )
                 points_text = gr.Textbox(label="Points u,v (pixels; separate with ;)", elem_id="points")
-                boxes_text = gr.Textbox(label="Boxes x0,y0,x1,y1[:label] (pixels; separate with ;)",
-                                        elem_id="boxes")
-                question = gr.Textbox(label="Question", elem_id="question",
-                                      placeholder="How far is {b1} from {b2}?")
+                boxes_text = gr.Textbox(
+                    label="Boxes x0,y0,x1,y1[:label] (pixels; separate with ;)", elem_id="boxes"
+                )
+                question = gr.Textbox(
+                    label="Question", elem_id="question", placeholder="How far is {b1} from {b2}?"
+                )
                 with gr.Row():
                     ask = gr.Button("Ask", variant="primary", elem_id="ask")
                     clear = gr.Button("Clear marks", elem_id="clear")
             with gr.Column():
-                canvas = gr.Image(type="numpy", label="Click here to mark; the answer is drawn here",
-                                  interactive=False, elem_id="canvas")
+                canvas = gr.Image(
+                    type="numpy",
+                    label="Click here to mark; the answer is drawn here",
+                    interactive=False,
+                    elem_id="canvas",
+                )
                 answer = gr.Textbox(label="Answer", interactive=False, elem_id="answer")
                 parsed = gr.JSON(label="Parsed value", elem_id="parsed")
         upload.change(on_upload, [upload], [canvas, points_text, boxes_text, corner, answer, parsed])
-        canvas.select(on_click, [upload, mode, points_text, boxes_text, corner],
-                      [canvas, points_text, boxes_text, corner])
+        canvas.select(
+            on_click,
+            [upload, mode, points_text, boxes_text, corner],
+            [canvas, points_text, boxes_text, corner],
+        )
         clear.click(on_clear, [upload], [canvas, points_text, boxes_text, corner])
         ask.click(on_ask, [upload, question, points_text, boxes_text], [canvas, answer, parsed])
         question.submit(on_ask, [upload, question, points_text, boxes_text], [canvas, answer, parsed])
@@ -118,7 +148,16 @@ def build_app(asker: SpatialAsker) -> gr.Blocks:
 
 def launch(app: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, block: bool = True) -> None:
     """Serve on `host:port` with system fonts (no Google Fonts request from the browser) and no share link."""
-    theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
-                              font_mono=["ui-monospace", "monospace"])
-    app.launch(server_name=host, server_port=port, share=False, theme=theme, ssr_mode=False,
-               prevent_thread_lock=not block, quiet=True, footer_links=[])
+    theme = gr.themes.Default(
+        font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
+    )
+    app.launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        theme=theme,
+        ssr_mode=False,
+        prevent_thread_lock=not block,
+        quiet=True,
+        footer_links=[],
+    )

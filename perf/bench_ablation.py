@@ -47,7 +47,9 @@ def build_root(root: Path, scenes: int, seed: int) -> dict[str, float]:
 
     shard = "bench-ablation"
     stages = {
-        "source_images": lambda: write_synthetic_shard(root, shard, SyntheticConfig(num_scenes=scenes, seed=seed)),
+        "source_images": lambda: write_synthetic_shard(
+            root, shard, SyntheticConfig(num_scenes=scenes, seed=seed)
+        ),
         "filtered_images": lambda: filter_shard(root, shard),
         "point_maps": lambda: point_maps_shard(root, shard),
         "object_clouds": lambda: object_clouds_shard(root, shard),
@@ -79,28 +81,39 @@ def power_lines(items: pd.DataFrame) -> list[str]:
             f"- {measure} on {'+'.join(levels)}: p = {part[measure].mean():.3f}, {per_run} items per run over "
             f"{one_run['scene_id'].nunique()} scenes, design effect {deff:.2f} (1 where not measurable); a 95% interval of +-2.5 points "
             f"needs {items_for_half_width(p, 0.025, design_effect=deff)} items per run "
-            f"({items_for_half_width(0.5, 0.025, design_effect=deff)} at p = 0.5)")
+            f"({items_for_half_width(0.5, 0.025, design_effect=deff)} at p = 0.5)"
+        )
     return lines
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--root", type=Path, help="data root to build (or reuse); default: a temp dir")
     parser.add_argument("--out", type=Path, help="write bench_ablation.md and .json here")
     parser.add_argument("--scenes", type=int, default=300)
     parser.add_argument("--val-fraction", type=float, default=0.3)
     parser.add_argument("--val-items-per-level", type=int, default=400)
-    parser.add_argument("--val-quantitative-items", type=int, default=600,
-                        help="free-form length questions (L1/L2) in the held-out set, for Table 6")
+    parser.add_argument(
+        "--val-quantitative-items",
+        type=int,
+        default=600,
+        help="free-form length questions (L1/L2) in the held-out set, for Table 6",
+    )
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--arms", nargs="*", default=["all_levels", "without_L0_L1"])
     parser.add_argument("--variants", nargs="*", default=["rgb", "rel_depth", "xyz"])
     parser.add_argument("--resamples", type=int, default=2000)
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch threads; 1 on a machine shared with other jobs (2 threads on an oversubscribed "
-                        "2-core machine ran evaluation 5x slower than 1); 0 = torch's default")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads; 1 on a machine shared with other jobs (2 threads on an oversubscribed "
+        "2-core machine ran evaluation 5x slower than 1); 0 = torch's default",
+    )
     parser.add_argument("--label", default="", help="a note printed above the table (e.g. 'reduced run')")
     args = parser.parse_args(argv)
     if args.threads:
@@ -113,18 +126,35 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         root = args.root or Path(tmp) / "data"
         stage_seconds = {} if (root / "qa_dataset").exists() else build_root(root, args.scenes, seed=0)
         config = TrainConfig.preset("tiny")
-        config = config.model_copy(update={
-            "max_steps": args.max_steps, "batch_size": args.batch_size,
-            "data": config.data.model_copy(update={"val_fraction": args.val_fraction,
-                                                    "val_items_per_level": args.val_items_per_level,
-                                                    "val_quantitative_items": args.val_quantitative_items}),
-            "mlflow": MLflowConfig(tracking_uri=f"sqlite:///{Path(tmp) / 'mlflow.db'}",
-                                   experiment="bench-ablation", log_model_artifacts=False),
-        })
+        config = config.model_copy(
+            update={
+                "max_steps": args.max_steps,
+                "batch_size": args.batch_size,
+                "data": config.data.model_copy(
+                    update={
+                        "val_fraction": args.val_fraction,
+                        "val_items_per_level": args.val_items_per_level,
+                        "val_quantitative_items": args.val_quantitative_items,
+                    }
+                ),
+                "mlflow": MLflowConfig(
+                    tracking_uri=f"sqlite:///{Path(tmp) / 'mlflow.db'}",
+                    experiment="bench-ablation",
+                    log_model_artifacts=False,
+                ),
+            }
+        )
         config = TrainConfig.model_validate(config.model_dump())
         train_started = time.perf_counter()
-        report = run_ablation(root, config, mlflow_dir=Path(tmp), arms=args.arms, variants=args.variants,
-                              seeds=args.seeds, resamples=args.resamples)
+        report = run_ablation(
+            root,
+            config,
+            mlflow_dir=Path(tmp),
+            arms=args.arms,
+            variants=args.variants,
+            seeds=args.seeds,
+            resamples=args.resamples,
+        )
         train_seconds = time.perf_counter() - train_started
         markdown = markdown_tables(report.table, report.differences)
         power = power_lines(report.items)

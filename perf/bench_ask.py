@@ -45,8 +45,14 @@ def build_asker(args: argparse.Namespace) -> SpatialAsker:
     with torch.device(args.device):  # a 3B model is initialised where it will run, not on the CPU first
         model = build_random_model(arch, vocab, tok.convert_tokens_to_ids("<image>"))
     model = model.to(dtype).eval()
-    loaded = LoadedCheckpoint(model=model, processor=processor, image_size=arch.image_size,
-                              point_map_input=model.point_map_input, source=f"random {args.arch}", kind="hispatial")
+    loaded = LoadedCheckpoint(
+        model=model,
+        processor=processor,
+        image_size=arch.image_size,
+        point_map_input=model.point_map_input,
+        source=f"random {args.arch}",
+        kind="hispatial",
+    )
     estimator = None
     if args.moge != "none":
         from assets.wild.moge import MoGeEstimator
@@ -66,13 +72,21 @@ def requests(n: int, seed: int = 0) -> list[AskRequest]:
     out = []
     for i in range(n):
         rgb = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
-        out.append(AskRequest(image=rgb, question="How far is {b1} from {b2}?", id=str(i),
-                              boxes=[[40, 60, 200, 300], [360, 120, 600, 420]]))
+        out.append(
+            AskRequest(
+                image=rgb,
+                question="How far is {b1} from {b2}?",
+                id=str(i),
+                boxes=[[40, 60, 200, 300], [360, 120, 600, 420]],
+            )
+        )
     return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--arch", default="tiny", choices=sorted(MODEL_PRESETS))
     parser.add_argument("--moge", default="tiny", choices=["tiny", "real", "none"])
     parser.add_argument("--device", default="cpu")
@@ -116,15 +130,21 @@ def main() -> None:
         moge_seconds = (time.perf_counter() - started) / len(images)
 
     result = {
-        "arch": args.arch, "moge": args.moge, "device": args.device, "precision": args.precision,
-        "threads": torch.get_num_threads(), "max_new_tokens": args.max_new_tokens,
+        "arch": args.arch,
+        "moge": args.moge,
+        "device": args.device,
+        "precision": args.precision,
+        "threads": torch.get_num_threads(),
+        "max_new_tokens": args.max_new_tokens,
         "latency_s_median": round(statistics.median(latencies), 4),
         "latency_s_min": round(min(latencies), 4),
-        "batch_size": args.batch_size, "questions": len(work),
+        "batch_size": args.batch_size,
+        "questions": len(work),
         "batch_questions_per_s": round(len(work) / batch_seconds, 3),
         "batch_tokens_per_s": round(len(work) * args.max_new_tokens / batch_seconds, 1),
         "moge_s_per_image": None if moge_seconds is None else round(moge_seconds, 4),
-        "failed": len(failed), "first_failure": failed[0] if failed else None,
+        "failed": len(failed),
+        "first_failure": failed[0] if failed else None,
     }
     if args.device.startswith("cuda"):
         result["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)

@@ -40,31 +40,66 @@ def worker(args: argparse.Namespace) -> None:
             times.append(time.perf_counter())
 
     config = tiny_train_config(
-        max_steps=args.warmup + args.steps, batch_size=args.global_batch // processes,
-        strategy=args.strategy if processes > 1 else "auto", accelerator="cpu", log_every_n_steps=50,
-        checkpoint_every_n_steps=0, checkpoint_name=f"bench-{args.strategy}-{processes}", eval_max_new_tokens=1,
-        mlflow=MLflowConfig(tracking_uri=f"sqlite:///{args.root / 'mlflow.db'}", experiment="bench-distributed",
-                            log_model_artifacts=False),
+        max_steps=args.warmup + args.steps,
+        batch_size=args.global_batch // processes,
+        strategy=args.strategy if processes > 1 else "auto",
+        accelerator="cpu",
+        log_every_n_steps=50,
+        checkpoint_every_n_steps=0,
+        checkpoint_name=f"bench-{args.strategy}-{processes}",
+        eval_max_new_tokens=1,
+        mlflow=MLflowConfig(
+            tracking_uri=f"sqlite:///{args.root / 'mlflow.db'}",
+            experiment="bench-distributed",
+            log_model_artifacts=False,
+        ),
     )
     config.data.max_val_items = 1
     train_checkpoint(args.root, config, callbacks=[StepTimer()])
     if int(os.environ.get("RANK", "0")) == 0:
         timed = times[args.warmup :]
         seconds = (timed[-1] - times[args.warmup - 1]) / len(timed)
-        args.out.write_text(json.dumps({
-            "processes": processes, "strategy": config.strategy, "global_batch": args.global_batch,
-            "threads_per_process": torch.get_num_threads(), "seconds_per_step": round(seconds, 4),
-            "samples_per_second": round(args.global_batch / seconds, 1),
-        }))
+        args.out.write_text(
+            json.dumps(
+                {
+                    "processes": processes,
+                    "strategy": config.strategy,
+                    "global_batch": args.global_batch,
+                    "threads_per_process": torch.get_num_threads(),
+                    "seconds_per_step": round(seconds, 4),
+                    "samples_per_second": round(args.global_batch / seconds, 1),
+                }
+            )
+        )
 
 
 def launch(root: Path, processes: int, strategy: str, args: argparse.Namespace, port: int) -> dict:
     out = root / f"result-{strategy}-{processes}.json"
-    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={processes}", "--nnodes=1",
-               "--master-addr=127.0.0.1", f"--master-port={port}", str(Path(__file__).resolve()), "--worker",
-               "--root", str(root), "--out", str(out), "--strategy", strategy, "--global-batch",
-               str(args.global_batch), "--steps", str(args.steps), "--warmup", str(args.warmup), "--threads",
-               str(args.threads)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc-per-node={processes}",
+        "--nnodes=1",
+        "--master-addr=127.0.0.1",
+        f"--master-port={port}",
+        str(Path(__file__).resolve()),
+        "--worker",
+        "--root",
+        str(root),
+        "--out",
+        str(out),
+        "--strategy",
+        strategy,
+        "--global-batch",
+        str(args.global_batch),
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--threads",
+        str(args.threads),
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -73,14 +108,20 @@ def launch(root: Path, processes: int, strategy: str, args: argparse.Namespace, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--global-batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--strategies", nargs="+", default=["ddp", "fsdp"], choices=["ddp", "fsdp"])
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch threads per process (0 = cores / processes; on a busy machine 1 avoids"
-                        " OpenMP threads spinning against each other)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch threads per process (0 = cores / processes; on a busy machine 1 avoids"
+        " OpenMP threads spinning against each other)",
+    )
     parser.add_argument("--port", type=int, default=29541, help="first MASTER_PORT (one per launch)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)

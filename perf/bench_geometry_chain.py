@@ -31,11 +31,15 @@ CONDITIONS: dict[str, NoiseConfig | None] = {
     "MoGe-like (all below)": NoiseConfig(),
     "  scale 3% only": NoiseConfig(relative_noise=0, distortion=0, focal_error=0, flying_pixels=False),
     "  focal 2% only": NoiseConfig(scale_error=0, relative_noise=0, distortion=0, flying_pixels=False),
-    "  depth noise 1% (3 px corr.)": NoiseConfig(scale_error=0, distortion=0, focal_error=0, flying_pixels=False),
+    "  depth noise 1% (3 px corr.)": NoiseConfig(
+        scale_error=0, distortion=0, focal_error=0, flying_pixels=False
+    ),
     "  depth noise 1% (iid)": NoiseConfig(
         scale_error=0, distortion=0, focal_error=0, flying_pixels=False, noise_correlation_px=0
     ),
-    "  smooth distortion 2% only": NoiseConfig(scale_error=0, relative_noise=0, focal_error=0, flying_pixels=False),
+    "  smooth distortion 2% only": NoiseConfig(
+        scale_error=0, relative_noise=0, focal_error=0, flying_pixels=False
+    ),
     "  flying pixels only": NoiseConfig(scale_error=0, relative_noise=0, distortion=0, focal_error=0),
 }
 
@@ -48,13 +52,19 @@ def within(objects: list) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--scenes", type=int, default=12)
     parser.add_argument("--min-visible", type=float, default=0.9)
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=240)
-    parser.add_argument("--source", choices=["boxes", "synthetic"], default="boxes",
-                        help="boxes: ray-cast boxes on a floor; synthetic: assets.synthetic indoor/tabletop scenes")
+    parser.add_argument(
+        "--source",
+        choices=["boxes", "synthetic"],
+        default="boxes",
+        help="boxes: ray-cast boxes on a floor; synthetic: assets.synthetic indoor/tabletop scenes",
+    )
     args = parser.parse_args()
 
     if args.source == "synthetic":
@@ -67,10 +77,20 @@ def main() -> None:
         def measure(seed: int, noise: NoiseConfig | None) -> SceneErrors:
             r = rendered[seed]
             truth = [KnownBox(o.instance_id, o.box3d, o.visible_fraction) for o in r.scene.objects]
-            return measure_objects(r.depth, r.scene.intrinsics, r.instance_mask, r.scene.gravity_cam, truth, seed,
-                                   noise, min_visible=args.min_visible)
+            return measure_objects(
+                r.depth,
+                r.scene.intrinsics,
+                r.instance_mask,
+                r.scene.gravity_cam,
+                truth,
+                seed,
+                noise,
+                min_visible=args.min_visible,
+            )
 
-        print(f"{args.scenes} assets.synthetic scenes (448x448), objects with visible_fraction >= {args.min_visible}")
+        print(
+            f"{args.scenes} assets.synthetic scenes (448x448), objects with visible_fraction >= {args.min_visible}"
+        )
     else:
         scenes = [render_box_scene(seed, width=args.width, height=args.height) for seed in range(args.scenes)]
         categories = {}
@@ -78,8 +98,10 @@ def main() -> None:
         def measure(seed: int, noise: NoiseConfig | None) -> SceneErrors:
             return measure_scene(scenes[seed], seed, noise=noise, min_visible=args.min_visible)
 
-        print(f"{args.scenes} box scenes of {args.width}x{args.height}, objects with visible_fraction >= "
-              f"{args.min_visible}")
+        print(
+            f"{args.scenes} box scenes of {args.width}x{args.height}, objects with visible_fraction >= "
+            f"{args.min_visible}"
+        )
     header = (
         f"{'condition':32s} {'objs':>4s} {'center% med/p90/max':>21s} {'height% med/p90/max':>21s} "
         f"{'footprint% med/p90/max':>23s} {'fp %dist med/max':>16s} {'gravity deg med/max':>20s} {'s/scene':>7s} "
@@ -105,15 +127,24 @@ def main() -> None:
             f"{np.median([o.footprint_error_of_distance_pct for o in objects]):7.2f}/"
             f"{max(o.footprint_error_of_distance_pct for o in objects):7.2f} "
             f"{np.median(gravity):9.2f}/{max(gravity):9.2f} {elapsed:7.2f} {within(objects):6.1f}%"
-            + (f"  ({failures} boxes failed, {args.scenes - len(gravity)} scenes without gravity)"
-               if failures or len(gravity) < args.scenes else "")
+            + (
+                f"  ({failures} boxes failed, {args.scenes - len(gravity)} scenes without gravity)"
+                if failures or len(gravity) < args.scenes
+                else ""
+            )
         )
         if categories and noise is None:  # where the tail comes from
-            worst = sorted(objects, key=lambda o: -max(o.center_error_pct, o.height_error_pct,
-                                                       o.footprint_error_pct))[:6]
-            print("    worst: " + ", ".join(
-                f"{categories[(o.scene_seed, o.box_index)]} (c {o.center_error_pct:.0f}%, h {o.height_error_pct:.0f}%, "
-                f"fp {o.footprint_error_pct:.0f}%)" for o in worst))
+            worst = sorted(
+                objects, key=lambda o: -max(o.center_error_pct, o.height_error_pct, o.footprint_error_pct)
+            )[:6]
+            print(
+                "    worst: "
+                + ", ".join(
+                    f"{categories[(o.scene_seed, o.box_index)]} (c {o.center_error_pct:.0f}%, h {o.height_error_pct:.0f}%, "
+                    f"fp {o.footprint_error_pct:.0f}%)"
+                    for o in worst
+                )
+            )
 
 
 if __name__ == "__main__":

@@ -57,7 +57,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--width", type=int, default=12000)
     parser.add_argument("--height", type=int, default=9000)
-    parser.add_argument("--stages", nargs="+", default=["source", "filter", "points"], choices=list(STAGE_CODE))
+    parser.add_argument(
+        "--stages", nargs="+", default=["source", "filter", "points"], choices=list(STAGE_CODE)
+    )
     args = parser.parse_args()
     repo = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory() as tmp:
@@ -71,18 +73,40 @@ def main() -> None:
             for stage in args.stages:
                 start = time.perf_counter()
                 out = subprocess.run(
-                    [sys.executable, "-c", RUNNER.format(code=STAGE_CODE[stage]), str(root), json.dumps(cap),
-                     str(folder)],
-                    capture_output=True, text=True, cwd=repo, env={"PYTHONPATH": str(repo), "PATH": "/usr/bin"},
+                    [
+                        sys.executable,
+                        "-c",
+                        RUNNER.format(code=STAGE_CODE[stage]),
+                        str(root),
+                        json.dumps(cap),
+                        str(folder),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    cwd=repo,
+                    env={"PYTHONPATH": str(repo), "PATH": "/usr/bin"},
                 )
                 if out.returncode != 0:
-                    rows.append({"run": label, "stage": stage, "error": out.stderr.strip().splitlines()[-1][:200],
-                                 "seconds": round(time.perf_counter() - start, 1)})
+                    rows.append(
+                        {
+                            "run": label,
+                            "stage": stage,
+                            "error": out.stderr.strip().splitlines()[-1][:200],
+                            "seconds": round(time.perf_counter() - start, 1),
+                        }
+                    )
                     break
                 result = json.loads(out.stdout.strip().splitlines()[-1])
-                rows.append({"run": label, "stage": stage, "peak_rss_mb": round(result["peak_rss_mb"]),
-                             "seconds": round(result["seconds"], 1), "num_out": result["num_out"],
-                             "rejections": result["rejections"]})
+                rows.append(
+                    {
+                        "run": label,
+                        "stage": stage,
+                        "peak_rss_mb": round(result["peak_rss_mb"]),
+                        "seconds": round(result["seconds"], 1),
+                        "num_out": result["num_out"],
+                        "rejections": result["rejections"],
+                    }
+                )
                 print(json.dumps(rows[-1]), flush=True)
         print(json.dumps({"image": f"{args.width}x{args.height}", "rows": rows}, indent=1))
 

@@ -50,7 +50,9 @@ def time_it(fn, repeats: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", choices=["tiny", "real"], default="tiny")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--images", type=int, default=4, help="images per timed run")
@@ -65,30 +67,49 @@ def main() -> None:
         from moge.model.v2 import MoGeModel
 
         height, width, tokens, sam_px = 480, 640, 3600, 1024
-        moge = MoGeEstimator(MoGeModel(**large_moge_config()), device=args.device, num_tokens=tokens,
-                             batch_size=args.batch, fov_x_deg=60.0)
+        moge = MoGeEstimator(
+            MoGeModel(**large_moge_config()),
+            device=args.device,
+            num_tokens=tokens,
+            batch_size=args.batch,
+            fov_x_deg=60.0,
+        )
         from sam2.build_sam import build_sam2
         from sam2.sam2_image_predictor import SAM2ImagePredictor
 
-        sam = Sam2Segmenter(SAM2ImagePredictor(build_sam2("configs/sam2.1/sam2.1_hiera_l.yaml", ckpt_path=None,
-                                                          device=args.device)))
+        sam = Sam2Segmenter(
+            SAM2ImagePredictor(
+                build_sam2("configs/sam2.1/sam2.1_hiera_l.yaml", ckpt_path=None, device=args.device)
+            )
+        )
     else:
         height, width, tokens, sam_px = 120, 160, 64, 256
-        moge = MoGeEstimator.tiny(device=args.device, num_tokens=tokens, batch_size=args.batch, fov_x_deg=60.0)
+        moge = MoGeEstimator.tiny(
+            device=args.device, num_tokens=tokens, batch_size=args.batch, fov_x_deg=60.0
+        )
         sam = Sam2Segmenter.tiny(device=args.device, image_size=sam_px)
     images = [rng.integers(0, 255, (height, width, 3), dtype=np.uint8) for _ in range(args.images)]
-    boxes = [Box2D(x0=float(x), y0=float(y), x1=float(x + width // 4), y1=float(y + height // 4))
-             for x, y in zip(rng.integers(0, 3 * width // 4, args.boxes), rng.integers(0, 3 * height // 4, args.boxes),
-                             strict=True)]
+    boxes = [
+        Box2D(x0=float(x), y0=float(y), x1=float(x + width // 4), y1=float(y + height // 4))
+        for x, y in zip(
+            rng.integers(0, 3 * width // 4, args.boxes),
+            rng.integers(0, 3 * height // 4, args.boxes),
+            strict=True,
+        )
+    ]
 
     params = sum(p.numel() for p in moge.model.parameters()) / 1e6
     seconds = time_it(lambda: moge.estimate_batch(images), 1)
-    print(f"MoGe-2 ({args.size}, {params:.1f} M params, {tokens} tokens, {width}x{height}, batch {args.batch}, "
-          f"{args.device}, fp16={moge.use_fp16}): {args.images / seconds:.2f} images/s")
+    print(
+        f"MoGe-2 ({args.size}, {params:.1f} M params, {tokens} tokens, {width}x{height}, batch {args.batch}, "
+        f"{args.device}, fp16={moge.use_fp16}): {args.images / seconds:.2f} images/s"
+    )
     params = sum(p.numel() for p in sam.predictor.model.parameters()) / 1e6
     seconds = time_it(lambda: [sam.segment(img, boxes) for img in images], 1)
-    print(f"SAM-2.1 ({args.size}, {params:.1f} M params, {sam_px} px, {args.boxes} boxes/image, {args.device}): "
-          f"{args.images / seconds:.2f} images/s")
+    print(
+        f"SAM-2.1 ({args.size}, {params:.1f} M params, {sam_px} px, {args.boxes} boxes/image, {args.device}): "
+        f"{args.images / seconds:.2f} images/s"
+    )
 
 
 if __name__ == "__main__":

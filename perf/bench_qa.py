@@ -59,8 +59,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--l0-per-image", type=int, default=8)
     args = parser.parse_args(argv)
     scenes = _scenes(args.scenes, args.seed)
-    results: dict[str, float] = {"scenes": len(scenes),
-                                 "objects_per_scene": float(np.mean([len(s.objects) for s, _, _ in scenes]))}
+    results: dict[str, float] = {
+        "scenes": len(scenes),
+        "objects_per_scene": float(np.mean([len(s.objects) for s, _, _ in scenes])),
+    }
 
     def run(config: QAConfig, with_points: bool) -> int:
         n = 0

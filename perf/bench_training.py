@@ -21,7 +21,9 @@ from training.model import build_random_model, num_parameters
 from training.module import HiSpatialModule
 
 
-def make_batch(arch, batch_size: int, text_tokens: int, vocab: int, image_token_id: int, device, with_points: bool):
+def make_batch(
+    arch, batch_size: int, text_tokens: int, vocab: int, image_token_id: int, device, with_points: bool
+):
     n_image = arch.num_image_tokens
     prompt = text_tokens // 2
     seq = n_image + text_tokens
@@ -48,7 +50,9 @@ def make_batch(arch, batch_size: int, text_tokens: int, vocab: int, image_token_
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--arch", default="tiny", choices=sorted(MODEL_PRESETS))
     parser.add_argument("--variant", default="xyz", choices=["rgb", "xyz", "rel_depth"])
     parser.add_argument("--device", default="cpu")

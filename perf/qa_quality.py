@@ -34,9 +34,14 @@ def image_contradictions(scene) -> tuple[int, int]:
             continue
         n += 1
         u = 0.5 * (obj.box2d.x0 + obj.box2d.x1)
-        others = [0.5 * (o.box2d.x0 + o.box2d.x1) for o in scene.objects
-                  if o.category == obj.category and o.instance_id != obj.instance_id]
-        if ("leftmost" in words and any(v < u for v in others)) or ("rightmost" in words and any(v > u for v in others)):
+        others = [
+            0.5 * (o.box2d.x0 + o.box2d.x1)
+            for o in scene.objects
+            if o.category == obj.category and o.instance_id != obj.instance_id
+        ]
+        if ("leftmost" in words and any(v < u for v in others)) or (
+            "rightmost" in words and any(v > u for v in others)
+        ):
             bad += 1
     return n, bad
 
@@ -67,8 +72,9 @@ def main(argv: list[str] | None = None) -> dict:
     pairs = []
     stats: dict = {}
     for i in range(args.shards):
-        pairs += shard_pairs(args.seed + i, f"synthetic-{i:03d}", args.scenes, balance=not args.no_balance,
-                             stats=stats)
+        pairs += shard_pairs(
+            args.seed + i, f"synthetic-{i:03d}", args.scenes, balance=not args.no_balance, stats=stats
+        )
     report = {**quality_report(pairs), "references": stats}
     print(json.dumps(report, indent=1, default=str))
     return report

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MLFLOW_ENABLE_TELEMETRY=false DO_NOT_TRACK=1 DAGSTER_DISABLE_TELEMETRY=1
 # The slow and gpu checks stay out unless the arguments pick markers of their own (`-m slow`).
 marker=(-m "not slow and not gpu")

@@ -43,12 +43,24 @@ class Label:
         return float(sign * self.center[index])
 
 
-def camera_box(category: str, bbox: list[float], x: float, y: float, z: float, length: float, h: float, w: float,
-               ry: float, origin: str = "bottom") -> Label:
+def camera_box(
+    category: str,
+    bbox: list[float],
+    x: float,
+    y: float,
+    z: float,
+    length: float,
+    h: float,
+    w: float,
+    ry: float,
+    origin: str = "bottom",
+) -> Label:
     bottom = np.array([x, y, z]) + (np.array([0.0, h / 2, 0.0]) if origin == "center" else 0.0)
     c, s = np.cos(ry), np.sin(ry)
     rot = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
-    local = np.array([[sx * length / 2, sy, sz * w / 2] for sx in (-1, 1) for sy in (0.0, -h) for sz in (-1, 1)])
+    local = np.array(
+        [[sx * length / 2, sy, sz * w / 2] for sx in (-1, 1) for sy in (0.0, -h) for sz in (-1, 1)]
+    )
     return Label(category, bbox, bottom - np.array([0.0, h / 2, 0.0]), local @ rot.T + bottom, length, h, w)
 
 
@@ -77,25 +89,41 @@ def _size(label: Label, quantity: str) -> float:
 
 
 SUPERLATIVES = {
-    "leftmost": ("right", False), "rightmost": ("right", True), "frontmost": ("forward", False),
-    "rearmost": ("forward", True), "bottommost": ("up", False), "topmost": ("up", True),
-    "largest": ("volume", True), "smallest": ("volume", False), "tallest": ("height", True),
-    "shortest": ("height", False), "widest": ("width", True), "narrowest": ("width", False),
+    "leftmost": ("right", False),
+    "rightmost": ("right", True),
+    "frontmost": ("forward", False),
+    "rearmost": ("forward", True),
+    "bottommost": ("up", False),
+    "topmost": ("up", True),
+    "largest": ("volume", True),
+    "smallest": ("volume", False),
+    "tallest": ("height", True),
+    "shortest": ("height", False),
+    "widest": ("width", True),
+    "narrowest": ("width", False),
 }
-ENDS = {"left": ("right", False), "right": ("right", True), "front": ("forward", False), "back": ("forward", True),
-        "bottom": ("up", False), "top": ("up", True)}
+ENDS = {
+    "left": ("right", False),
+    "right": ("right", True),
+    "front": ("forward", False),
+    "back": ("forward", True),
+    "bottom": ("up", False),
+    "top": ("up", True),
+}
 
 
 def resolve(phrase: str, boxes: list[tuple], labels: list[Label]) -> Label:
     """The label one of our reference phrases names. `boxes` are the drawn boxes (x0, y0, x1, y1, colour or mark
     label) a box-fallback phrase points at; they are matched to the dataset's 2D box."""
+
     def by_box(key: str) -> Label:
         (box,) = [b for b in boxes if b[4] == key]
         # the dataset's 2D box and ours (the projected labelled box) agree to a pixel or two, more where the box
         # leaves the image (mmdet3d cuts the projected hull at the border, we clip its bounding box); the match
         # must be clearly nearer than any other label's box (neighbouring barriers overlap at IoU 0.8)
-        ranked = sorted((max(abs(a - b) for a, b in zip(lb.bbox, box[:4], strict=True)), i)
-                        for i, lb in enumerate(labels))
+        ranked = sorted(
+            (max(abs(a - b) for a, b in zip(lb.bbox, box[:4], strict=True)), i) for i, lb in enumerate(labels)
+        )
         (best, index), (second, _) = ranked[0], ranked[1]
         assert best < 20.0 and second > 2 * best + 2.0, (phrase, box, labels[index].bbox, second)
         return labels[index]
@@ -115,7 +143,9 @@ def resolve(phrase: str, boxes: list[tuple], labels: list[Label]) -> Label:
         return sorted(group, key=lambda lb: lb.along(axis), reverse=high)[ORDINALS.index(m.group(1))]
     if m := re.fullmatch(rf"the (?:({ordinals}) )?(closest|farthest) (.+) (?:to|from) the camera", phrase):
         group = [lb for lb in labels if lb.category == m.group(3)]
-        order = sorted(group, key=lambda lb: float(np.linalg.norm(lb.center)), reverse=m.group(2) == "farthest")
+        order = sorted(
+            group, key=lambda lb: float(np.linalg.norm(lb.center)), reverse=m.group(2) == "farthest"
+        )
         return order[ORDINALS.index(m.group(1)) if m.group(1) else 0]
     if m := re.fullmatch(rf"the ({'|'.join(SUPERLATIVES)}) (.+)", phrase):
         quantity, high = SUPERLATIVES[m.group(1)]

@@ -31,8 +31,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-DOCS = ["README.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md")), "deploy/README.md",
-        "mlflow/README.md", "evaluation/README.md"]
+DOCS = [
+    "README.md",
+    *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md")),
+    "deploy/README.md",
+    "mlflow/README.md",
+    "evaluation/README.md",
+]
 SHELL = {"bash", "sh", "shell", "console"}
 MARKER = re.compile(r"<!--\s*(runnable(?::\s*slow)?|needs:[^>]*?)(?:;\s*skip:\s*(?P<skip>[^>]*?))?\s*-->\s*$")
 FENCE = re.compile(r"^(```|~~~)\s*(?P<lang>[\w-]*)[^\n]*$")
@@ -71,9 +76,19 @@ def shell_blocks(path: str) -> list[Block]:
             continue
         previous = lines[start - 1].strip() if start else ""
         marker = MARKER.match(previous)
-        skip = tuple(s.strip() for s in (marker.group("skip") or "").split("|") if s.strip()) if marker else ()
-        blocks.append(Block(path, start + 1, fence.group("lang"), marker and marker.group(1).strip(), skip,
-                            "\n".join(body)))
+        skip = (
+            tuple(s.strip() for s in (marker.group("skip") or "").split("|") if s.strip()) if marker else ()
+        )
+        blocks.append(
+            Block(
+                path,
+                start + 1,
+                fence.group("lang"),
+                marker and marker.group(1).strip(),
+                skip,
+                "\n".join(body),
+            )
+        )
     return blocks
 
 
@@ -106,7 +121,9 @@ def test_blocks_that_are_not_run_are_listed_in_the_readme() -> None:
     listed = readme.split(NOT_RUN_HEADING, 1)[1].split("\n## ", 1)[0]
     for block in ALL:
         if block.marker and block.marker.startswith("needs:"):
-            assert f"`{block.path}`" in listed and block.marker[len("needs:"):].strip() in listed, block.where
+            assert f"`{block.path}`" in listed and block.marker[len("needs:") :].strip() in listed, (
+                block.where
+            )
 
 
 def test_the_checker_sees_the_marked_blocks() -> None:
@@ -126,7 +143,9 @@ def _sandbox(tmp: Path) -> tuple[Path, dict[str, str]]:
             (box / entry.name).symlink_to(entry)
     (box / "data").mkdir()
     venv_bin = REPO / ".venv" / "bin"
-    if not venv_bin.exists():  # a checkout without its own venv (a worktree sharing one): the running interpreter's
+    if (
+        not venv_bin.exists()
+    ):  # a checkout without its own venv (a worktree sharing one): the running interpreter's
         (box / ".venv").unlink(missing_ok=True)
         (box / ".venv").symlink_to(Path(sys.executable).parent.parent)
         venv_bin = Path(sys.executable).parent
@@ -150,8 +169,14 @@ def _run_blocks(blocks: list[Block], tmp: Path, timeout: int) -> None:
     assert blocks
     box, env = _sandbox(tmp)
     for block in blocks:
-        done = subprocess.run(["bash", "-euo", "pipefail", "-c", _command_lines(block)], cwd=box, env=env,
-                              capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", _command_lines(block)],
+            cwd=box,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         assert done.returncode == 0, (
             f"{block.where} failed (exit {done.returncode}):\n{block.code}\n--- stdout\n{done.stdout[-3000:]}"
             f"\n--- stderr\n{done.stderr[-3000:]}"
@@ -165,5 +190,7 @@ def test_runnable_blocks_hold(tmp_path) -> None:
 @pytest.mark.slow
 def test_slow_runnable_blocks_hold(tmp_path) -> None:
     if not (REPO / ".venv").is_dir():
-        pytest.skip("the slow blocks run scripts/setup.sh, which would reinstall a venv this checkout does not own")
+        pytest.skip(
+            "the slow blocks run scripts/setup.sh, which would reinstall a venv this checkout does not own"
+        )
     _run_blocks([b for b in ALL if b.marker == "runnable: slow"], tmp_path, timeout=1800)

@@ -73,7 +73,10 @@ class Direction:
 def ablation_conditions(arms: Sequence[str], variants: Sequence[str], base_variant: str) -> list[Condition]:
     """The level arms with the base variant, then all levels with each variant; each condition once."""
     out: list[Condition] = []
-    for condition in [*(Condition(arm, base_variant) for arm in arms), *(Condition("all_levels", v) for v in variants)]:
+    for condition in [
+        *(Condition(arm, base_variant) for arm in arms),
+        *(Condition("all_levels", v) for v in variants),
+    ]:
         if condition not in out:
             out.append(condition)
     return out
@@ -82,14 +85,34 @@ def ablation_conditions(arms: Sequence[str], variants: Sequence[str], base_varia
 def paper_directions(base_variant: str) -> list[Direction]:
     full = Condition("all_levels", base_variant)
     return [
-        Direction("Table 5: removing L0+L1 lowers L2", full, Condition("without_L0_L1", base_variant), "correct",
-                  ("L2",)),
-        Direction("Table 5: removing L1+L2 lowers L3", full, Condition("without_L1_L2", base_variant), "correct",
-                  ("L3",)),
-        Direction("Table 6: xyz > rel_depth, quantitative L1/L2", Condition("all_levels", "xyz"),
-                  Condition("all_levels", "rel_depth"), "quantitative", QUANTITATIVE_LEVELS),
-        Direction("Table 6: rel_depth > rgb, quantitative L1/L2", Condition("all_levels", "rel_depth"),
-                  Condition("all_levels", "rgb"), "quantitative", QUANTITATIVE_LEVELS),
+        Direction(
+            "Table 5: removing L0+L1 lowers L2",
+            full,
+            Condition("without_L0_L1", base_variant),
+            "correct",
+            ("L2",),
+        ),
+        Direction(
+            "Table 5: removing L1+L2 lowers L3",
+            full,
+            Condition("without_L1_L2", base_variant),
+            "correct",
+            ("L3",),
+        ),
+        Direction(
+            "Table 6: xyz > rel_depth, quantitative L1/L2",
+            Condition("all_levels", "xyz"),
+            Condition("all_levels", "rel_depth"),
+            "quantitative",
+            QUANTITATIVE_LEVELS,
+        ),
+        Direction(
+            "Table 6: rel_depth > rgb, quantitative L1/L2",
+            Condition("all_levels", "rel_depth"),
+            Condition("all_levels", "rgb"),
+            "quantitative",
+            QUANTITATIVE_LEVELS,
+        ),
     ]
 
 
@@ -99,7 +122,9 @@ class AblationReport:
     experiment_id: str
     tracking_uri: str
     runs: dict[str, list[TrainReport]]  # condition name -> one report per seed
-    items: pd.DataFrame  # every held-out item of every run: condition, arm, variant, seed, scene_id, correct, ...
+    items: (
+        pd.DataFrame
+    )  # every held-out item of every run: condition, arm, variant, seed, scene_id, correct, ...
     table: pd.DataFrame  # one row per condition: <measure>_<level> mean, _ci_low, _ci_high
     differences: pd.DataFrame  # one row per paper direction: mean, ci_low, ci_high, verdict
     output_dir: Path
@@ -116,8 +141,10 @@ def _levels(items: pd.DataFrame, levels: Sequence[str] | None) -> pd.DataFrame:
 # (measure, key, levels pooled): the comparison table's columns; measure "accuracy" scores `correct` (exact
 # match), "quantitative" scores `quantitative` (length success, 25% rule)
 COLUMNS: list[tuple[str, str, tuple[str, ...] | None]] = [
-    *(("accuracy", lv, (lv,)) for lv in [*LEVELS, "general"]), ("accuracy", "all", None),
-    *(("quantitative", lv, (lv,)) for lv in QUANTITATIVE_LEVELS), ("quantitative", "L1_L2", QUANTITATIVE_LEVELS),
+    *(("accuracy", lv, (lv,)) for lv in [*LEVELS, "general"]),
+    ("accuracy", "all", None),
+    *(("quantitative", lv, (lv,)) for lv in QUANTITATIVE_LEVELS),
+    ("quantitative", "L1_L2", QUANTITATIVE_LEVELS),
 ]
 SCORE = {"accuracy": "correct", "quantitative": "quantitative"}
 
@@ -131,13 +158,19 @@ def comparison_table(items: pd.DataFrame, conditions: Sequence[str], resamples: 
         row: dict[str, object] = {"condition": condition, "seeds": part["seed"].nunique()}
         for measure, key, levels in COLUMNS:
             interval = bootstrap_mean(_levels(part, levels), SCORE[measure], resamples=resamples)
-            row |= {f"{measure}_{key}": interval.mean, f"{measure}_{key}_ci_low": interval.low,
-                    f"{measure}_{key}_ci_high": interval.high, f"{measure}_{key}_n": interval.n_items}
+            row |= {
+                f"{measure}_{key}": interval.mean,
+                f"{measure}_{key}_ci_low": interval.low,
+                f"{measure}_{key}_ci_high": interval.high,
+                f"{measure}_{key}_n": interval.n_items,
+            }
         rows.append(row)
     return pd.DataFrame(rows).set_index("condition")
 
 
-def direction_table(items: pd.DataFrame, directions: Sequence[Direction], resamples: int = 2000) -> pd.DataFrame:
+def direction_table(
+    items: pd.DataFrame, directions: Sequence[Direction], resamples: int = 2000
+) -> pd.DataFrame:
     """Each paper direction as a paired difference (better - worse) on the shared items, with its interval and a
     verdict: `agrees` (interval above 0), `disagrees` (below 0) or `not resolved` (contains 0)."""
     rows = []
@@ -149,10 +182,24 @@ def direction_table(items: pd.DataFrame, directions: Sequence[Direction], resamp
         b = _levels(items[items["condition"] == d.worse.name], d.levels)
         diff = bootstrap_difference(a, b, d.measure, resamples=resamples)
         better, worse = (bootstrap_mean(x, d.measure, resamples=resamples) for x in (a, b))
-        rows.append({"direction": d.label, "better": d.better.name, "worse": d.worse.name,
-                     "measure": d.measure, "levels": "+".join(d.levels), "better_mean": better.mean,
-                     "worse_mean": worse.mean, "difference": diff.mean, "ci_low": diff.low, "ci_high": diff.high,
-                     "items": diff.n_items, "scenes": diff.n_scenes, "seeds": diff.n_seeds, "verdict": verdict(diff)})
+        rows.append(
+            {
+                "direction": d.label,
+                "better": d.better.name,
+                "worse": d.worse.name,
+                "measure": d.measure,
+                "levels": "+".join(d.levels),
+                "better_mean": better.mean,
+                "worse_mean": worse.mean,
+                "difference": diff.mean,
+                "ci_low": diff.low,
+                "ci_high": diff.high,
+                "items": diff.n_items,
+                "scenes": diff.n_scenes,
+                "seeds": diff.n_seeds,
+                "verdict": verdict(diff),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -174,11 +221,16 @@ def markdown_tables(table: pd.DataFrame, differences: pd.DataFrame) -> str:
     """The parent run's comparison as Markdown: every number with its 95% interval."""
 
     def section(measure: str, keys: Sequence[str], title: str) -> str:
-        shown = pd.DataFrame({
-            key: [_fmt(r[f"{measure}_{key}"], r[f"{measure}_{key}_ci_low"], r[f"{measure}_{key}_ci_high"])
-                  for _, r in table.iterrows()]
-            for key in keys
-        }, index=table.index)
+        shown = pd.DataFrame(
+            {
+                key: [
+                    _fmt(r[f"{measure}_{key}"], r[f"{measure}_{key}_ci_low"], r[f"{measure}_{key}_ci_high"])
+                    for _, r in table.iterrows()
+                ]
+                for key in keys
+            },
+            index=table.index,
+        )
         shown.insert(0, "seeds", table["seeds"])
         n = {key: int(table[f"{measure}_{key}_n"].max()) for key in keys}
         items = ", ".join(f"{k}: {v}" for k, v in n.items())
@@ -186,24 +238,45 @@ def markdown_tables(table: pd.DataFrame, differences: pd.DataFrame) -> str:
 
     parts = [
         section("accuracy", [*LEVELS, "all"], "Exact-match accuracy per level, mean [95% CI]"),
-        section("quantitative", [*QUANTITATIVE_LEVELS, "L1_L2"],
-                "Length success (within 25%) on free-form L1/L2 questions, mean [95% CI]"),
+        section(
+            "quantitative",
+            [*QUANTITATIVE_LEVELS, "L1_L2"],
+            "Length success (within 25%) on free-form L1/L2 questions, mean [95% CI]",
+        ),
     ]
     if not differences.empty:
         shown = differences.assign(
             difference=[_fmt(r.difference, r.ci_low, r.ci_high) for r in differences.itertuples()]
-        )[["direction", "better", "worse", "levels", "better_mean", "worse_mean", "difference", "items", "scenes",
-           "seeds", "verdict"]]
-        parts.append("### The paper's directions: paired difference (better - worse), mean [95% CI]\n\n"
-                     + shown.to_markdown(index=False, floatfmt=".3f") + "\n")
+        )[
+            [
+                "direction",
+                "better",
+                "worse",
+                "levels",
+                "better_mean",
+                "worse_mean",
+                "difference",
+                "items",
+                "scenes",
+                "seeds",
+                "verdict",
+            ]
+        ]
+        parts.append(
+            "### The paper's directions: paired difference (better - worse), mean [95% CI]\n\n"
+            + shown.to_markdown(index=False, floatfmt=".3f")
+            + "\n"
+        )
     return "\n".join(parts)
 
 
 def _plot(table: pd.DataFrame, path: Path) -> None:
     """Bars with 95% interval whiskers: accuracy per level (left), length success on L1/L2 (right)."""
     fig = Figure(figsize=(11, 3.8))  # no pyplot: no global state, no GUI backend
-    panels = [("accuracy", LEVELS, "exact-match accuracy"),
-              ("quantitative", [*QUANTITATIVE_LEVELS, "L1_L2"], "length success (25% rule)")]
+    panels = [
+        ("accuracy", LEVELS, "exact-match accuracy"),
+        ("quantitative", [*QUANTITATIVE_LEVELS, "L1_L2"], "length success (25% rule)"),
+    ]
     for index, (measure, keys, label) in enumerate(panels):
         ax = fig.add_subplot(1, 2, index + 1)
         width = 0.8 / max(1, len(table))
@@ -212,8 +285,14 @@ def _plot(table: pd.DataFrame, path: Path) -> None:
             mean = np.array([row[f"{measure}_{k}"] for k in keys], dtype=float)
             low = np.array([row[f"{measure}_{k}_ci_low"] for k in keys], dtype=float)
             high = np.array([row[f"{measure}_{k}_ci_high"] for k in keys], dtype=float)
-            ax.bar(x + (i - (len(table) - 1) / 2) * width, np.nan_to_num(mean), width, label=str(condition),
-                   yerr=np.nan_to_num([mean - low, high - mean]), capsize=2)
+            ax.bar(
+                x + (i - (len(table) - 1) / 2) * width,
+                np.nan_to_num(mean),
+                width,
+                label=str(condition),
+                yerr=np.nan_to_num([mean - low, high - mean]),
+                capsize=2,
+            )
         ax.set_xticks(x, [k.replace("_", "+") for k in keys])
         ax.set_ylim(bottom=0)
         ax.set_ylabel(f"held-out {label}")
@@ -245,16 +324,21 @@ def parent_metrics(table: pd.DataFrame, differences: pd.DataFrame) -> dict[str, 
 # ------------------------------------------------------------------------------------------ the experiment
 
 
-def _condition_config(config: TrainConfig, condition: Condition, seed: int, tracking_uri: str,
-                      stamp: str) -> TrainConfig:
+def _condition_config(
+    config: TrainConfig, condition: Condition, seed: int, tracking_uri: str, stamp: str
+) -> TrainConfig:
     name = f"{condition.arm}-{condition.variant}-s{seed}-{stamp}"
     return config.model_copy(
         update={
             "seed": seed,
             "model": config.model.model_copy(update={"variant": condition.variant}),
             "data": config.data.model_copy(update={"excluded_levels": list(ARMS[condition.arm])}),
-            "mlflow": MLflowConfig(tracking_uri=tracking_uri, experiment=config.mlflow.experiment, run_name=name,
-                                   log_model_artifacts=config.mlflow.log_model_artifacts),
+            "mlflow": MLflowConfig(
+                tracking_uri=tracking_uri,
+                experiment=config.mlflow.experiment,
+                run_name=name,
+                log_model_artifacts=config.mlflow.log_model_artifacts,
+            ),
             "checkpoint_name": f"ablation-{name}",
         },
         deep=True,
@@ -285,9 +369,15 @@ def run_ablation(
     experiment_id = ensure_experiment(client, config.mlflow.experiment, artifact_location)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     parent = client.create_run(
-        experiment_id, run_name=f"ablation-{stamp}",
-        tags={"kind": "level_ablation", "variant": config.model.variant, "arms": ",".join(arms),
-              "variants": ",".join(c.variant for c in conditions), "seeds": ",".join(map(str, seeds))},
+        experiment_id,
+        run_name=f"ablation-{stamp}",
+        tags={
+            "kind": "level_ablation",
+            "variant": config.model.variant,
+            "arms": ",".join(arms),
+            "variants": ",".join(c.variant for c in conditions),
+            "seeds": ",".join(map(str, seeds)),
+        },
     )
     parent_id = parent.info.run_id
     runs: dict[str, list[TrainReport]] = {}
@@ -295,16 +385,30 @@ def run_ablation(
     try:
         for condition in conditions:
             for seed in seeds:
-                report = train_checkpoint(root, _condition_config(config, condition, seed, tracking_uri, stamp),
-                                          mlflow_dir=mlflow_dir)
-                for key, value in {"mlflow.parentRunId": parent_id, "ablation_arm": condition.arm,
-                                   "ablation_condition": condition.name, "seed": str(seed)}.items():
+                report = train_checkpoint(
+                    root,
+                    _condition_config(config, condition, seed, tracking_uri, stamp),
+                    mlflow_dir=mlflow_dir,
+                )
+                for key, value in {
+                    "mlflow.parentRunId": parent_id,
+                    "ablation_arm": condition.arm,
+                    "ablation_condition": condition.name,
+                    "seed": str(seed),
+                }.items():
                     client.set_tag(report.run_id, key, value)
                 runs.setdefault(condition.name, []).append(report)
                 items = load_val_items(client, report.run_id)
                 if items is not None and not items.empty:
-                    frames.append(items.assign(condition=condition.name, arm=condition.arm,
-                                               variant=condition.variant, seed=seed, run_id=report.run_id))
+                    frames.append(
+                        items.assign(
+                            condition=condition.name,
+                            arm=condition.arm,
+                            variant=condition.variant,
+                            seed=seed,
+                            run_id=report.run_id,
+                        )
+                    )
         if not frames:
             raise ValueError("no run has held-out items: raise DataConfig.val_fraction or add scenes")
         items = pd.concat(frames, ignore_index=True)
@@ -323,58 +427,107 @@ def run_ablation(
     except BaseException:
         client.set_terminated(parent_id, "FAILED")
         raise
-    return AblationReport(parent_id, experiment_id, tracking_uri, runs, items, table, differences, output_dir,
-                          metrics)
+    return AblationReport(
+        parent_id, experiment_id, tracking_uri, runs, items, table, differences, output_dir, metrics
+    )
 
 
-def run_level_ablation(root: Path, config: TrainConfig, *, mlflow_dir: Path | None = None,
-                       arms: Sequence[str] = tuple(ARMS), seeds: Sequence[int] = (0,)) -> AblationReport:
+def run_level_ablation(
+    root: Path,
+    config: TrainConfig,
+    *,
+    mlflow_dir: Path | None = None,
+    arms: Sequence[str] = tuple(ARMS),
+    seeds: Sequence[int] = (0,),
+) -> AblationReport:
     """The three level arms with the config's variant (paper Table 5); `run_ablation` with no extra variants."""
     return run_ablation(root, config, mlflow_dir=mlflow_dir, arms=arms, seeds=seeds)
 
 
-def _write_outputs(output_dir: Path, items: pd.DataFrame, table: pd.DataFrame, differences: pd.DataFrame,
-                   runs: dict[str, list[TrainReport]], resamples: int) -> None:
+def _write_outputs(
+    output_dir: Path,
+    items: pd.DataFrame,
+    table: pd.DataFrame,
+    differences: pd.DataFrame,
+    runs: dict[str, list[TrainReport]],
+    resamples: int,
+) -> None:
     atomic_write_text(output_dir / "comparison.csv", table.to_csv())
     atomic_write_text(output_dir / "comparison.md", markdown_tables(table, differences))
     atomic_write_text(output_dir / "differences.csv", differences.to_csv(index=False))
-    per_key = pd.concat([
-        interval_table(items, "condition", "level", "correct", resamples=resamples).assign(measure="accuracy"),
-        interval_table(items, "condition", "task", "correct", resamples=resamples).assign(measure="accuracy"),
-        interval_table(items, "condition", "level", "quantitative", resamples=resamples)
-        .assign(measure="quantitative"),
-    ], ignore_index=True)
+    per_key = pd.concat(
+        [
+            interval_table(items, "condition", "level", "correct", resamples=resamples).assign(
+                measure="accuracy"
+            ),
+            interval_table(items, "condition", "task", "correct", resamples=resamples).assign(
+                measure="accuracy"
+            ),
+            interval_table(items, "condition", "level", "quantitative", resamples=resamples).assign(
+                measure="quantitative"
+            ),
+        ],
+        ignore_index=True,
+    )
     atomic_write_text(output_dir / "intervals.csv", per_key.to_csv(index=False))
     buffer = io.BytesIO()
     items.to_parquet(buffer, index=False)
     atomic_write_bytes(output_dir / "items.parquet", buffer.getvalue())
     _plot(table, output_dir / "comparison.png")
-    atomic_write_json(output_dir / "runs.json", {
-        name: [{"run_id": r.run_id, "checkpoint_dir": str(r.checkpoint_dir), "seconds": round(r.seconds, 1)}
-               for r in reports] for name, reports in runs.items()})
+    atomic_write_json(
+        output_dir / "runs.json",
+        {
+            name: [
+                {"run_id": r.run_id, "checkpoint_dir": str(r.checkpoint_dir), "seconds": round(r.seconds, 1)}
+                for r in reports
+            ]
+            for name, reports in runs.items()
+        },
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--root", type=Path, required=True)
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--max-steps", type=int)
     parser.add_argument("--arms", nargs="*", choices=sorted(ARMS), default=list(ARMS))
-    parser.add_argument("--variants", nargs="*", choices=sorted(VARIANTS), default=[],
-                        help="also train all levels with these variants (paper Table 6)")
+    parser.add_argument(
+        "--variants",
+        nargs="*",
+        choices=sorted(VARIANTS),
+        default=[],
+        help="also train all levels with these variants (paper Table 6)",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--val-items-per-level", type=int, default=400,
-                        help="held-out items per level, split over its tasks (DataConfig; README says why)")
-    parser.add_argument("--val-quantitative-items", type=int, default=600,
-                        help="free-form length questions (L1/L2) in the held-out set, for Table 6 (DataConfig)")
+    parser.add_argument(
+        "--val-items-per-level",
+        type=int,
+        default=400,
+        help="held-out items per level, split over its tasks (DataConfig; README says why)",
+    )
+    parser.add_argument(
+        "--val-quantitative-items",
+        type=int,
+        default=600,
+        help="free-form length questions (L1/L2) in the held-out set, for Table 6 (DataConfig)",
+    )
     parser.add_argument("--val-fraction", type=float, help="share of scenes held out (DataConfig)")
     args = parser.parse_args(argv)
     config = TrainConfig.preset(args.preset)
     if args.max_steps is not None:
         config = config.model_copy(update={"max_steps": args.max_steps})
-    data_updates = {k: v for k, v in {"val_items_per_level": args.val_items_per_level,
-                                      "val_quantitative_items": args.val_quantitative_items,
-                                      "val_fraction": args.val_fraction}.items() if v is not None}
+    data_updates = {
+        k: v
+        for k, v in {
+            "val_items_per_level": args.val_items_per_level,
+            "val_quantitative_items": args.val_quantitative_items,
+            "val_fraction": args.val_fraction,
+        }.items()
+        if v is not None
+    }
     if data_updates:
         config = config.model_copy(update={"data": config.data.model_copy(update=data_updates)})
     config = TrainConfig.model_validate(config.model_dump())

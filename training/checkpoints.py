@@ -74,7 +74,9 @@ def ours_to_official(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
                 break
         else:
             raise KeyError(f"key with no official name: {key}")
-    if "language_model.lm_head.weight" not in out:  # shares the embedding's storage: torch.save writes it once
+    if (
+        "language_model.lm_head.weight" not in out
+    ):  # shares the embedding's storage: torch.save writes it once
         out["language_model.lm_head.weight"] = out["language_model.model.embed_tokens.weight"]
     return out
 
@@ -143,7 +145,9 @@ def import_official(
     # Parameter again (same values: the release writes the tied matrix twice, or once with shared storage)
     head, embed = ours.get("lm_head.weight"), model.get_input_embeddings().weight
     if head is not None and head.data_ptr() != embed.data_ptr() and not torch.equal(head, embed):
-        raise ValueError("official checkpoint has an lm_head that differs from the embedding; PaliGemma ties them")
+        raise ValueError(
+            "official checkpoint has an lm_head that differs from the embedding; PaliGemma ties them"
+        )
     model.tie_weights()
     on_meta = [name for name, p in model.named_parameters() if p.is_meta]
     if on_meta:
@@ -240,11 +244,15 @@ def load_for_inference(
         return model, processor, train_config, False
     model, processor = import_official(path)
     if processor is None:
-        raise FileNotFoundError(f"{path}: the official release needs its processor files (tokenizer_config.json, "
-                                "preprocessor_config.json) beside weights.pt")
+        raise FileNotFoundError(
+            f"{path}: the official release needs its processor files (tokenizer_config.json, "
+            "preprocessor_config.json) beside weights.pt"
+        )
     train_config = TrainConfig.preset("official")
     size = int(model.config.vision_config.image_size)
-    train_config.model = train_config.model.model_copy(update={"image_size": size, "name": f"official-{size}"})
+    train_config.model = train_config.model.model_copy(
+        update={"image_size": size, "name": f"official-{size}"}
+    )
     return model.to(device).eval(), processor, train_config, True
 
 

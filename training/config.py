@@ -65,16 +65,22 @@ class ModelConfig(_Config):
     text_heads: int = 2
     text_kv_heads: int = 1
     head_dim: int = 32
-    vocab_size: int | None = Field(default=None, description="None = len(tokenizer) (tiny offline tokenizer).")
+    vocab_size: int | None = Field(
+        default=None, description="None = len(tokenizer) (tiny offline tokenizer)."
+    )
     # point-map branch (paper 6.1)
     num_frequencies: int = 32
-    max_depth: float = Field(default=MAX_DEPTH, gt=0, description="Point-map clamp in meters (training.inputs).")
+    max_depth: float = Field(
+        default=MAX_DEPTH, gt=0, description="Point-map clamp in meters (training.inputs)."
+    )
     tokenizer_corpus_size: int = Field(default=1024, description="BPE vocab of the offline tokenizer (tiny).")
 
     @model_validator(mode="after")
     def _patch_divides(self) -> ModelConfig:
         if self.image_size % self.patch_size:
-            raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+            raise ValueError(
+                f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}"
+            )
         return self
 
     @property
@@ -116,7 +122,8 @@ MODEL_PRESETS: dict[str, ModelConfig] = {
 
 class DataConfig(_Config):
     task_ratios: dict[Task, float] = Field(
-        default_factory=lambda: dict(load_mixture().tasks), description="Paper Table 7 (assets/qa/mixture.yaml)."
+        default_factory=lambda: dict(load_mixture().tasks),
+        description="Paper Table 7 (assets/qa/mixture.yaml).",
     )
     general_fraction: float = Field(default=1 / 8, ge=0, lt=1, description="1:7 general:spatial (paper 4).")
     excluded_levels: list[Level] = Field(
@@ -127,22 +134,32 @@ class DataConfig(_Config):
         default=None, description="LLaVA-format JSON of general VQA; None = captions of the scenes in root."
     )
     val_fraction: float = Field(default=0.1, ge=0, lt=1, description="Held-out scenes (by hash of scene id).")
-    max_val_items: int = Field(default=256, description="Without val_items_per_level: held-out pairs, randomly.")
+    max_val_items: int = Field(
+        default=256, description="Without val_items_per_level: held-out pairs, randomly."
+    )
     val_items_per_level: int | None = Field(
-        default=None, gt=0,
+        default=None,
+        gt=0,
         description="Validation items per level, split evenly over the level's tasks (held-out scenes only); "
         "1537 gives a 95% interval of +-2.5 points at 50% accuracy (evaluation.intervals.items_for_half_width).",
     )
     val_quantitative_items: int = Field(
-        default=0, ge=0, description="With val_items_per_level: add held-out free-form length questions (L1/L2) "
+        default=0,
+        ge=0,
+        description="With val_items_per_level: add held-out free-form length questions (L1/L2) "
         "until this many are in the set (paper Table 6's quantitative measure needs them).",
     )
-    val_l0_per_scene: int = Field(default=1, ge=1, description="Online L0 questions per held-out scene and task.")
-    val_seed: int = Field(default=0, description="Chooses the validation items: the same for every training seed.")
+    val_l0_per_scene: int = Field(
+        default=1, ge=1, description="Online L0 questions per held-out scene and task."
+    )
+    val_seed: int = Field(
+        default=0, description="Chooses the validation items: the same for every training seed."
+    )
     max_answer_tokens: int = 24
     rgb_resize: RgbResize = "cv2-bilinear"
     prompt_style: PromptStyle = Field(
-        default="hispatial", description="Question/answer formats (training.prompts): ours or the official ones."
+        default="hispatial",
+        description="Question/answer formats (training.prompts): ours or the official ones.",
     )
     point_map_resize: PointMapResize = "cv2-nearest"
 
@@ -192,17 +209,26 @@ class TrainConfig(_Config):
     gradient_clip_val: float | None = 1.0
     precision: Literal["32-true", "bf16-mixed", "bf16-true", "16-mixed"] = "32-true"
     strategy: Literal["auto", "ddp", "fsdp"] = Field(
-        default="auto", description="fsdp = FSDP2 (fully_shard) via Lightning's ModelParallelStrategy; runs on CPU"
+        default="auto",
+        description="fsdp = FSDP2 (fully_shard) via Lightning's ModelParallelStrategy; runs on CPU"
         " (gloo) as on GPUs. Under torchrun, auto becomes ddp when there is more than one process.",
     )
     accelerator: str = "auto"
-    devices: int | str = Field(default="auto", description="Per node; torchrun's LOCAL_WORLD_SIZE overrides it.")
-    num_nodes: int = Field(default=1, ge=1, description="torchrun's WORLD_SIZE / LOCAL_WORLD_SIZE overrides it.")
+    devices: int | str = Field(
+        default="auto", description="Per node; torchrun's LOCAL_WORLD_SIZE overrides it."
+    )
+    num_nodes: int = Field(
+        default=1, ge=1, description="torchrun's WORLD_SIZE / LOCAL_WORLD_SIZE overrides it."
+    )
     checkpoint_every_n_steps: int = Field(
-        default=500, ge=0, description="Resume checkpoint (model, optimizer, scheduler, sampler position) every N"
+        default=500,
+        ge=0,
+        description="Resume checkpoint (model, optimizer, scheduler, sampler position) every N"
         " optimizer steps under <root>/checkpoints/.resume/; 0 = none (a killed run then restarts from step 0).",
     )
-    resume: bool = Field(default=True, description="Continue an interrupted run with the same config and data.")
+    resume: bool = Field(
+        default=True, description="Continue an interrupted run with the same config and data."
+    )
     gradient_checkpointing: bool = False
     log_every_n_steps: int = 10
     eval_max_new_tokens: int = 16

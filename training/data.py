@@ -104,6 +104,7 @@ class SceneStore:
 
 # ------------------------------------------------------------------------------------------ prompts and images
 
+
 def draw_boxes(rgb: np.ndarray, boxes: Sequence, width: int = 2) -> np.ndarray:
     """Outline QAPair.draw_boxes (pixel coordinates of `rgb`) in their named colours; a numbered mark (`label`,
     past the colour palette) is written on a tag at the box's top-left corner."""
@@ -179,7 +180,9 @@ def load_llava_items(path: Path) -> list[GeneralItem]:
             if human.get("from") != "human" or gpt.get("from") != "gpt":
                 continue
             question = str(human["value"]).replace("<image>", "").strip()
-            items.append(GeneralItem(question, str(gpt["value"]), image_path=path.parent / image if image else None))
+            items.append(
+                GeneralItem(question, str(gpt["value"]), image_path=path.parent / image if image else None)
+            )
     return items
 
 
@@ -237,8 +240,9 @@ class ExampleFactory:
     l0_scenes: list[str] = field(default_factory=list)
     general: list[GeneralItem] = field(default_factory=list)
 
-    def scene_example(self, scene_id: str, prompt: str, answer: str, task: str, level: str,
-                      boxes: Sequence = ()) -> Example:
+    def scene_example(
+        self, scene_id: str, prompt: str, answer: str, task: str, level: str, boxes: Sequence = ()
+    ) -> Example:
         rgb, points, valid = self.store.raw(scene_id)
         rgb = resize_rgb(draw_boxes(rgb, boxes), self.image_size, self.rgb_resize)
         point_map = self._point_map(points, valid)
@@ -250,11 +254,15 @@ class ExampleFactory:
 
     def from_pair(self, pair: QAPair, rng: np.random.Generator | None = None) -> Example:
         # without a generator (validation) the official rewrites are seeded by the pair, so they are stable
-        rng = rng or np.random.default_rng(int.from_bytes(hashlib.sha256(pair.qa_id.encode()).digest()[:8], "little"))
-        prompt, answer = render_training_pair(pair.question, pair.answer, pair.format, self.prompt_style, rng,
-                                              pair.options, pair.correct_index)
-        return self.scene_example(pair.scene_id, prompt, answer, pair.task.value, pair.level.value,
-                                  pair.draw_boxes)
+        rng = rng or np.random.default_rng(
+            int.from_bytes(hashlib.sha256(pair.qa_id.encode()).digest()[:8], "little")
+        )
+        prompt, answer = render_training_pair(
+            pair.question, pair.answer, pair.format, self.prompt_style, rng, pair.options, pair.correct_index
+        )
+        return self.scene_example(
+            pair.scene_id, prompt, answer, pair.task.value, pair.level.value, pair.draw_boxes
+        )
 
     def online_l0(self, scene_id: str, task: Task, rng: np.random.Generator) -> Example | None:
         if self.prompt_style == "official" and task == Task.POINT_QUERY:
@@ -270,19 +278,31 @@ class ExampleFactory:
         if not items:
             return None
         item = items[0]
-        prompt, answer = render_training_pair(item["question"], item["answer"], item["format"], self.prompt_style,
-                                              rng, item.get("options", []), item.get("correct_index"))
+        prompt, answer = render_training_pair(
+            item["question"],
+            item["answer"],
+            item["format"],
+            self.prompt_style,
+            rng,
+            item.get("options", []),
+            item.get("correct_index"),
+        )
         return self.scene_example(scene_id, prompt, answer, task.value, Level.L0.value)
 
     def from_general(self, item: GeneralItem) -> Example:
         if item.scene_id is not None:
             return self.scene_example(item.scene_id, item.question, item.answer, GENERAL, GENERAL)
-        rgb = resize_rgb(load_rgb(item.image_path), self.image_size, self.rgb_resize) if item.image_path else None
+        rgb = (
+            resize_rgb(load_rgb(item.image_path), self.image_size, self.rgb_resize)
+            if item.image_path
+            else None
+        )
         if rgb is None:
             raise DataError("general item without an image")
         empty = np.full((self.image_size, self.image_size, 3), np.nan, np.float32)
-        point_map = prepare_point_map(empty, np.zeros(empty.shape[:2], bool), self.image_size, "xyz",
-                                      self.max_depth)
+        point_map = prepare_point_map(
+            empty, np.zeros(empty.shape[:2], bool), self.image_size, "xyz", self.max_depth
+        )
         return Example(rgb, point_map, item.question, item.answer, GENERAL, GENERAL)
 
     def make(self, source: str, rng: np.random.Generator) -> Example | None:
@@ -292,7 +312,9 @@ class ExampleFactory:
         pool = self.pairs_by_task.get(source, [])
         if task in L0_TASKS and self.l0_scenes and (not pool or rng.random() < 0.5):
             return self.online_l0(self.l0_scenes[rng.integers(len(self.l0_scenes))], task, rng)
-        if self.prompt_style == "official":  # the official format mix: text / MCQ / true-false at 0.3 / 0.4 / 0.3
+        if (
+            self.prompt_style == "official"
+        ):  # the official format mix: text / MCQ / true-false at 0.3 / 0.4 / 0.3
             fmt = pick_format([p.format for p in pool], self.prompt_style, rng)
             pool = [p for p in pool if p.format == fmt]
         return self.from_pair(pool[rng.integers(len(pool))], rng)
@@ -343,7 +365,11 @@ class TrainingData:
 
 
 def build_training_data(
-    root: Path, config: DataConfig, image_size: int, point_map_input: PointMapInput, seed: int,
+    root: Path,
+    config: DataConfig,
+    image_size: int,
+    point_map_input: PointMapInput,
+    seed: int,
     max_depth: float = MAX_DEPTH,
 ) -> TrainingData:
     """Read the QA dataset and scenes under `root`, split by scene, and build the train stream + val examples."""
@@ -371,14 +397,24 @@ def build_training_data(
         )
     if not general and (config.general_fraction > 0 or config.excluded_levels):
         raise DataError("the mixture needs general VQA samples but none were found")
-    resizes = {"rgb_resize": config.rgb_resize, "point_map_resize": config.point_map_resize,
-               "prompt_style": config.prompt_style, "max_depth": max_depth}
+    resizes = {
+        "rgb_resize": config.rgb_resize,
+        "point_map_resize": config.point_map_resize,
+        "prompt_style": config.prompt_style,
+        "max_depth": max_depth,
+    }
     factory = ExampleFactory(
-        store, image_size, point_map_input, **resizes, pairs_by_task=pairs_by_task,
-        l0_scenes=train_scenes if config.online_l0 else [], general=general,
+        store,
+        image_size,
+        point_map_input,
+        **resizes,
+        pairs_by_task=pairs_by_task,
+        l0_scenes=train_scenes if config.online_l0 else [],
+        general=general,
     )
-    mixture = TaskMixture(config.task_ratios, config.general_fraction, config.excluded_levels,
-                          factory.available_tasks())
+    mixture = TaskMixture(
+        config.task_ratios, config.general_fraction, config.excluded_levels, factory.available_tasks()
+    )
 
     val_factory = ExampleFactory(store, image_size, point_map_input, **resizes)
     val = validation_examples(val_factory, val_pairs, val_scenes if config.online_l0 else [], config)
@@ -446,11 +482,18 @@ def validation_examples(
     l0_tasks = sorted(t.value for t in L0_TASKS)
     if config.val_items_per_level is None:
         chosen = [stored[i] for i in rng.permutation(len(stored))[: config.max_val_items]]
-        chosen += [_Candidate(task, scene_id, None, j) for j, scene_id in
-                   enumerate(l0_scenes[: max(1, config.max_val_items // 4)]) for task in l0_tasks]
+        chosen += [
+            _Candidate(task, scene_id, None, j)
+            for j, scene_id in enumerate(l0_scenes[: max(1, config.max_val_items // 4)])
+            for task in l0_tasks
+        ]
     else:
-        online = [_Candidate(task, scene_id, None, j * config.val_l0_per_scene + k)
-                  for j, scene_id in enumerate(l0_scenes) for k in range(config.val_l0_per_scene) for task in l0_tasks]
+        online = [
+            _Candidate(task, scene_id, None, j * config.val_l0_per_scene + k)
+            for j, scene_id in enumerate(l0_scenes)
+            for k in range(config.val_l0_per_scene)
+            for task in l0_tasks
+        ]
         by_task: dict[str, list[_Candidate]] = {}
         for candidate in stored + online:
             by_task.setdefault(candidate.task, []).append(candidate)
@@ -471,11 +514,15 @@ def validation_examples(
     return val
 
 
-def _more_length_questions(stored: Sequence[_Candidate], chosen: Sequence[_Candidate], target: int,
-                           rng: np.random.Generator) -> list[_Candidate]:
+def _more_length_questions(
+    stored: Sequence[_Candidate], chosen: Sequence[_Candidate], target: int, rng: np.random.Generator
+) -> list[_Candidate]:
     """Held-out L1/L2 free-form length questions not yet chosen, enough to bring their number up to `target`."""
+
     def is_length(c: _Candidate) -> bool:
-        return c.pair is not None and c.pair.level in (Level.L1, Level.L2) and length_truth_m(c.pair) is not None
+        return (
+            c.pair is not None and c.pair.level in (Level.L1, Level.L2) and length_truth_m(c.pair) is not None
+        )
 
     have = {id(c) for c in chosen}
     missing = target - sum(is_length(c) for c in chosen)
@@ -530,7 +577,9 @@ class Collator:
             "token_type_ids": batch["token_type_ids"],
             "pixel_values": batch["pixel_values"],
             # apart from the RGB, out of reach of whole-batch precision casts (training.inputs.model_inputs joins them)
-            "point_map": None if self.point_map_input == "none" else PointMapBatch(self._point_maps(examples)),
+            "point_map": None
+            if self.point_map_input == "none"
+            else PointMapBatch(self._point_maps(examples)),
             "labels": labels,
             "tasks": [e.task for e in examples],
         }
@@ -545,8 +594,12 @@ class Collator:
         side = tokenizer.padding_side
         tokenizer.padding_side = "left"
         try:
-            batch = self.processor(text=["<image>" + e.prompt for e in examples],
-                                   images=[e.image for e in examples], return_tensors="pt", padding="longest")
+            batch = self.processor(
+                text=["<image>" + e.prompt for e in examples],
+                images=[e.image for e in examples],
+                return_tensors="pt",
+                padding="longest",
+            )
         finally:
             tokenizer.padding_side = side
         point_map = None if self.point_map_input == "none" else PointMapBatch(self._point_maps(examples))

@@ -77,7 +77,9 @@ class IndexedMixture(Dataset):
                 continue
             if example is not None:
                 return example
-        raise DataError(f"example {index}: {self.max_attempts} draws in a row failed; is the dataset all broken?")
+        raise DataError(
+            f"example {index}: {self.max_attempts} draws in a row failed; is the dataset all broken?"
+        )
 
 
 def world() -> tuple[int, int]:
@@ -116,7 +118,9 @@ class SamplerPosition(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._trainer = trainer
-        self._examples_per_step = self.sampler.per_rank_batch * trainer.world_size * trainer.accumulate_grad_batches
+        self._examples_per_step = (
+            self.sampler.per_rank_batch * trainer.world_size * trainer.accumulate_grad_batches
+        )
 
     @property
     def examples_seen(self) -> int:
@@ -135,12 +139,19 @@ class GlobalBatchLoss(L.Callback):
     """Logs `train/loss_global`: the mean loss of the (micro-)batch over all ranks, comparable across world sizes;
     `train/loss` stays the rank-local value Lightning logs by default."""
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         loss = loss.detach() * trainer.accumulate_grad_batches  # Lightning hands the loss over divided by it
-        pl_module.log("train/loss_global", loss, on_step=True, on_epoch=False, sync_dist=True,
-                      batch_size=len(batch["tasks"]))
+        pl_module.log(
+            "train/loss_global",
+            loss,
+            on_step=True,
+            on_epoch=False,
+            sync_dist=True,
+            batch_size=len(batch["tasks"]),
+        )
 
 
 # ------------------------------------------------------------------------------------------ strategy
@@ -322,8 +333,12 @@ def mark_orphaned_runs(root: Path, tracking_uri: str) -> list[str]:
 
 
 def mark_killed(client: Any, run_id: str, pid: int | None) -> None:
-    client.set_tag(run_id, ORPHAN_TAG, f"process {pid} died without finishing; found on a later start at "
-                                       f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}")
+    client.set_tag(
+        run_id,
+        ORPHAN_TAG,
+        f"process {pid} died without finishing; found on a later start at "
+        f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}",
+    )
     client.set_terminated(run_id, status="KILLED")
 
 
@@ -347,19 +362,37 @@ def torchrun_command(
     if nnodes > 1:
         if not rdzv_endpoint:
             raise ValueError("a multi-node launch needs rdzv_endpoint (host:port of node 0)")
-        command += [f"--nnodes={nnodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv_endpoint}",
-                    "--rdzv-id=hispatial-train"]
+        command += [
+            f"--nnodes={nnodes}",
+            "--rdzv-backend=c10d",
+            f"--rdzv-endpoint={rdzv_endpoint}",
+            "--rdzv-id=hispatial-train",
+        ]
     elif master_port is not None:
         command += ["--nnodes=1", "--master-addr=127.0.0.1", f"--master-port={master_port}"]
     else:
         command += ["--standalone"]
-    return [*command, "-m", "training.train", "--root", str(root), "--config", str(config_path),
-            "--report", str(report_path)]
+    return [
+        *command,
+        "-m",
+        "training.train",
+        "--root",
+        str(root),
+        "--config",
+        str(config_path),
+        "--report",
+        str(report_path),
+    ]
 
 
 def run_torchrun(
-    root: Path, config: TrainConfig, nproc_per_node: int, *, master_port: int | None = None,
-    extra_env: dict[str, str] | None = None, log: Any = None,
+    root: Path,
+    config: TrainConfig,
+    nproc_per_node: int,
+    *,
+    master_port: int | None = None,
+    extra_env: dict[str, str] | None = None,
+    log: Any = None,
 ) -> dict[str, Any]:
     """Train with `nproc_per_node` processes (torchrun) and return rank 0's report (train.TrainReport as JSON).
 
@@ -372,8 +405,9 @@ def run_torchrun(
         if log is not None:
             log.info("launching: " + " ".join(command))
         env = {**os.environ, **(extra_env or {})}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
-                                                          env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH")])
+        )
         done = subprocess.run(command, env=env, capture_output=True, text=True)
         if done.returncode != 0 or not report_path.exists():
             tail = "\n".join((done.stdout + done.stderr).splitlines()[-40:])
@@ -387,4 +421,3 @@ def report_dict(report: Any) -> dict[str, Any]:
 
 def global_batch(config: TrainConfig, world_size: int) -> int:
     return config.batch_size * world_size * config.accumulate_grad_batches
-

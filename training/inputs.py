@@ -52,7 +52,9 @@ def prepare_point_map(
     points = np.asarray(points, dtype=np.float32)
     valid = np.asarray(valid, dtype=bool)
     if points.ndim != 3 or points.shape[-1] != 3 or valid.shape != points.shape[:2]:
-        raise ValueError(f"point map must be (H, W, 3) with an (H, W) mask, got {points.shape} / {valid.shape}")
+        raise ValueError(
+            f"point map must be (H, W, 3) with an (H, W) mask, got {points.shape} / {valid.shape}"
+        )
     height, width = valid.shape
     rows = nearest_source_indices(height, size, resize)
     cols = nearest_source_indices(width, size, resize)
@@ -85,8 +87,13 @@ class PointMapBatch:
     def __init__(self, tensor: torch.Tensor):
         self.tensor = tensor.float()
 
-    def to(self, device: torch.device | str | torch.dtype | None = None, *args: Any, non_blocking: bool = False,
-           **kwargs: Any) -> PointMapBatch:
+    def to(
+        self,
+        device: torch.device | str | torch.dtype | None = None,
+        *args: Any,
+        non_blocking: bool = False,
+        **kwargs: Any,
+    ) -> PointMapBatch:
         """A move to `device`; a dtype is ignored (the point map stays float32)."""
         if isinstance(device, torch.dtype):
             device = None

@@ -22,7 +22,9 @@ import pyarrow as pa
 
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_DEVELOPMENT = "custom_model_development"  # the kind whose UI opens on the runs table
-DIGEST_CHARS = 36  # MLflow's limit for a dataset digest: our sha256 digests are logged by their first 36 hex digits
+DIGEST_CHARS = (
+    36  # MLflow's limit for a dataset digest: our sha256 digests are logged by their first 36 hex digits
+)
 
 
 def ensure_experiment(client: Any, name: str, artifact_location: str | None = None) -> str:
@@ -81,7 +83,9 @@ def dataset_source(location: str | Path) -> Any:
     text = str(location)
     if not Path(text).expanduser().exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", text):
         return HuggingFaceDatasetSource(path=text)
-    with warnings.catch_warnings():  # two registered local-path sources match a path; MLflow picks one and says so
+    with (
+        warnings.catch_warnings()
+    ):  # two registered local-path sources match a path; MLflow picks one and says so
         warnings.simplefilter("ignore")
         return resolve_dataset_source(str(Path(text).expanduser().resolve()))
 
@@ -108,7 +112,10 @@ def log_dataset_input(
         schema=mlflow_schema(schema) if schema is not None else None,
     )
     client.log_inputs(
-        run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])]
+        run_id,
+        datasets=[
+            DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
+        ],
     )
 
 
@@ -125,7 +132,13 @@ def log_qa_release(client: Any, run_id: str, root: Path) -> None:
     else:
         source, digest = Path(root) / SHARD_STAGE, unreleased_digest(root)
     log_dataset_input(
-        client, run_id, name="hispatial-qa", digest=digest, source=source, schema=QA_SCHEMA, context="training"
+        client,
+        run_id,
+        name="hispatial-qa",
+        digest=digest,
+        source=source,
+        schema=QA_SCHEMA,
+        context="training",
     )
 
 
@@ -180,12 +193,19 @@ def log_release_to_mlflow(root: Path, tracking_uri: str, experiment: str | None 
     quality = read_quality(root)
     manifest = release_manifest(root)
     client = MlflowClient(tracking_uri)
-    experiment_id = ensure_experiment(client, experiment or QUALITY_EXPERIMENT, artifact_location_for(tracking_uri))
-    run = client.create_run(experiment_id, run_name=f"qa_dataset-{manifest['dataset_digest'][:12]}",
-                            tags={"dataset_digest": manifest["dataset_digest"]})
+    experiment_id = ensure_experiment(
+        client, experiment or QUALITY_EXPERIMENT, artifact_location_for(tracking_uri)
+    )
+    run = client.create_run(
+        experiment_id,
+        run_name=f"qa_dataset-{manifest['dataset_digest'][:12]}",
+        tags={"dataset_digest": manifest["dataset_digest"]},
+    )
     run_id = run.info.run_id
     try:
-        metrics = {k: float(v) for k, v in quality_metadata(quality).items()} | {"num_rows": float(manifest["num_rows"])}
+        metrics = {k: float(v) for k, v in quality_metadata(quality).items()} | {
+            "num_rows": float(manifest["num_rows"])
+        }
         for key, value in metrics.items():
             client.log_metric(run_id, key, value)
         log_qa_release(client, run_id, root)

@@ -65,7 +65,9 @@ class PointMapEncoder(nn.Module):
 
     def forward(self, point_map: torch.Tensor) -> torch.Tensor:
         # point_map: (B, 4, S, S) = xyz meters + validity
-        features = torch.cat([sinusoidal_encoding(point_map[:, :3], self.num_frequencies), point_map[:, 3:4].float()], 1)
+        features = torch.cat(
+            [sinusoidal_encoding(point_map[:, :3], self.num_frequencies), point_map[:, 3:4].float()], 1
+        )
         features = self.conv(features.to(self.conv.weight.dtype))  # (B, Cv, S/p, S/p)
         return features.flatten(2).transpose(1, 2)  # (B, N, Cv), row-major like SigLIP's patches
 
@@ -107,7 +109,9 @@ class HiSpatialPaliGemmaModel(PaliGemmaModel):
                 point_features = torch.zeros_like(rgb_features)
             else:
                 raise ValueError(f"pixel_values must have 3 or 7 channels, got {pixel_values.shape[1]}")
-            rgb_features = torch.cat([rgb_features, point_features.to(rgb_features.dtype)], dim=-1)  # (B, N, 2Cv)
+            rgb_features = torch.cat(
+                [rgb_features, point_features.to(rgb_features.dtype)], dim=-1
+            )  # (B, N, 2Cv)
         image_outputs.pooler_output = self.multi_modal_projector(rgb_features)  # (B, N, D)
         return image_outputs
 
@@ -176,7 +180,9 @@ def with_point_map_fields(pg: PaliGemmaConfig, config: ModelConfig) -> PaliGemma
     return pg
 
 
-def build_random_model(config: ModelConfig, vocab_size: int, image_token_id: int) -> HiSpatialForConditionalGeneration:
+def build_random_model(
+    config: ModelConfig, vocab_size: int, image_token_id: int
+) -> HiSpatialForConditionalGeneration:
     """Random-initialised model of the configured architecture (tests, benchmarks, the tiny demo)."""
     return HiSpatialForConditionalGeneration(paligemma_config(config, vocab_size, image_token_id))
 
@@ -196,13 +202,17 @@ def from_paligemma(
         weight[:, : state[w_key].shape[1]] = state[w_key]
         state = {**state, w_key: weight}
     missing, unexpected = model.load_state_dict(state, strict=False)
-    allowed_missing = {k for k in model.state_dict() if k.startswith("model.depth_encoder.")} | {"lm_head.weight"}
+    allowed_missing = {k for k in model.state_dict() if k.startswith("model.depth_encoder.")} | {
+        "lm_head.weight"
+    }
     if set(missing) - allowed_missing or unexpected:
         raise ValueError(f"pretrained PaliGemma does not fit: missing {missing}, unexpected {unexpected}")
     return model
 
 
-def load_pretrained(config: ModelConfig, dtype: torch.dtype = torch.float32) -> HiSpatialForConditionalGeneration:
+def load_pretrained(
+    config: ModelConfig, dtype: torch.dtype = torch.float32
+) -> HiSpatialForConditionalGeneration:
     """The real loader: PaliGemma weights from a local path or hub id (`config.backbone`), wrapped for RGB-D."""
     if config.backbone is None:
         raise ValueError("ModelConfig.backbone is None: use build_random_model for a random model")

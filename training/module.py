@@ -26,7 +26,10 @@ def token_losses(
     if attention_mask is not None:
         counted = counted & (attention_mask[:, 1:] != 0)
     token_loss = nn.functional.cross_entropy(
-        shift_logits.transpose(1, 2), shift_labels.masked_fill(~counted, -100), ignore_index=-100, reduction="none"
+        shift_logits.transpose(1, 2),
+        shift_labels.masked_fill(~counted, -100),
+        ignore_index=-100,
+        reduction="none",
     )  # (B, T-1)
     return token_loss, counted
 
@@ -98,7 +101,9 @@ class HiSpatialModule(L.LightningModule):
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         outputs = self.model(**model_inputs(batch))  # the point map joins the RGB here, still float32
-        return batch_loss(outputs.logits, batch["labels"], batch["attention_mask"], self.config.loss_reduction)
+        return batch_loss(
+            outputs.logits, batch["labels"], batch["attention_mask"], self.config.loss_reduction
+        )
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, losses = self(batch)

@@ -38,7 +38,9 @@ OFFICIAL_ALPHABETS: tuple[tuple[str, ...], ...] = (
     ("i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x"),
 )
 OFFICIAL_FORMAT_WEIGHTS: dict[QAFormat, float] = {
-    QAFormat.FREE_FORM: 0.3, QAFormat.MULTIPLE_CHOICE: 0.4, QAFormat.TRUE_FALSE: 0.3,
+    QAFormat.FREE_FORM: 0.3,
+    QAFormat.MULTIPLE_CHOICE: 0.4,
+    QAFormat.TRUE_FALSE: 0.3,
 }
 EVAL_LABELS = "ABCDEF"
 
@@ -52,7 +54,7 @@ def _check(style: str) -> PromptStyle:
 
 
 def strip_label(option: str) -> str:
-    """"B. the table" -> "the table"; an unlabelled option is returned as is."""
+    """ "B. the table" -> "the table"; an unlabelled option is returned as is."""
     return _LABEL_PREFIX.sub("", option).strip()
 
 

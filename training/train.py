@@ -130,8 +130,9 @@ def build_model_and_processor(config: TrainConfig):
     """Tiny/random architectures get the offline tokenizer; a backbone gets its own processor and weights."""
     model_config = config.model
     if model_config.backbone is None:
-        processor = build_processor(model_config.image_size, model_config.patch_size,
-                                    model_config.tokenizer_corpus_size)
+        processor = build_processor(
+            model_config.image_size, model_config.patch_size, model_config.tokenizer_corpus_size
+        )
         tokenizer = processor.tokenizer
         vocab = model_config.vocab_size or len(tokenizer)
         model = build_random_model(model_config, vocab, tokenizer.convert_tokens_to_ids("<image>"))
@@ -174,7 +175,9 @@ def evaluate_examples(
         example_losses = per_example_loss(logits, labels).cpu().numpy()
         prompts = {k: v.to(device) for k, v in collator.prompts(chunk).items()}
         generated = model.generate(**prompts, max_new_tokens=max_new_tokens, do_sample=False)
-        answers = tokenizer.batch_decode(generated[:, prompts["input_ids"].shape[1] :], skip_special_tokens=True)
+        answers = tokenizer.batch_decode(
+            generated[:, prompts["input_ids"].shape[1] :], skip_special_tokens=True
+        )
         for example, loss, answer in zip(chunk, example_losses, answers, strict=True):
             hit = float(normalize_answer(answer) == normalize_answer(example.answer))
             level = example.level if example.task == GENERAL else TASK_LEVEL[Task(example.task)].value
@@ -184,12 +187,28 @@ def evaluate_examples(
             success = length_success(answer, example.value_m)
             if success is not None:
                 quantitative[f"level/{level}"].append(success)
-            records.append({"item_id": example.item_id, "scene_id": example.scene_id, "level": level,
-                            "task": example.task, "correct": hit, "quantitative": success, "loss": float(loss),
-                            "answer": example.answer, "prediction": answer})
+            records.append(
+                {
+                    "item_id": example.item_id,
+                    "scene_id": example.scene_id,
+                    "level": level,
+                    "task": example.task,
+                    "correct": hit,
+                    "quantitative": success,
+                    "loss": float(loss),
+                    "answer": example.answer,
+                    "prediction": answer,
+                }
+            )
             if len(preview) < 8:
-                preview.append({"task": example.task, "question": example.prompt[:120], "answer": example.answer,
-                                "prediction": answer})
+                preview.append(
+                    {
+                        "task": example.task,
+                        "question": example.prompt[:120],
+                        "answer": example.answer,
+                        "prediction": answer,
+                    }
+                )
     metrics = {f"val/loss/{k}": float(np.mean(v)) for k, v in losses.items()}
     metrics |= {f"val/accuracy/{k}": float(np.mean(v)) for k, v in correct.items()}
     metrics |= {f"val/quantitative/{k}": float(np.mean(v)) for k, v in quantitative.items()}
@@ -209,12 +228,17 @@ def length_success(prediction: str, truth_m: float | None) -> float | None:
 
 
 def _loader(dataset: IndexedMixture, sampler: GlobalBatchSampler, collator: Collator) -> DataLoader:
-    return DataLoader(dataset, batch_size=sampler.per_rank_batch, sampler=sampler, collate_fn=collator,
-                      num_workers=0)
+    return DataLoader(
+        dataset, batch_size=sampler.per_rank_batch, sampler=sampler, collate_fn=collator, num_workers=0
+    )
 
 
-def _open_run(root: Path, config: TrainConfig, tracking_uri: str, artifact_location: str | None,
-              ) -> tuple[MLFlowLogger, ResumeState | None, str, str]:
+def _open_run(
+    root: Path,
+    config: TrainConfig,
+    tracking_uri: str,
+    artifact_location: str | None,
+) -> tuple[MLFlowLogger, ResumeState | None, str, str]:
     """The MLflow logger, the resume state and the run name: a fresh run, or the interrupted one continued.
 
     Rank 0 first marks KILLED the runs of dead processes (issue #19), then locks this run's resume directory."""
@@ -225,8 +249,11 @@ def _open_run(root: Path, config: TrainConfig, tracking_uri: str, artifact_locat
         if resume is not None:
             resume.lock()
             record = open_resume_state(root, config).record or {}  # as it is now that we hold the run
-    run_name = record.get("run_name") or config.mlflow.run_name or (
-        f"{config.model.name}-{config.model.variant}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_name = (
+        record.get("run_name")
+        or config.mlflow.run_name
+        or (f"{config.model.name}-{config.model.variant}-{time.strftime('%Y%m%d-%H%M%S')}")
+    )
     tracking_uri = record.get("tracking_uri", tracking_uri)
     logger = MLFlowLogger(
         experiment_name=config.mlflow.experiment,
@@ -242,11 +269,17 @@ def _open_run(root: Path, config: TrainConfig, tracking_uri: str, artifact_locat
             client.update_run(run_id, status="RUNNING")
             client.set_tag(run_id, "hispatial.resumes", str(int(record.get("resumes", 0)) + 1))
         if resume is not None:
-            resume.write_record({
-                "mlflow_run_id": run_id, "tracking_uri": tracking_uri, "run_name": run_name,
-                "experiment_id": logger.experiment_id, "pid": os.getpid(),
-                "resumes": int(record.get("resumes", -1)) + 1, "config": config.model_dump(mode="json"),
-            })
+            resume.write_record(
+                {
+                    "mlflow_run_id": run_id,
+                    "tracking_uri": tracking_uri,
+                    "run_name": run_name,
+                    "experiment_id": logger.experiment_id,
+                    "pid": os.getpid(),
+                    "resumes": int(record.get("resumes", -1)) + 1,
+                    "config": config.model_dump(mode="json"),
+                }
+            )
     return logger, resume, run_name, tracking_uri
 
 
@@ -254,9 +287,16 @@ def _resume_callbacks(config: TrainConfig, resume: ResumeState | None) -> list[L
     if resume is None or not config.checkpoint_every_n_steps:
         return []
     # one file, overwritten in place (Lightning writes it through an fsspec transaction: old or new, never half)
-    return [ModelCheckpoint(dirpath=resume.checkpoint_dir, filename=Path(LAST_CKPT).stem, save_top_k=1,
-                            every_n_train_steps=config.checkpoint_every_n_steps, enable_version_counter=False,
-                            save_on_train_epoch_end=False)]
+    return [
+        ModelCheckpoint(
+            dirpath=resume.checkpoint_dir,
+            filename=Path(LAST_CKPT).stem,
+            save_top_k=1,
+            every_n_train_steps=config.checkpoint_every_n_steps,
+            enable_version_counter=False,
+            save_on_train_epoch_end=False,
+        )
+    ]
 
 
 def _trained_model(module: HiSpatialModule, config: TrainConfig) -> HiSpatialForConditionalGeneration | None:
@@ -284,16 +324,34 @@ def train_checkpoint(
     L.seed_everything(config.seed, workers=True, verbose=False)
     model, processor = build_model_and_processor(config)
     point_map_input = config.model.point_map_input
-    data = build_training_data(root, config.data, config.model.image_size, point_map_input, config.seed,
-                               max_depth=config.model.max_depth)
+    data = build_training_data(
+        root,
+        config.data,
+        config.model.image_size,
+        point_map_input,
+        config.seed,
+        max_depth=config.model.max_depth,
+    )
     collator = Collator(processor, point_map_input)
 
     tracking_uri, artifact_location = resolve_tracking(config, mlflow_dir)
     ensure_experiment(mlflow.MlflowClient(tracking_uri), config.mlflow.experiment, artifact_location)
     logger, resume, run_name, tracking_uri = _open_run(root, config, tracking_uri, artifact_location)
     try:
-        return _fit_and_save(root, config, model, processor, data, collator, logger, tracking_uri, resume,
-                             run_name, callbacks, started)
+        return _fit_and_save(
+            root,
+            config,
+            model,
+            processor,
+            data,
+            collator,
+            logger,
+            tracking_uri,
+            resume,
+            run_name,
+            callbacks,
+            started,
+        )
     except BaseException:
         logger.finalize("failed")  # the run says so; the resume state stays for the next start
         raise
@@ -302,8 +360,9 @@ def train_checkpoint(
             resume.release()
 
 
-def _fit_and_save(root, config, model, processor, data, collator, logger, tracking_uri, resume, run_name,
-                  callbacks, started) -> TrainReport:
+def _fit_and_save(
+    root, config, model, processor, data, collator, logger, tracking_uri, resume, run_name, callbacks, started
+) -> TrainReport:
     logger.log_hyperparams(flatten_config(config))
     client, run_id = logger.experiment, logger.run_id
     client.log_dict(run_id, config.model_dump(mode="json"), "config/train_config.json")
@@ -336,33 +395,55 @@ def _fit_and_save(root, config, model, processor, data, collator, logger, tracki
         num_sanity_val_steps=0,
     )
     last = resume.last_checkpoint if resume is not None else None
-    resumed_from = int(torch.load(last, map_location="cpu", weights_only=True, mmap=True)["global_step"]) \
-        if last is not None else None
+    resumed_from = (
+        int(torch.load(last, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+        if last is not None
+        else None
+    )
     if resumed_from is not None:
         log.info("resuming MLflow run %s from %s (step %d)", run_id, last, resumed_from)
-    trainer.fit(module, train_dataloaders=_loader(IndexedMixture(data.train.factory, data.train.mixture,
-                                                                 config.seed), sampler, collator),
-                ckpt_path=str(last) if last is not None else None, weights_only=True)
+    trainer.fit(
+        module,
+        train_dataloaders=_loader(
+            IndexedMixture(data.train.factory, data.train.mixture, config.seed), sampler, collator
+        ),
+        ckpt_path=str(last) if last is not None else None,
+        weights_only=True,
+    )
 
     model = _trained_model(module, config)
     metrics, preview = {}, []
     if trainer.is_global_zero and data.val:
-        metrics, preview, val_items = evaluate_examples(model, collator, data.val,
-                                                        max_new_tokens=config.eval_max_new_tokens)
+        metrics, preview, val_items = evaluate_examples(
+            model, collator, data.val, max_new_tokens=config.eval_max_new_tokens
+        )
     metrics["train/loss_final"] = float(trainer.callback_metrics.get("train/loss", float("nan")))
     for key, value in metrics.items():
         client.log_metric(run_id, key, value, step=trainer.global_step)
     if trainer.is_global_zero and data.val:  # per-item results: what intervals and paired comparisons need
-        log_val_items(client, run_id, val_items, seed=config.seed, variant=config.model.variant,
-                      levels=config.tags["levels"])
+        log_val_items(
+            client,
+            run_id,
+            val_items,
+            seed=config.seed,
+            variant=config.model.variant,
+            levels=config.tags["levels"],
+        )
 
     name = config.checkpoint_name or run_name
     checkpoint_dir = root / "checkpoints" / name
     if trainer.is_global_zero:
         save_checkpoint(
-            checkpoint_dir, model.cpu(), processor, config,
-            extra={"mlflow_run_id": run_id, "mlflow_tracking_uri": tracking_uri, "metrics": metrics,
-                   "global_step": trainer.global_step},
+            checkpoint_dir,
+            model.cpu(),
+            processor,
+            config,
+            extra={
+                "mlflow_run_id": run_id,
+                "mlflow_tracking_uri": tracking_uri,
+                "metrics": metrics,
+                "global_step": trainer.global_step,
+            },
         )
         if config.mlflow.log_model_artifacts:
             client.log_artifacts(run_id, str(checkpoint_dir), "checkpoint")
@@ -386,8 +467,12 @@ def _fit_and_save(root, config, model, processor, data, collator, logger, tracki
 
 def build_parser() -> argparse.ArgumentParser:
     """The training CLI's arguments (also what deploy/ manifests are checked against)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", type=Path, required=True, help="data root with qa_shards/ and object_references/")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--root", type=Path, required=True, help="data root with qa_shards/ and object_references/"
+    )
     parser.add_argument("--preset", default="tiny", choices=sorted(train_presets()))
     parser.add_argument("--config", type=Path, help="JSON TrainConfig (overrides --preset)")
     parser.add_argument("--variant", choices=["rgb", "xyz", "rel_depth"])
@@ -406,12 +491,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    config = TrainConfig.model_validate_json(args.config.read_text()) if args.config else TrainConfig.preset(args.preset)
+    config = (
+        TrainConfig.model_validate_json(args.config.read_text())
+        if args.config
+        else TrainConfig.preset(args.preset)
+    )
     updates: dict[str, object] = {}
-    for field_name, value in (("max_steps", args.max_steps), ("strategy", args.strategy),
-                              ("accelerator", args.accelerator), ("num_nodes", args.num_nodes),
-                              ("batch_size", args.batch_size), ("checkpoint_every_n_steps", args.checkpoint_every),
-                              ("checkpoint_name", args.checkpoint_name)):
+    for field_name, value in (
+        ("max_steps", args.max_steps),
+        ("strategy", args.strategy),
+        ("accelerator", args.accelerator),
+        ("num_nodes", args.num_nodes),
+        ("batch_size", args.batch_size),
+        ("checkpoint_every_n_steps", args.checkpoint_every),
+        ("checkpoint_name", args.checkpoint_name),
+    ):
         if value is not None:
             updates[field_name] = value
     if args.devices is not None:
@@ -429,9 +523,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if args.report:
         atomic_write_json(args.report, report_dict(report))
-    print(json.dumps({"checkpoint_dir": str(report.checkpoint_dir), "run_id": report.run_id,
-                      "metrics": report.metrics, "seconds": round(report.seconds, 1),
-                      "resumed_from_step": report.resumed_from_step}, indent=2))
+    print(
+        json.dumps(
+            {
+                "checkpoint_dir": str(report.checkpoint_dir),
+                "run_id": report.run_id,
+                "metrics": report.metrics,
+                "seconds": round(report.seconds, 1),
+                "resumed_from_step": report.resumed_from_step,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

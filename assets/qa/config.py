@@ -40,16 +40,26 @@ class QAConfig(BaseModel):
     unit_mention_prob: float = Field(
         default=0.5, ge=0.0, le=1.0, description="Chance a meters question names its unit explicitly."
     )
-    loc_tokens: bool = Field(default=True, description="PaliGemma <locYYYY><locXXXX> pixel tokens; else '(x, y)'.")
+    loc_tokens: bool = Field(
+        default=True, description="PaliGemma <locYYYY><locXXXX> pixel tokens; else '(x, y)'."
+    )
     caps: dict[Task, int] = Field(default_factory=lambda: dict(DEFAULT_CAPS))
-    l0_eval_samples: int = Field(default=4, ge=0, description="Offline L0 questions per scene (eval); 0 = none.")
-    depth_order_margin: float = Field(default=0.10, ge=0.0, description="Min relative depth gap for L0 ordering.")
+    l0_eval_samples: int = Field(
+        default=4, ge=0, description="Offline L0 questions per scene (eval); 0 = none."
+    )
+    depth_order_margin: float = Field(
+        default=0.10, ge=0.0, description="Min relative depth gap for L0 ordering."
+    )
     mc_min_options: int = Field(default=3, ge=2, le=6)
     mc_max_options: int = Field(default=5, ge=2, le=6)
     distractor_min_rel: float = Field(
-        default=0.25, gt=0.0, description="Numeric distractors lie outside truth x (1 +- this), so MC is unambiguous."
+        default=0.25,
+        gt=0.0,
+        description="Numeric distractors lie outside truth x (1 +- this), so MC is unambiguous.",
     )
-    yes_no_prob: float = Field(default=0.5, ge=0.0, le=1.0, description="Share of TF questions phrased yes/no.")
+    yes_no_prob: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Share of TF questions phrased yes/no."
+    )
     compare_margin: float = Field(
         default=0.15, ge=0.0, description="Relative gap required between compared quantities (L2 comparison)."
     )
@@ -58,8 +68,9 @@ class QAConfig(BaseModel):
     min_object_depth_m: float = Field(default=0.1, gt=0.0)
     include_l3: bool = True
     balance_answers: bool = Field(
-        default=True, description="Per shard, drop questions of over-represented free-form answer classes "
-        "(assets.qa.quality.balance_pairs)."
+        default=True,
+        description="Per shard, drop questions of over-represented free-form answer classes "
+        "(assets.qa.quality.balance_pairs).",
     )
 
     @model_validator(mode="after")

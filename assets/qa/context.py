@@ -26,7 +26,9 @@ from assets.references import alternative_references, reference_quantities
 # Colours for box-fallback references, in assignment order: the palette the references stage draws with.
 BOX_COLORS: tuple[str, ...] = tuple(REFERENCE_BOX_COLORS)
 # reference_kind values that mean "no verified text: draw the box".
-BOX_REFERENCE_KINDS = frozenset({"box", "box_fallback", "box_mark", "bbox", "visual", "fallback", "unreferenced"})
+BOX_REFERENCE_KINDS = frozenset(
+    {"box", "box_fallback", "box_mark", "bbox", "visual", "fallback", "unreferenced"}
+)
 _COLOR_IN_TEXT = re.compile(r"highlighted by (?:the |a )?([a-z]+) box", re.IGNORECASE)
 # Past the palette, a box is told apart by a number on its tag: "the car (marked 3)" (assets/references.py).
 _MARK_IN_TEXT = re.compile(r"\(marked (\d+)\)")
@@ -37,8 +39,14 @@ AXIS_NAMES = ("right", "forward", "up")
 _STILL_KNOWN = ("box center not in front of the camera", "front direction is not a unit vector")
 
 
-def qa_id(scene_id: str, task: Task | str, template_id: str, object_ids: list[int] | tuple[int, ...],
-          fmt: QAFormat | str, extra: str = "") -> str:
+def qa_id(
+    scene_id: str,
+    task: Task | str,
+    template_id: str,
+    object_ids: list[int] | tuple[int, ...],
+    fmt: QAFormat | str,
+    extra: str = "",
+) -> str:
     """Stable question id: the same scene, task, template, objects, format (and `extra`, e.g. the pixel pair of an
     L0 question or the subtask) always give the same id, across runs and machines."""
     key = f"{scene_id}|{task}|{template_id}|{','.join(map(str, object_ids))}|{fmt}|{extra}"
@@ -61,7 +69,9 @@ class FastRandom(random.Random):
         span = high - low
         if size is not None:
             return np.array([low + int(self.random() * span) for _ in range(size)], dtype=np.int64)
-        return low + int(self.random() * span)  # floor(U * n): bias below 2^-53 * n, far below anything we draw
+        return low + int(
+            self.random() * span
+        )  # floor(U * n): bias below 2^-53 * n, far below anything we draw
 
     def permutation(self, n: int) -> list[int]:
         """Fisher-Yates on random() (random.shuffle's exact-integer draws cost ~3x more per swap)."""
@@ -92,9 +102,15 @@ class ObjectGeom:
 
     obj: SceneObject
     center_cam: np.ndarray  # (3,) meters, camera frame
-    center_grav: np.ndarray | None  # (3,) meters, gravity frame (x right, y forward, z up); None without gravity
-    extents: dict[str, tuple[float, float]] = field(default_factory=dict)  # axis -> (min, max) in gravity frame
-    corners: np.ndarray | None = None  # (8, 3) gravity-frame box corners (`box_corners_grav`); None without gravity
+    center_grav: (
+        np.ndarray | None
+    )  # (3,) meters, gravity frame (x right, y forward, z up); None without gravity
+    extents: dict[str, tuple[float, float]] = field(
+        default_factory=dict
+    )  # axis -> (min, max) in gravity frame
+    corners: np.ndarray | None = (
+        None  # (8, 3) gravity-frame box corners (`box_corners_grav`); None without gravity
+    )
 
     @property
     def box(self) -> Box3D:
@@ -140,14 +156,23 @@ class QAContext:
     _refs: dict[int, tuple[str, list[DrawBox]]] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def build(cls, scene: Scene, config: QAConfig | None = None, rng: np.random.Generator | None = None,
-              point_map: np.ndarray | None = None, valid: np.ndarray | None = None) -> QAContext:
+    def build(
+        cls,
+        scene: Scene,
+        config: QAConfig | None = None,
+        rng: np.random.Generator | None = None,
+        point_map: np.ndarray | None = None,
+        valid: np.ndarray | None = None,
+    ) -> QAContext:
         """Make a context: derive the gravity frame, drop unusable objects (with reasons), assign box colours."""
         config = config or QAConfig()
         if rng is None:
             rng = np.random.default_rng(
-                int.from_bytes(hashlib.blake2b(f"{config.seed}|{scene.scene_id}".encode(), digest_size=8).digest(),
-                               "little"))
+                int.from_bytes(
+                    hashlib.blake2b(f"{config.seed}|{scene.scene_id}".encode(), digest_size=8).digest(),
+                    "little",
+                )
+            )
         skips: list[str] = []
         frame: GravityFrame | None = None
         if scene.gravity_cam is None:
@@ -159,8 +184,17 @@ class QAContext:
                 skips.append(f"gravity frame undefined ({err}): gravity-dependent questions skipped")
         if point_map is not None and valid is None:
             valid = np.isfinite(point_map).all(axis=-1)
-        ctx = cls(scene=scene, frame=frame, rng=rng, config=config, point_map=point_map, valid=valid,
-                  shard=scene.shard, skips=skips, fast=FastRandom(int(rng.integers(2**63))))
+        ctx = cls(
+            scene=scene,
+            frame=frame,
+            rng=rng,
+            config=config,
+            point_map=point_map,
+            valid=valid,
+            shard=scene.shard,
+            skips=skips,
+            fast=FastRandom(int(rng.integers(2**63))),
+        )
         for obj in scene.objects:
             reason = ctx._unusable(obj)
             if reason:
@@ -184,8 +218,11 @@ class QAContext:
         sizes = (float(box.width), float(box.height), float(box.length))
         center = box.center_cam
         isfinite = math.isfinite
-        if not (all(isfinite(v) for v in sizes) and all(isfinite(float(v)) for v in center)
-                and isfinite(float(box.yaw))):
+        if not (
+            all(isfinite(v) for v in sizes)
+            and all(isfinite(float(v)) for v in center)
+            and isfinite(float(box.yaw))
+        ):
             return "non-finite 3D box"
         smallest, largest = min(sizes), max(sizes)
         if smallest < self.config.min_object_size_m:
@@ -252,7 +289,9 @@ class QAContext:
             corners = box_corners_grav_fast(obj.box3d, self.frame)
             xs, ys, zs = corners.T.tolist()
             extents = {"right": (min(xs), max(xs)), "forward": (min(ys), max(ys)), "up": (min(zs), max(zs))}
-        geom = ObjectGeom(obj=obj, center_cam=center_cam, center_grav=center_grav, extents=extents, corners=corners)
+        geom = ObjectGeom(
+            obj=obj, center_cam=center_cam, center_grav=center_grav, extents=extents, corners=corners
+        )
         self._geom[obj.instance_id] = geom
         return geom
 
@@ -285,19 +324,30 @@ class QAContext:
         for instance_id, color in self._colors.items():
             if color in missing:
                 obj = self.scene.object_by_id(instance_id)
-                kept.append(DrawBox.model_construct(instance_id=instance_id, color=color, box2d=obj.box2d, label=""))
+                kept.append(
+                    DrawBox.model_construct(instance_id=instance_id, color=color, box2d=obj.box2d, label="")
+                )
         for instance_id, mark in self._marks.items():
             if mark in missing_marks:
                 obj = self.scene.object_by_id(instance_id)
-                kept.append(DrawBox.model_construct(instance_id=instance_id, color=MARK_COLOR, box2d=obj.box2d,
-                                                    label=mark))
+                kept.append(
+                    DrawBox.model_construct(
+                        instance_id=instance_id, color=MARK_COLOR, box2d=obj.box2d, label=mark
+                    )
+                )
         return kept
 
     def color_of(self, obj: SceneObject) -> str | None:
         return self._colors.get(obj.instance_id)
 
-    def qa_id(self, task: Task | str, template_id: str, objects: list[SceneObject] | list[int],
-              fmt: QAFormat | str, extra: str = "") -> str:
+    def qa_id(
+        self,
+        task: Task | str,
+        template_id: str,
+        objects: list[SceneObject] | list[int],
+        fmt: QAFormat | str,
+        extra: str = "",
+    ) -> str:
         ids = [o if isinstance(o, int) else o.instance_id for o in objects]
         return qa_id(self.scene.scene_id, task, template_id, ids, fmt, extra)
 
@@ -328,21 +378,31 @@ def refer(obj: SceneObject, ctx: QAContext) -> tuple[str, list[DrawBox]]:
         category = f"the {category}"
     mark = ctx._marks.get(obj.instance_id)
     if mark is not None:
-        result = (f"{category} (marked {mark})", [DrawBox.model_construct(
-            instance_id=obj.instance_id, color=MARK_COLOR, box2d=obj.box2d, label=mark)])
+        result = (
+            f"{category} (marked {mark})",
+            [
+                DrawBox.model_construct(
+                    instance_id=obj.instance_id, color=MARK_COLOR, box2d=obj.box2d, label=mark
+                )
+            ],
+        )
         ctx._refs[obj.instance_id] = result
         return result[0], list(result[1])
     color = ctx.color_of(obj)
     if color is None:  # object not in ctx.objects (e.g. a caller built its own list): still deterministic
         match = _COLOR_IN_TEXT.search(obj.reference or "")
         color = match.group(1).lower() if match else BOX_COLORS[(obj.instance_id - 1) % len(BOX_COLORS)]
-    result = (f"{category} (highlighted by the {color} box)",
-              [DrawBox.model_construct(instance_id=obj.instance_id, color=color, box2d=obj.box2d, label="")])
+    result = (
+        f"{category} (highlighted by the {color} box)",
+        [DrawBox.model_construct(instance_id=obj.instance_id, color=color, box2d=obj.box2d, label="")],
+    )
     ctx._refs[obj.instance_id] = result
     return result[0], list(result[1])
 
 
-def refer_neutral(obj: SceneObject, ctx: QAContext, avoid: frozenset[str] | set[str]) -> tuple[str, list[DrawBox]] | None:
+def refer_neutral(
+    obj: SceneObject, ctx: QAContext, avoid: frozenset[str] | set[str]
+) -> tuple[str, list[DrawBox]] | None:
     """`refer`, but never by a form that names a quantity in `avoid` (see `assets.references.QUANTITY_WORDS`):
     the object's reference when it is neutral, else its first neutral alternative, else None (the caller skips
     the question rather than give its answer away by a name, e.g. "which is the largest?" over "the largest

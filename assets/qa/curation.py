@@ -28,7 +28,10 @@ from assets.llm import BudgetExceeded, LLMClient, LLMError
 from assets.storage import atomic_dir, atomic_write_json, load_rgb, write_jsonl
 
 CURATION_DIR = "curation"
-REPHRASE_FORMATS = ("free_form", "true_false")  # multiple-choice turns keep their listed options: not rephrased
+REPHRASE_FORMATS = (
+    "free_form",
+    "true_false",
+)  # multiple-choice turns keep their listed options: not rephrased
 
 
 class RephrasedTurn(BaseModel):
@@ -60,11 +63,15 @@ class CurationReport:
         self.rephrase_rejected[reason] = self.rephrase_rejected.get(reason, 0) + 1
 
     def as_metadata(self) -> dict[str, object]:
-        return {"curation_conversations": self.conversations,
-                "curation_rephrase_rejected": sum(self.rephrase_rejected.values()),
-                "curation_judged": self.judged, "curation_judged_dropped": self.judged_dropped,
-                "curation_judge_failed": self.judge_failed, "curation_budget_exhausted": self.budget_exhausted,
-                "curation_subset_size": self.subset_size}
+        return {
+            "curation_conversations": self.conversations,
+            "curation_rephrase_rejected": sum(self.rephrase_rejected.values()),
+            "curation_judged": self.judged,
+            "curation_judged_dropped": self.judged_dropped,
+            "curation_judge_failed": self.judge_failed,
+            "curation_budget_exhausted": self.budget_exhausted,
+            "curation_subset_size": self.subset_size,
+        }
 
 
 REPHRASE_SYSTEM = (
@@ -81,16 +88,25 @@ def missing_references(question: str, references: Sequence[str]) -> list[str]:
     return [r for r in references if r.lower() not in lowered]
 
 
-def rephrase_image(client: LLMClient, rows: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, str]] | None, str]:
+def rephrase_image(
+    client: LLMClient, rows: Sequence[Mapping[str, Any]]
+) -> tuple[list[dict[str, str]] | None, str]:
     """One image's pairs as a rewritten conversation (LLaVA turns), or None and the reason it was rejected."""
     listing = "\n".join(
         f"{i + 1}. {row['question']}  [references: {', '.join(repr(r) for r in row['references']) or 'none'}]"
-        for i, row in enumerate(rows))
+        for i, row in enumerate(rows)
+    )
     reply = client.complete_json(
-        [{"role": "system", "content": REPHRASE_SYSTEM},
-         {"role": "user", "content": f"Questions:\n{listing}\n\nReturn {{\"turns\": [{{\"question\": ...}}, ...]}} "
-                                     f"with exactly {len(rows)} turns."}],
-        Rephrasing)
+        [
+            {"role": "system", "content": REPHRASE_SYSTEM},
+            {
+                "role": "user",
+                "content": f'Questions:\n{listing}\n\nReturn {{"turns": [{{"question": ...}}, ...]}} '
+                f"with exactly {len(rows)} turns.",
+            },
+        ],
+        Rephrasing,
+    )
     if len(reply.turns) != len(rows):
         return None, "turn count changed"
     turns: list[dict[str, str]] = []
@@ -98,13 +114,20 @@ def rephrase_image(client: LLMClient, rows: Sequence[Mapping[str, Any]]) -> tupl
         if missing_references(turn.question, list(row["references"])):
             return None, "a reference did not survive"
         prefix = "<image>\n" if i == 0 else ""
-        turns += [{"from": "human", "value": prefix + turn.question.strip()},
-                  {"from": "gpt", "value": str(row["answer"])}]
+        turns += [
+            {"from": "human", "value": prefix + turn.question.strip()},
+            {"from": "gpt", "value": str(row["answer"])},
+        ]
     return turns, ""
 
 
-def rephrase_conversations(client: LLMClient, rows: Sequence[Mapping[str, Any]], max_images: int,
-                           max_turns: int = 6, report: CurationReport | None = None) -> list[dict[str, Any]]:
+def rephrase_conversations(
+    client: LLMClient,
+    rows: Sequence[Mapping[str, Any]],
+    max_images: int,
+    max_turns: int = 6,
+    report: CurationReport | None = None,
+) -> list[dict[str, Any]]:
     """Multi-turn LLaVA records for up to `max_images` images (free-form and true/false pairs, `max_turns` per
     image), each checked by `rephrase_image`; rejected rewrites are counted by reason in `report`."""
     report = report if report is not None else CurationReport()
@@ -126,8 +149,14 @@ def rephrase_conversations(client: LLMClient, rows: Sequence[Mapping[str, Any]],
         if turns is None:
             report.count(reason)
             continue
-        records.append({"id": f"{chunk[0]['qa_id']}+rephrased", "image": image, "conversations": turns,
-                        "qa_ids": [r["qa_id"] for r in chunk]})
+        records.append(
+            {
+                "id": f"{chunk[0]['qa_id']}+rephrased",
+                "image": image,
+                "conversations": turns,
+                "qa_ids": [r["qa_id"] for r in chunk],
+            }
+        )
     report.conversations = len(records)
     return records
 
@@ -139,8 +168,13 @@ JUDGE_SYSTEM = (
 )
 
 
-def judge_pairs(client: LLMClient, rows: Sequence[Mapping[str, Any]], root: Path, max_items: int,
-                report: CurationReport | None = None) -> list[dict[str, Any]]:
+def judge_pairs(
+    client: LLMClient,
+    rows: Sequence[Mapping[str, Any]],
+    root: Path,
+    max_items: int,
+    report: CurationReport | None = None,
+) -> list[dict[str, Any]]:
     """Keep/drop verdicts with reasons for up to `max_items` pairs (`qa_id`, `keep`, `reason`); pairs the endpoint
     failed on are counted, not judged."""
     report = report if report is not None else CurationReport()
@@ -148,10 +182,17 @@ def judge_pairs(client: LLMClient, rows: Sequence[Mapping[str, Any]], root: Path
     for row in list(rows)[:max_items]:
         try:
             verdict = client.complete_json(
-                [{"role": "system", "content": JUDGE_SYSTEM},
-                 {"role": "user", "content": f"Question: {row['question']}\nAnswer: {row['answer']}\n"
-                                             "Reply as JSON {\"keep\": true|false, \"reason\": \"...\"}."}],
-                Verdict, images=[Path(root) / str(row["image_file"])])
+                [
+                    {"role": "system", "content": JUDGE_SYSTEM},
+                    {
+                        "role": "user",
+                        "content": f"Question: {row['question']}\nAnswer: {row['answer']}\n"
+                        'Reply as JSON {"keep": true|false, "reason": "..."}.',
+                    },
+                ],
+                Verdict,
+                images=[Path(root) / str(row["image_file"])],
+            )
         except BudgetExceeded:
             report.budget_exhausted = True
             break
@@ -191,7 +232,7 @@ def clip_image_embeddings(scorer: Any, images: Sequence[np.ndarray], batch_size:
     out = []
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
-            chunk = [np.array(i, copy=True) for i in images[start: start + batch_size]]  # writable for torch
+            chunk = [np.array(i, copy=True) for i in images[start : start + batch_size]]  # writable for torch
             pixels = scorer.image_processor(images=chunk, return_tensors="pt")["pixel_values"]
             features = scorer.model.get_image_features(pixel_values=pixels.to(scorer.device))
             features = getattr(features, "pooler_output", features)
@@ -236,8 +277,15 @@ class CurationSettings(BaseModel):
         return ClipScorer.from_pretrained(self.clip_model, device=device)
 
 
-def curate_release(root: Path, client: LLMClient | None = None, *, rephrase_images: int = 0, judge_items: int = 0,
-                   scorer: Any | None = None, subset_size: int = 0) -> CurationReport:
+def curate_release(
+    root: Path,
+    client: LLMClient | None = None,
+    *,
+    rephrase_images: int = 0,
+    judge_items: int = 0,
+    scorer: Any | None = None,
+    subset_size: int = 0,
+) -> CurationReport:
     """Run the enabled stages over the built release and write `qa_dataset/curation/` (swapped in atomically):
     `conversations.json` (rephrased LLaVA records), `judgements.jsonl` (verdicts with reasons),
     `diverse_subset.json` (image paths), `report.json`. A stage needs its model: the LLM `client` for rephrasing and
@@ -263,7 +311,9 @@ def curate_release(root: Path, client: LLMClient | None = None, *, rephrase_imag
                 write_jsonl(tmp / name, value)
             else:
                 atomic_write_json(tmp / name, value)
-        atomic_write_json(tmp / "report.json", {**report.as_metadata(), "rephrase_rejected": report.rephrase_rejected})
+        atomic_write_json(
+            tmp / "report.json", {**report.as_metadata(), "rephrase_rejected": report.rephrase_rejected}
+        )
     return report
 
 

@@ -59,7 +59,9 @@ def release_digest(shard_digests: list[tuple[str, str]]) -> str:
 
 def unreleased_digest(root: Path) -> str:
     """The same digest rule over every written shard, for a root without a release (ad-hoc training data)."""
-    return release_digest([(shard, file_digest(shard_parquet(root, shard))) for shard in written_shards(root)])
+    return release_digest(
+        [(shard, file_digest(shard_parquet(root, shard))) for shard in written_shards(root)]
+    )
 
 
 def _shard_entry(root: Path, shard: str) -> dict[str, object]:
@@ -70,9 +72,17 @@ def _shard_entry(root: Path, shard: str) -> dict[str, object]:
         table = pq.read_table(path, columns=["level", "task", "format"])
     except (OSError, ValueError) as err:
         raise DataError(f"unreadable {path}: {err}") from err
-    counts = {col: dict(sorted(Counter(table.column(col).to_pylist()).items())) for col in ("level", "task", "format")}
-    return {"shard": shard, "path": str(path.relative_to(root)), "rows": table.num_rows,
-            "sha256": file_digest(path), "counts": counts}
+    counts = {
+        col: dict(sorted(Counter(table.column(col).to_pylist()).items()))
+        for col in ("level", "task", "format")
+    }
+    return {
+        "shard": shard,
+        "path": str(path.relative_to(root)),
+        "rows": table.num_rows,
+        "sha256": file_digest(path),
+        "counts": counts,
+    }
 
 
 def _plot_counts(totals: dict[str, Counter], path: Path) -> None:
@@ -89,8 +99,11 @@ def _plot_counts(totals: dict[str, Counter], path: Path) -> None:
     fig, (ax_task, ax_fmt) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 1]})
     tasks = [t.value for t in Task]
     level_colors = {"L0": "#4c72b0", "L1": "#55a868", "L2": "#c44e52", "L3": "#8172b2"}
-    ax_task.bar(tasks, [totals["task"].get(t, 0) for t in tasks],
-                color=[level_colors[TASK_LEVEL[Task(t)].value] for t in tasks])
+    ax_task.bar(
+        tasks,
+        [totals["task"].get(t, 0) for t in tasks],
+        color=[level_colors[TASK_LEVEL[Task(t)].value] for t in tasks],
+    )
     ax_task.set_title("QA pairs per task (colour = level)")
     ax_task.tick_params(axis="x", rotation=60)
     formats = sorted(totals["format"])
@@ -137,21 +150,42 @@ def build_qa_dataset(root: Path, shards: list[str]) -> StageReport:
     quality = quality_report(table.to_pylist())
     manifest["answer_distribution"] = quality["answer_distribution"]
     manifest["true_false"] = quality["true_false"]
-    manifest["quality"] = {k: quality[k] for k in ("leaks", "unbalanced", "duplicate_questions", "ambiguous_items",
-                                                   "failures", "passed")}
+    manifest["quality"] = {
+        k: quality[k]
+        for k in ("leaks", "unbalanced", "duplicate_questions", "ambiguous_items", "failures", "passed")
+    }
     with atomic_dir(out_dir) as tmp:
         atomic_write_json(tmp / QUALITY, quality)
         summary = export.write_exports(
-            tmp, table, root=root, scenes=_scenes(root, [str(e["shard"]) for e in entries]),
-            provenance={"manifest dataset_digest": dataset_digest, "shards": ", ".join(str(e["shard"]) for e in entries),
-                        "rows": rows})
-        manifest["exports"] = {"llava": export.LLAVA_FILE, "hf": export.HF_DIR, "llava_records": summary.llava_records,
-                               "hf_files": summary.hf_files}
+            tmp,
+            table,
+            root=root,
+            scenes=_scenes(root, [str(e["shard"]) for e in entries]),
+            provenance={
+                "manifest dataset_digest": dataset_digest,
+                "shards": ", ".join(str(e["shard"]) for e in entries),
+                "rows": rows,
+            },
+        )
+        manifest["exports"] = {
+            "llava": export.LLAVA_FILE,
+            "hf": export.HF_DIR,
+            "llava_records": summary.llava_records,
+            "hf_files": summary.hf_files,
+        }
         if rows:
             _plot_counts(totals, tmp / PLOT)
             _plot_answers(quality["answer_distribution"], quality["true_false"], tmp / ANSWER_PLOT)
-        manifest.update({"stage": STAGE, "shard": "all", "num_in": report.num_in, "num_out": report.num_out,
-                         "num_rejected": len(report.rejections), "digest": directory_digest(tmp)})
+        manifest.update(
+            {
+                "stage": STAGE,
+                "shard": "all",
+                "num_in": report.num_in,
+                "num_out": report.num_out,
+                "num_rejected": len(report.rejections),
+                "digest": directory_digest(tmp),
+            }
+        )
         atomic_write_json(tmp / MANIFEST, manifest)
     report.thumbnail = out_dir / PLOT if rows else None
     report.metadata.update({"num_rows": rows, "num_shards": len(entries), "dataset_digest": dataset_digest})
@@ -166,9 +200,14 @@ def build_qa_dataset(root: Path, shards: list[str]) -> StageReport:
 def quality_metadata(quality: dict) -> dict[str, object]:
     """Flat metadata of a quality report: leak counts, duplicates, ambiguous items, out-of-bound classes."""
     out: dict[str, object] = {f"quality_leaks_{k}": v for k, v in quality["leaks"].items()}
-    out.update({"quality_duplicate_questions": quality["duplicate_questions"],
-                "quality_ambiguous_items": quality["ambiguous_items"],
-                "quality_unbalanced_classes": len(quality["unbalanced"]), "quality_passed": quality["passed"]})
+    out.update(
+        {
+            "quality_duplicate_questions": quality["duplicate_questions"],
+            "quality_ambiguous_items": quality["ambiguous_items"],
+            "quality_unbalanced_classes": len(quality["unbalanced"]),
+            "quality_passed": quality["passed"],
+        }
+    )
     return out
 
 
@@ -197,8 +236,10 @@ def _plot_answers(answers: dict[str, dict[str, int]], truth: dict[str, dict[str,
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [3, 2]})
-    for ax, dist, title in ((axes[0], answers, "free-form answer classes (share per family)"),
-                            (axes[1], truth, "true/false answers (share per task)")):
+    for ax, dist, title in (
+        (axes[0], answers, "free-form answer classes (share per family)"),
+        (axes[1], truth, "true/false answers (share per task)"),
+    ):
         names = list(dist)
         bottoms = [0.0] * len(names)
         for j, name in enumerate(names):
@@ -218,9 +259,17 @@ def _plot_answers(answers: dict[str, dict[str, int]], truth: dict[str, dict[str,
     atomic_write_bytes(path, buf.getvalue())
 
 
-def export_subset(root: Path, out_dir: Path, *, levels: list[str] | None = None, tasks: list[str] | None = None,
-                  formats: list[str] | None = None, shards: list[str] | None = None, verify: bool = True,
-                  license: str = export.DEFAULT_LICENSE) -> export.ExportSummary:
+def export_subset(
+    root: Path,
+    out_dir: Path,
+    *,
+    levels: list[str] | None = None,
+    tasks: list[str] | None = None,
+    formats: list[str] | None = None,
+    shards: list[str] | None = None,
+    verify: bool = True,
+    license: str = export.DEFAULT_LICENSE,
+) -> export.ExportSummary:
     """LLaVA JSON and the HF layout of the released rows that match every given filter, into `out_dir` (swapped
     in atomically). An unknown level/task/format/shard is a DataError naming it, not an empty export."""
     frame = load_qa_dataset(root, verify=verify)
@@ -228,16 +277,25 @@ def export_subset(root: Path, out_dir: Path, *, levels: list[str] | None = None,
         if wanted:
             unknown = sorted(set(wanted) - set(frame[column]))
             if unknown:
-                raise DataError(f"no released rows with {column} {unknown}; have {sorted(set(frame[column]))}")
+                raise DataError(
+                    f"no released rows with {column} {unknown}; have {sorted(set(frame[column]))}"
+                )
             frame = frame[frame[column].isin(wanted)]
     if frame.empty:
         raise DataError("the chosen subset has no rows")
     table = pa.Table.from_pandas(frame, schema=QA_SCHEMA, preserve_index=False)
     chosen = sorted(set(frame["shard"]))
     return export.export_dataset(
-        out_dir, table, root=Path(root), scenes=_scenes(Path(root), chosen), license=license,
-        provenance={"subset": json.dumps({"levels": levels, "tasks": tasks, "formats": formats, "shards": shards}),
-                    "rows": len(frame)})
+        out_dir,
+        table,
+        root=Path(root),
+        scenes=_scenes(Path(root), chosen),
+        license=license,
+        provenance={
+            "subset": json.dumps({"levels": levels, "tasks": tasks, "formats": formats, "shards": shards}),
+            "rows": len(frame),
+        },
+    )
 
 
 QUALITY_EXPERIMENT = "hispatial-qa-dataset"
@@ -285,8 +343,10 @@ def released_shard_paths(root: Path, verify: bool = True) -> list[Path]:
         if not path.exists():
             raise DataError(f"shard {entry['shard']} is listed by the release but {path} does not exist")
         if verify and file_digest(path) != entry["sha256"]:
-            raise DataError(f"shard {entry['shard']} changed since the manifest was built ({path}): "
-                            "rebuild the qa_dataset")
+            raise DataError(
+                f"shard {entry['shard']} changed since the manifest was built ({path}): "
+                "rebuild the qa_dataset"
+            )
         paths.append(path)
     return paths
 
@@ -315,7 +375,9 @@ def load_qa_dataset(root: Path, verify: bool = True) -> pd.DataFrame:
     """All rows of the dataset as one DataFrame (columns of `QA_SCHEMA`), in manifest shard order.
 
     With `verify`, each shard's bytes must still match the manifest digest (`released_shard_paths`)."""
-    frames = [pq.read_table(path, schema=QA_SCHEMA).to_pandas() for path in released_shard_paths(root, verify)]
+    frames = [
+        pq.read_table(path, schema=QA_SCHEMA).to_pandas() for path in released_shard_paths(root, verify)
+    ]
     if not frames:
         return QA_SCHEMA.empty_table().to_pandas()
     return pd.concat(frames, ignore_index=True)

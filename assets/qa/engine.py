@@ -31,8 +31,12 @@ def _l3_params() -> frozenset[str]:
     return frozenset(inspect.signature(generate_l3).parameters)
 
 
-def _context(scene: Scene, ctx_or_point_map: QAContext | np.ndarray | tuple | None, config: QAConfig,
-             rng: np.random.Generator | None) -> QAContext:
+def _context(
+    scene: Scene,
+    ctx_or_point_map: QAContext | np.ndarray | tuple | None,
+    config: QAConfig,
+    rng: np.random.Generator | None,
+) -> QAContext:
     if isinstance(ctx_or_point_map, QAContext):
         return ctx_or_point_map
     points = valid = None
@@ -43,10 +47,15 @@ def _context(scene: Scene, ctx_or_point_map: QAContext | np.ndarray | tuple | No
     return QAContext.build(scene, config, rng, points, valid)
 
 
-def generate_scene_qa(scene: Scene, ctx_or_point_map: QAContext | np.ndarray | tuple | None = None,
-                      config: QAConfig | None = None, rng: np.random.Generator | None = None, *,
-                      llm: object | None = None, image: np.ndarray | None = None,
-                      ) -> tuple[list[QAPair], list[str]]:
+def generate_scene_qa(
+    scene: Scene,
+    ctx_or_point_map: QAContext | np.ndarray | tuple | None = None,
+    config: QAConfig | None = None,
+    rng: np.random.Generator | None = None,
+    *,
+    llm: object | None = None,
+    image: np.ndarray | None = None,
+) -> tuple[list[QAPair], list[str]]:
     """QA pairs for one scene, and the reasons for everything that was not asked.
 
     `ctx_or_point_map` is a prepared `QAContext`, or an (H, W, 3) point map, or a (points, valid) tuple, or None

@@ -139,9 +139,16 @@ def write_llava_json(path: Path, table: pa.Table | Sequence[Mapping[str, Any]], 
 DEFAULT_LICENSE = "apache-2.0"
 
 
-def hf_readme(splits: Mapping[str, int], columns: Iterable[str], name: str = "HiSpatial spatial VQA", *,
-              configs: Mapping[str, str] | None = None, features: list[dict[str, Any]] | None = None,
-              license: str = DEFAULT_LICENSE, provenance: Mapping[str, Any] | None = None) -> str:
+def hf_readme(
+    splits: Mapping[str, int],
+    columns: Iterable[str],
+    name: str = "HiSpatial spatial VQA",
+    *,
+    configs: Mapping[str, str] | None = None,
+    features: list[dict[str, Any]] | None = None,
+    license: str = DEFAULT_LICENSE,
+    provenance: Mapping[str, Any] | None = None,
+) -> str:
     """Dataset card: the YAML front matter the Hub and `load_dataset(<dir>)` read (`configs:` with the data files
     of each config, `license`, `dataset_info.features` of the default config), then how the data was made.
 
@@ -174,13 +181,15 @@ def hf_readme(splits: Mapping[str, int], columns: Iterable[str], name: str = "Hi
             "  near^(1-t) * far^t with t = (value - 1) / 65533, 0 = unknown, 65535 = infinitely far: MoGe's and the",
             "  official HiSpatial release's encoding; `depth_near_m`, `depth_far_m`), the pinhole",
             "  intrinsics (`fx`, `fy`, `cx`, `cy`; camera frame x right, y down, z forward, meters) and `qa`, the",
-            "  image's question/answer pairs. Questions that name an object \"highlighted by the <colour> box\" need",
+            '  image\'s question/answer pairs. Questions that name an object "highlighted by the <colour> box" need',
             "  that pair's `draw_boxes` drawn on the image.",
             "- `pairs`: one row per question/answer pair; `image_file` and `depth_file` are paths relative to the",
             "  data root the dataset was built from.",
         ]
     else:
-        lines.append("`image_file` and `depth_file` are paths relative to the data root the dataset was built from.")
+        lines.append(
+            "`image_file` and `depth_file` are paths relative to the data root the dataset was built from."
+        )
     lines += ["", "## How it was made", ""]
     lines += [
         "Scenes with metric 3D ground truth or estimated geometry (point maps, gravity, gravity-aligned object",
@@ -203,7 +212,10 @@ def hf_readme(splits: Mapping[str, int], columns: Iterable[str], name: str = "Hi
 
 
 def write_hf_parquet(
-    out_dir: Path, splits: Mapping[str, pa.Table], rows_per_file: int = DEFAULT_ROWS_PER_FILE, folder: str = "data"
+    out_dir: Path,
+    splits: Mapping[str, pa.Table],
+    rows_per_file: int = DEFAULT_ROWS_PER_FILE,
+    folder: str = "data",
 ) -> dict[str, list[str]]:
     """`out_dir/<folder>/<split>-0000i-of-0000N.parquet` + `out_dir/README.md` (the pairs as the default config;
     `write_exports` replaces the card when the pairs sit beside the per-image config); returns split -> relative
@@ -230,8 +242,21 @@ def write_hf_parquet(
 
 
 # Per-question fields kept in each image row's `qa` list (the image and depth are the row's own columns).
-SCENE_QA_FIELDS = ("qa_id", "level", "task", "subtask", "format", "question", "answer", "options", "correct_index",
-                   "value", "unit", "draw_boxes", "template_id")
+SCENE_QA_FIELDS = (
+    "qa_id",
+    "level",
+    "task",
+    "subtask",
+    "format",
+    "question",
+    "answer",
+    "options",
+    "correct_index",
+    "value",
+    "unit",
+    "draw_boxes",
+    "template_id",
+)
 
 
 def scene_features() -> Any:
@@ -241,15 +266,26 @@ def scene_features() -> Any:
     string, number = datasets.Value("string"), datasets.Value("float64")
     qa = {name: string for name in SCENE_QA_FIELDS}
     qa.update(options=datasets.List(string), correct_index=datasets.Value("int32"), value=number)
-    return datasets.Features({
-        "scene_id": string, "shard": string, "image": datasets.Image(), "depth": datasets.Image(),
-        "depth_near_m": number, "depth_far_m": number, "fx": number, "fy": number, "cx": number, "cy": number,
-        "qa": datasets.List(qa),
-    })
+    return datasets.Features(
+        {
+            "scene_id": string,
+            "shard": string,
+            "image": datasets.Image(),
+            "depth": datasets.Image(),
+            "depth_near_m": number,
+            "depth_far_m": number,
+            "fx": number,
+            "fy": number,
+            "cx": number,
+            "cy": number,
+            "qa": datasets.List(qa),
+        }
+    )
 
 
-def _scene_rows(table: pa.Table, root: Path, scenes: Mapping[str, Any],
-                missing: list[str] | None = None) -> dict[str, list[Any]]:
+def _scene_rows(
+    table: pa.Table, root: Path, scenes: Mapping[str, Any], missing: list[str] | None = None
+) -> dict[str, list[Any]]:
     """Columns of the per-image config: one row per scene of `table`, in first-appearance order. A scene whose
     image or depth file cannot be read is left out and its id appended to `missing` (its pairs stay in the
     flat `pairs` config and the LLaVA JSON)."""
@@ -277,7 +313,9 @@ def _scene_rows(table: pa.Table, root: Path, scenes: Mapping[str, Any],
         columns["scene_id"].append(scene_id)
         columns["shard"].append(first["shard"])
         columns["image"].append({"bytes": image_bytes, "path": image_path.name})
-        columns["depth"].append({"bytes": depth_bytes, "path": Path(first["depth_file"]).name} if depth_bytes else None)
+        columns["depth"].append(
+            {"bytes": depth_bytes, "path": Path(first["depth_file"]).name} if depth_bytes else None
+        )
         columns["depth_near_m"].append(near)
         columns["depth_far_m"].append(far)
         for key in ("fx", "fy", "cx", "cy"):
@@ -286,22 +324,31 @@ def _scene_rows(table: pa.Table, root: Path, scenes: Mapping[str, Any],
     return columns
 
 
-def write_hf_scenes(out_dir: Path, splits: Mapping[str, pa.Table], root: Path, scenes: Mapping[str, Any],
-                    rows_per_file: int = 1000, missing: list[str] | None = None) -> dict[str, list[str]]:
+def write_hf_scenes(
+    out_dir: Path,
+    splits: Mapping[str, pa.Table],
+    root: Path,
+    scenes: Mapping[str, Any],
+    rows_per_file: int = 1000,
+    missing: list[str] | None = None,
+) -> dict[str, list[str]]:
     """`out_dir/data/<split>-0000i-of-0000N.parquet`, one row per image (`scene_features`), built by `datasets` so
     the parquet carries the features (`load_dataset` gives PIL images back)."""
     import datasets
 
     files: dict[str, list[str]] = {}
     for split, table in splits.items():
-        dataset = datasets.Dataset.from_dict(_scene_rows(table, Path(root), scenes, missing),
-                                               features=scene_features())
+        dataset = datasets.Dataset.from_dict(
+            _scene_rows(table, Path(root), scenes, missing), features=scene_features()
+        )
         n_files = max(1, math.ceil(dataset.num_rows / rows_per_file))
         files[split] = []
         for i in range(n_files):
             rel = f"data/{split}-{i:05d}-of-{n_files:05d}.parquet"
             part = dataset.select(range(i * rows_per_file, min((i + 1) * rows_per_file, dataset.num_rows)))
-            buf = io.BytesIO()  # the table's schema carries the features (`huggingface` metadata), as to_parquet
+            buf = (
+                io.BytesIO()
+            )  # the table's schema carries the features (`huggingface` metadata), as to_parquet
             pq.write_table(part.data.table, buf, compression="zstd")
             atomic_write_bytes(Path(out_dir) / rel, buf.getvalue())
             files[split].append(rel)
@@ -336,10 +383,17 @@ def write_exports(
         pair_files = write_hf_parquet(hf, splits, rows_per_file, folder="pairs")
         summary.hf_files = write_hf_scenes(hf, splits, root, scenes or {}, missing=summary.missing_images)
         summary.hf_files.update({f"pairs/{split}": paths for split, paths in pair_files.items()})
-        atomic_write_text(hf / "README.md", hf_readme(
-            {s: t.num_rows for s, t in splits.items()}, list(scene_features()),
-            configs={"default": "data", "pairs": "pairs"}, features=scene_features()._to_yaml_list(),
-            license=license, provenance=provenance))
+        atomic_write_text(
+            hf / "README.md",
+            hf_readme(
+                {s: t.num_rows for s, t in splits.items()},
+                list(scene_features()),
+                configs={"default": "data", "pairs": "pairs"},
+                features=scene_features()._to_yaml_list(),
+                license=license,
+                provenance=provenance,
+            ),
+        )
     summary.rows = {split: t.num_rows for split, t in splits.items()}
     return summary
 

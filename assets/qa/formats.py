@@ -89,8 +89,14 @@ def pick_unit(ctx: QAContext) -> tuple[str, str]:
     return unit, f" (in {UNIT_WORDS[unit]})"
 
 
-def numeric_distractors(rng: RandomSource, truth: float, k: int, min_rel: float = 0.25,
-                        max_factor: float = 3.0, min_separation: float = 0.15) -> list[float]:
+def numeric_distractors(
+    rng: RandomSource,
+    truth: float,
+    k: int,
+    min_rel: float = 0.25,
+    max_factor: float = 3.0,
+    min_separation: float = 0.15,
+) -> list[float]:
     """`k` wrong positive values, each outside truth x (1 +- min_rel) and at least `min_separation` (relative)
     from each other, so a multiple-choice question has exactly one defensible option."""
     if truth <= 0 or not math.isfinite(truth):
@@ -117,8 +123,11 @@ def numeric_distractors(rng: RandomSource, truth: float, k: int, min_rel: float 
         return out
     # numpy: Generator.uniform(lo, hi) is lo + (hi - lo) * next_double, the very draw random() makes; calling
     # random() skips uniform()'s argument conversion (~1.1 us -> ~0.3 us) and gives the same value, bit for bit.
-    uniform = ((lambda a, b, _rnd=rng.random: a + (b - a) * _rnd()) if isinstance(rng, np.random.Generator)
-               else rng.uniform)
+    uniform = (
+        (lambda a, b, _rnd=rng.random: a + (b - a) * _rnd())
+        if isinstance(rng, np.random.Generator)
+        else rng.uniform
+    )
     for _ in range(50 * max(k, 1)):
         if len(out) == k:
             break
@@ -132,7 +141,9 @@ def numeric_distractors(rng: RandomSource, truth: float, k: int, min_rel: float 
     return out
 
 
-def length_distractors(rng: RandomSource, meters: float, unit: str, k: int, min_rel: float = 0.25) -> list[float]:
+def length_distractors(
+    rng: RandomSource, meters: float, unit: str, k: int, min_rel: float = 0.25
+) -> list[float]:
     """`numeric_distractors` checked on the values as displayed in `unit`: after rounding (e.g. whole cm) each
     wrong value still lies outside truth x (1 +- min_rel) and shows a different number from the others.
     Usually one draw suffices; tiny values in coarse units may come back with fewer than `k`."""
@@ -156,8 +167,9 @@ def distance3(p: Sequence[float], q: Sequence[float]) -> float:
     return math.sqrt((p[0] - q[0]) ** 2 + (p[1] - q[1]) ** 2 + (p[2] - q[2]) ** 2)
 
 
-def xyz_distractors(rng: RandomSource, truth: Sequence[float], k: int, min_rel: float,
-                    taken: Sequence[Sequence[float]] = ()) -> list[tuple[float, float, float]]:
+def xyz_distractors(
+    rng: RandomSource, truth: Sequence[float], k: int, min_rel: float, taken: Sequence[Sequence[float]] = ()
+) -> list[tuple[float, float, float]]:
     """Wrong but plausible points: at least (`min_rel` + 0.05) x |truth| from the truth, 0.15 x |truth| from each
     other and from `taken` (distractors chosen elsewhere), in front of the camera. Half are depth-scale errors (the
     common monocular failure), half random offsets. Plain floats: this runs per question."""
@@ -173,7 +185,11 @@ def xyz_distractors(rng: RandomSource, truth: Sequence[float], k: int, min_rel: 
             scale = math.exp(rng.uniform(lo, hi) * (1.0 if rng.random() < 0.5 else -1.0))
             cand = (t[0] * scale, t[1] * scale, t[2] * scale)
         else:
-            d = [rng.gauss(0.0, 1.0) for _ in range(3)] if isinstance(rng, random.Random) else list(rng.normal(size=3))
+            d = (
+                [rng.gauss(0.0, 1.0) for _ in range(3)]
+                if isinstance(rng, random.Random)
+                else list(rng.normal(size=3))
+            )
             dn = math.sqrt(d[0] ** 2 + d[1] ** 2 + d[2] ** 2) or 1.0
             r = norm * rng.uniform(min_rel + 0.1, 0.8) / dn
             cand = (t[0] + d[0] * r, t[1] + d[1] * r, t[2] + d[2] * r)
@@ -272,8 +288,16 @@ class MultipleChoice:
     label_style: str
 
 
-def multiple_choice(rng: RandomSource, stem: str, correct: str, distractors: Sequence[str], *,
-                    min_options: int = 3, max_options: int = 5, style: str | None = None) -> MultipleChoice | None:
+def multiple_choice(
+    rng: RandomSource,
+    stem: str,
+    correct: str,
+    distractors: Sequence[str],
+    *,
+    min_options: int = 3,
+    max_options: int = 5,
+    style: str | None = None,
+) -> MultipleChoice | None:
     """Shuffle the correct option among distinct distractors; the correct index is uniform over the positions.
 
     Returns None when fewer than one distinct distractor exists (a one-option question teaches nothing).
@@ -282,12 +306,20 @@ def multiple_choice(rng: RandomSource, stem: str, correct: str, distractors: Seq
     if drawn is None:
         return None
     question, options, correct_index, answer, style = drawn
-    return MultipleChoice(question=question, options=options, correct_index=correct_index, answer=answer,
-                          label_style=style)
+    return MultipleChoice(
+        question=question, options=options, correct_index=correct_index, answer=answer, label_style=style
+    )
 
 
-def _multiple_choice(rng: RandomSource, stem: str, correct: str, distractors: Sequence[str], min_options: int,
-                     max_options: int, style: str | None) -> tuple[str, list[str], int, str, str] | None:
+def _multiple_choice(
+    rng: RandomSource,
+    stem: str,
+    correct: str,
+    distractors: Sequence[str],
+    min_options: int,
+    max_options: int,
+    style: str | None,
+) -> tuple[str, list[str], int, str, str] | None:
     """`multiple_choice` as a plain tuple (question, options, correct_index, answer, style), for `emit`."""
     seen = {correct}
     unique: list[str] = []
@@ -314,9 +346,20 @@ def _multiple_choice(rng: RandomSource, stem: str, correct: str, distractors: Se
     sep = "\n" if rnd() < 0.5 else " "
     answer = prefixes[correct_index] + correct
     if not isinstance(stem, str):  # a lazy stem (`emit_deferred`): the question text is assembled when built
-        return (lambda: f"{stem()}{instruction}\n{sep.join(map(str.__add__, prefixes, options))}",
-                options, correct_index, answer, style)
-    return f"{stem}{instruction}\n{sep.join(map(str.__add__, prefixes, options))}", options, correct_index, answer, style
+        return (
+            lambda: f"{stem()}{instruction}\n{sep.join(map(str.__add__, prefixes, options))}",
+            options,
+            correct_index,
+            answer,
+            style,
+        )
+    return (
+        f"{stem}{instruction}\n{sep.join(map(str.__add__, prefixes, options))}",
+        options,
+        correct_index,
+        answer,
+        style,
+    )
 
 
 _LABEL_PREFIXES = {style: tuple(f"{label} " for label in labels) for style, labels in _LABELS.items()}
@@ -412,12 +455,20 @@ def numeric_judgement(
         lower = [w for w in wrong_m if w < meters] or [meters / 1.6]
         upper = [w for w in wrong_m if w > meters] or [meters * 1.6]
         t = pick(rng, yes_no_templates)
-        return Judgement(capitalize(t.render(x=format_length(lower[0], unit), **words)),
-                         capitalize(t.render(x=format_length(upper[0], unit), **words)), t.id, yes_no=True,
-                         balance_key=f"{balance_key}|yn")
+        return Judgement(
+            capitalize(t.render(x=format_length(lower[0], unit), **words)),
+            capitalize(t.render(x=format_length(upper[0], unit), **words)),
+            t.id,
+            yes_no=True,
+            balance_key=f"{balance_key}|yn",
+        )
     t = pick(rng, true_false_templates)
-    return Judgement(capitalize(t.render(x=answer, **words)), capitalize(t.render(x=wrong[0], **words)),
-                     t.id, balance_key=balance_key)
+    return Judgement(
+        capitalize(t.render(x=answer, **words)),
+        capitalize(t.render(x=wrong[0], **words)),
+        t.id,
+        balance_key=balance_key,
+    )
 
 
 @dataclass
@@ -465,7 +516,9 @@ _new, _setattr = object.__new__, object.__setattr__
 
 
 _FF, _MC, _TF = QAFormat.FREE_FORM, QAFormat.MULTIPLE_CHOICE, QAFormat.TRUE_FALSE
-_QA_ID_HASH = hashlib.blake2b(digest_size=8)  # copied per pair: cheaper than a new hasher with keyword arguments
+_QA_ID_HASH = hashlib.blake2b(
+    digest_size=8
+)  # copied per pair: cheaper than a new hasher with keyword arguments
 
 
 class _Emitter:
@@ -482,48 +535,72 @@ class _Emitter:
         self.key_ids = f"|{','.join(map(str, ids))}|"
         self.key_tail = f"|{base.subtask}|{base.extra}"
 
-    def pair(self, fmt: QAFormat, question: str, answer: str, template_id: str, options: list[str] | None = None,
-             correct_index: int | None = None, value: float | None = None, unit: str | None = None,
-             direction: tuple[float, float, float] | None = None) -> QAPair:
+    def pair(
+        self,
+        fmt: QAFormat,
+        question: str,
+        answer: str,
+        template_id: str,
+        options: list[str] | None = None,
+        correct_index: int | None = None,
+        value: float | None = None,
+        unit: str | None = None,
+        direction: tuple[float, float, float] | None = None,
+    ) -> QAPair:
         base = self.base
         if not isinstance(question, str):  # a lazy text from `emit_deferred`
             question = question()
         hasher = _QA_ID_HASH.copy()  # == qa_id(): blake2b, 8-byte digest, of the same key
         hasher.update(f"{self.key_head}{template_id}{self.key_ids}{fmt}{self.key_tail}".encode())
-        return _construct({
-            "qa_id": hasher.hexdigest(),
-            "scene_id": self.scene_id,
-            "shard": self.ctx.shard,
-            "level": TASK_LEVEL[base.task],
-            "task": base.task,
-            "subtask": base.subtask,
-            "format": fmt,
-            "question": question,
-            "answer": answer,
-            "options": options if options is not None else [],
-            "correct_index": correct_index,
-            "value": value,
-            "unit": unit,
-            "direction": direction,
-            "object_ids": list(self.ids),
-            "references": list(base.references),
-            "draw_boxes": (self.ctx.boxes_named_in(question, base.draw_boxes)
-                           if base.draw_boxes or "highlighted by" in question or "(marked " in question else []),
-            "template_id": template_id,
-            "reasoning": base.reasoning,
-            "generator": base.generator,
-        })
+        return _construct(
+            {
+                "qa_id": hasher.hexdigest(),
+                "scene_id": self.scene_id,
+                "shard": self.ctx.shard,
+                "level": TASK_LEVEL[base.task],
+                "task": base.task,
+                "subtask": base.subtask,
+                "format": fmt,
+                "question": question,
+                "answer": answer,
+                "options": options if options is not None else [],
+                "correct_index": correct_index,
+                "value": value,
+                "unit": unit,
+                "direction": direction,
+                "object_ids": list(self.ids),
+                "references": list(base.references),
+                "draw_boxes": (
+                    self.ctx.boxes_named_in(question, base.draw_boxes)
+                    if base.draw_boxes or "highlighted by" in question or "(marked " in question
+                    else []
+                ),
+                "template_id": template_id,
+                "reasoning": base.reasoning,
+                "generator": base.generator,
+            }
+        )
 
 
-def emit(ctx: QAContext, base: QABase, free: FreeForm | None = None, choice: Choice | None = None,
-         judgement: Judgement | None = None) -> list[QAPair]:
+def emit(
+    ctx: QAContext,
+    base: QABase,
+    free: FreeForm | None = None,
+    choice: Choice | None = None,
+    judgement: Judgement | None = None,
+) -> list[QAPair]:
     """One question in every enabled format (skipping formats whose spec is None or that cannot be built)."""
     pair, specs = _draw(ctx, base, free, choice, judgement)
     return [pair(*spec) for spec in specs]
 
 
-def emit_deferred(ctx: QAContext, base: QABase, free: FreeForm | None = None, choice: Choice | None = None,
-                  judgement: Judgement | None = None) -> list[Callable[[], QAPair]]:
+def emit_deferred(
+    ctx: QAContext,
+    base: QABase,
+    free: FreeForm | None = None,
+    choice: Choice | None = None,
+    judgement: Judgement | None = None,
+) -> list[Callable[[], QAPair]]:
     """`emit`, split in two: every random draw (option order, labels, True/False coins, wrappers) happens now, in
     `emit`'s order; the returned callables build the pairs (hashing, draw boxes, the record) when called.
 
@@ -541,15 +618,31 @@ def _wrap_lazy(wrapper: str, text: Callable[[], str]) -> str:
     return wrapper.format(s=text())
 
 
-def _draw(ctx: QAContext, base: QABase, free: FreeForm | None, choice: Choice | None, judgement: Judgement | None,
-          ) -> tuple[Callable[..., QAPair], list[tuple]]:
+def _draw(
+    ctx: QAContext,
+    base: QABase,
+    free: FreeForm | None,
+    choice: Choice | None,
+    judgement: Judgement | None,
+) -> tuple[Callable[..., QAPair], list[tuple]]:
     """The random draws of `emit`, and the `_Emitter.pair` arguments of each pair they decide."""
     cfg = ctx.config
     formats = cfg.formats
     specs: list[tuple] = []
     if free is not None and _FF in formats:
-        specs.append((_FF, free.question, free.answer, free.template_id, None, None, free.value, free.unit,
-                      free.direction))
+        specs.append(
+            (
+                _FF,
+                free.question,
+                free.answer,
+                free.template_id,
+                None,
+                None,
+                free.value,
+                free.unit,
+                free.direction,
+            )
+        )
     if choice is not None and _MC in formats:
         lo, hi = cfg.mc_min_options, cfg.mc_max_options
         if choice.all_options:
@@ -564,9 +657,14 @@ def _draw(ctx: QAContext, base: QABase, free: FreeForm | None, choice: Choice | 
             specs.append((_TF, text, "Yes" if truth else "No", judgement.template_id))
         else:
             wrapper = TF_WRAPPERS[int(ctx.fast.random() * _N_TF_WRAPPERS)]  # pick(ctx.fast, TF_WRAPPERS)
-            wrapped = (wrapper.text.format(s=text) if isinstance(text, str)
-                       else partial(_wrap_lazy, wrapper.text, text))
-            specs.append((_TF, wrapped, "True" if truth else "False", f"{judgement.template_id}/{wrapper.id}"))
+            wrapped = (
+                wrapper.text.format(s=text)
+                if isinstance(text, str)
+                else partial(_wrap_lazy, wrapper.text, text)
+            )
+            specs.append(
+                (_TF, wrapped, "True" if truth else "False", f"{judgement.template_id}/{wrapper.id}")
+            )
     return _Emitter(ctx, base, [o.instance_id for o in base.objects]).pair, specs
 
 

@@ -82,10 +82,16 @@ L0_TASKS = (Task.POINT_QUERY, Task.DEPTH_ORDER)
 L0_DEFAULT_WEIGHTS = (10.51, 2.69)
 
 
-def loc_tokens(u: np.ndarray | float, v: np.ndarray | float, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+def loc_tokens(
+    u: np.ndarray | float, v: np.ndarray | float, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Pixel coordinates (u = column, v = row, continuous) -> (y_bin, x_bin) location-token indices 0..1023."""
-    y = np.clip(np.floor(np.asarray(v, dtype=np.float64) / height * LOC_BINS), 0, LOC_BINS - 1).astype(np.int64)
-    x = np.clip(np.floor(np.asarray(u, dtype=np.float64) / width * LOC_BINS), 0, LOC_BINS - 1).astype(np.int64)
+    y = np.clip(np.floor(np.asarray(v, dtype=np.float64) / height * LOC_BINS), 0, LOC_BINS - 1).astype(
+        np.int64
+    )
+    x = np.clip(np.floor(np.asarray(u, dtype=np.float64) / width * LOC_BINS), 0, LOC_BINS - 1).astype(
+        np.int64
+    )
     return y, x
 
 
@@ -93,7 +99,9 @@ def loc_text(y_bin: int, x_bin: int) -> str:
     return f"<loc{int(y_bin):04d}><loc{int(x_bin):04d}>"
 
 
-def loc_to_pixel(y_bin: np.ndarray | int, x_bin: np.ndarray | int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+def loc_to_pixel(
+    y_bin: np.ndarray | int, x_bin: np.ndarray | int, width: int, height: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Token -> (row, col) of the pixel containing the token bin's center (what a decoder of the token reads)."""
     row = np.floor((np.asarray(y_bin) + 0.5) / LOC_BINS * height).astype(np.int64)
     col = np.floor((np.asarray(x_bin) + 0.5) / LOC_BINS * width).astype(np.int64)
@@ -109,8 +117,9 @@ def _usable(pts: np.ndarray, valid: np.ndarray | None, rows: np.ndarray, cols: n
     return ok
 
 
-def _sample_pixels(pts: np.ndarray, valid: np.ndarray | None, rng: np.random.Generator, k: int,
-                   use_tokens: bool) -> np.ndarray:
+def _sample_pixels(
+    pts: np.ndarray, valid: np.ndarray | None, rng: np.random.Generator, k: int, use_tokens: bool
+) -> np.ndarray:
     """(k', 2) (row, col) of valid pixels (k' <= k; fewer only when the map has almost no valid pixel).
 
     Rejection sampling: a few random draws beat scanning the whole mask for the usual mostly-valid maps; a mask
@@ -151,8 +160,16 @@ def _pixel_text(row: int, col: int, width: int, height: int, use_tokens: bool) -
     return f"({col}, {row})"
 
 
-def _point_query(rng: RandomSource, xyz: np.ndarray | tuple, ptext: str, fmt: QAFormat, min_rel: float,
-                 mc_range: tuple[int, int], yes_no_prob: float, truth_flag: bool) -> dict | None:
+def _point_query(
+    rng: RandomSource,
+    xyz: np.ndarray | tuple,
+    ptext: str,
+    fmt: QAFormat,
+    min_rel: float,
+    mc_range: tuple[int, int],
+    yes_no_prob: float,
+    truth_flag: bool,
+) -> dict | None:
     xyz = tuple(round(float(c), 2) + 0.0 for c in xyz)
     answer = format_xyz(xyz)
     if fmt == QAFormat.FREE_FORM:
@@ -161,11 +178,18 @@ def _point_query(rng: RandomSource, xyz: np.ndarray | tuple, ptext: str, fmt: QA
     if fmt == QAFormat.MULTIPLE_CHOICE:
         t = pick(rng, POINT_MC)
         wrong = [format_xyz(d) for d in xyz_distractors(rng, xyz, mc_range[1] - 1, min_rel)]
-        mc = multiple_choice(rng, t.render(p=ptext), answer, wrong, min_options=mc_range[0], max_options=mc_range[1])
+        mc = multiple_choice(
+            rng, t.render(p=ptext), answer, wrong, min_options=mc_range[0], max_options=mc_range[1]
+        )
         if mc is None:
             return None
-        return {"question": mc.question, "answer": mc.answer, "options": mc.options,
-                "correct_index": mc.correct_index, "template_id": t.id}
+        return {
+            "question": mc.question,
+            "answer": mc.answer,
+            "options": mc.options,
+            "correct_index": mc.correct_index,
+            "template_id": t.id,
+        }
     t = pick(rng, POINT_TF)
     shown = answer
     if not truth_flag:
@@ -174,44 +198,83 @@ def _point_query(rng: RandomSource, xyz: np.ndarray | tuple, ptext: str, fmt: QA
             return None
         shown = format_xyz(wrong[0])
     w = pick(rng, TF_WRAPPERS)
-    return {"question": w.render(s=t.render(p=ptext, xyz=shown)), "answer": "True" if truth_flag else "False",
-            "template_id": f"{t.id}/{w.id}"}
+    return {
+        "question": w.render(s=t.render(p=ptext, xyz=shown)),
+        "answer": "True" if truth_flag else "False",
+        "template_id": f"{t.id}/{w.id}",
+    }
 
 
-def _depth_order(rng: RandomSource, p1: str, p2: str, z1: float, z2: float, fmt: QAFormat,
-                 yes_no_prob: float, truth_flag: bool) -> dict:
+def _depth_order(
+    rng: RandomSource,
+    p1: str,
+    p2: str,
+    z1: float,
+    z2: float,
+    fmt: QAFormat,
+    yes_no_prob: float,
+    truth_flag: bool,
+) -> dict:
     rel = "closer" if rng.random() < 0.5 else "farther"
     first_wins = (z1 < z2) == (rel == "closer")
     if fmt == QAFormat.FREE_FORM:
         t = pick(rng, DEPTH_FF)
-        return {"question": t.render(p1=p1, p2=p2, rel=_REL_FF[rel]),
-                "answer": "The first point." if first_wins else "The second point.", "template_id": t.id,
-                "subtask": rel}
+        return {
+            "question": t.render(p1=p1, p2=p2, rel=_REL_FF[rel]),
+            "answer": "The first point." if first_wins else "The second point.",
+            "template_id": t.id,
+            "subtask": rel,
+        }
     if fmt == QAFormat.MULTIPLE_CHOICE:
         t = pick(rng, DEPTH_MC)
         correct, other = (p1, p2) if first_wins else (p2, p1)
-        mc = multiple_choice(rng, t.render(p1=p1, p2=p2, rel=_REL_FF[rel]), correct, [other], min_options=2,
-                             max_options=2)
+        mc = multiple_choice(
+            rng, t.render(p1=p1, p2=p2, rel=_REL_FF[rel]), correct, [other], min_options=2, max_options=2
+        )
         assert mc is not None  # two distinct pixel texts
-        return {"question": mc.question, "answer": mc.answer, "options": mc.options,
-                "correct_index": mc.correct_index, "template_id": t.id, "subtask": rel}
+        return {
+            "question": mc.question,
+            "answer": mc.answer,
+            "options": mc.options,
+            "correct_index": mc.correct_index,
+            "template_id": t.id,
+            "subtask": rel,
+        }
     # true/false: the statement says "p1 is <stated> than p2"; the opposite relation word makes it false
     stated = rel if first_wins == truth_flag else ("farther" if rel == "closer" else "closer")
     if rng.random() < yes_no_prob:
         t = pick(rng, DEPTH_YN)
-        return {"question": t.render(p1=p1, p2=p2, rel=_REL_FF[stated]), "answer": "Yes" if truth_flag else "No",
-                "template_id": t.id, "subtask": stated}
+        return {
+            "question": t.render(p1=p1, p2=p2, rel=_REL_FF[stated]),
+            "answer": "Yes" if truth_flag else "No",
+            "template_id": t.id,
+            "subtask": stated,
+        }
     t = pick(rng, DEPTH_TF)
     w = pick(rng, TF_WRAPPERS)
-    return {"question": w.render(s=t.render(p1=p1, p2=p2, rel=_REL_FF[stated])),
-            "answer": "True" if truth_flag else "False", "template_id": f"{t.id}/{w.id}", "subtask": stated}
+    return {
+        "question": w.render(s=t.render(p1=p1, p2=p2, rel=_REL_FF[stated])),
+        "answer": "True" if truth_flag else "False",
+        "template_id": f"{t.id}/{w.id}",
+        "subtask": stated,
+    }
 
 
-def sample_l0(points: np.ndarray, valid: np.ndarray | None, rng: np.random.Generator, n: int, *,
-              loc_tokens: bool = True, formats: Sequence[QAFormat] = tuple(QAFormat),
-              tasks: Sequence[Task] = L0_TASKS, task_weights: Sequence[float] | None = None,
-              depth_margin: float = 0.10, min_rel: float = 0.25, mc_range: tuple[int, int] = (3, 5),
-              yes_no_prob: float = 0.5) -> list[dict]:
+def sample_l0(
+    points: np.ndarray,
+    valid: np.ndarray | None,
+    rng: np.random.Generator,
+    n: int,
+    *,
+    loc_tokens: bool = True,
+    formats: Sequence[QAFormat] = tuple(QAFormat),
+    tasks: Sequence[Task] = L0_TASKS,
+    task_weights: Sequence[float] | None = None,
+    depth_margin: float = 0.10,
+    min_rel: float = 0.25,
+    mc_range: tuple[int, int] = (3, 5),
+    yes_no_prob: float = 0.5,
+) -> list[dict]:
     """`n` L0 questions about one point map, as plain dicts (fields of `QAPair` minus the scene-specific ones,
     plus `pixels`: [[col, row], ...]); fast enough to run per image in the training dataloader.
 
@@ -246,8 +309,8 @@ def sample_l0(points: np.ndarray, valid: np.ndarray | None, rng: np.random.Gener
     cand = pixels[n_point:]
     cz = z[n_point:]
     m = len(cand) // 2
-    a, b = cand[:m], cand[m: 2 * m]
-    za, zb = cz[:m], cz[m: 2 * m]
+    a, b = cand[:m], cand[m : 2 * m]
+    za, zb = cz[:m], cz[m : 2 * m]
     clear = np.abs(za - zb) >= depth_margin * np.minimum(za, zb)
     pairs = list(zip(a[clear], b[clear], za[clear], zb[clear], strict=True))[:n_depth]
     # balance first/second: put the nearer pixel first in exactly half of the pairs (random order)
@@ -295,18 +358,43 @@ def generate_l0(ctx: QAContext, n: int | None = None) -> list[QAPair]:
         return []
     n = ctx.config.l0_eval_samples if n is None else n
     cfg = ctx.config
-    items = sample_l0(ctx.point_map, ctx.valid, ctx.rng, n, loc_tokens=cfg.loc_tokens, formats=cfg.formats,
-                      depth_margin=cfg.depth_order_margin, min_rel=cfg.distractor_min_rel,
-                      mc_range=(cfg.mc_min_options, cfg.mc_max_options), yes_no_prob=cfg.yes_no_prob)
+    items = sample_l0(
+        ctx.point_map,
+        ctx.valid,
+        ctx.rng,
+        n,
+        loc_tokens=cfg.loc_tokens,
+        formats=cfg.formats,
+        depth_margin=cfg.depth_order_margin,
+        min_rel=cfg.distractor_min_rel,
+        mc_range=(cfg.mc_min_options, cfg.mc_max_options),
+        yes_no_prob=cfg.yes_no_prob,
+    )
     pairs = []
     for item in items:
         extra = f"{item['subtask']}|{item['pixels']}"
-        pairs.append(construct_pair(
-            qa_id=ctx.qa_id(item["task"], item["template_id"], [], item["format"], extra),
-            scene_id=ctx.scene.scene_id, shard=ctx.shard, level=item["level"], task=item["task"],
-            subtask=item["subtask"], format=item["format"], question=item["question"], answer=item["answer"],
-            options=item["options"], correct_index=item["correct_index"], value=None, unit=None, direction=None,
-            object_ids=[], references=[], draw_boxes=[], template_id=item["template_id"], reasoning="",
-            generator="template",
-        ))
+        pairs.append(
+            construct_pair(
+                qa_id=ctx.qa_id(item["task"], item["template_id"], [], item["format"], extra),
+                scene_id=ctx.scene.scene_id,
+                shard=ctx.shard,
+                level=item["level"],
+                task=item["task"],
+                subtask=item["subtask"],
+                format=item["format"],
+                question=item["question"],
+                answer=item["answer"],
+                options=item["options"],
+                correct_index=item["correct_index"],
+                value=None,
+                unit=None,
+                direction=None,
+                object_ids=[],
+                references=[],
+                draw_boxes=[],
+                template_id=item["template_id"],
+                reasoning="",
+                generator="template",
+            )
+        )
     return pairs

@@ -183,8 +183,14 @@ FACING = (
     ("up", np.array([0.0, 0.0, 1.0]), "upwards"),
     ("down", np.array([0.0, 0.0, -1.0]), "downwards"),
 )
-OPPOSITE_FACING = {"towards": "away", "away": "towards", "left": "right", "right": "left", "up": "down",
-                   "down": "up"}
+OPPOSITE_FACING = {
+    "towards": "away",
+    "away": "towards",
+    "left": "right",
+    "right": "left",
+    "up": "down",
+    "down": "up",
+}
 # A facing is only asked when the front lies within this angle of one class axis (so >= 60 deg from the others).
 FACING_MAX_ANGLE_DEG = 30.0
 
@@ -201,15 +207,24 @@ def facing_class(front_grav: np.ndarray | tuple[float, float, float]) -> str | N
 
 
 _FACING_COS_MIN = np.cos(np.deg2rad(FACING_MAX_ANGLE_DEG))
-_FACING_COMPONENT = tuple((name, int(np.flatnonzero(axis)[0]), float(axis[np.flatnonzero(axis)[0]]))
-                          for name, axis, _ in FACING)
+_FACING_COMPONENT = tuple(
+    (name, int(np.flatnonzero(axis)[0]), float(axis[np.flatnonzero(axis)[0]])) for name, axis, _ in FACING
+)
 
 
 FACING_PHRASE = {name: phrase for name, _, phrase in FACING}
 
 
-def _length_question(ctx: QAContext, base: QABase, meters: float, ff: tuple, mc: tuple, tf: tuple, yn: tuple,
-                     words: dict[str, str]) -> list[QAPair]:
+def _length_question(
+    ctx: QAContext,
+    base: QABase,
+    meters: float,
+    ff: tuple,
+    mc: tuple,
+    tf: tuple,
+    yn: tuple,
+    words: dict[str, str],
+) -> list[QAPair]:
     """Free-form / MC / TF variants of a question whose answer is one length (size, distance)."""
     rng, cfg = ctx.fast, ctx.config
     unit, u_phrase = pick_unit(ctx)
@@ -220,8 +235,19 @@ def _length_question(ctx: QAContext, base: QABase, meters: float, ff: tuple, mc:
     value = length_value(meters, unit)
     free = FreeForm(capitalize(t_ff.render(u=u_phrase, **words)), answer, t_ff.id, value, unit)
     choice = Choice(capitalize(t_mc.render(u=u_phrase, **words)), answer, wrong, t_mc.id, value, unit)
-    judgement = numeric_judgement(rng, cfg.yes_no_prob, meters, unit, answer, wrong, wrong_m, yn, tf, words,
-                                  balance_key=f"{base.task}|{base.subtask}")
+    judgement = numeric_judgement(
+        rng,
+        cfg.yes_no_prob,
+        meters,
+        unit,
+        answer,
+        wrong,
+        wrong_m,
+        yn,
+        tf,
+        words,
+        balance_key=f"{base.task}|{base.subtask}",
+    )
     return emit(ctx, base, free, choice, judgement)
 
 
@@ -241,28 +267,41 @@ def localization_questions(ctx: QAContext, obj: SceneObject) -> list[QAPair]:
     wrong_pts: list = []
     for other in ctx.objects:
         c = other.box3d.center_cam
-        if (other.instance_id != obj.instance_id and len(wrong_pts) < 2
-                and distance3(c, center) >= (cfg.distractor_min_rel + 0.05) * norm
-                and all(distance3(c, w) >= 0.15 * norm for w in wrong_pts)):
+        if (
+            other.instance_id != obj.instance_id
+            and len(wrong_pts) < 2
+            and distance3(c, center) >= (cfg.distractor_min_rel + 0.05) * norm
+            and all(distance3(c, w) >= 0.15 * norm for w in wrong_pts)
+        ):
             wrong_pts.append(c)
-    wrong_pts += xyz_distractors(rng, center, cfg.mc_max_options - 1 - len(wrong_pts), cfg.distractor_min_rel,
-                                 taken=wrong_pts)
+    wrong_pts += xyz_distractors(
+        rng, center, cfg.mc_max_options - 1 - len(wrong_pts), cfg.distractor_min_rel, taken=wrong_pts
+    )
     wrong = [format_xyz(p) for p in wrong_pts]
     t_ff, t_mc, t_tf = pick(rng, LOC_FF), pick(rng, LOC_MC), pick(rng, LOC_TF)
     words = {"a": a, "A": capitalize(a)}
     judgement = None
     if wrong:
-        judgement = Judgement(capitalize(t_tf.render(xyz=answer, **words)),
-                              capitalize(t_tf.render(xyz=wrong[-1], **words)), t_tf.id)
-    return emit(ctx, base, FreeForm(capitalize(t_ff.render(**words)), answer, t_ff.id),
-                Choice(capitalize(t_mc.render(**words)), answer, wrong, t_mc.id), judgement)
+        judgement = Judgement(
+            capitalize(t_tf.render(xyz=answer, **words)),
+            capitalize(t_tf.render(xyz=wrong[-1], **words)),
+            t_tf.id,
+        )
+    return emit(
+        ctx,
+        base,
+        FreeForm(capitalize(t_ff.render(**words)), answer, t_ff.id),
+        Choice(capitalize(t_mc.render(**words)), answer, wrong, t_mc.id),
+        judgement,
+    )
 
 
 def distance_questions(ctx: QAContext, obj: SceneObject) -> list[QAPair]:
     """Object-to-camera distance = |center|."""
     base, a = _base(ctx, Task.LOCALIZATION, "distance", obj)
-    return _length_question(ctx, base, ctx.geom(obj).distance, DIST_FF, DIST_MC, DIST_TF, DIST_YN,
-                            {"a": a, "A": capitalize(a)})
+    return _length_question(
+        ctx, base, ctx.geom(obj).distance, DIST_FF, DIST_MC, DIST_TF, DIST_YN, {"a": a, "A": capitalize(a)}
+    )
 
 
 def size_questions(ctx: QAContext, obj: SceneObject, dimension: str) -> list[QAPair]:
@@ -270,8 +309,16 @@ def size_questions(ctx: QAContext, obj: SceneObject, dimension: str) -> list[QAP
     base, a = _base(ctx, Task.SIZE, dimension, obj)
     adj, dim = _DIMENSION_WORDS[dimension]
     meters = float(getattr(obj.box3d, dimension))
-    return _length_question(ctx, base, meters, SIZE_FF, SIZE_MC, SIZE_TF, SIZE_YN,
-                            {"a": a, "A": capitalize(a), "adj": adj, "dim": dim})
+    return _length_question(
+        ctx,
+        base,
+        meters,
+        SIZE_FF,
+        SIZE_MC,
+        SIZE_TF,
+        SIZE_YN,
+        {"a": a, "A": capitalize(a), "adj": adj, "dim": dim},
+    )
 
 
 def detection_questions(ctx: QAContext, obj: SceneObject) -> list[QAPair] | str:
@@ -284,7 +331,11 @@ def detection_questions(ctx: QAContext, obj: SceneObject) -> list[QAPair] | str:
     rng, cfg = ctx.fast, ctx.config
     base, a = _base(ctx, Task.LOCALIZATION, "detection", obj)
     center = tuple(round(float(c), 2) + 0.0 for c in box.center_cam)
-    size = (round(float(box.width), 2) + 0.0, round(float(box.height), 2) + 0.0, round(float(box.length), 2) + 0.0)
+    size = (
+        round(float(box.width), 2) + 0.0,
+        round(float(box.height), 2) + 0.0,
+        round(float(box.length), 2) + 0.0,
+    )
     yaw = yaw_degrees(float(box.yaw))
     answer = format_box3d(center, size, yaw)
     # each distractor is wrong in one clear way: elsewhere, another size, or turned
@@ -299,10 +350,19 @@ def detection_questions(ctx: QAContext, obj: SceneObject) -> list[QAPair] | str:
     wrong = [wrong[i] for i in order][: cfg.mc_max_options - 1]
     words = {"a": a, "A": capitalize(a)}
     t_ff, t_mc, t_tf = pick(rng, DET_FF), pick(rng, DET_MC), pick(rng, DET_TF)
-    judgement = Judgement(capitalize(t_tf.render(box=answer, **words)), capitalize(t_tf.render(box=wrong[0], **words)),
-                          t_tf.id, balance_key="localization|detection")
-    return emit(ctx, base, FreeForm(capitalize(t_ff.render(**words)), answer, t_ff.id),
-                Choice(capitalize(t_mc.render(**words)), answer, wrong, t_mc.id), judgement)
+    judgement = Judgement(
+        capitalize(t_tf.render(box=answer, **words)),
+        capitalize(t_tf.render(box=wrong[0], **words)),
+        t_tf.id,
+        balance_key="localization|detection",
+    )
+    return emit(
+        ctx,
+        base,
+        FreeForm(capitalize(t_ff.render(**words)), answer, t_ff.id),
+        Choice(capitalize(t_mc.render(**words)), answer, wrong, t_mc.id),
+        judgement,
+    )
 
 
 def orientation_questions(ctx: QAContext, obj: SceneObject) -> list[QAPair] | str:
@@ -324,19 +384,38 @@ def orientation_questions(ctx: QAContext, obj: SceneObject) -> list[QAPair] | st
     t_ff, t_mc = pick(rng, ORI_FF), pick(rng, ORI_MC)
     # false statement: the opposite facing half of the time, another wrong one otherwise; for a horizontal front
     # never upwards/downwards (no horizontal object faces up, so "faces upwards" would always be false)
-    plausible = [o for o in others if o not in ("upwards", "downwards")] if cls not in ("up", "down") else others
-    wrong = (FACING_PHRASE[OPPOSITE_FACING[cls]] if rng.random() < 0.5
-             else plausible[int(rng.integers(len(plausible)))])
+    plausible = (
+        [o for o in others if o not in ("upwards", "downwards")] if cls not in ("up", "down") else others
+    )
+    wrong = (
+        FACING_PHRASE[OPPOSITE_FACING[cls]]
+        if rng.random() < 0.5
+        else plausible[int(rng.integers(len(plausible)))]
+    )
     if rng.random() < ctx.config.yes_no_prob:
         t = pick(rng, ORI_YN)
-        judgement = Judgement(capitalize(t.render(d=correct, **words)), capitalize(t.render(d=wrong, **words)), t.id,
-                              yes_no=True, balance_key="orientation|yn")
+        judgement = Judgement(
+            capitalize(t.render(d=correct, **words)),
+            capitalize(t.render(d=wrong, **words)),
+            t.id,
+            yes_no=True,
+            balance_key="orientation|yn",
+        )
     else:
         t = pick(rng, ORI_TF)
-        judgement = Judgement(capitalize(t.render(d=correct, **words)), capitalize(t.render(d=wrong, **words)), t.id,
-                              balance_key="orientation")
-    return emit(ctx, base, FreeForm(capitalize(t_ff.render(**words)), f"{capitalize(a)} is facing {correct}.", t_ff.id),
-                Choice(capitalize(t_mc.render(**words)), correct, others, t_mc.id), judgement)
+        judgement = Judgement(
+            capitalize(t.render(d=correct, **words)),
+            capitalize(t.render(d=wrong, **words)),
+            t.id,
+            balance_key="orientation",
+        )
+    return emit(
+        ctx,
+        base,
+        FreeForm(capitalize(t_ff.render(**words)), f"{capitalize(a)} is facing {correct}.", t_ff.id),
+        Choice(capitalize(t_mc.render(**words)), correct, others, t_mc.id),
+        judgement,
+    )
 
 
 def generate_l1(ctx: QAContext) -> tuple[list[QAPair], list[str]]:

@@ -128,7 +128,10 @@ DISTANCE_KINDS = {
     "direct": ("distance", "How far apart are {a} and {b}{u}?"),
     "vertical": ("vertical distance", "How far apart are {a} and {b} vertically{u}?"),
     "horizontal": ("horizontal distance", "How far apart are {a} and {b} horizontally{u}?"),
-    "depth": ("depth-wise distance", "How far apart are {a} and {b} along the camera's viewing direction{u}?"),
+    "depth": (
+        "depth-wise distance",
+        "How far apart are {a} and {b} along the camera's viewing direction{u}?",
+    ),
     # the named variant next to centre-to-centre: the gap between the boxes' nearest surfaces (0 when touching)
     "surface": ("surface-to-surface distance", "How far apart are the nearest surfaces of {a} and {b}{u}?"),
 }
@@ -163,8 +166,12 @@ MIN_RELATIVE_DISTANCE_M = 0.05  # below this, a centre-to-centre distance is mea
 
 # attribute -> (smallest word, largest word, ordering phrase small->large, needs gravity)
 ATTRIBUTES = {
-    "distance": ("nearest to the camera", "farthest from the camera", "from nearest to farthest from the camera",
-                 False),
+    "distance": (
+        "nearest to the camera",
+        "farthest from the camera",
+        "from nearest to farthest from the camera",
+        False,
+    ),
     "volume": ("smallest", "largest", "from smallest to largest", False),
     "height": ("shortest", "tallest", "from shortest to tallest", True),
     "width": ("narrowest", "widest", "from narrowest to widest", True),
@@ -261,7 +268,9 @@ _ORIENT_ADJ = {"similar": "similar", "orthogonal": "orthogonal", "opposite": "op
 _ORIENT_ADJ2 = {"similar": "aligned", "orthogonal": "perpendicular", "opposite": "opposite"}
 
 
-def _refs(ctx: QAContext, objs: list[SceneObject], avoid: frozenset[str] = frozenset()) -> tuple[list[str], list, bool]:
+def _refs(
+    ctx: QAContext, objs: list[SceneObject], avoid: frozenset[str] = frozenset()
+) -> tuple[list[str], list, bool]:
     """References and draw boxes of several objects, none naming a quantity in `avoid`; False when two references
     coincide (ambiguous) or an object has no neutral reference."""
     texts, boxes = [], []
@@ -313,21 +322,35 @@ def direction_questions(ctx: QAContext, a: SceneObject, b: SceneObject, axis: st
     ra, rb = refs
     r0, r1 = RELATIONS[axis]
     opposite = r1 if rel == r0 else r0
-    base = QABase(task=Task.RELATIVE_DIRECTION, subtask=axis, objects=[a, b], references=[ra, rb], draw_boxes=boxes)
+    base = QABase(
+        task=Task.RELATIVE_DIRECTION, subtask=axis, objects=[a, b], references=[ra, rb], draw_boxes=boxes
+    )
     words = {"a": ra, "b": rb, "A": capitalize(ra)}
     swap = rng.random() < 0.5  # which relation is named first in the question
     t_ff, t_mc = pick(rng, DIR_FF), pick(rng, DIR_MC)
-    free = FreeForm(capitalize(t_ff.render(r0=r1 if swap else r0, r1=r0 if swap else r1, **words)),
-                    f"{capitalize(ra)} is {rel} {rb}.", t_ff.id)
+    free = FreeForm(
+        capitalize(t_ff.render(r0=r1 if swap else r0, r1=r0 if swap else r1, **words)),
+        f"{capitalize(ra)} is {rel} {rb}.",
+        t_ff.id,
+    )
     choice = Choice(capitalize(t_mc.render(**words)), f"{rel} {rb}", [f"{opposite} {rb}"], t_mc.id)
     if rng.random() < ctx.config.yes_no_prob:
         t = pick(rng, DIR_YN)
-        judgement = Judgement(capitalize(t.render(r=rel, **words)), capitalize(t.render(r=opposite, **words)), t.id,
-                              yes_no=True, balance_key=f"dir|{axis}|yn")
+        judgement = Judgement(
+            capitalize(t.render(r=rel, **words)),
+            capitalize(t.render(r=opposite, **words)),
+            t.id,
+            yes_no=True,
+            balance_key=f"dir|{axis}|yn",
+        )
     else:
         t = pick(rng, DIR_TF)  # "{b} has {a} <r> it" states the same relation from B's side
-        judgement = Judgement(capitalize(t.render(r=rel, **words)), capitalize(t.render(r=opposite, **words)), t.id,
-                              balance_key=f"dir|{axis}")
+        judgement = Judgement(
+            capitalize(t.render(r=rel, **words)),
+            capitalize(t.render(r=opposite, **words)),
+            t.id,
+            balance_key=f"dir|{axis}",
+        )
     return emit(ctx, base, free, choice, judgement)
 
 
@@ -385,17 +408,28 @@ def vector_questions(ctx: QAContext, a: SceneObject, b: SceneObject) -> list[QAP
         return []
     unit = delta / norm
     shown = format_vector(unit)
-    base = QABase(task=Task.RELATIVE_DIRECTION, subtask="vector", objects=[a, b], references=refs, draw_boxes=boxes)
+    base = QABase(
+        task=Task.RELATIVE_DIRECTION, subtask="vector", objects=[a, b], references=refs, draw_boxes=boxes
+    )
     words = {"a": refs[0], "b": refs[1]}
     wrong = [format_vector(v) for v in vector_distractors(rng, unit, ctx.config.mc_max_options - 1)]
     t_ff, t_mc, t_tf = pick(rng, VEC_FF), pick(rng, VEC_MC), pick(rng, VEC_TF)
     judgement = None
     if wrong:
-        judgement = Judgement(capitalize(t_tf.render(v=shown, **words)), capitalize(t_tf.render(v=wrong[0], **words)),
-                              t_tf.id, balance_key="dir|vector")
+        judgement = Judgement(
+            capitalize(t_tf.render(v=shown, **words)),
+            capitalize(t_tf.render(v=wrong[0], **words)),
+            t_tf.id,
+            balance_key="dir|vector",
+        )
     direction = tuple(float(x) for x in unit)
-    return emit(ctx, base, FreeForm(capitalize(t_ff.render(**words)), shown, t_ff.id, direction=direction),
-                Choice(capitalize(t_mc.render(**words)), shown, wrong, t_mc.id), judgement)
+    return emit(
+        ctx,
+        base,
+        FreeForm(capitalize(t_ff.render(**words)), shown, t_ff.id, direction=direction),
+        Choice(capitalize(t_mc.render(**words)), shown, wrong, t_mc.id),
+        judgement,
+    )
 
 
 def clock_hour_of(d_right: float, d_forward: float) -> int | None:
@@ -440,13 +474,24 @@ def clock_questions(ctx: QAContext, a: SceneObject, b: SceneObject) -> list[QAPa
     shown = f"{hour} o'clock"
     far = [h for h in range(1, 13) if _hours_apart(h, hour) >= 2]
     wrong = [f"{far[i]} o'clock" for i in rng.permutation(len(far))[: ctx.config.mc_max_options - 1]]
-    base = QABase(task=Task.RELATIVE_DIRECTION, subtask="clock", objects=[a, b], references=refs, draw_boxes=boxes)
+    base = QABase(
+        task=Task.RELATIVE_DIRECTION, subtask="clock", objects=[a, b], references=refs, draw_boxes=boxes
+    )
     words = {"a": refs[0], "b": refs[1]}
     t_ff, t_mc, t_tf = pick(rng, CLOCK_FF), pick(rng, CLOCK_MC), pick(rng, CLOCK_TF)
-    judgement = Judgement(capitalize(t_tf.render(h=shown, **words)), capitalize(t_tf.render(h=wrong[0], **words)),
-                          t_tf.id, balance_key="dir|clock")
-    return emit(ctx, base, FreeForm(capitalize(t_ff.render(**words)), shown, t_ff.id, value=float(hour)),
-                Choice(capitalize(t_mc.render(**words)), shown, wrong, t_mc.id), judgement)
+    judgement = Judgement(
+        capitalize(t_tf.render(h=shown, **words)),
+        capitalize(t_tf.render(h=wrong[0], **words)),
+        t_tf.id,
+        balance_key="dir|clock",
+    )
+    return emit(
+        ctx,
+        base,
+        FreeForm(capitalize(t_ff.render(**words)), shown, t_ff.id, value=float(hour)),
+        Choice(capitalize(t_mc.render(**words)), shown, wrong, t_mc.id),
+        judgement,
+    )
 
 
 def pair_comparison_questions(ctx: QAContext, a: SceneObject, b: SceneObject, attribute: str) -> list[QAPair]:
@@ -461,17 +506,30 @@ def pair_comparison_questions(ctx: QAContext, a: SceneObject, b: SceneObject, at
     larger = rng.random() < 0.5  # which comparative the question asks with
     word = PAIR_WORDS[attribute][1 if larger else 0]
     a_wins = (va > vb) == larger
-    base = QABase(task=Task.RELATIONAL_COMPARISON, subtask=f"pair_{attribute}", objects=[a, b], references=refs,
-                  draw_boxes=boxes)
+    base = QABase(
+        task=Task.RELATIONAL_COMPARISON,
+        subtask=f"pair_{attribute}",
+        objects=[a, b],
+        references=refs,
+        draw_boxes=boxes,
+    )
     first, second = (refs[0], refs[1]) if rng.random() < 0.5 else (refs[1], refs[0])  # mention order
     winner, loser = (refs[0], refs[1]) if a_wins else (refs[1], refs[0])
     t_ff, t_mc, t_yn = pick(rng, PAIR_FF), pick(rng, PAIR_MC), pick(rng, PAIR_YN)
-    judgement = Judgement(capitalize(t_yn.render(a=winner, b=loser, w=word)),
-                          capitalize(t_yn.render(a=loser, b=winner, w=word)), t_yn.id, yes_no=True,
-                          balance_key=f"cmp|pair_{attribute}|yn")
-    return emit(ctx, base, FreeForm(capitalize(t_ff.render(a=first, b=second, w=word)), capitalize(winner) + ".",
-                                    t_ff.id),
-                Choice(capitalize(t_mc.render(w=word)), winner, [loser], t_mc.id), judgement)
+    judgement = Judgement(
+        capitalize(t_yn.render(a=winner, b=loser, w=word)),
+        capitalize(t_yn.render(a=loser, b=winner, w=word)),
+        t_yn.id,
+        yes_no=True,
+        balance_key=f"cmp|pair_{attribute}|yn",
+    )
+    return emit(
+        ctx,
+        base,
+        FreeForm(capitalize(t_ff.render(a=first, b=second, w=word)), capitalize(winner) + ".", t_ff.id),
+        Choice(capitalize(t_mc.render(w=word)), winner, [loser], t_mc.id),
+        judgement,
+    )
 
 
 def relative_distance(ctx: QAContext, a: SceneObject, b: SceneObject, kind: str) -> float | None:
@@ -546,7 +604,9 @@ def distance_questions(ctx: QAContext, a: SceneObject, b: SceneObject, kind: str
     refs, boxes, distinct = _refs(ctx, [a, b])
     if not distinct:
         return []
-    base = QABase(task=Task.RELATIVE_DISTANCE, subtask=kind, objects=[a, b], references=refs, draw_boxes=boxes)
+    base = QABase(
+        task=Task.RELATIVE_DISTANCE, subtask=kind, objects=[a, b], references=refs, draw_boxes=boxes
+    )
     unit, u = pick_unit(ctx)
     kind_word, kind_q = DISTANCE_KINDS[kind]
     words = {"a": refs[0], "b": refs[1], "A": capitalize(refs[0]), "kind": kind_word, "u": u}
@@ -556,10 +616,26 @@ def distance_questions(ctx: QAContext, a: SceneObject, b: SceneObject, kind: str
     wrong = [format_length(w, unit) for w in wrong_m]
     t_ff, t_mc = pick(rng, RDIST_FF), pick(rng, RDIST_MC)
     value = length_value(meters, unit)
-    judgement = numeric_judgement(rng, cfg.yes_no_prob, meters, unit, answer, wrong, wrong_m, RDIST_YN, RDIST_TF,
-                                  words, balance_key=f"rdist|{kind}")
-    return emit(ctx, base, FreeForm(capitalize(t_ff.render(**words)), answer, t_ff.id, value, unit),
-                Choice(capitalize(t_mc.render(**words)), answer, wrong, t_mc.id, value, unit), judgement)
+    judgement = numeric_judgement(
+        rng,
+        cfg.yes_no_prob,
+        meters,
+        unit,
+        answer,
+        wrong,
+        wrong_m,
+        RDIST_YN,
+        RDIST_TF,
+        words,
+        balance_key=f"rdist|{kind}",
+    )
+    return emit(
+        ctx,
+        base,
+        FreeForm(capitalize(t_ff.render(**words)), answer, t_ff.id, value, unit),
+        Choice(capitalize(t_mc.render(**words)), answer, wrong, t_mc.id, value, unit),
+        judgement,
+    )
 
 
 def attribute_value(ctx: QAContext, obj: SceneObject, attribute: str) -> float:
@@ -590,8 +666,13 @@ def extreme_questions(ctx: QAContext, objs: list[SceneObject], attribute: str) -
     if not distinct:
         return []
     word = ATTRIBUTES[attribute][1 if largest else 0]
-    base = QABase(task=Task.RELATIONAL_COMPARISON, subtask=f"{'max' if largest else 'min'}_{attribute}",
-                  objects=list(objs), references=refs, draw_boxes=boxes)
+    base = QABase(
+        task=Task.RELATIONAL_COMPARISON,
+        subtask=f"{'max' if largest else 'min'}_{attribute}",
+        objects=list(objs),
+        references=refs,
+        draw_boxes=boxes,
+    )
     listing = _join(refs)
     words = {"w": word, "objs": listing}
     correct = refs[win]
@@ -599,11 +680,19 @@ def extreme_questions(ctx: QAContext, objs: list[SceneObject], attribute: str) -
     t_ff, t_mc = pick(rng, EXT_FF), pick(rng, EXT_MC)
     t_tf = pick(rng, EXT_TF)
     wrong = others[int(rng.integers(len(others)))]
-    judgement = Judgement(capitalize(t_tf.render(x=correct, X=capitalize(correct), **words)),
-                          capitalize(t_tf.render(x=wrong, X=capitalize(wrong), **words)), t_tf.id,
-                          balance_key=f"cmp|{attribute}")
-    return emit(ctx, base, FreeForm(capitalize(t_ff.render(**words)), capitalize(correct) + ".", t_ff.id),
-                Choice(capitalize(t_mc.render(**words)), correct, others, t_mc.id, all_options=True), judgement)
+    judgement = Judgement(
+        capitalize(t_tf.render(x=correct, X=capitalize(correct), **words)),
+        capitalize(t_tf.render(x=wrong, X=capitalize(wrong), **words)),
+        t_tf.id,
+        balance_key=f"cmp|{attribute}",
+    )
+    return emit(
+        ctx,
+        base,
+        FreeForm(capitalize(t_ff.render(**words)), capitalize(correct) + ".", t_ff.id),
+        Choice(capitalize(t_mc.render(**words)), correct, others, t_mc.id, all_options=True),
+        judgement,
+    )
 
 
 def ordering_questions(ctx: QAContext, objs: list[SceneObject], attribute: str) -> list[QAPair]:
@@ -626,21 +715,35 @@ def ordering_questions(ctx: QAContext, objs: list[SceneObject], attribute: str) 
         text = ", ".join(perm)
         if perm != correct_seq and text not in wrong:
             wrong.append(text)
-    base = QABase(task=Task.RELATIONAL_COMPARISON, subtask=f"order_{attribute}", objects=list(objs), references=refs,
-                  draw_boxes=boxes)
+    base = QABase(
+        task=Task.RELATIONAL_COMPARISON,
+        subtask=f"order_{attribute}",
+        objects=list(objs),
+        references=refs,
+        draw_boxes=boxes,
+    )
     words = {"o": ATTRIBUTES[attribute][2], "objs": _join(refs)}
     t_ff, t_mc, t_tf = pick(rng, ORD_FF), pick(rng, ORD_MC), pick(rng, ORD_TF)
     judgement = None
     if wrong:
-        judgement = Judgement(capitalize(t_tf.render(seq=correct, Seq=capitalize(correct), **words)),
-                              capitalize(t_tf.render(seq=wrong[0], Seq=capitalize(wrong[0]), **words)), t_tf.id,
-                              balance_key=f"cmp|order_{attribute}")
-    return emit(ctx, base, FreeForm(capitalize(t_ff.render(**words)), capitalize(correct) + ".", t_ff.id),
-                Choice(capitalize(t_mc.render(**words)), correct, wrong, t_mc.id), judgement)
+        judgement = Judgement(
+            capitalize(t_tf.render(seq=correct, Seq=capitalize(correct), **words)),
+            capitalize(t_tf.render(seq=wrong[0], Seq=capitalize(wrong[0]), **words)),
+            t_tf.id,
+            balance_key=f"cmp|order_{attribute}",
+        )
+    return emit(
+        ctx,
+        base,
+        FreeForm(capitalize(t_ff.render(**words)), capitalize(correct) + ".", t_ff.id),
+        Choice(capitalize(t_mc.render(**words)), correct, wrong, t_mc.id),
+        judgement,
+    )
 
 
-def orientation_relation(front_a: tuple[float, float, float], front_b: tuple[float, float, float],
-                         tolerance_deg: float) -> str | None:
+def orientation_relation(
+    front_a: tuple[float, float, float], front_b: tuple[float, float, float], tolerance_deg: float
+) -> str | None:
     """similar / orthogonal / opposite for two horizontal facing directions, None when not clearly one of them."""
     a, b = front_a[:2], front_b[:2]
     if math.hypot(*a) < 0.5 or math.hypot(*b) < 0.5:  # (nearly) vertical fronts have no yaw to compare
@@ -662,8 +765,13 @@ def orientation_consistency_questions(ctx: QAContext, a: SceneObject, b: SceneOb
     refs, boxes, distinct = _refs(ctx, [a, b])
     if not distinct:
         return []
-    base = QABase(task=Task.RELATIONAL_COMPARISON, subtask=f"orientation_{rel}", objects=[a, b], references=refs,
-                  draw_boxes=boxes)
+    base = QABase(
+        task=Task.RELATIONAL_COMPARISON,
+        subtask=f"orientation_{rel}",
+        objects=[a, b],
+        references=refs,
+        draw_boxes=boxes,
+    )
     words = {"a": refs[0], "b": refs[1], "A": capitalize(refs[0])}
     others = [c for c in ORIENT_CLASSES if c != rel]
     wrong = others[int(rng.integers(2))]
@@ -672,9 +780,13 @@ def orientation_consistency_questions(ctx: QAContext, a: SceneObject, b: SceneOb
     def tf(c: str) -> str:
         return capitalize(t_tf.render(p=ORIENT_PHRASE[c], c=_ORIENT_ADJ[c], c2=_ORIENT_ADJ2[c], **words))
 
-    return emit(ctx, base, FreeForm(capitalize(t_ff.render(**words)), capitalize(rel) + ".", t_ff.id),
-                Choice(capitalize(t_mc.render(**words)), rel, others, t_mc.id),
-                Judgement(tf(rel), tf(wrong), t_tf.id, balance_key="cmp|orientation"))
+    return emit(
+        ctx,
+        base,
+        FreeForm(capitalize(t_ff.render(**words)), capitalize(rel) + ".", t_ff.id),
+        Choice(capitalize(t_mc.render(**words)), rel, others, t_mc.id),
+        Judgement(tf(rel), tf(wrong), t_tf.id, balance_key="cmp|orientation"),
+    )
 
 
 def generate_l2(ctx: QAContext) -> tuple[list[QAPair], list[str]]:
@@ -690,11 +802,16 @@ def generate_l2(ctx: QAContext) -> tuple[list[QAPair], list[str]]:
     order = rng.permutation(len(pairs))
     gravity = ctx.has_gravity
     if not gravity:
-        skips.append("L2 qualitative directions, non-direct distances, size comparisons: gravity frame undefined")
+        skips.append(
+            "L2 qualitative directions, non-direct distances, size comparisons: gravity frame undefined"
+        )
     n_ambiguous = 0
     for k in order:
-        if not (budget.open(Task.RELATIVE_DIRECTION) or budget.open(Task.RELATIVE_DISTANCE)
-                or budget.open(Task.RELATIONAL_COMPARISON)):
+        if not (
+            budget.open(Task.RELATIVE_DIRECTION)
+            or budget.open(Task.RELATIVE_DISTANCE)
+            or budget.open(Task.RELATIONAL_COMPARISON)
+        ):
             break  # every pair task is full: the rest of the loop would draw nothing and ask nothing
         a, b = objs[pairs[k][0]], objs[pairs[k][1]]
         if budget.open(Task.RELATIVE_DIRECTION):
@@ -720,8 +837,13 @@ def generate_l2(ctx: QAContext) -> tuple[list[QAPair], list[str]]:
             kinds = ["direct", "surface", "vertical", "horizontal", "depth"] if gravity else ["direct"]
             kind = kinds[int(rng.integers(len(kinds)))]
             budget.take(Task.RELATIVE_DISTANCE, distance_questions(ctx, a, b, kind), out)
-        if (budget.open(Task.RELATIONAL_COMPARISON) and a.front_grav is not None and b.front_grav is not None
-                and pairs[k][0] < pairs[k][1] and rng.random() < 0.5):
+        if (
+            budget.open(Task.RELATIONAL_COMPARISON)
+            and a.front_grav is not None
+            and b.front_grav is not None
+            and pairs[k][0] < pairs[k][1]
+            and rng.random() < 0.5
+        ):
             budget.take(Task.RELATIONAL_COMPARISON, orientation_consistency_questions(ctx, a, b), out)
         elif budget.open(Task.RELATIONAL_COMPARISON) and pairs[k][0] < pairs[k][1] and rng.random() < 0.1:
             names = [n for n, spec in ATTRIBUTES.items() if gravity or not spec[3]]

@@ -68,6 +68,8 @@ def load_mixture(path: Path | str | None = None) -> TaskMixture:
     return TaskMixture.model_validate(data)
 
 
-def task_ratios(exclude_levels: tuple[Level | str, ...] = (), path: Path | str | None = None) -> dict[Task, float]:
+def task_ratios(
+    exclude_levels: tuple[Level | str, ...] = (), path: Path | str | None = None
+) -> dict[Task, float]:
     """Table 7 ratios (renormalised over the kept levels when `exclude_levels` is given)."""
     return load_mixture(path).ratios(exclude_levels)

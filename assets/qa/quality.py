@@ -44,8 +44,14 @@ ATTRIBUTE_QUANTITIES: dict[str, frozenset[str]] = {
     "width": frozenset({"width"}),
     "length": frozenset({"length"}),
 }
-COUNT_RELATION_AXIS = {"left": "right", "right": "right", "front": "forward", "behind": "forward", "above": "up",
-                       "below": "up"}
+COUNT_RELATION_AXIS = {
+    "left": "right",
+    "right": "right",
+    "front": "forward",
+    "behind": "forward",
+    "above": "up",
+    "below": "up",
+}
 
 # Report thresholds: an asset check fails when a count is above its limit.
 THRESHOLDS: dict[str, float] = {
@@ -105,8 +111,14 @@ def row_leaks(row: Any) -> list[str]:
     return [kind]
 
 
-LEAK_KINDS = ("comparison_correct", "comparison_wrong", "ordering", "direction_both", "direction_one",
-              "counting_anchor")
+LEAK_KINDS = (
+    "comparison_correct",
+    "comparison_wrong",
+    "ordering",
+    "direction_both",
+    "direction_one",
+    "counting_anchor",
+)
 
 
 def leak_counts(rows: Iterable[Any]) -> dict[str, int]:
@@ -155,8 +167,11 @@ def answer_class(task: str, subtask: str, fmt: str, answer: str) -> tuple[str, s
 
 # Families whose answer set is known: balance against all of its classes even where a shard lacks some (so the
 # union of shards has the same bound as each shard). Others: the classes observed, at least two.
-FAMILY_CLASSES: dict[str, int] = {"orientation": 4, "spatial_counting": COUNT_TOP_CLASS + 1,
-                                  "relational_comparison/orientation": 3}
+FAMILY_CLASSES: dict[str, int] = {
+    "orientation": 4,
+    "spatial_counting": COUNT_TOP_CLASS + 1,
+    "relational_comparison/orientation": 3,
+}
 
 
 def family_classes(family: str, observed: int) -> int:
@@ -172,14 +187,22 @@ def class_bound(k: int) -> float:
 
 
 def _row_class(row: Any) -> tuple[str, str] | None:
-    return answer_class(_text(_get(row, "task")), str(_get(row, "subtask") or ""), _text(_get(row, "format")),
-                        str(_get(row, "answer") or ""))
+    return answer_class(
+        _text(_get(row, "task")),
+        str(_get(row, "subtask") or ""),
+        _text(_get(row, "format")),
+        str(_get(row, "answer") or ""),
+    )
 
 
 def question_key(row: Any) -> tuple[str, str, str, tuple[int, ...]]:
     """What the formats of one question share: scene, task, subtask and objects."""
-    return (str(_get(row, "scene_id")), _text(_get(row, "task")), str(_get(row, "subtask") or ""),
-            tuple(int(i) for i in (_get(row, "object_ids") or [])))
+    return (
+        str(_get(row, "scene_id")),
+        _text(_get(row, "task")),
+        str(_get(row, "subtask") or ""),
+        tuple(int(i) for i in (_get(row, "object_ids") or [])),
+    )
 
 
 def _stable_rank(key: tuple) -> str:
@@ -250,8 +273,9 @@ def truth_distribution(rows: Iterable[Any]) -> dict[str, dict[str, int]]:
     return {task: dict(sorted(c.items())) for task, c in sorted(dist.items())}
 
 
-def out_of_bounds(distribution: Mapping[str, Mapping[str, int]], margin: float = BALANCE_MARGIN,
-                  min_answers: int = 20) -> dict[str, str]:
+def out_of_bounds(
+    distribution: Mapping[str, Mapping[str, int]], margin: float = BALANCE_MARGIN, min_answers: int = 20
+) -> dict[str, str]:
     """Families (with at least `min_answers`) whose largest class exceeds 1/k + margin: family -> why."""
     bad = {}
     for family, counts in distribution.items():
@@ -284,16 +308,23 @@ def quality_report(rows: Sequence[Any], thresholds: Mapping[str, float] | None =
         refs = list(_get(row, "references") or [])
         options = list(_get(row, "options") or [])
         index = _get(row, "correct_index")
-        if len(set(refs)) != len(refs) or len(set(options)) != len(options) or (
-                options and (index is None or not 0 <= int(index) < len(options))):
+        if (
+            len(set(refs)) != len(refs)
+            or len(set(options)) != len(options)
+            or (options and (index is None or not 0 <= int(index) < len(options)))
+        ):
             ambiguous += 1
     duplicates = sum(n - 1 for n in seen.values() if n > 1)
     ambiguous += sum(1 for found in answers.values() if len(found) > 1)
     answers = answer_distribution(rows)
     unbalanced = out_of_bounds(answers)
     leaks = leak_counts(rows)
-    measured = {"leaks_total": leaks["leaks_total"], "duplicate_questions": duplicates,
-                "ambiguous_items": ambiguous, "unbalanced_classes": len(unbalanced)}
+    measured = {
+        "leaks_total": leaks["leaks_total"],
+        "duplicate_questions": duplicates,
+        "ambiguous_items": ambiguous,
+        "unbalanced_classes": len(unbalanced),
+    }
     failures = {k: v for k, v in measured.items() if k in thresholds and v > thresholds[k]}
     return {
         "num_rows": len(rows),
@@ -320,8 +351,12 @@ CHECKS: dict[str, tuple[str, ...]] = {
 def check_report(report: Mapping[str, Any], check: str) -> tuple[bool, dict[str, Any]]:
     """(passed, metadata) of one release check (`CHECKS`) on a `quality_report`: each covered count against its
     threshold; the metadata names the counts, the thresholds and what crossed them."""
-    measured = {"leaks_total": report["leaks"]["leaks_total"], "unbalanced_classes": len(report["unbalanced"]),
-                "duplicate_questions": report["duplicate_questions"], "ambiguous_items": report["ambiguous_items"]}
+    measured = {
+        "leaks_total": report["leaks"]["leaks_total"],
+        "unbalanced_classes": len(report["unbalanced"]),
+        "duplicate_questions": report["duplicate_questions"],
+        "ambiguous_items": report["ambiguous_items"],
+    }
     thresholds = report["thresholds"]
     metadata: dict[str, Any] = {}
     passed = True

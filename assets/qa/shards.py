@@ -40,30 +40,32 @@ STAGE = "qa_shards"
 UPSTREAM = "object_references"
 PREVIEW_ROWS = 8
 
-QA_SCHEMA = pa.schema([
-    pa.field("qa_id", pa.string(), nullable=False),
-    pa.field("scene_id", pa.string(), nullable=False),
-    pa.field("shard", pa.string(), nullable=False),
-    pa.field("level", pa.string(), nullable=False),
-    pa.field("task", pa.string(), nullable=False),
-    pa.field("subtask", pa.string(), nullable=False),
-    pa.field("format", pa.string(), nullable=False),
-    pa.field("question", pa.string(), nullable=False),
-    pa.field("answer", pa.string(), nullable=False),
-    pa.field("options", pa.list_(pa.string()), nullable=False),
-    pa.field("correct_index", pa.int32()),
-    pa.field("value", pa.float64()),
-    pa.field("unit", pa.string()),
-    pa.field("direction", pa.list_(pa.float64())),
-    pa.field("object_ids", pa.list_(pa.int32()), nullable=False),
-    pa.field("references", pa.list_(pa.string()), nullable=False),
-    pa.field("draw_boxes", pa.string(), nullable=False),  # JSON list of DrawBox records
-    pa.field("template_id", pa.string(), nullable=False),
-    pa.field("reasoning", pa.string(), nullable=False),
-    pa.field("generator", pa.string(), nullable=False),
-    pa.field("image_file", pa.string(), nullable=False),  # relative to the data root, from the scene
-    pa.field("depth_file", pa.string()),
-])
+QA_SCHEMA = pa.schema(
+    [
+        pa.field("qa_id", pa.string(), nullable=False),
+        pa.field("scene_id", pa.string(), nullable=False),
+        pa.field("shard", pa.string(), nullable=False),
+        pa.field("level", pa.string(), nullable=False),
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("subtask", pa.string(), nullable=False),
+        pa.field("format", pa.string(), nullable=False),
+        pa.field("question", pa.string(), nullable=False),
+        pa.field("answer", pa.string(), nullable=False),
+        pa.field("options", pa.list_(pa.string()), nullable=False),
+        pa.field("correct_index", pa.int32()),
+        pa.field("value", pa.float64()),
+        pa.field("unit", pa.string()),
+        pa.field("direction", pa.list_(pa.float64())),
+        pa.field("object_ids", pa.list_(pa.int32()), nullable=False),
+        pa.field("references", pa.list_(pa.string()), nullable=False),
+        pa.field("draw_boxes", pa.string(), nullable=False),  # JSON list of DrawBox records
+        pa.field("template_id", pa.string(), nullable=False),
+        pa.field("reasoning", pa.string(), nullable=False),
+        pa.field("generator", pa.string(), nullable=False),
+        pa.field("image_file", pa.string(), nullable=False),  # relative to the data root, from the scene
+        pa.field("depth_file", pa.string()),
+    ]
+)
 
 
 def pairs_to_table(pairs: list[QAPair], scenes: dict[str, Scene]) -> pa.Table:
@@ -157,7 +159,9 @@ def _point_map(root: Path, scene: Scene) -> tuple[np.ndarray, np.ndarray] | str:
         return f"L0: unreadable depth {scene.depth_file}: {type(err).__name__}: {err}"
 
 
-def qa_shard(root: Path, shard: str, config: QAConfig | None = None, llm: object | None = None) -> StageReport:
+def qa_shard(
+    root: Path, shard: str, config: QAConfig | None = None, llm: object | None = None
+) -> StageReport:
     """Generate and write the QA pairs of one shard; returns the report the Dagster layer turns into metadata."""
     root = Path(root)
     config = config or QAConfig()
@@ -208,16 +212,20 @@ def qa_shard(root: Path, shard: str, config: QAConfig | None = None, llm: object
         report.metadata["balance_dropped_questions"] = balance["dropped_questions"]
     table = pairs_to_table(pairs, scenes)
     report.metadata.update(_counts(table))
-    report.metadata.update({
-        "num_scenes": len(scenes),
-        "num_pairs": table.num_rows,
-        "pairs_per_scene": round(table.num_rows / len(scenes), 2) if scenes else 0.0,
-        "scenes_with_skips": len(skipped),
-        "include_l3": config.include_l3,
-        "seed": config.seed,
-    })
-    report.preview = [{k: row[k] for k in ("task", "format", "question", "answer")}
-                      for row in table.slice(0, PREVIEW_ROWS).to_pylist()]
+    report.metadata.update(
+        {
+            "num_scenes": len(scenes),
+            "num_pairs": table.num_rows,
+            "pairs_per_scene": round(table.num_rows / len(scenes), 2) if scenes else 0.0,
+            "scenes_with_skips": len(skipped),
+            "include_l3": config.include_l3,
+            "seed": config.seed,
+        }
+    )
+    report.preview = [
+        {k: row[k] for k in ("task", "format", "question", "answer")}
+        for row in table.slice(0, PREVIEW_ROWS).to_pylist()
+    ]
     with atomic_dir(out_dir) as tmp:
         pq.write_table(table, tmp / "qa.parquet", compression="zstd")
         write_jsonl(tmp / "skipped.jsonl", skipped)
@@ -226,7 +234,12 @@ def qa_shard(root: Path, shard: str, config: QAConfig | None = None, llm: object
         report.metadata["content_digest"] = digest
         atomic_write_json(
             tmp / "_manifest.json",
-            {**report.manifest(), "digest": digest, "config": config.model_dump(mode="json"), "balance": balance},
+            {
+                **report.manifest(),
+                "digest": digest,
+                "config": config.model_dump(mode="json"),
+                "balance": balance,
+            },
         )
     return report
 

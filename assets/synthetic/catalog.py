@@ -655,5 +655,3 @@ CATEGORIES: dict[str, Category] = {
 SUPPORT_CATEGORIES = frozenset({"table", "desk", "cabinet", "nightstand", "bookshelf", "sofa", "bed"})
 # A tabletop close-up shows hand-sized things; a tv there would fill the frame.
 TABLETOP_ITEMS = frozenset(c.name for c in CATEGORIES.values() if c.surface_weight > 0) - {"tv"}
-
-

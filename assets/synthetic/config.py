@@ -93,5 +93,3 @@ def scene_rng(seed: int, shard: str, index: int) -> np.random.Generator:
     """Per-scene generator from a stable hash of (seed, shard, index): never Python's salted `hash()`."""
     digest = hashlib.sha256(f"{GENERATOR_VERSION}\0{seed}\0{shard}\0{index}".encode()).digest()
     return np.random.default_rng(np.random.SeedSequence(int.from_bytes(digest[:16], "little")))
-
-

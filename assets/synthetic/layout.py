@@ -460,5 +460,3 @@ def tabletop_layout(rng: np.random.Generator, config: SyntheticConfig) -> Layout
         assert extra is not None
         layout.place_floor(PlacedObject.build(rng, extra, "floor"), tries=10)
     return layout
-
-

@@ -324,5 +324,3 @@ def _in_frame_fraction(layout: Layout, prims: list[_Prim], index: int, samples: 
     inside = hit & (uu.ravel() >= 0) & (uu.ravel() < k.width) & (vv.ravel() >= 0) & (vv.ravel() < k.height)
     total = int(hit.sum())
     return float(inside.sum()) / total if total else 1.0
-
-

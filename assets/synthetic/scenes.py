@@ -193,5 +193,3 @@ def render_scene(config: SyntheticConfig, shard: str, index: int) -> RenderedSce
         cam_to_world=cam_to_world,
         room_size=tuple(float(s) for s in layout.room.size),
     )
-
-

@@ -1,5 +1,4 @@
-"""Shard writing: `write_synthetic_shard`, the `source_images` stage for the synthetic source.
-"""
+"""Shard writing: `write_synthetic_shard`, the `source_images` stage for the synthetic source."""
 
 from __future__ import annotations
 

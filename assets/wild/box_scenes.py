@@ -73,7 +73,9 @@ def gravity_from_pitch_roll(pitch_deg: float, roll_deg: float) -> np.ndarray:
     return roll @ level
 
 
-def _raycast(rays_grav: np.ndarray, specs: list[BoxSpec], camera_height: float) -> tuple[np.ndarray, np.ndarray]:
+def _raycast(
+    rays_grav: np.ndarray, specs: list[BoxSpec], camera_height: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Nearest hit parameter t (rays scaled so t = z-depth) and hit box index (-1: none) for each ray."""
     flat = rays_grav.reshape(-1, 3)
     best_t = np.full(len(flat), np.inf)
@@ -122,7 +124,10 @@ def render_box_scene(
             height=float(rng.uniform(0.2, 1.0)),
         )
         radius = np.hypot(spec.extent_a, spec.extent_b) / 2
-        if all(np.hypot(spec.x - o.x, spec.y - o.y) > radius + np.hypot(o.extent_a, o.extent_b) / 2 for o in specs):
+        if all(
+            np.hypot(spec.x - o.x, spec.y - o.y) > radius + np.hypot(o.extent_a, o.extent_b) / 2
+            for o in specs
+        ):
             specs.append(spec)
 
     rays_grav = frame.to_grav(pixel_rays(intrinsics))
@@ -136,8 +141,9 @@ def render_box_scene(
 
     # visible fraction: pixels seen here / pixels the box would cover alone on a sensor twice as wide
     pad = max(width, height) // 2
-    big = Intrinsics(fx=fx, fy=fx, cx=width / 2 + pad, cy=height / 2 + pad, width=width + 2 * pad,
-                     height=height + 2 * pad)
+    big = Intrinsics(
+        fx=fx, fy=fx, cx=width / 2 + pad, cy=height / 2 + pad, width=width + 2 * pad, height=height + 2 * pad
+    )
     big_rays = frame.to_grav(pixel_rays(big))
     visible = []
     for index, spec in enumerate(specs):
@@ -180,7 +186,9 @@ def degrade_depth(
     field /= max(np.abs(field).max(), 1e-9)
     scale = 1 + noise.scale_error * rng.choice([-1.0, 1.0])
     white = rng.standard_normal(out.shape)
-    if noise.noise_correlation_px > 0:  # estimator errors are spatially smooth; keep the std at relative_noise
+    if (
+        noise.noise_correlation_px > 0
+    ):  # estimator errors are spatially smooth; keep the std at relative_noise
         white = ndimage.gaussian_filter(white, noise.noise_correlation_px)
         white /= max(white.std(), 1e-12)
     out = out * scale * (1 + noise.distortion * field) * (1 + noise.relative_noise * white)
@@ -199,7 +207,9 @@ class ObjectError:
     height_error_pct: float
     footprint_error_pct: float  # max over the two horizontal extents (sorted, so a swap of two near-equal
     # extents is not counted as an error)
-    footprint_error_of_distance_pct: float  # the same absolute error as % of the camera distance: comparable to
+    footprint_error_of_distance_pct: (
+        float  # the same absolute error as % of the camera distance: comparable to
+    )
     # the depth error of the point map itself (a 1% depth error moves a face by 1% of the distance)
     box: Box3D
 
@@ -222,13 +232,31 @@ def measure_scene(
 ) -> SceneErrors:
     """Run the chain (oracle masks; exact or degraded point map; RANSAC gravity) and compare with the truth."""
     truth = [
-        KnownBox(index + 1, Box3D(center_cam=tuple(float(c) for c in scene.center_cam(index)), width=spec.extent_b,
-                                  height=spec.height, length=spec.extent_a, yaw=spec.yaw),
-                 scene.visible_fraction[index])
+        KnownBox(
+            index + 1,
+            Box3D(
+                center_cam=tuple(float(c) for c in scene.center_cam(index)),
+                width=spec.extent_b,
+                height=spec.height,
+                length=spec.extent_a,
+                yaw=spec.yaw,
+            ),
+            scene.visible_fraction[index],
+        )
         for index, spec in enumerate(scene.boxes)
     ]
-    return measure_objects(scene.depth, scene.intrinsics, scene.instance_ids, scene.gravity_cam, truth, seed,
-                           noise, cloud_config, gravity_config, min_visible)
+    return measure_objects(
+        scene.depth,
+        scene.intrinsics,
+        scene.instance_ids,
+        scene.gravity_cam,
+        truth,
+        seed,
+        noise,
+        cloud_config,
+        gravity_config,
+        min_visible,
+    )
 
 
 @dataclass(frozen=True)
@@ -278,10 +306,14 @@ def measure_objects(
                 box_index=known.instance_id,
                 visible_fraction=known.visible_fraction,
                 distance=distance,
-                center_error_pct=float(100 * np.linalg.norm(np.asarray(box.center_cam) - true_center) / distance),
+                center_error_pct=float(
+                    100 * np.linalg.norm(np.asarray(box.center_cam) - true_center) / distance
+                ),
                 height_error_pct=float(100 * abs(box.height - known.box.height) / known.box.height),
                 footprint_error_pct=float(100 * np.max(np.abs(footprint - true_footprint) / true_footprint)),
-                footprint_error_of_distance_pct=float(100 * np.max(np.abs(footprint - true_footprint)) / distance),
+                footprint_error_of_distance_pct=float(
+                    100 * np.max(np.abs(footprint - true_footprint)) / distance
+                ),
                 box=box,
             )
         )

@@ -21,29 +21,84 @@ PRODUCTION_MODEL_ID = "openai/clip-vit-large-patch14"
 
 # Following SpatialVLM: tags describing natural photographs vs non-natural images.
 INCLUDE_TAGS: tuple[str, ...] = (
-    "a photo of an indoor room", "a photo of a living room", "a photo of a kitchen", "a photo of an office",
-    "a photo of a street", "a photo of a city", "a photo of a landscape", "a photo of people",
-    "a photo of furniture", "a photo of a table with objects", "a photo of a car", "a photo of animals",
-    "a photo of a garden", "a photo of a shop", "a photo taken with a phone camera",
+    "a photo of an indoor room",
+    "a photo of a living room",
+    "a photo of a kitchen",
+    "a photo of an office",
+    "a photo of a street",
+    "a photo of a city",
+    "a photo of a landscape",
+    "a photo of people",
+    "a photo of furniture",
+    "a photo of a table with objects",
+    "a photo of a car",
+    "a photo of animals",
+    "a photo of a garden",
+    "a photo of a shop",
+    "a photo taken with a phone camera",
 )
 EXCLUDE_TAGS: tuple[str, ...] = (
-    "a chart", "a plot", "a table of numbers", "a form", "a screenshot of a user interface", "a web page",
-    "source code", "a document with text", "a diagram", "a blueprint", "a logo", "a cartoon", "a drawing",
-    "a poster with text", "a slide", "an icon", "a map",
+    "a chart",
+    "a plot",
+    "a table of numbers",
+    "a form",
+    "a screenshot of a user interface",
+    "a web page",
+    "source code",
+    "a document with text",
+    "a diagram",
+    "a blueprint",
+    "a logo",
+    "a cartoon",
+    "a drawing",
+    "a poster with text",
+    "a slide",
+    "an icon",
+    "a map",
 )
 # A small indoor/outdoor object vocabulary for the tagger (RAM's role); extend per dataset.
 OBJECT_VOCABULARY: tuple[str, ...] = (
-    "chair", "table", "sofa", "bed", "desk", "cabinet", "shelf", "television", "monitor", "laptop", "lamp",
-    "plant", "cup", "bottle", "book", "bowl", "vase", "pillow", "box", "trash can", "microwave", "keyboard",
-    "door", "window", "picture frame", "car", "bicycle", "person", "dog", "cat", "bench", "traffic light",
+    "chair",
+    "table",
+    "sofa",
+    "bed",
+    "desk",
+    "cabinet",
+    "shelf",
+    "television",
+    "monitor",
+    "laptop",
+    "lamp",
+    "plant",
+    "cup",
+    "bottle",
+    "book",
+    "bowl",
+    "vase",
+    "pillow",
+    "box",
+    "trash can",
+    "microwave",
+    "keyboard",
+    "door",
+    "window",
+    "picture frame",
+    "car",
+    "bicycle",
+    "person",
+    "dog",
+    "cat",
+    "bench",
+    "traffic light",
 )
 
 
 class ClipScorer:
     """Cosine similarities between images and texts with a CLIP model."""
 
-    def __init__(self, model: CLIPModel, tokenizer: Any, image_processor: CLIPImageProcessor,
-                 device: str = "cpu") -> None:
+    def __init__(
+        self, model: CLIPModel, tokenizer: Any, image_processor: CLIPImageProcessor, device: str = "cpu"
+    ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
@@ -54,8 +109,12 @@ class ClipScorer:
     def from_pretrained(cls, name_or_path: str = PRODUCTION_MODEL_ID, device: str = "cpu") -> ClipScorer:
         from transformers import AutoTokenizer
 
-        return cls(CLIPModel.from_pretrained(name_or_path), AutoTokenizer.from_pretrained(name_or_path),
-                   CLIPImageProcessor.from_pretrained(name_or_path), device)
+        return cls(
+            CLIPModel.from_pretrained(name_or_path),
+            AutoTokenizer.from_pretrained(name_or_path),
+            CLIPImageProcessor.from_pretrained(name_or_path),
+            device,
+        )
 
     @classmethod
     def tiny(cls, texts: Sequence[str], seed: int = 0, image_size: int = 32) -> ClipScorer:
@@ -63,26 +122,46 @@ class ClipScorer:
 
         tokenizer = bpe_tokenizer(texts)
         torch.manual_seed(seed)
-        special = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
-                   "pad_token_id": tokenizer.pad_token_id}
+        special = {
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        }
         config = CLIPConfig(
-            text_config={"vocab_size": len(tokenizer), "hidden_size": 32, "intermediate_size": 64,
-                         "num_hidden_layers": 2, "num_attention_heads": 2, "max_position_embeddings": 77, **special},
-            vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                           "num_attention_heads": 2, "image_size": image_size, "patch_size": 8},
+            text_config={
+                "vocab_size": len(tokenizer),
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "max_position_embeddings": 77,
+                **special,
+            },
+            vision_config={
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "image_size": image_size,
+                "patch_size": 8,
+            },
             projection_dim=16,
         )
-        processor = CLIPImageProcessor(size={"shortest_edge": image_size},
-                                       crop_size={"height": image_size, "width": image_size})
+        processor = CLIPImageProcessor(
+            size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+        )
         return cls(CLIPModel(config), tokenizer, processor)
 
     @torch.inference_mode()
     def text_embeddings(self, texts: Sequence[str]) -> torch.Tensor:
         key = tuple(texts)
         if key not in self._text_cache:
-            tokens = self.tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt").to(self.device)
-            features = self.model.get_text_features(input_ids=tokens["input_ids"],
-                                                    attention_mask=tokens["attention_mask"])
+            tokens = self.tokenizer(list(texts), padding=True, truncation=True, return_tensors="pt").to(
+                self.device
+            )
+            features = self.model.get_text_features(
+                input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
+            )
             features = getattr(features, "pooler_output", features)
             self._text_cache[key] = torch.nn.functional.normalize(features.float(), dim=-1)
         return self._text_cache[key]
@@ -90,7 +169,9 @@ class ClipScorer:
     @torch.inference_mode()
     def similarities(self, images: Sequence[np.ndarray], texts: Sequence[str]) -> np.ndarray:
         """(num_images, num_texts) cosine similarities."""
-        pixels = self.image_processor(images=[np.ascontiguousarray(i) for i in images], return_tensors="pt")["pixel_values"]
+        pixels = self.image_processor(images=[np.ascontiguousarray(i) for i in images], return_tensors="pt")[
+            "pixel_values"
+        ]
         features = self.model.get_image_features(pixel_values=pixels.to(self.device))
         features = getattr(features, "pooler_output", features)
         image_emb = torch.nn.functional.normalize(features.float(), dim=-1)
@@ -104,8 +185,14 @@ class ClipTagFilter:
     `min_include_votes` replaces "more than half" (None): smoke runs with random weights set it to 0, so every
     image is scored and passed on while the vote is still recorded (assets.wild.smoke)."""
 
-    def __init__(self, scorer: ClipScorer, include: Sequence[str] = INCLUDE_TAGS,
-                 exclude: Sequence[str] = EXCLUDE_TAGS, top_k: int = 5, min_include_votes: int | None = None) -> None:
+    def __init__(
+        self,
+        scorer: ClipScorer,
+        include: Sequence[str] = INCLUDE_TAGS,
+        exclude: Sequence[str] = EXCLUDE_TAGS,
+        top_k: int = 5,
+        min_include_votes: int | None = None,
+    ) -> None:
         if top_k < 1 or top_k > len(include) + len(exclude):
             raise ValueError(f"top_k must lie in 1..{len(include) + len(exclude)}")
         if min_include_votes is not None and not 0 <= min_include_votes <= top_k:
@@ -123,16 +210,30 @@ class ClipTagFilter:
     def __call__(self, rgb: np.ndarray, scene: Scene) -> tuple[bool, str]:
         include_votes, top = self.votes(rgb)
         keep = include_votes >= self.min_include_votes
-        return keep, f"clip tags: {include_votes}/{self.top_k} natural-photo tags in top {self.top_k} ({'; '.join(top)})"
+        return (
+            keep,
+            f"clip tags: {include_votes}/{self.top_k} natural-photo tags in top {self.top_k} ({'; '.join(top)})",
+        )
 
 
 class ClipTagger:
     """Open-vocabulary image tagger: the vocabulary entries scoring highest for an image (RAM's role in the
     paper's detect-then-segment chain). `min_margin` drops tags scoring far below the best one."""
 
-    def __init__(self, scorer: ClipScorer, vocabulary: Sequence[str] = OBJECT_VOCABULARY, top_k: int = 8,
-                 prompt: str = "a photo of a {}", min_margin: float = 0.1) -> None:
-        self.scorer, self.vocabulary, self.top_k, self.min_margin = scorer, list(vocabulary), top_k, min_margin
+    def __init__(
+        self,
+        scorer: ClipScorer,
+        vocabulary: Sequence[str] = OBJECT_VOCABULARY,
+        top_k: int = 8,
+        prompt: str = "a photo of a {}",
+        min_margin: float = 0.1,
+    ) -> None:
+        self.scorer, self.vocabulary, self.top_k, self.min_margin = (
+            scorer,
+            list(vocabulary),
+            top_k,
+            min_margin,
+        )
         self.prompts = [prompt.format(v) for v in self.vocabulary]
 
     def tag(self, rgb: np.ndarray) -> list[str]:

@@ -38,20 +38,31 @@ def phrase_category(text_label: str, categories: Sequence[str]) -> str | None:
 
 
 class GroundingDinoDetector:
-    def __init__(self, model: torch.nn.Module, processor: object, device: str = "cpu",
-                 box_threshold: float = 0.35, text_threshold: float = 0.25) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        processor: object,
+        device: str = "cpu",
+        box_threshold: float = 0.35,
+        text_threshold: float = 0.25,
+    ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.processor = processor
         self.box_threshold, self.text_threshold = box_threshold, text_threshold
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str = PRODUCTION_MODEL_ID, device: str = "cpu",
-                        **kwargs: float) -> GroundingDinoDetector:
+    def from_pretrained(
+        cls, name_or_path: str = PRODUCTION_MODEL_ID, device: str = "cpu", **kwargs: float
+    ) -> GroundingDinoDetector:
         from transformers import AutoProcessor, GroundingDinoForObjectDetection
 
-        return cls(GroundingDinoForObjectDetection.from_pretrained(name_or_path),
-                   AutoProcessor.from_pretrained(name_or_path), device, **kwargs)
+        return cls(
+            GroundingDinoForObjectDetection.from_pretrained(name_or_path),
+            AutoProcessor.from_pretrained(name_or_path),
+            device,
+            **kwargs,
+        )
 
     @classmethod
     def tiny(cls, words: Sequence[str], seed: int = 0, **kwargs: float) -> GroundingDinoDetector:
@@ -67,14 +78,35 @@ class GroundingDinoDetector:
         from assets.wild.offline import wordpiece_tokenizer
 
         tokenizer = wordpiece_tokenizer([" . ".join(words) + " ."])
-        backbone = SwinConfig(image_size=64, patch_size=4, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],
-                              window_size=4, out_features=["stage2", "stage3", "stage4"])
-        text = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                          intermediate_size=64, max_position_embeddings=256)
+        backbone = SwinConfig(
+            image_size=64,
+            patch_size=4,
+            embed_dim=16,
+            depths=[1, 1, 1, 1],
+            num_heads=[1, 1, 1, 1],
+            window_size=4,
+            out_features=["stage2", "stage3", "stage4"],
+        )
+        text = BertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=256,
+        )
         config = GroundingDinoConfig(
-            backbone_config=backbone, text_config=text, d_model=32, encoder_layers=1, decoder_layers=2,
-            encoder_ffn_dim=64, decoder_ffn_dim=64, encoder_attention_heads=2, decoder_attention_heads=2,
-            num_queries=20, max_text_len=64,
+            backbone_config=backbone,
+            text_config=text,
+            d_model=32,
+            encoder_layers=1,
+            decoder_layers=2,
+            encoder_ffn_dim=64,
+            decoder_ffn_dim=64,
+            encoder_attention_heads=2,
+            decoder_attention_heads=2,
+            num_queries=20,
+            max_text_len=64,
         )  # decoder_layers >= 2: the box heads of layers 1.. are tied to layer 0's
         torch.manual_seed(seed)
         processor = GroundingDinoProcessor(
@@ -91,15 +123,22 @@ class GroundingDinoDetector:
             return []
         height, width = rgb.shape[:2]
         prompt = " ".join(f"{c.lower()}." for c in categories)
-        inputs = self.processor(images=np.ascontiguousarray(rgb), text=prompt, return_tensors="pt").to(self.device)
+        inputs = self.processor(images=np.ascontiguousarray(rgb), text=prompt, return_tensors="pt").to(
+            self.device
+        )
         outputs = self.model(**inputs)
         result = self.processor.post_process_grounded_object_detection(
-            outputs, inputs["input_ids"], threshold=self.box_threshold, text_threshold=self.text_threshold,
+            outputs,
+            inputs["input_ids"],
+            threshold=self.box_threshold,
+            text_threshold=self.text_threshold,
             target_sizes=[(height, width)],
         )[0]
         labels = result["text_labels"] if "text_labels" in result else result["labels"]
         detections = []
-        for box, score, label in zip(result["boxes"].tolist(), result["scores"].tolist(), labels, strict=True):
+        for box, score, label in zip(
+            result["boxes"].tolist(), result["scores"].tolist(), labels, strict=True
+        ):
             category = phrase_category(str(label), categories)
             x0, y0 = max(0.0, box[0]), max(0.0, box[1])
             x1, y1 = min(float(width), box[2]), min(float(height), box[3])
@@ -110,13 +149,20 @@ class GroundingDinoDetector:
 
 
 def filter_detections(
-    detections: Sequence[Detection], image_area: float, min_score: float = 0.3,
-    min_area_fraction: float = 0.001, max_area_fraction: float = 0.9, iou_threshold: float = 0.7,
+    detections: Sequence[Detection],
+    image_area: float,
+    min_score: float = 0.3,
+    min_area_fraction: float = 0.001,
+    max_area_fraction: float = 0.9,
+    iou_threshold: float = 0.7,
 ) -> list[Detection]:
     """Confidence and area filters (specks and whole-image boxes are not objects to ask about), then
     class-agnostic NMS: GroundingDINO often returns one object under two phrases."""
-    kept = [d for d in detections if d.score >= min_score
-            and min_area_fraction <= d.box.area / image_area <= max_area_fraction]
+    kept = [
+        d
+        for d in detections
+        if d.score >= min_score and min_area_fraction <= d.box.area / image_area <= max_area_fraction
+    ]
     if not kept:
         return []
     boxes = torch.tensor([d.box.as_list() for d in kept], dtype=torch.float32)
@@ -133,6 +179,11 @@ def subtract_contained(masks: Sequence[np.ndarray], containment: float = 0.9) ->
     originals = [m.copy() for m in masks]
     for a, mask_a in enumerate(originals):
         for b, mask_b in enumerate(originals):
-            if a != b and areas[a] and areas[a] < areas[b] and (mask_a & mask_b).sum() >= containment * areas[a]:
+            if (
+                a != b
+                and areas[a]
+                and areas[a] < areas[b]
+                and (mask_a & mask_b).sum() >= containment * areas[a]
+            ):
                 masks[b] &= ~mask_a
     return masks

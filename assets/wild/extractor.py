@@ -100,13 +100,17 @@ class WildObjectExtractor:
         estimate = estimate_gravity(points, valid, self.gravity_config)
         if self.fallback_gravity_cam is None:
             if estimate is None:
-                raise DataError("no gravity: no gravity model and no horizontal support plane in the point map")
+                raise DataError(
+                    "no gravity: no gravity model and no horizontal support plane in the point map"
+                )
             return estimate.gravity_cam
         if estimate is not None and _frame_defined(estimate.gravity_cam):
             return estimate.gravity_cam
         return self.fallback_gravity_cam  # no support plane, or one the camera looks straight at
 
-    def extract(self, rgb: np.ndarray, points: np.ndarray, valid: np.ndarray, scene: Scene) -> ObjectExtraction:
+    def extract(
+        self, rgb: np.ndarray, points: np.ndarray, valid: np.ndarray, scene: Scene
+    ) -> ObjectExtraction:
         proposals = self.proposals(rgb, scene)[:MAX_INSTANCES]
         if not proposals:
             raise DataError("no objects: nothing detected")
@@ -137,11 +141,17 @@ class WildObjectExtractor:
                 self.skipped.append((scene.scene_id, f"{proposal.category}: {err}"))
                 instance[mask] = 0
                 continue
-            objects.append(SceneObject(
-                instance_id=rank, category=proposal.category, box2d=box2d_from_mask(mask) or proposal.box,
-                box3d=box3d, front_grav=front_grav, num_pixels=num_pixels,
-                attributes={"detector_score": f"{proposal.score:.3f}"},
-            ))
+            objects.append(
+                SceneObject(
+                    instance_id=rank,
+                    category=proposal.category,
+                    box2d=box2d_from_mask(mask) or proposal.box,
+                    box3d=box3d,
+                    front_grav=front_grav,
+                    num_pixels=num_pixels,
+                    attributes={"detector_score": f"{proposal.score:.3f}"},
+                )
+            )
         if not objects:
             raise DataError(f"no objects: none of {len(proposals)} detections gave a 3D box")
         return ObjectExtraction(objects=objects, instance_mask=instance, gravity_cam=gravity)

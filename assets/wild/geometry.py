@@ -35,10 +35,14 @@ class CloudConfig:
     """Knobs of the mask -> cloud -> box chain; defaults measured by perf/bench_geometry_chain.py."""
 
     min_points: int = 30  # fewer valid object points than this: no reliable box
-    max_points: int = 6000  # random subsample above this (fixed seed): keeps kNN/DBSCAN cheap, extents unchanged
+    max_points: int = (
+        6000  # random subsample above this (fixed seed): keeps kNN/DBSCAN cheap, extents unchanged
+    )
     outlier_neighbors: int = 16  # statistical outlier removal: k nearest neighbours
     outlier_std_ratio: float = 3.0  # drop points whose mean kNN distance exceeds mean + ratio * std
-    dbscan_eps_pixels: float = 5.0  # DBSCAN eps in the ray/log-depth embedding, in pixels (3 loses a lamp's thin pole)
+    dbscan_eps_pixels: float = (
+        5.0  # DBSCAN eps in the ray/log-depth embedding, in pixels (3 loses a lamp's thin pole)
+    )
     depth_jump: float = 0.03  # a relative depth step between neighbouring pixels that counts as one pixel
     dbscan_min_samples: int = 8
     stacked_overlap: float = 0.8  # a cluster whose plan view lies this much inside the object's joins it
@@ -52,10 +56,16 @@ class GravityConfig:
     """RANSAC on the dominant horizontal support plane of a point map."""
 
     max_samples: int = 20000  # points drawn from the map
-    hypotheses: int = 1000  # 400 left one noisy scene in 40 at 3.2 deg on an unlucky draw; 1000: max 1.3 over seeds
+    hypotheses: int = (
+        1000  # 400 left one noisy scene in 40 at 3.2 deg on an unlucky draw; 1000: max 1.3 over seeds
+    )
     max_tilt_deg: float = 40.0  # plane normal within this angle of the camera's likely up
-    inlier_rel: float = 0.01  # inlier distance = inlier_rel x median depth of the sample (noise grows with depth)
-    min_inlier_fraction: float = 0.05  # fewer inliers than this fraction of the sample: no support plane found
+    inlier_rel: float = (
+        0.01  # inlier distance = inlier_rel x median depth of the sample (noise grows with depth)
+    )
+    min_inlier_fraction: float = (
+        0.05  # fewer inliers than this fraction of the sample: no support plane found
+    )
     seed: int = 0
 
 
@@ -73,8 +83,12 @@ class RoundConfig:
     min_inliers: float = 0.5  # share of the silhouette (evenly sampled, so of its length) on the circle
     hypotheses: int = 200
     seed: int = 0
-    min_arc_deg: float = 90.0  # the silhouette must wrap at least this much of the circle, seen from its center
-    max_chord_ratio: float = 1.3  # radius / half the silhouette's chord: flatter fronts are faces, not cylinders
+    min_arc_deg: float = (
+        90.0  # the silhouette must wrap at least this much of the circle, seen from its center
+    )
+    max_chord_ratio: float = (
+        1.3  # radius / half the silhouette's chord: flatter fronts are faces, not cylinders
+    )
     appendage: float = 0.08  # points beyond (1 + this) x radius stick out of the body (a handle, a spout)
 
 
@@ -83,10 +97,14 @@ class SupportConfig:
     """What counts as the surface an object stands on (see `support_height`)."""
 
     margin: float = 0.05  # meters around the object's plan footprint searched for its support
-    max_gap: float = 0.05  # a support further below the object's lowest visible point than this is not its support
+    max_gap: float = (
+        0.05  # a support further below the object's lowest visible point than this is not its support
+    )
     max_gap_fraction: float = 0.5  # ... nor one further below than this share of the object's visible height
     min_points: int = 20
-    max_spread: float = 0.01  # meters: robust spread of the support points' heights (a flat surface, not clutter)
+    max_spread: float = (
+        0.01  # meters: robust spread of the support points' heights (a flat surface, not clutter)
+    )
 
 
 @dataclass(frozen=True)
@@ -146,9 +164,9 @@ def object_cloud(
     coords = ray_depth_embedding(cloud, angle_step, config.depth_jump / spacing)
     keep = statistical_inliers(coords, config.outlier_neighbors, config.outlier_std_ratio)
     cloud, coords = cloud[keep], coords[keep]
-    labels = DBSCAN(eps=config.dbscan_eps_pixels * spacing, min_samples=config.dbscan_min_samples).fit_predict(
-        coords
-    )
+    labels = DBSCAN(
+        eps=config.dbscan_eps_pixels * spacing, min_samples=config.dbscan_min_samples
+    ).fit_predict(coords)
     keep = largest_label(labels)
     if gravity_cam is not None and keep.any():
         keep = stacked_clusters(cloud, labels, gravity_cam, config.stacked_overlap, config.dbscan_min_samples)
@@ -158,7 +176,9 @@ def object_cloud(
     return cloud
 
 
-def flying_pixels(depth: np.ndarray, selected: np.ndarray, window: int = 5, max_deviation: float = 0.05) -> np.ndarray:
+def flying_pixels(
+    depth: np.ndarray, selected: np.ndarray, window: int = 5, max_deviation: float = 0.05
+) -> np.ndarray:
     """Boolean map of selected pixels whose depth is more than `max_deviation` (relative) off the median depth of
     the selected pixels in a `window` x `window` neighbourhood.
 
@@ -252,7 +272,10 @@ def stacked_clusters(
         member = labels == label
         if keep[member].any() or sizes[label] < min_points:
             continue
-        if _inside_share(plan[member], plan[keep]) >= overlap or _inside_share(plan[keep], plan[member]) >= overlap:
+        if (
+            _inside_share(plan[member], plan[keep]) >= overlap
+            or _inside_share(plan[keep], plan[member]) >= overlap
+        ):
             keep |= member
     return keep
 
@@ -345,7 +368,9 @@ def estimate_gravity(
     # from its inliers and scored in a band four times tighter land on the plane itself.
     inliers = sample[np.abs(sample @ normal + offset) < threshold]
     normal, offset = _best_plane(inliers, threshold / 4, config.hypotheses, rng, normal, offset)
-    band = threshold  # the inliers' own spread about the LO plane sets the band: noise or curvature, not clutter
+    band = (
+        threshold  # the inliers' own spread about the LO plane sets the band: noise or curvature, not clutter
+    )
     for _ in range(4):  # least-squares refit, re-selecting inliers in a band that tightens to the noise
         distance = np.abs(sample @ normal + offset)
         inliers = sample[distance < band]
@@ -361,7 +386,9 @@ def estimate_gravity(
     return GravityEstimate(tuple(float(c) for c in gravity), inlier_fraction, abs(offset))
 
 
-def _plane_hypotheses(points: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _plane_hypotheses(
+    points: np.ndarray, count: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """(normals, offsets) of planes n.p + d = 0 through `count` random triplets of `points`, degenerate triplets
     dropped, every normal oriented towards the camera's likely up (so d > 0 means the camera is above)."""
     triplets = points[rng.integers(0, len(points), size=(count, 3))]  # (M, 3 points, xyz)
@@ -374,7 +401,12 @@ def _plane_hypotheses(points: np.ndarray, count: int, rng: np.random.Generator) 
 
 
 def _best_plane(
-    points: np.ndarray, band: float, hypotheses: int, rng: np.random.Generator, normal: np.ndarray, offset: float
+    points: np.ndarray,
+    band: float,
+    hypotheses: int,
+    rng: np.random.Generator,
+    normal: np.ndarray,
+    offset: float,
 ) -> tuple[np.ndarray, float]:
     """The plane through three of `points` that holds most of them within `band`; the given (normal, offset)
     when no hypothesis does better."""
@@ -391,7 +423,9 @@ def _best_plane(
     return normals[best], float(offsets[best])
 
 
-def min_area_rectangle(xy: np.ndarray, angles: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
+def min_area_rectangle(
+    xy: np.ndarray, angles: np.ndarray | None = None
+) -> tuple[float, np.ndarray, np.ndarray]:
     """Minimum-area enclosing rectangle of 2D points by rotating calipers over the convex hull's edges.
 
     Returns (angle, center_xy, extents): the rectangle's first axis is (cos angle, sin angle) with extent
@@ -415,7 +449,9 @@ def min_area_rectangle(xy: np.ndarray, angles: np.ndarray | None = None) -> tupl
     areas = (u.max(0) - u.min(0)) * (v.max(0) - v.min(0))
     best = int(np.argmin(areas))
     angle = float(angles[best])
-    center_uv = np.array([(u[:, best].max() + u[:, best].min()) / 2, (v[:, best].max() + v[:, best].min()) / 2])
+    center_uv = np.array(
+        [(u[:, best].max() + u[:, best].min()) / 2, (v[:, best].max() + v[:, best].min()) / 2]
+    )
     axis_u, axis_v = np.array([cos[best], sin[best]]), np.array([-sin[best], cos[best]])
     center = center_uv[0] * axis_u + center_uv[1] * axis_v
     extents = np.array([np.ptp(u[:, best]), np.ptp(v[:, best])])
@@ -491,10 +527,12 @@ def ransac_circle(
         return None
     a, b, c, d = a[ok], b[ok], c[ok], d[ok]
     sa, sb, sc = (a**2).sum(1), (b**2).sum(1), (c**2).sum(1)
-    centers = np.column_stack([
-        (sa * (b[:, 1] - c[:, 1]) + sb * (c[:, 1] - a[:, 1]) + sc * (a[:, 1] - b[:, 1])) / d,
-        (sa * (c[:, 0] - b[:, 0]) + sb * (a[:, 0] - c[:, 0]) + sc * (b[:, 0] - a[:, 0])) / d,
-    ])
+    centers = np.column_stack(
+        [
+            (sa * (b[:, 1] - c[:, 1]) + sb * (c[:, 1] - a[:, 1]) + sc * (a[:, 1] - b[:, 1])) / d,
+            (sa * (c[:, 0] - b[:, 0]) + sb * (a[:, 0] - c[:, 0]) + sc * (b[:, 0] - a[:, 0])) / d,
+        ]
+    )
     radii = np.linalg.norm(a - centers, axis=1)
     distances = np.linalg.norm(points[None] - centers[:, None], axis=2)  # (hypotheses, points)
     inliers = np.abs(distances - radii[:, None]) <= band * radii[:, None]
@@ -574,12 +612,16 @@ def box_from_cloud(
     grav = frame.to_grav(cloud_cam)
     q = extent_quantile
     z_low, z_high = np.quantile(grav[:, 2], [q, 1 - q])
-    if support_z is not None and support_z < z_low:  # the hidden bottom reaches the support (`support_height`)
+    if (
+        support_z is not None and support_z < z_low
+    ):  # the hidden bottom reaches the support (`support_height`)
         z_low = support_z
     footprint = grav[:, :2]
     circle = round_footprint(footprint, round_config) if round_config is not None else None
     angle = None
-    if circle is not None:  # complete the hidden back half; what sticks out of the circle (a handle) still counts
+    if (
+        circle is not None
+    ):  # complete the hidden back half; what sticks out of the circle (a handle) still counts
         theta = np.linspace(0, 2 * np.pi, 72, endpoint=False)
         ring = circle.center + circle.radius * np.column_stack([np.cos(theta), np.sin(theta)])
         offsets = footprint - circle.center
@@ -595,7 +637,9 @@ def box_from_cloud(
         # (a box 5 m away kept one far corner, and the smallest rectangle around that triangle was 45 degrees off).
         _, edges, facing = facing_hull_edges(grav[:, :2])
         seen = edges[facing] if facing.any() else None
-        angle, _, _ = min_area_rectangle(footprint, None if seen is None else np.arctan2(seen[:, 1], seen[:, 0]))
+        angle, _, _ = min_area_rectangle(
+            footprint, None if seen is None else np.arctan2(seen[:, 1], seen[:, 0])
+        )
 
     axis_a = np.array([np.cos(angle), np.sin(angle)])
     axis_b = np.array([-np.sin(angle), np.cos(angle)])

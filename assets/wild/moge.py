@@ -29,12 +29,25 @@ def tiny_moge_config() -> dict[str, Any]:
     return {
         "encoder": {"backbone": "dinov2_vits14", "intermediate_layers": 4, "dim_out": 64},
         # level 0: encoder features + 2 uv channels; levels 1-4: uv only (see MoGeModel.forward)
-        "neck": {"dim_in": [64 + 2] + [2] * (levels - 1), "dim_res_blocks": [64, 64, 32, 32, 32],
-                 "dim_out": [None] * levels, "resamplers": ["bilinear"] * (levels - 1), "num_res_blocks": 1},
-        "points_head": {"dim_in": [64, 64, 32, 32, 32], "dim_res_blocks": [32] * levels,
-                        "dim_out": [None] * (levels - 1) + [3], "resamplers": ["bilinear"] * (levels - 1)},
-        "mask_head": {"dim_in": [64, 64, 32, 32, 32], "dim_res_blocks": [32] * levels,
-                      "dim_out": [None] * (levels - 1) + [1], "resamplers": ["bilinear"] * (levels - 1)},
+        "neck": {
+            "dim_in": [64 + 2] + [2] * (levels - 1),
+            "dim_res_blocks": [64, 64, 32, 32, 32],
+            "dim_out": [None] * levels,
+            "resamplers": ["bilinear"] * (levels - 1),
+            "num_res_blocks": 1,
+        },
+        "points_head": {
+            "dim_in": [64, 64, 32, 32, 32],
+            "dim_res_blocks": [32] * levels,
+            "dim_out": [None] * (levels - 1) + [3],
+            "resamplers": ["bilinear"] * (levels - 1),
+        },
+        "mask_head": {
+            "dim_in": [64, 64, 32, 32, 32],
+            "dim_res_blocks": [32] * levels,
+            "dim_out": [None] * (levels - 1) + [1],
+            "resamplers": ["bilinear"] * (levels - 1),
+        },
         "scale_head": {"dims": [384, 32, 1]},  # 384 = ViT-S class-token width
         "remap_output": "exp",
         "num_tokens_range": [64, 256],
@@ -48,17 +61,27 @@ class MoGeEstimator:
     None uses the model's own default (its `num_tokens_range` at resolution level 9).
     """
 
-    def __init__(self, model: torch.nn.Module, device: str = "cpu", num_tokens: int | None = None,
-                 batch_size: int = 4, fov_x_deg: float | None = None) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        device: str = "cpu",
+        num_tokens: int | None = None,
+        batch_size: int = 4,
+        fov_x_deg: float | None = None,
+    ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.num_tokens = num_tokens
         self.batch_size = batch_size
         self.use_fp16 = self.device.type == "cuda"
-        self.fov_x_deg = fov_x_deg  # known horizontal FOV (EXIF, a calibrated rig): MoGe then fits only the shift
+        self.fov_x_deg = (
+            fov_x_deg  # known horizontal FOV (EXIF, a calibrated rig): MoGe then fits only the shift
+        )
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str = PRODUCTION_MODEL_ID, device: str = "cpu", **kwargs: Any) -> MoGeEstimator:
+    def from_pretrained(
+        cls, name_or_path: str = PRODUCTION_MODEL_ID, device: str = "cpu", **kwargs: Any
+    ) -> MoGeEstimator:
         from moge.model.v2 import MoGeModel
 
         return cls(MoGeModel.from_pretrained(name_or_path), device=device, **kwargs)
@@ -97,10 +120,12 @@ class MoGeEstimator:
             by_size.setdefault(rgb.shape[:2], []).append(index)
         for (height, width), indices in by_size.items():
             for start in range(0, len(indices), self.batch_size):
-                chunk = indices[start:start + self.batch_size]
+                chunk = indices[start : start + self.batch_size]
                 batch = torch.from_numpy(np.stack([np.asarray(images[i]) for i in chunk])).to(self.device)
                 batch = batch.permute(0, 3, 1, 2).float() / 255.0  # (B, 3, H, W) in [0, 1]
-                out = self.model.infer(batch, num_tokens=self.num_tokens, use_fp16=self.use_fp16, fov_x=fov_x_deg)
+                out = self.model.infer(
+                    batch, num_tokens=self.num_tokens, use_fp16=self.use_fp16, fov_x=fov_x_deg
+                )
                 points = out["points"].float().cpu().numpy()  # (B, H, W, 3), inf where masked
                 mask = out["mask"].cpu().numpy() if "mask" in out else np.ones(points.shape[:3], dtype=bool)
                 normalised = out["intrinsics"].float().cpu().numpy()  # (B, 3, 3), in image-size units
@@ -121,5 +146,11 @@ def _pixel_intrinsics(normalised: np.ndarray, width: int, height: int) -> Intrin
     fx, fy = float(normalised[0, 0]) * width, float(normalised[1, 1]) * height
     if not (np.isfinite(fx) and np.isfinite(fy) and fx > 0 and fy > 0):
         raise DataError(f"estimator returned unusable focal lengths fx={fx}, fy={fy}")
-    return Intrinsics(fx=fx, fy=fy, cx=float(normalised[0, 2]) * width, cy=float(normalised[1, 2]) * height,
-                      width=width, height=height)
+    return Intrinsics(
+        fx=fx,
+        fy=fy,
+        cx=float(normalised[0, 2]) * width,
+        cy=float(normalised[1, 2]) * height,
+        width=width,
+        height=height,
+    )

@@ -25,8 +25,14 @@ def bpe_tokenizer(corpus: Iterable[str], vocab_size: int = 400) -> PreTrainedTok
         single=f"{bos} $A {eos}", special_tokens=[(bos, tok.token_to_id(bos)), (eos, tok.token_to_id(eos))]
     )
     tok.decoder = decoders.BPEDecoder()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos, eos_token=eos, pad_token="<pad>",
-                                   unk_token="<unk>", model_max_length=77)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=bos,
+        eos_token=eos,
+        pad_token="<pad>",
+        unk_token="<unk>",
+        model_max_length=77,
+    )
 
 
 def wordpiece_tokenizer(corpus: Iterable[str], vocab_size: int = 400) -> BertTokenizerFast:
@@ -38,9 +44,17 @@ def wordpiece_tokenizer(corpus: Iterable[str], vocab_size: int = 400) -> BertTok
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special)
     tok.train_from_iterator(list(corpus) + [". , ( )"], trainer=trainer)
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
     )
     tok.decoder = decoders.WordPiece()
-    return BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
-                             cls_token="[CLS]", mask_token="[MASK]", model_max_length=256)
+    return BertTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        mask_token="[MASK]",
+        model_max_length=256,
+    )

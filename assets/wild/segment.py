@@ -33,8 +33,12 @@ class Sam2Segmenter:
         from sam2.sam2_image_predictor import SAM2ImagePredictor
 
         torch.manual_seed(seed)
-        model = build_sam2("configs/sam2.1/sam2.1_hiera_t.yaml", ckpt_path=None, device=device,
-                           hydra_overrides_extra=[f"++model.image_size={image_size}"])
+        model = build_sam2(
+            "configs/sam2.1/sam2.1_hiera_t.yaml",
+            ckpt_path=None,
+            device=device,
+            hydra_overrides_extra=[f"++model.image_size={image_size}"],
+        )
         predictor = SAM2ImagePredictor(model)
         stride = image_size // 4
         predictor._bb_feat_sizes = [(stride, stride), (stride // 2, stride // 2), (stride // 4, stride // 4)]

@@ -68,7 +68,9 @@ def fit_image(rgb: np.ndarray, max_side: int | None) -> np.ndarray:
         return rgb
     scale = max_side / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(Image.fromarray(np.asarray(rgb, dtype=np.uint8)).resize(size, Image.Resampling.BILINEAR))
+    return np.asarray(
+        Image.fromarray(np.asarray(rgb, dtype=np.uint8)).resize(size, Image.Resampling.BILINEAR)
+    )
 
 
 class VlmImageFilter:

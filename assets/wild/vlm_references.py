@@ -59,8 +59,14 @@ class VlmReferenceWriter:
     counts what happened, for asset metadata.
     """
 
-    def __init__(self, client: LLMClient, segmenter: Segmenter | None = None, root: Path | None = None,
-                 iou_threshold: float = 0.7, max_objects: int = 20) -> None:
+    def __init__(
+        self,
+        client: LLMClient,
+        segmenter: Segmenter | None = None,
+        root: Path | None = None,
+        iou_threshold: float = 0.7,
+        max_objects: int = 20,
+    ) -> None:
         self.client, self.segmenter, self.root = client, segmenter, root
         self.iou_threshold, self.max_objects = iou_threshold, max_objects
         self.stats: Counter[str] = Counter()
@@ -94,11 +100,20 @@ class VlmReferenceWriter:
     def _candidates(self, obj: SceneObject, rgb: np.ndarray, width: int, height: int) -> list[str]:
         box = [round(v) for v in obj.box2d.as_list()]
         prompt = WRITE_PROMPT.format(category=obj.category, box=box, width=width, height=height)
-        reply = self.client.complete_json([{"role": "user", "content": prompt}], FourLevelReferences, images=[rgb])
+        reply = self.client.complete_json(
+            [{"role": "user", "content": prompt}], FourLevelReferences, images=[rgb]
+        )
         return [" ".join(getattr(reply, level).split()) for level in LEVELS]
 
-    def _verify(self, reference: str, obj: SceneObject, rgb: np.ndarray, masks: np.ndarray | None,
-                width: int, height: int) -> bool:
+    def _verify(
+        self,
+        reference: str,
+        obj: SceneObject,
+        rgb: np.ndarray,
+        masks: np.ndarray | None,
+        width: int,
+        height: int,
+    ) -> bool:
         prompt = GROUND_PROMPT.format(reference=reference, width=width, height=height)
         reply = self.client.complete_json([{"role": "user", "content": prompt}], Grounding, images=[rgb])
         boxes = [b for b in reply.boxes if len(b) == 4]

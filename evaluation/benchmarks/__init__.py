@@ -26,7 +26,9 @@ def _static(scorer: official.OfficialScorer) -> OfficialFactory:
 
 def _spatialrgpt_official(config: EvalConfig, client: object | None, lenient: official.OfficialScorer):
     templates = (
-        official.load_spatialrgpt_templates(config.spatialrgpt_templates) if config.spatialrgpt_templates else None
+        official.load_spatialrgpt_templates(config.spatialrgpt_templates)
+        if config.spatialrgpt_templates
+        else None
     )
     return official.SpatialRGPTScorer(client, templates, lenient)
 
@@ -46,7 +48,9 @@ class BenchmarkSpec:
     aggregate: Callable[[list[EvalItem], list[ItemResult], EvalConfig], Aggregate]
     rules: Callable[[EvalConfig], ScoringRules] = lambda config: ScoringRules()
     headline: str = "accuracy"
-    official: OfficialFactory | None = None  # None: the benchmark has no separate official reading (custom, POPE..)
+    official: OfficialFactory | None = (
+        None  # None: the benchmark has no separate official reading (custom, POPE..)
+    )
     official_judged: bool = False  # the official path asks an LLM judge (the report says which judge decided)
     official_without_judge: str = "exact matching"  # what decides on the official path when no judge is set
 
@@ -77,9 +81,15 @@ def _custom_3d_load(path: Path, config: EvalConfig) -> list[EvalItem]:  # lazily
 REGISTRY: dict[str, BenchmarkSpec] = {
     "custom": BenchmarkSpec("custom", None, _custom_aggregate, _custom_rules),
     "custom_3d": BenchmarkSpec("custom_3d", _custom_3d_load, _custom_aggregate, _custom_rules),
-    "cv_bench": BenchmarkSpec("cv_bench", cv_bench.load, cv_bench.aggregate, official=_static(official.cv_bench)),
+    "cv_bench": BenchmarkSpec(
+        "cv_bench", cv_bench.load, cv_bench.aggregate, official=_static(official.cv_bench)
+    ),
     "embspatial": BenchmarkSpec(
-        "embspatial", embspatial.load, embspatial.aggregate, official=_embspatial_official, official_judged=True
+        "embspatial",
+        embspatial.load,
+        embspatial.aggregate,
+        official=_embspatial_official,
+        official_judged=True,
     ),
     "robospatial": BenchmarkSpec(
         "robospatial", robospatial.load, robospatial.aggregate, official=_static(official.robospatial)
@@ -105,7 +115,11 @@ REGISTRY: dict[str, BenchmarkSpec] = {
         official=_static(official.qspatial),
     ),
     "mmbench": BenchmarkSpec(
-        "mmbench", general.load_mmbench, general.aggregate_mcq, official=_vlmevalkit_official, official_judged=True
+        "mmbench",
+        general.load_mmbench,
+        general.aggregate_mcq,
+        official=_vlmevalkit_official,
+        official_judged=True,
     ),
     "pope": BenchmarkSpec("pope", general.load_pope, general.aggregate_pope, headline="f1"),
     "seed": BenchmarkSpec("seed", general.load_seed, general.aggregate_mcq),

@@ -49,7 +49,9 @@ def find_tables(root: Path, patterns: Sequence[str] = ("*",)) -> list[Path]:
         p
         for pattern in patterns
         for p in root.rglob(pattern)
-        if p.is_file() and p.suffix.lower() in TABLE_SUFFIXES and not any(part.startswith(".") for part in p.parts[len(root.parts) :])
+        if p.is_file()
+        and p.suffix.lower() in TABLE_SUFFIXES
+        and not any(part.startswith(".") for part in p.parts[len(root.parts) :])
     }
     return sorted(found)
 
@@ -63,7 +65,9 @@ def one_copy_per_table(tables: Sequence[Path]) -> list[Path]:
     best: dict[tuple[Path, str], Path] = {}
     for path in tables:
         key = (path.parent, path.stem)
-        if key not in best or _PREFERENCE.index(path.suffix.lower()) < _PREFERENCE.index(best[key].suffix.lower()):
+        if key not in best or _PREFERENCE.index(path.suffix.lower()) < _PREFERENCE.index(
+            best[key].suffix.lower()
+        ):
             best[key] = path
     return sorted(best.values())
 
@@ -138,7 +142,9 @@ def vlmevalkit_images(frame: pd.DataFrame) -> dict[str, object]:
     return resolved
 
 
-def format_options(question: str, options: Sequence[str], labels: Sequence[str] | None = None, hint: str = "") -> str:
+def format_options(
+    question: str, options: Sequence[str], labels: Sequence[str] | None = None, hint: str = ""
+) -> str:
     """The prompt for a multiple-choice item: optional hint, the question, one "A. option" line per option,
     and the standard instruction to answer with the letter."""
     labels = list(labels) if labels else [LETTERS[i] for i in range(len(options))]

@@ -54,7 +54,9 @@ def load(source: Path, config: EvalConfig) -> list[EvalItem]:
                     category=f"{kind} {task}",
                     split=str(row.get("source", "")),
                     image_bytes=decode_image(row.get("image")),
-                    meta={"source_filename": "" if is_missing(row.get("filename")) else str(row.get("filename"))},
+                    meta={
+                        "source_filename": "" if is_missing(row.get("filename")) else str(row.get("filename"))
+                    },
                 )
             )
     return items

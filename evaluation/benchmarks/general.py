@@ -113,7 +113,10 @@ def aggregate_mcq(items: list[EvalItem], results: list[ItemResult], config: Eval
         circ, n_groups, per_category = group_accuracy(results, lambda r: r.group, lambda r: r.category)
         _, _, per_l2 = group_accuracy(results, lambda r: r.group, lambda r: r.subcategory)
         metrics.update({"accuracy": circ, "row_accuracy": overall, "groups": float(n_groups)})
-        for name, stats in {**per_category, **{MMB_ABBREVIATIONS.get(k, k): v for k, v in per_l2.items() if k}}.items():
+        for name, stats in {
+            **per_category,
+            **{MMB_ABBREVIATIONS.get(k, k): v for k, v in per_l2.items() if k},
+        }.items():
             metrics[f"category/{name}"] = stats["accuracy"]
     return metrics, per_category
 

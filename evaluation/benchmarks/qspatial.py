@@ -18,9 +18,7 @@ from evaluation.scoring import accuracy, accuracy_by
 from evaluation.units import to_meters
 
 SPLITS = ("QSpatial_plus", "QSpatial_scannet")
-OFFICIAL_FORMAT = (
-    " Use the format \\scalar{value} \\distance_unit{unit} in your answer, e.g. \\scalar{3} \\distance_unit{meters}."
-)
+OFFICIAL_FORMAT = " Use the format \\scalar{value} \\distance_unit{unit} in your answer, e.g. \\scalar{3} \\distance_unit{meters}."
 
 
 def _split_of(path: Path, row: dict) -> str:
@@ -53,11 +51,18 @@ def load(source: Path, config: EvalConfig) -> list[EvalItem]:
                     category=str(row.get("question_type", "")),
                     split=split,
                     image_bytes=image,
-                    image_path=(Path(config.qspatial_image_root) / str(row["image_path"])
-                                if image is None and config.qspatial_image_root and not is_missing(row.get("image_path"))
-                                else None),
-                    meta={"image_path": str(row.get("image_path", "")), "answer_value": float(row["answer_value"]),
-                          "answer_unit": str(row["answer_unit"])},
+                    image_path=(
+                        Path(config.qspatial_image_root) / str(row["image_path"])
+                        if image is None
+                        and config.qspatial_image_root
+                        and not is_missing(row.get("image_path"))
+                        else None
+                    ),
+                    meta={
+                        "image_path": str(row.get("image_path", "")),
+                        "answer_value": float(row["answer_value"]),
+                        "answer_unit": str(row["answer_unit"]),
+                    },
                 )
             )
     return items

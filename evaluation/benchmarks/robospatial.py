@@ -63,8 +63,10 @@ def load(source: Path, config: EvalConfig) -> list[EvalItem]:
                     split=category,
                     image_bytes=image_bytes,
                     image_path=image_path,
-                    meta={"has_depth": not is_missing(row.get("depth_image")),
-                          "depth_image": str(depth_path) if depth_path else ""},
+                    meta={
+                        "has_depth": not is_missing(row.get("depth_image")),
+                        "depth_image": str(depth_path) if depth_path else "",
+                    },
                 )
             )
     return items

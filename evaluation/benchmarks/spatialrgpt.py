@@ -25,7 +25,13 @@ from evaluation.official import spatialrgpt_aggregate
 from evaluation.scoring import accuracy, accuracy_by
 
 # The published category names (the authors' evaluate_spatial_with_gpt4.py); "direction" is quantitative too.
-QUANTITATIVE = ("distance_data", "horizontal_distance_data", "vertical_distance_data", "width_data", "height_data")
+QUANTITATIVE = (
+    "distance_data",
+    "horizontal_distance_data",
+    "vertical_distance_data",
+    "width_data",
+    "height_data",
+)
 BOX_COLORS = ("red", "blue", "green", "yellow", "purple")
 
 
@@ -73,7 +79,10 @@ def load(source: Path, config: EvalConfig) -> list[EvalItem]:
                     category=category,
                     split=str(info.get("type", "")),
                     image_path=image_path,
-                    boxes=[(*(float(v) for v in box[:4]), BOX_COLORS[k % len(BOX_COLORS)]) for k, box in enumerate(boxes)],
+                    boxes=[
+                        (*(float(v) for v in box[:4]), BOX_COLORS[k % len(BOX_COLORS)])
+                        for k, box in enumerate(boxes)
+                    ],
                     meta={"num_regions": len(boxes), "text_q": str(row.get("text_q") or prompt)},
                 )
             )

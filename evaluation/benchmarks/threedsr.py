@@ -121,7 +121,10 @@ def aggregate(items: list[EvalItem], results: list[ItemResult], config: EvalConf
         overall = 100.0 * sum(hits) / len(hits)
         metrics[f"{setting}/accuracy"] = overall
         metrics[f"{setting}/rows"] = float(len(rows))
-        per = {name: {"accuracy": 100.0 * sum(v) / len(v), "count": len(v)} for name, v in sorted(buckets.items())}
+        per = {
+            name: {"accuracy": 100.0 * sum(v) / len(v), "count": len(v)}
+            for name, v in sorted(buckets.items())
+        }
         for name, stats in per.items():
             metrics[f"{setting}/{name.split('/', 1)[-1]}"] = stats["accuracy"]
         if setting == config.threedsr_setting:

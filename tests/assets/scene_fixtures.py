@@ -141,7 +141,10 @@ def write_source_shard(
 
 
 def living_room(
-    scene_id: str = "room-0", shard: str = "test-000", gravity: tuple[float, float, float] = LEVEL_GRAVITY, **kwargs
+    scene_id: str = "room-0",
+    shard: str = "test-000",
+    gravity: tuple[float, float, float] = LEVEL_GRAVITY,
+    **kwargs,
 ) -> tuple[Scene, np.ndarray, np.ndarray, np.ndarray]:
     """A sofa, three chairs in a row on the floor, and a table: every object visible. Positions are fixed in the
     gravity frame (so a pitched camera sees the same room from the same spot)."""

@@ -36,16 +36,22 @@ def _write_tar(path: Path, instances: list[dict], with_extensions: bool = False)
     K_depth = (np.asarray(FIXTURE["K"]) * [[0.5], [0.5], [1.0]]).tolist()
     rgb = np.random.default_rng(0).integers(40, 200, (height, width, 3), dtype=np.uint8)
     members = {
-        "wide/image": _png(rgb), "wide/image/k": json.dumps(FIXTURE["K"]).encode(),
-        "_wide/image/size": f"[{width}, {height}]".encode(), "wide/instances": json.dumps(instances).encode(),
-        "wide/t_gravity": json.dumps(FIXTURE["T_gravity"]).encode(), "gt/depth": _png(_depth_mm()),
-        "gt/depth/k": json.dumps(K_depth).encode(), "_gt/depth/size": b"[128, 96]",
+        "wide/image": _png(rgb),
+        "wide/image/k": json.dumps(FIXTURE["K"]).encode(),
+        "_wide/image/size": f"[{width}, {height}]".encode(),
+        "wide/instances": json.dumps(instances).encode(),
+        "wide/t_gravity": json.dumps(FIXTURE["T_gravity"]).encode(),
+        "gt/depth": _png(_depth_mm()),
+        "gt/depth/k": json.dumps(K_depth).encode(),
+        "_gt/depth/size": b"[128, 96]",
         "gt/rt": json.dumps(np.eye(4).tolist()).encode(),
     }
     with tarfile.open(path, "w") as tar:
         for key in ("42898570/1000", "42898570/2000"):
             for suffix, data in members.items():
-                ext = {"wide/image": ".png", "gt/depth": ".png"}.get(suffix, ".json") if with_extensions else ""
+                ext = (
+                    {"wide/image": ".png", "gt/depth": ".png"}.get(suffix, ".json") if with_extensions else ""
+                )
                 info = tarfile.TarInfo(f"{key}.{suffix}{ext}")
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))
@@ -57,8 +63,10 @@ def _write_tar(path: Path, instances: list[dict], with_extensions: bool = False)
 
 @pytest.mark.parametrize("with_extensions", [False, True])
 def test_ca1m_frames_become_scenes_with_the_cubify_corners_and_laser_depth(tmp_path, with_extensions):
-    instances = [*FIXTURE["instances"], {"id": 99, "category": "lamp", "position": [0, 0, 2], "scale": [0, 1, 1],
-                                         "R": np.eye(3).tolist()}]
+    instances = [
+        *FIXTURE["instances"],
+        {"id": 99, "category": "lamp", "position": [0, 0, 2], "scale": [0, 1, 1], "R": np.eye(3).tolist()},
+    ]
     _write_tar(tmp_path / "ca1m-val-42898570.tar", instances, with_extensions)
     report = ca1m_shard(tmp_path / "data", "ca1m-000", [tmp_path / "ca1m-val-42898570.tar"])
     assert report.num_out == 2  # the world sample is not a frame
@@ -87,7 +95,9 @@ def test_incomplete_samples_and_bad_options_are_named(tmp_path):
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
     # Its only sample is incomplete: the shard fails naming the sample and what it lacks, and publishes nothing.
-    with pytest.raises(ShardFailure, match=r"7/1: DataError: incomplete CA-1M sample 7/1: missing wide/image"):
+    with pytest.raises(
+        ShardFailure, match=r"7/1: DataError: incomplete CA-1M sample 7/1: missing wide/image"
+    ):
         ca1m_shard(tmp_path / "data", "c", [tmp_path / "x.tar"])
     assert not (tmp_path / "data/source_images/c").exists()
     with pytest.raises(ValueError, match="depth must be"):

@@ -62,7 +62,9 @@ def test_points_in_box_fraction_on_a_known_cloud():
     fractions = checks.mask_points_in_box_fractions(scene, points, valid, mask, tol=0.005)
     assert min(fractions.values()) > 0.99
     shrunk = scene.model_copy(deep=True)
-    shrunk.objects[0].box3d.width = shrunk.objects[0].box3d.width / 2  # the sofa's 1.8 m along the image plane
+    shrunk.objects[0].box3d.width = (
+        shrunk.objects[0].box3d.width / 2
+    )  # the sofa's 1.8 m along the image plane
     fraction = checks.mask_points_in_box_fractions(shrunk, points, valid, mask, tol=0.005)[1]
     assert fraction == pytest.approx(0.5, abs=0.1)
 

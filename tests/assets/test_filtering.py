@@ -56,7 +56,10 @@ def test_heuristics_reject_with_reasons_and_keep_the_rest(tmp_path):
             "clean": lambda rgb, d: (rgb, d),
             "white-30": lambda rgb, d: (white_rows(rgb, 0.30), d),
             "white-40": lambda rgb, d: (white_rows(rgb, 0.40), d),
-            "black-40": lambda rgb, d: (np.where(np.arange(72)[:, None, None] < 29, 0, rgb).astype(np.uint8), d),
+            "black-40": lambda rgb, d: (
+                np.where(np.arange(72)[:, None, None] < 29, 0, rgb).astype(np.uint8),
+                d,
+            ),
             "depth-40": nan_columns(0.40),
             "depth-60": nan_columns(0.60),
         },
@@ -69,7 +72,9 @@ def test_heuristics_reject_with_reasons_and_keep_the_rest(tmp_path):
     for item in ("white-40", "black-40"):  # 29 of 72 rows, less a JPEG-ringing row or two at the edge
         assert got[item].startswith("DataError: too many pure white/black pixels: ")
         assert float(got[item].split(": ")[2].split(" ")[0]) == pytest.approx(29 / 72, abs=0.04)
-    assert got["depth-60"] == "DataError: too much invalid depth: 0.604 > 0.5"  # 58 of 96 columns, lossless PNG
+    assert (
+        got["depth-60"] == "DataError: too much invalid depth: 0.604 > 0.5"
+    )  # 58 of 96 columns, lossless PNG
     assert (report.num_in, report.num_out, len(report.rejections)) == (6, 3, 3)
     scenes = {s.scene_id: s for s in read_scenes(tmp_path / "filtered_images/s0/scenes.jsonl")}
     assert scenes["white-30"].metadata["extreme_pixel_fraction"] == pytest.approx(21 / 72, abs=0.02)
@@ -77,14 +82,19 @@ def test_heuristics_reject_with_reasons_and_keep_the_rest(tmp_path):
     # records point at the source files instead of copying them
     assert scenes["clean"].image_file == "source_images/s0/images/clean.jpg"
     histogram = {row["reason"]: row["count"] for row in report.metadata["rejection_reasons"]}
-    assert histogram == {"DataError: too many pure white/black pixels": 2, "DataError: too much invalid depth": 1}
+    assert histogram == {
+        "DataError: too many pure white/black pixels": 2,
+        "DataError: too much invalid depth": 1,
+    }
     manifest = json.loads((tmp_path / "filtered_images/s0/_manifest.json").read_text())
     assert manifest["num_out"] == 3 and manifest["num_rejected"] == 3 and len(manifest["digest"]) == 64
     assert [row["scene_id"] for row in report.preview] == kept
 
 
 def test_thresholds_come_from_the_config(tmp_path):
-    build_shard(tmp_path, {"clean": lambda rgb, d: (rgb, d), "white-30": lambda rgb, d: (white_rows(rgb, 0.30), d)})
+    build_shard(
+        tmp_path, {"clean": lambda rgb, d: (rgb, d), "white-30": lambda rgb, d: (white_rows(rgb, 0.30), d)}
+    )
     report = filter_shard(tmp_path, "s0", FilterConfig(max_extreme_fraction=0.25))
     assert report.num_out == 1 and "white/black" in report.rejections[0].reason
     with pytest.raises(ValueError):

@@ -92,6 +92,11 @@ def test_fast_helpers_are_bit_identical_to_the_reference_ones():
         gravity /= np.linalg.norm(gravity)
         slow, fast = GravityFrame.from_gravity(gravity), gravity_frame_fast(gravity)
         assert np.array_equal(slow.cam_to_grav, fast.cam_to_grav)
-        box = Box3D(center_cam=tuple(rng.uniform(-3, 3, 3) + [0, 0, 4]), width=rng.uniform(0.1, 2),
-                    height=rng.uniform(0.1, 2), length=rng.uniform(0.1, 2), yaw=rng.uniform(-np.pi, np.pi))
+        box = Box3D(
+            center_cam=tuple(rng.uniform(-3, 3, 3) + [0, 0, 4]),
+            width=rng.uniform(0.1, 2),
+            height=rng.uniform(0.1, 2),
+            length=rng.uniform(0.1, 2),
+            yaw=rng.uniform(-np.pi, np.pi),
+        )
         assert np.array_equal(box_corners_grav(box, slow), box_corners_grav_fast(box, slow))

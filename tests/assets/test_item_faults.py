@@ -48,11 +48,14 @@ def _rejected(root: Path, stage: str, shard: str) -> dict[str, str]:
 
 def _png_header_only(width: int, height: int) -> bytes:
     """A PNG whose header claims width x height (1-bit grey) with almost no data: a decompression bomb's shape."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    )
 
 
 # ------------------------------------------------------------------------------ finding 3: one bad item
@@ -94,8 +97,13 @@ def test_a_model_error_on_one_image_rejects_that_image_only(tmp_path):
     report = point_maps_shard(root, "web", estimator=MoGeEstimator.tiny(num_tokens=16, batch_size=8))
     assert (report.num_in, report.num_out) == (3, 2)
     reason = _rejected(root, "point_maps", "web")["web-strip"]
-    assert reason.startswith("DataError: point-map estimator MoGeEstimator failed on this item: RuntimeError: ")
-    assert {s.scene_id for s in read_scenes(root / "point_maps/web/scenes.jsonl")} == {"web-good0", "web-good1"}
+    assert reason.startswith(
+        "DataError: point-map estimator MoGeEstimator failed on this item: RuntimeError: "
+    )
+    assert {s.scene_id for s in read_scenes(root / "point_maps/web/scenes.jsonl")} == {
+        "web-good0",
+        "web-good1",
+    }
 
 
 def test_model_errors_are_item_failures_but_bugs_still_raise():
@@ -112,9 +120,11 @@ def test_malformed_coco_annotations_are_rejected_alone(tmp_path):
     for i in (1, 2):
         (images / f"{i}.jpg").write_bytes(encode_jpeg(_noise(48, 64, i)))
     ann = {
-        "images": [{"id": 1, "file_name": "1.jpg", "width": 64, "height": 48},
-                   {"id": 2, "file_name": "2.jpg", "width": 64, "height": 48},
-                   {"file_name": "no-id.jpg"}],
+        "images": [
+            {"id": 1, "file_name": "1.jpg", "width": 64, "height": 48},
+            {"id": 2, "file_name": "2.jpg", "width": 64, "height": 48},
+            {"file_name": "no-id.jpg"},
+        ],
         "categories": [{"id": 7, "name": "chair"}],
         "annotations": [
             {"id": 1, "image_id": 1, "category_id": 7, "bbox": [10, 5, 20, 30]},
@@ -149,15 +159,21 @@ def test_names_that_reduce_alike_get_unique_ids_stable_across_runs(tmp_path):
     root = tmp_path / "data"
     report = images_shard(root, "web", folder)
     assert report.num_out == 4 and not report.rejections
-    ids = {s.metadata["original_file"]: s.scene_id for s in read_scenes(root / "source_images/web/scenes.jsonl")}
+    ids = {
+        s.metadata["original_file"]: s.scene_id for s in read_scenes(root / "source_images/web/scenes.jsonl")
+    }
     digest = {n: hashlib.sha256(n.encode()).hexdigest()[:8] for n in ("café", "cafè")}
     assert ids[str(folder / "café.jpg")] == f"web-caf-{digest['café']}"
     assert ids[str(folder / "cafè.jpg")] == f"web-caf-{digest['cafè']}"
     assert ids[str(folder / "plain.jpg")] == "web-plain"
-    assert ids[str(folder / "caf_.jpg")] == f"web-caf-{hashlib.sha256(b'caf_').hexdigest()[:8]}"  # strip is lossy too
+    assert (
+        ids[str(folder / "caf_.jpg")] == f"web-caf-{hashlib.sha256(b'caf_').hexdigest()[:8]}"
+    )  # strip is lossy too
     Image.fromarray(_noise(40, 40, 9)).save(folder / "cafë.jpg")  # a new colleague does not rename the others
     images_shard(root, "web", folder)
-    again = {s.metadata["original_file"]: s.scene_id for s in read_scenes(root / "source_images/web/scenes.jsonl")}
+    again = {
+        s.metadata["original_file"]: s.scene_id for s in read_scenes(root / "source_images/web/scenes.jsonl")
+    }
     assert {k: again[k] for k in ids} == ids and len(set(again.values())) == 5
 
 
@@ -171,7 +187,9 @@ def test_a_duplicate_coco_image_id_rejects_the_second_entry_not_the_shard(tmp_pa
     root = tmp_path / "data"
     report = coco_shard(root, "coco", tmp_path / "ann.json", images)
     assert report.num_out == 1
-    assert _rejected(root, "source_images", "coco")["b.jpg"].startswith("DataError: duplicate scene id coco-1")
+    assert _rejected(root, "source_images", "coco")["b.jpg"].startswith(
+        "DataError: duplicate scene id coco-1"
+    )
 
 
 def test_corrupt_files_of_one_name_in_two_folders_are_both_quarantined(tmp_path):
@@ -211,7 +229,9 @@ def test_16_bit_and_exif_decoding_matches_opencv():
     assert oracle["source"].startswith("opencv-python 5.0.0")
     for name in ("grey16.png", "grey16.tif", "rgb16.png"):
         decoded = decode_image((FIXTURES / name).read_bytes())
-        np.testing.assert_array_equal(decoded.rgb, np.array(oracle["images"][name], dtype=np.uint8), err_msg=name)
+        np.testing.assert_array_equal(
+            decoded.rgb, np.array(oracle["images"][name], dtype=np.uint8), err_msg=name
+        )
     upright = decode_image((FIXTURES / "exif6.jpg").read_bytes())
     expected = np.array(oracle["images"]["exif6.jpg"], dtype=np.uint8)
     assert upright.rgb.shape == expected.shape == (48, 32, 3) and upright.exif_applied
@@ -251,7 +271,11 @@ def test_integer_and_float_images_keep_their_range(image, expected):
 def test_transparency_is_composited_over_white_and_cmyk_converted():
     rgba = np.zeros((1, 3, 4), np.uint8)
     rgba[0] = [(200, 10, 10, 255), (0, 0, 0, 0), (0, 0, 0, 128)]  # opaque red, transparent, half-black
-    assert to_rgb8(Image.fromarray(rgba, "RGBA"))[0].tolist() == [[200, 10, 10], [255, 255, 255], [127, 127, 127]]
+    assert to_rgb8(Image.fromarray(rgba, "RGBA"))[0].tolist() == [
+        [200, 10, 10],
+        [255, 255, 255],
+        [127, 127, 127],
+    ]
     la = Image.fromarray(rgba[..., [0, 3]], "LA")
     assert to_rgb8(la)[0, :, 0].tolist() == [200, 255, 127]
     palette = Image.fromarray(np.array([[0, 1]], np.uint8), "P")
@@ -275,18 +299,26 @@ def test_large_images_are_downscaled_at_import_with_their_original_size_kept(tmp
     big, small = read_scenes(root / "source_images/web/scenes.jsonl")
     assert (big.intrinsics.width, big.intrinsics.height) == (600, 375)
     assert Image.open(root / big.image_file).size == (600, 375)
-    assert (big.metadata["original_width"], big.metadata["original_height"], big.metadata["import_scale"]) == (
-        2400, 1500, 0.25)
-    assert (small.intrinsics.width, small.metadata["original_width"]) == (64, 64) and "import_scale" not in small.metadata
+    assert (
+        big.metadata["original_width"],
+        big.metadata["original_height"],
+        big.metadata["import_scale"],
+    ) == (2400, 1500, 0.25)
+    assert (small.intrinsics.width, small.metadata["original_width"]) == (
+        64,
+        64,
+    ) and "import_scale" not in small.metadata
 
 
 def test_coco_boxes_follow_the_downscale(tmp_path):
     images = tmp_path / "imgs"
     images.mkdir()
     (images / "1.png").write_bytes(_png(_noise(400, 800)))
-    ann = {"images": [{"id": 1, "file_name": "1.png", "width": 800, "height": 400}],
-           "categories": [{"id": 7, "name": "chair"}],
-           "annotations": [{"id": 1, "image_id": 1, "category_id": 7, "bbox": [100, 40, 200, 120]}]}
+    ann = {
+        "images": [{"id": 1, "file_name": "1.png", "width": 800, "height": 400}],
+        "categories": [{"id": 7, "name": "chair"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 7, "bbox": [100, 40, 200, 120]}],
+    }
     (tmp_path / "ann.json").write_text(json.dumps(ann))
     coco_shard(tmp_path / "data", "coco", tmp_path / "ann.json", images, max_image_side=200)
     (scene,) = read_scenes(tmp_path / "data/source_images/coco/scenes.jsonl")

@@ -59,10 +59,18 @@ def test_hidden_and_depthless_labelled_objects_stay_known_but_not_askable(tmp_pa
     got = reasons(tmp_path)
     assert got == {"outside": "DataError: no objects: none of the 1 objects has a usable mask"}
     (kept,) = read_scenes(tmp_path / "object_clouds/s0/scenes.jsonl")
-    assert [(o.category, o.askable) for o in kept.objects] == [("cabinet", True), ("box", False), ("lamp", False)]
+    assert [(o.category, o.askable) for o in kept.objects] == [
+        ("cabinet", True),
+        ("box", False),
+        ("lamp", False),
+    ]
     assert kept.objects[1].attributes["not_askable"] == "empty mask: box has no pixel in the instance mask"
     assert kept.objects[2].attributes["not_askable"] == "no valid 3D points: lamp mask has no valid depth"
-    assert (kept.metadata["objects_in"], kept.metadata["objects_out"], kept.metadata["objects_askable"]) == (3, 3, 1)
+    assert (kept.metadata["objects_in"], kept.metadata["objects_out"], kept.metadata["objects_askable"]) == (
+        3,
+        3,
+        1,
+    )
     assert report.num_out == 1
     assert (report.metadata["objects_in"], report.metadata["objects_out"]) == (3, 3)  # over kept scenes
 
@@ -72,7 +80,9 @@ def test_missing_mask_and_missing_extractor_are_rejections(tmp_path):
     web = living_room("web", "s0", with_files=False)
     run_upstream(tmp_path, [gt, web], estimator=DepthOracle({"web": web[2]}))
     (tmp_path / gt[0].mask_file).unlink()
-    with pytest.raises(ShardFailure, match="all 2 items were rejected") as failure:  # nothing left: the shard fails
+    with pytest.raises(
+        ShardFailure, match="all 2 items were rejected"
+    ) as failure:  # nothing left: the shard fails
         object_clouds_shard(tmp_path, "s0")
     got = {r.item: r.reason for r in failure.value.rejections}
     assert got["gt"].startswith("DataError: unreadable mask")
@@ -111,13 +121,21 @@ class ForegroundExtractor:
             lo, hi = grav.min(axis=0), grav.max(axis=0)
             size = np.maximum(hi - lo, 0.01)
             box = Box3D(
-                center_cam=tuple(frame.to_cam((lo + hi) / 2)), width=size[1], height=size[2], length=size[0], yaw=0.0
+                center_cam=tuple(frame.to_cam((lo + hi) / 2)),
+                width=size[1],
+                height=size[2],
+                length=size[0],
+                yaw=0.0,
             )
             objects.append(
-                SceneObject(instance_id=instance_id, category="thing", box2d=box2d_from_mask(pixels), box3d=box)
+                SceneObject(
+                    instance_id=instance_id, category="thing", box2d=box2d_from_mask(pixels), box3d=box
+                )
             )
         objects.append(objects[0].model_copy(update={"instance_id": 200}))  # a detection SAM-2 lost
-        return ObjectExtraction(objects=objects, instance_mask=labels.astype(np.uint8), gravity_cam=LEVEL_GRAVITY)
+        return ObjectExtraction(
+            objects=objects, instance_mask=labels.astype(np.uint8), gravity_cam=LEVEL_GRAVITY
+        )
 
 
 def test_extractor_path_stores_mask_and_gravity(tmp_path):
@@ -149,15 +167,35 @@ def _labelled_scene(metadata: dict | None = None):
     from assets.records import Box2D, Intrinsics, Scene
 
     intr = Intrinsics(fx=50.0, fy=50.0, cx=20.0, cy=15.0, width=40, height=30)
-    table = SceneObject(instance_id=1, category="table", box2d=Box2D(x0=0, y0=0, x1=30, y1=30),
-                        box3d=Box3D(center_cam=(0.0, 0.5, 3.0), width=1.2, height=0.8, length=1.2, yaw=0.0))
-    cup = SceneObject(instance_id=2, category="cup", box2d=Box2D(x0=10, y0=0, x1=40, y1=20),
-                      box3d=Box3D(center_cam=(0.1, 0.3, 3.0), width=0.2, height=0.2, length=0.2, yaw=0.0))
-    hidden = SceneObject(instance_id=3, category="cup", box2d=Box2D(x0=0, y0=0, x1=5, y1=5),
-                         box3d=Box3D(center_cam=(-2.0, 0.5, 6.0), width=0.2, height=0.2, length=0.2, yaw=0.0))
-    return Scene(scene_id="s", source="omni3d", shard="x", intrinsics=intr, gravity_cam=LEVEL_GRAVITY,
-                 objects=[table, cup, hidden], has_ground_truth_3d=True, image_file="i.jpg",
-                 metadata=metadata or {})
+    table = SceneObject(
+        instance_id=1,
+        category="table",
+        box2d=Box2D(x0=0, y0=0, x1=30, y1=30),
+        box3d=Box3D(center_cam=(0.0, 0.5, 3.0), width=1.2, height=0.8, length=1.2, yaw=0.0),
+    )
+    cup = SceneObject(
+        instance_id=2,
+        category="cup",
+        box2d=Box2D(x0=10, y0=0, x1=40, y1=20),
+        box3d=Box3D(center_cam=(0.1, 0.3, 3.0), width=0.2, height=0.2, length=0.2, yaw=0.0),
+    )
+    hidden = SceneObject(
+        instance_id=3,
+        category="cup",
+        box2d=Box2D(x0=0, y0=0, x1=5, y1=5),
+        box3d=Box3D(center_cam=(-2.0, 0.5, 6.0), width=0.2, height=0.2, length=0.2, yaw=0.0),
+    )
+    return Scene(
+        scene_id="s",
+        source="omni3d",
+        shard="x",
+        intrinsics=intr,
+        gravity_cam=LEVEL_GRAVITY,
+        objects=[table, cup, hidden],
+        has_ground_truth_3d=True,
+        image_file="i.jpg",
+        metadata=metadata or {},
+    )
 
 
 def test_labelled_boxes_get_masks_from_the_depth_inside_them_smallest_box_first():
@@ -166,7 +204,12 @@ def test_labelled_boxes_get_masks_from_the_depth_inside_them_smallest_box_first(
     scene = _labelled_scene()
     points = np.full((30, 40, 3), np.nan)
     valid = np.zeros((30, 40), bool)
-    points[20, 5], points[10, 15], points[10, 35], points[25, 35] = (0, 0.5, 3), (0.1, 0.3, 3), (0.1, 0.3, 3), (5, 5, 9)
+    points[20, 5], points[10, 15], points[10, 35], points[25, 35] = (
+        (0, 0.5, 3),
+        (0.1, 0.3, 3),
+        (0.1, 0.3, 3),
+        (5, 5, 9),
+    )
     valid[20, 5] = valid[10, 15] = valid[10, 35] = valid[25, 35] = True
     mask, source = ground_truth_masks(scene, points, valid)
     assert source == "depth_in_box"
@@ -185,12 +228,16 @@ def test_lidar_or_estimated_depth_with_a_segmenter_prompts_it_with_the_2d_boxes_
             masks = []
             for b in boxes:
                 m = np.zeros(rgb.shape[:2], bool)
-                m[int(b.y0):int(b.y1), int(b.x0):int(b.x1)] = True
+                m[int(b.y0) : int(b.y1), int(b.x0) : int(b.x1)] = True
                 masks.append(m)
             return masks, [1.0] * len(boxes)
 
     scene = _labelled_scene(metadata)
     rgb = np.zeros((30, 40, 3), np.uint8)
-    mask, source = ground_truth_masks(scene, np.full((30, 40, 3), np.nan), np.zeros((30, 40), bool), rgb, BoxFiller())
+    mask, source = ground_truth_masks(
+        scene, np.full((30, 40, 3), np.nan), np.zeros((30, 40), bool), rgb, BoxFiller()
+    )
     assert source == "sam2_box_prompt"
-    assert mask[25, 5] == 1 and mask[10, 15] == 2 and mask[2, 2] == 1  # the hidden cup (6 m) is under the table
+    assert (
+        mask[25, 5] == 1 and mask[10, 15] == 2 and mask[2, 2] == 1
+    )  # the hidden cup (6 m) is under the table

@@ -56,11 +56,15 @@ def test_official_layout_tar_imports_with_all_its_samples(tmp_path):
         assert scene.metadata["original_key"] == row["__key__"]
         rgb = load_rgb(tmp_path / scene.image_file)
         assert list(rgb.shape) == row["image_shape"]
-        assert hashlib.sha256(rgb.tobytes()).hexdigest() == row["image_sha256"]  # the JPEG is kept byte for byte
+        assert (
+            hashlib.sha256(rgb.tobytes()).hexdigest() == row["image_sha256"]
+        )  # the JPEG is kept byte for byte
         _same_depth(decode_depth_png(tmp_path / scene.depth_file), arrays[f"depth_{i}"])
         k = np.asarray(row["intrinsics"])
         h, w = row["image_shape"][:2]
-        assert scene.intrinsics.fx == pytest.approx(k[0, 0] * w) and scene.intrinsics.cy == pytest.approx(k[1, 2] * h)
+        assert scene.intrinsics.fx == pytest.approx(k[0, 0] * w) and scene.intrinsics.cy == pytest.approx(
+            k[1, 2] * h
+        )
         qa = json.loads((tmp_path / str(scene.metadata["qa_file"])).read_text())
         assert qa == row["qa"] and scene.metadata["num_qa"] == 2
 
@@ -92,11 +96,20 @@ def test_bad_samples_are_rejections_with_reasons_and_the_rest_imports(tmp_path):
     first = "objects365_v2_00000000"
     members = {f"ok.{ext}": good[f"{first}.{ext}"] for ext in ("jpg", "png", "intrinsics.pt", "pt")}
     members |= {"noqa.jpg": good[f"{first}.jpg"], "noqa.intrinsics.pt": good[f"{first}.intrinsics.pt"]}
-    members |= {f"corrupt.{e}": b"garbage" if e == "jpg" else good[f"{first}.{e}"] for e in ("jpg", "intrinsics.pt", "pt")}
-    members |= {"pixels.jpg": good[f"{first}.jpg"], "pixels.intrinsics.pt": _pt(torch.eye(3) * 500),
-                "pixels.pt": good[f"{first}.pt"]}
-    members |= {"evil.jpg": good[f"{first}.jpg"], "evil.intrinsics.pt": good[f"{first}.intrinsics.pt"],
-                "evil.pt": pickle.dumps(_Evil())}
+    members |= {
+        f"corrupt.{e}": b"garbage" if e == "jpg" else good[f"{first}.{e}"]
+        for e in ("jpg", "intrinsics.pt", "pt")
+    }
+    members |= {
+        "pixels.jpg": good[f"{first}.jpg"],
+        "pixels.intrinsics.pt": _pt(torch.eye(3) * 500),
+        "pixels.pt": good[f"{first}.pt"],
+    }
+    members |= {
+        "evil.jpg": good[f"{first}.jpg"],
+        "evil.intrinsics.pt": good[f"{first}.intrinsics.pt"],
+        "evil.pt": pickle.dumps(_Evil()),
+    }
     tar = tmp_path / "mixed.tar"
     tar.write_bytes(_tar(members))
     report = hispatial_shard(tmp_path / "data", "hs-001", [tar])

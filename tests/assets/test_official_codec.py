@@ -32,8 +32,10 @@ def test_encoder_writes_the_codes_moge_writes_per_pixel():
 
 
 def test_decoder_reads_official_pngs_as_the_official_reader_does():
-    for png, expected in [("codec_moge_written.png", "codec_official_decoded.npy"),
-                          ("codec_special_codes.png", "codec_special_decoded.npy")]:
+    for png, expected in [
+        ("codec_moge_written.png", "codec_official_decoded.npy"),
+        ("codec_special_codes.png", "codec_special_decoded.npy"),
+    ]:
         ours = decode_depth_png((FIXTURES / png).read_bytes())
         official = np.load(FIXTURES / expected)
         assert ours.dtype == official.dtype == np.float32

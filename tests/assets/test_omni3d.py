@@ -23,8 +23,10 @@ from assets.storage import decode_depth_png, encode_jpeg, read_scenes
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "omni3d"
 RECORDS = json.loads((FIXTURES / "sunrgbd_records.json").read_text())["annotations"]
-CUBE_RCNN = {c["id"]: np.array(c["cube_rcnn_corners"]) for c in
-             json.loads((FIXTURES / "cube_rcnn_corners.json").read_text())["corners"]}
+CUBE_RCNN = {
+    c["id"]: np.array(c["cube_rcnn_corners"])
+    for c in json.loads((FIXTURES / "cube_rcnn_corners.json").read_text())["corners"]
+}
 KITTI = FIXTURES / "kitti_000008"
 # The quoted records come without their image entry: this K is recovered from the sink's own bbox2D_proj (the
 # projection of its bbox3D_cam), the size is the smallest round one holding the principal point at its center.
@@ -57,7 +59,12 @@ def test_our_box_has_the_released_corners_and_the_source_width(record):
 
 
 def test_minus_one_markers_are_unavailable_not_numbers():
-    assert is_unavailable(-1) and is_unavailable(-1.0) and is_unavailable([-1, -1, -1, -1]) and is_unavailable(None)
+    assert (
+        is_unavailable(-1)
+        and is_unavailable(-1.0)
+        and is_unavailable([-1, -1, -1, -1])
+        and is_unavailable(None)
+    )
     assert not is_unavailable(0) and not is_unavailable(0.0) and not is_unavailable([0, 0, 10, 10])
     assert not is_unavailable(False)
     sink, bathtub = RECORDS
@@ -102,8 +109,14 @@ def test_invalid_3d_and_out_of_view_annotations_are_rejected_with_reasons():
 
 
 def _kitti_shard(tmp_path: Path, **kwargs):
-    return omni3d_shard(tmp_path / "data", "kitti-000", KITTI / "omni3d.json", KITTI,
-                        depth=DepthSpec(encoding="uint16", scale=1 / 256), **kwargs)
+    return omni3d_shard(
+        tmp_path / "data",
+        "kitti-000",
+        KITTI / "omni3d.json",
+        KITTI,
+        depth=DepthSpec(encoding="uint16", scale=1 / 256),
+        **kwargs,
+    )
 
 
 def test_real_kitti_frame_ingests_every_labelled_car_with_lidar_depth(tmp_path):
@@ -118,7 +131,9 @@ def test_real_kitti_frame_ingests_every_labelled_car_with_lidar_depth(tmp_path):
         assert obj.attributes["source_id"] == str(label["id"])
         w, h, length = label["dimensions"]
         assert (obj.box3d.width, obj.box3d.height, obj.box3d.length) == pytest.approx((w, h, length))
-        assert _same_corner_set(box_corners_cam(obj.box3d, frame), CUBE_RCNN[label["id"]]) < 1e-5  # Cube R-CNN computes in float32
+        assert (
+            _same_corner_set(box_corners_cam(obj.box3d, frame), CUBE_RCNN[label["id"]]) < 1e-5
+        )  # Cube R-CNN computes in float32
     first = scene.objects[0]
     assert first.box3d.width == pytest.approx(1.57) and first.box3d.length == pytest.approx(3.23)
     assert first.visible_fraction == pytest.approx(1 - 0.88)  # KITTI truncation 0.88, visibility unknown
@@ -136,8 +151,19 @@ def test_a_shard_whose_every_image_is_rejected_says_why(tmp_path):
     images.mkdir()
     (images / "a.jpg").write_bytes(encode_jpeg(np.zeros((48, 64, 3), np.uint8) + 90))
     ann = {**RECORDS[0], "image_id": 1, "valid3D": False}
-    data = {"images": [{"id": 1, "file_path": "a.jpg", "width": 64, "height": 48,
-                        "K": [[60.0, 0, 32.0], [0, 60.0, 24.0], [0, 0, 1]]}], "categories": [], "annotations": [ann]}
+    data = {
+        "images": [
+            {
+                "id": 1,
+                "file_path": "a.jpg",
+                "width": 64,
+                "height": 48,
+                "K": [[60.0, 0, 32.0], [0, 60.0, 24.0], [0, 0, 1]],
+            }
+        ],
+        "categories": [],
+        "annotations": [ann],
+    }
     (tmp_path / "omni.json").write_text(json.dumps(data))
     # Nothing usable at all: the shard fails with the reasons (counted per reason) and publishes nothing, so a
     # previous good version of it would stay in place.
@@ -166,12 +192,16 @@ def test_depth_encodings_sunrgbd_shift_millimetres_npy_and_ray_distance(tmp_path
     from assets.omni3d import depth_on_image_grid, read_depth_file
 
     mm = np.array([[1234, 0], [4000, 65000 >> 3]], dtype=np.uint32)
-    stored = (((mm << 3) | (mm >> 13)) & 0xFFFF).astype(np.uint16)  # the SUN RGB-D toolbox's rotation, inverted
+    stored = (((mm << 3) | (mm >> 13)) & 0xFFFF).astype(
+        np.uint16
+    )  # the SUN RGB-D toolbox's rotation, inverted
     Image.fromarray(stored).save(tmp_path / "d.png")
     depth = read_depth_file(tmp_path / "d.png", DepthSpec(encoding="sunrgbd", scale=0.001))
     assert depth[0, 0] == pytest.approx(1.234) and np.isnan(depth[0, 1]) and depth[1, 0] == pytest.approx(4.0)
     Image.fromarray(mm.astype(np.uint16)).save(tmp_path / "a.png")
-    assert read_depth_file(tmp_path / "a.png", DepthSpec())[1, 0] == pytest.approx(4.0)  # ARKitScenes / CA-1M mm
+    assert read_depth_file(tmp_path / "a.png", DepthSpec())[1, 0] == pytest.approx(
+        4.0
+    )  # ARKitScenes / CA-1M mm
     np.save(tmp_path / "r.npy", np.full((4, 6), 2.0))
     ray = read_depth_file(tmp_path / "r.npy", DepthSpec(encoding="npy", scale=1.0, kind="ray"))
     K = Intrinsics(fx=3.0, fy=3.0, cx=3.0, cy=2.0, width=6, height=4)
@@ -207,7 +237,9 @@ def test_point_maps_pass_sensor_depth_through_and_never_ask_the_estimator(tmp_pa
     report = point_maps_shard(tmp_path / "data", "kitti-000", estimator=Refuses())
     assert report.num_out == 1 and report.metadata["point_maps_ground_truth"] == 1
     (scene,) = read_scenes(tmp_path / "data/point_maps/kitti-000/scenes.jsonl")
-    assert scene.metadata["point_map_source"] == "ground_truth" and scene.depth_file.startswith("source_images/")
+    assert scene.metadata["point_map_source"] == "ground_truth" and scene.depth_file.startswith(
+        "source_images/"
+    )
 
 
 def test_hypersim_hdf5_distance_becomes_planar_depth(tmp_path):

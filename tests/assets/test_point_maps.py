@@ -110,7 +110,10 @@ def test_estimate_with_mostly_invalid_depth_is_filtered_like_the_paper(tmp_path)
     got = failure_reasons(tmp_path, estimator=RenderedDepthEstimator(rendered[0][2], nan_fraction=0.6))
     assert got["web-0"] == "DataError: too much invalid depth: 0.604 > 0.5"
     relaxed = point_maps_shard(
-        tmp_path, "s0", estimator=RenderedDepthEstimator(rendered[0][2], nan_fraction=0.6), max_invalid_depth_fraction=0.7
+        tmp_path,
+        "s0",
+        estimator=RenderedDepthEstimator(rendered[0][2], nan_fraction=0.6),
+        max_invalid_depth_fraction=0.7,
     )
     assert relaxed.num_out == 1
 
@@ -128,7 +131,9 @@ def test_estimate_of_the_wrong_shape_is_rejected(tmp_path):
         def estimate(self, rgb):
             est = super().estimate(rgb)
             return PointMapEstimate(
-                points=est.points[:10], valid=est.valid[:10], intrinsics=Intrinsics(**est.intrinsics.model_dump())
+                points=est.points[:10],
+                valid=est.valid[:10],
+                intrinsics=Intrinsics(**est.intrinsics.model_dump()),
             )
 
     assert failure_reasons(tmp_path, estimator=Cropped(rendered[0][2]))["web-0"].startswith(
@@ -157,4 +162,6 @@ def test_ground_truth_3d_scene_without_depth_keeps_its_camera(tmp_path):
     report = point_maps_shard(tmp_path, "s0", estimator=calibrated)
     (out,) = read_scenes(tmp_path / "point_maps/s0/scenes.jsonl")
     assert report.num_out == 1 and calibrated.known == scene.intrinsics
-    assert out.intrinsics == scene.intrinsics != calibrated.intrinsics  # the source camera, not the estimator's
+    assert (
+        out.intrinsics == scene.intrinsics != calibrated.intrinsics
+    )  # the source camera, not the estimator's

@@ -22,8 +22,14 @@ from assets.storage import read_scenes
 from tests.real_labels import KITTI, NUSCENES, kitti_labels, nuscenes_labels, resolve
 
 FRAMES = {"kitti": (KITTI, kitti_labels), "nuscenes": (NUSCENES, nuscenes_labels)}
-RELATIONS = {"to the left of": ("right", -1), "to the right of": ("right", 1), "in front of": ("forward", -1),
-             "behind": ("forward", 1), "above": ("up", 1), "below": ("up", -1)}
+RELATIONS = {
+    "to the left of": ("right", -1),
+    "to the right of": ("right", 1),
+    "in front of": ("forward", -1),
+    "behind": ("forward", 1),
+    "above": ("up", 1),
+    "below": ("up", -1),
+}
 
 
 @pytest.fixture(scope="module", params=sorted(FRAMES))
@@ -31,7 +37,11 @@ def frame(request, tmp_path_factory):
     name = request.param
     folder, labels = FRAMES[name]
     root = tmp_path_factory.mktemp(name)
-    reports = [omni3d_shard(root, "t", folder / "omni3d.json", folder, depth=DepthSpec(encoding="uint16", scale=1 / 256))]
+    reports = [
+        omni3d_shard(
+            root, "t", folder / "omni3d.json", folder, depth=DepthSpec(encoding="uint16", scale=1 / 256)
+        )
+    ]
     for stage in (filter_shard, point_maps_shard, object_clouds_shard, references_shard, qa_shard):
         reports.append(stage(root, "t"))
     return name, root, labels(), reports
@@ -39,12 +49,21 @@ def frame(request, tmp_path_factory):
 
 def test_no_spurious_rejection_and_every_labelled_object_kept(frame):
     name, root, labels, reports = frame
-    assert all(r.num_out == 1 and not r.rejections for r in reports), [(r.stage, r.rejections) for r in reports]
+    assert all(r.num_out == 1 and not r.rejections for r in reports), [
+        (r.stage, r.rejections) for r in reports
+    ]
     (scene,) = read_scenes(root / "object_references/t/scenes.jsonl")
     assert len(scene.objects) == len(labels)
-    corners = {c["id"]: np.array(c["cube_rcnn_corners"]) for c in json.loads(
-        ((NUSCENES / "cube_rcnn_corners.json") if name == "nuscenes" else
-         (KITTI.parent / "cube_rcnn_corners.json")).read_text())["corners"]}
+    corners = {
+        c["id"]: np.array(c["cube_rcnn_corners"])
+        for c in json.loads(
+            (
+                (NUSCENES / "cube_rcnn_corners.json")
+                if name == "nuscenes"
+                else (KITTI.parent / "cube_rcnn_corners.json")
+            ).read_text()
+        )["corners"]
+    }
     frame3d = GravityFrame.from_gravity(scene.gravity_cam)
     for obj, label in zip(scene.objects, labels, strict=True):
         assert obj.category == label.category
@@ -53,7 +72,12 @@ def test_no_spurious_rejection_and_every_labelled_object_kept(frame):
         theirs = corners[int(obj.attributes["source_id"])]  # Cube R-CNN's own corners for the record
         assert np.linalg.norm(ours[:, None] - theirs[None], axis=-1).min(axis=1).max() < 1e-4
         assert (obj.box3d.width, obj.box3d.length) == pytest.approx((label.w, label.l))
-    for check in (checks.references_unique, checks.points_in_boxes, checks.boxes_inside_image, checks.qa_schema):
+    for check in (
+        checks.references_unique,
+        checks.points_in_boxes,
+        checks.boxes_inside_image,
+        checks.qa_schema,
+    ):
         ok, meta = check(root, "t")
         assert ok, (check.__name__, meta)
 
@@ -62,7 +86,9 @@ def test_every_reference_names_its_own_label(frame):
     name, root, labels, _ = frame
     (scene,) = read_scenes(root / "object_references/t/scenes.jsonl")
     kinds = {o.reference_kind for o in scene.objects}
-    if name == "nuscenes":  # 47 objects: past the 13 colours, numbered marks; objects with no lidar return known
+    if (
+        name == "nuscenes"
+    ):  # 47 objects: past the 13 colours, numbered marks; objects with no lidar return known
         assert {"box_fallback", "box_mark", "not_askable"} <= kinds
     for obj, label in zip(scene.objects, labels, strict=True):
         if obj.reference is None:
@@ -86,10 +112,13 @@ def test_counts_are_the_native_labels_counts(frame):
     plural_of = {lb.category + "s": lb.category for lb in labels}
     for pair in pairs:
         (anchor_text,) = pair.references
-        m = re.search(rf"(\w[\w ]*?) (?:are |located )?({'|'.join(RELATIONS)}) {re.escape(anchor_text)}",
-                      pair.question)
+        m = re.search(
+            rf"(\w[\w ]*?) (?:are |located )?({'|'.join(RELATIONS)}) {re.escape(anchor_text)}", pair.question
+        )
         words = m.group(1).split()
-        category = next(plural_of[" ".join(words[i:])] for i in range(len(words)) if " ".join(words[i:]) in plural_of)
+        category = next(
+            plural_of[" ".join(words[i:])] for i in range(len(words)) if " ".join(words[i:]) in plural_of
+        )
         axis, sign = RELATIONS[m.group(2)]
         boxes = [(*b.box2d.as_list(), b.label or b.color) for b in pair.draw_boxes]
         anchor = resolve(anchor_text, boxes, labels)

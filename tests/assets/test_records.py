@@ -41,11 +41,17 @@ def test_malformed_scene_fails_loudly(bad):
 
 
 def test_2d_annotations_round_trip_and_validate():
-    boxes = [Annotation2D(category="chair", box2d=Box2D(x0=1, y0=2, x1=30, y1=40), annotation_id=17),
-             Annotation2D(category="cup", box2d=Box2D(x0=5, y0=5, x1=9, y1=9), score=0.25)]
+    boxes = [
+        Annotation2D(category="chair", box2d=Box2D(x0=1, y0=2, x1=30, y1=40), annotation_id=17),
+        Annotation2D(category="cup", box2d=Box2D(x0=5, y0=5, x1=9, y1=9), score=0.25),
+    ]
     scene = make_scene(annotations_2d=boxes)
     again = Scene.model_validate_json(scene.model_dump_json())
-    assert again == scene and again.annotations_2d[1].score == 0.25 and again.annotations_2d[0].annotation_id == 17
+    assert (
+        again == scene
+        and again.annotations_2d[1].score == 0.25
+        and again.annotations_2d[0].annotation_id == 17
+    )
     with pytest.raises(ValidationError):
         Annotation2D(category="", box2d=Box2D(x0=1, y0=2, x1=3, y1=4))
     with pytest.raises(ValidationError):
@@ -57,24 +63,38 @@ def test_scene_lines_written_before_annotations_2d_still_load(tmp_path):
     the COCO importer's old metadata JSON string the boxes move into the typed field (and out of metadata)."""
     base = json.loads(make_scene().model_dump_json())
     del base["annotations_2d"]
-    legacy = {**base, "metadata": {
-        "original_file": "1.jpg",
-        "annotations_2d": json.dumps([{"annotation_id": 3, "category": "chair", "box2d": [10.0, 5.0, 30.0, 35.0]},
-                                      {"annotation_id": 4, "category": "cup", "box2d": [50.0, 40.0, 64.0, 48.0]}]),
-        "num_annotations_2d": 2,
-    }}
+    legacy = {
+        **base,
+        "metadata": {
+            "original_file": "1.jpg",
+            "annotations_2d": json.dumps(
+                [
+                    {"annotation_id": 3, "category": "chair", "box2d": [10.0, 5.0, 30.0, 35.0]},
+                    {"annotation_id": 4, "category": "cup", "box2d": [50.0, 40.0, 64.0, 48.0]},
+                ]
+            ),
+            "num_annotations_2d": 2,
+        },
+    }
     path = tmp_path / "scenes.jsonl"
     path.write_text(json.dumps(base) + "\n" + json.dumps(legacy) + "\n")
     plain, old = read_scenes(path)
     assert plain.annotations_2d == [] and plain == make_scene()
-    assert [(a.category, a.annotation_id, a.score) for a in old.annotations_2d] == [("chair", 3, 1.0), ("cup", 4, 1.0)]
+    assert [(a.category, a.annotation_id, a.score) for a in old.annotations_2d] == [
+        ("chair", 3, 1.0),
+        ("cup", 4, 1.0),
+    ]
     assert old.annotations_2d[1].box2d == Box2D(x0=50, y0=40, x1=64, y1=48)
     assert old.metadata == {"original_file": "1.jpg"}
     # written back, it is a current record
     assert "annotations_2d" not in json.loads(old.model_dump_json())["metadata"]
     assert Scene.model_validate_json(old.model_dump_json()) == old
     # a broken legacy string is a loud, field-named error, not a silently unannotated scene
-    for broken in ("[{not json", json.dumps([{"category": "cup"}]), json.dumps([{"category": "cup", "box2d": [1, 2]}])):
+    for broken in (
+        "[{not json",
+        json.dumps([{"category": "cup"}]),
+        json.dumps([{"category": "cup", "box2d": [1, 2]}]),
+    ):
         with pytest.raises(ValidationError, match="annotations_2d"):
             Scene.model_validate({**base, "metadata": {"annotations_2d": broken}})
 
@@ -94,8 +114,14 @@ def test_qa_pair_checks_level_and_choices():
         QAPair(**base, level=Level.L2, task=Task.SIZE, format=QAFormat.FREE_FORM)
     with pytest.raises(ValidationError, match="correct_index"):
         QAPair(**base, level=Level.L1, task=Task.SIZE, format=QAFormat.MULTIPLE_CHOICE, options=["a", "b"])
-    ok = QAPair(**base, level=Level.L1, task=Task.SIZE, format=QAFormat.MULTIPLE_CHOICE, options=["a", "b"],
-                correct_index=1)
+    ok = QAPair(
+        **base,
+        level=Level.L1,
+        task=Task.SIZE,
+        format=QAFormat.MULTIPLE_CHOICE,
+        options=["a", "b"],
+        correct_index=1,
+    )
     assert ok.correct_index == 1
 
 

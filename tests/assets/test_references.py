@@ -73,9 +73,7 @@ def test_unique_category_and_linear_order():
 
 def test_three_collinear_cups_on_a_table():
     y = 0.5  # cups on a table top half a meter below the camera
-    scene = assign_references(
-        make_scene([("cup", (x, y, 2.0), (0.08, 0.1, 0.08)) for x in (0.3, -0.3, 0.0)])
-    )
+    scene = assign_references(make_scene([("cup", (x, y, 2.0), (0.08, 0.1, 0.08)) for x in (0.3, -0.3, 0.0)]))
     got = refs(scene)
     assert got[2][0] == "the first cup from the left"
     assert got[3][0] == "the second cup from the left"
@@ -86,7 +84,9 @@ def test_three_collinear_cups_on_a_table():
 
 def test_two_chairs_at_nearly_the_same_x_are_told_apart_by_distance_not_side():
     scene = assign_references(
-        make_scene([("chair", (0.08, 0.7, 4.0), (0.45, 0.9, 0.45)), ("chair", (0.0, 0.7, 2.5), (0.45, 0.9, 0.45))])
+        make_scene(
+            [("chair", (0.08, 0.7, 4.0), (0.45, 0.9, 0.45)), ("chair", (0.0, 0.7, 2.5), (0.45, 0.9, 0.45))]
+        )
     )
     got = refs(scene)
     assert got[1] == ("the farthest chair from the camera", "positional")
@@ -109,12 +109,16 @@ def test_two_same_size_overlapping_boxes_fall_back_to_distinct_colored_boxes():
 def test_cups_closer_than_the_margin_fall_back_even_though_their_extents_are_apart():
     # 0.10 m apart along x (< 0.15 m gap), extents [-.09,-.01] and [.01,.09] do not overlap: still ambiguous
     scene = assign_references(
-        make_scene([("cup", (-0.05, 0.5, 2.0), (0.08, 0.1, 0.08)), ("cup", (0.05, 0.5, 2.0), (0.08, 0.1, 0.08))])
+        make_scene(
+            [("cup", (-0.05, 0.5, 2.0), (0.08, 0.1, 0.08)), ("cup", (0.05, 0.5, 2.0), (0.08, 0.1, 0.08))]
+        )
     )
     assert {kind for _, kind in refs(scene).values()} == {"box_fallback"}
     # widening the gap past the margin makes "leftmost" acceptable
     scene = assign_references(
-        make_scene([("cup", (-0.1, 0.5, 2.0), (0.08, 0.1, 0.08)), ("cup", (0.1, 0.5, 2.0), (0.08, 0.1, 0.08))])
+        make_scene(
+            [("cup", (-0.1, 0.5, 2.0), (0.08, 0.1, 0.08)), ("cup", (0.1, 0.5, 2.0), (0.08, 0.1, 0.08))]
+        )
     )
     assert refs(scene) == {1: ("the leftmost cup", "positional"), 2: ("the rightmost cup", "positional")}
 
@@ -160,7 +164,8 @@ def test_up_is_gravity_up_not_image_up_for_a_pitched_camera():
     lower = frame.to_cam(np.array([0.0, 5.0, 0.0]))
     assert lower[1] < higher[1]  # in the image, the lower (farther) book appears higher
     scene = make_scene(
-        [("book", tuple(higher), (0.2, 0.05, 0.15)), ("book", tuple(lower), (0.2, 0.05, 0.15))], gravity=gravity
+        [("book", tuple(higher), (0.2, 0.05, 0.15)), ("book", tuple(lower), (0.2, 0.05, 0.15))],
+        gravity=gravity,
     )
     assert resolve_reference(scene, "the topmost book") == 1
     assert resolve_reference(scene, "the bottommost book") == 2
@@ -190,13 +195,21 @@ def test_past_the_palette_objects_get_numbered_marks():
 
 
 def test_known_but_not_askable_objects_count_for_uniqueness_and_get_no_fallback():
-    objects = [("cone", (-1.0, 0.8, 4.0), (0.3, 0.5, 0.3)), ("cone", (1.0, 0.8, 4.0), (0.3, 0.5, 0.3)),
-               ("sign", (3.0, 0.0, 4.0), (0.6, 0.6, 0.1)), ("sign", (-3.0, 0.0, 4.0), (0.6, 0.6, 0.1))]
+    objects = [
+        ("cone", (-1.0, 0.8, 4.0), (0.3, 0.5, 0.3)),
+        ("cone", (1.0, 0.8, 4.0), (0.3, 0.5, 0.3)),
+        ("sign", (3.0, 0.0, 4.0), (0.6, 0.6, 0.1)),
+        ("sign", (-3.0, 0.0, 4.0), (0.6, 0.6, 0.1)),
+    ]
     scene = make_scene(objects, gravity=gravity_for_pitch(5))
     scene.objects[1].askable = False  # labelled, not in view
     scene.objects[3].askable = False
     scene.objects[2].box3d.center_cam = (3.0, 0.0, 4.0)
-    scene.objects[3].box3d.center_cam = (3.05, 0.0, 4.05)  # overlapping the askable sign: no geometric reference
+    scene.objects[3].box3d.center_cam = (
+        3.05,
+        0.0,
+        4.05,
+    )  # overlapping the askable sign: no geometric reference
     scene = assign_references(scene)
     cone, _, sign, hidden_sign = scene.objects
     assert cone.reference == "the leftmost cone"  # never "the cone": a second cone is labelled
@@ -249,7 +262,12 @@ class ScriptedWriter:
 
 def test_written_references_are_preferred_but_checked():
     scene, *_ = living_room()
-    written = {1: "the blue sofa by the wall", 2: "the chair", 3: "the first chair from the right", 4: "the red seat"}
+    written = {
+        1: "the blue sofa by the wall",
+        2: "the chair",
+        3: "the first chair from the right",
+        4: "the red seat",
+    }
     out = refs(assign_references(scene, written=written))
     assert out[1] == ("the blue sofa by the wall", "written")
     assert out[2] == ("the first chair from the left", "linear_order")  # "the chair" is ambiguous
@@ -278,7 +296,9 @@ def object_clouds_root(tmp_path):
 
 
 def test_references_shard_end_to_end(object_clouds_root):
-    report = references_shard(object_clouds_root, "s0", writer=ScriptedWriter({"room-0": {1: "the big blue couch"}}))
+    report = references_shard(
+        object_clouds_root, "s0", writer=ScriptedWriter({"room-0": {1: "the big blue couch"}})
+    )
     assert report.num_in == report.num_out == 2
     scenes = {s.scene_id: s for s in read_scenes(object_clouds_root / "object_references/s0/scenes.jsonl")}
     room = scenes["room-0"]
@@ -301,8 +321,12 @@ def test_references_shard_end_to_end(object_clouds_root):
 def test_a_category_with_an_instance_outside_3d_gets_only_box_fallbacks():
     from assets.records import Annotation2D
 
-    scene = make_scene([("cone", (-1.0, 0.8, 4.0), (0.3, 0.5, 0.3)), ("sign", (1.0, 0.0, 4.0), (0.6, 0.6, 0.1))])
-    scene.annotations_2d = [Annotation2D(category="cone", box2d=Box2D(x0=1, y0=1, x1=5, y1=9), annotation_id=7)]
+    scene = make_scene(
+        [("cone", (-1.0, 0.8, 4.0), (0.3, 0.5, 0.3)), ("sign", (1.0, 0.0, 4.0), (0.6, 0.6, 0.1))]
+    )
+    scene.annotations_2d = [
+        Annotation2D(category="cone", box2d=Box2D(x0=1, y0=1, x1=5, y1=9), annotation_id=7)
+    ]
     scene = assign_references(scene)
     cone, sign = scene.objects
     assert cone.reference_kind == "box_fallback" and sign.reference == "the sign"  # never "the cone"

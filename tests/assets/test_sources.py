@@ -36,7 +36,9 @@ def test_image_folder_quarantines_corrupt_files(tmp_path):
     root = tmp_path / "data"
     report = images_shard(root, "web-000", src)
     assert (report.num_in, report.num_out) == (3, 2)
-    assert report.rejections[0].item.endswith("broken.jpg") and "unreadable image" in report.rejections[0].reason
+    assert (
+        report.rejections[0].item.endswith("broken.jpg") and "unreadable image" in report.rejections[0].reason
+    )
     shard = root / "source_images" / "web-000"
     assert (shard / "quarantine" / "broken.jpg").read_bytes() == b"\xff\xd8not a jpeg"
     assert read_jsonl(shard / "rejected.jsonl")[0]["item"].endswith("broken.jpg")
@@ -77,16 +79,24 @@ def test_coco_boxes_become_typed_2d_annotations(tmp_path):
     (images / "1.jpg").write_bytes(encode_jpeg(_rgb(0)))
     (images / "2.jpg").write_bytes(encode_jpeg(_rgb(1)))
     ann = {
-        "images": [{"id": 1, "file_name": "1.jpg", "width": 64, "height": 48},
-                   {"id": 2, "file_name": "2.jpg", "width": 99, "height": 48},
-                   {"id": 3, "file_name": "missing.jpg", "width": 64, "height": 48}],
+        "images": [
+            {"id": 1, "file_name": "1.jpg", "width": 64, "height": 48},
+            {"id": 2, "file_name": "2.jpg", "width": 99, "height": 48},
+            {"id": 3, "file_name": "missing.jpg", "width": 64, "height": 48},
+        ],
         "categories": [{"id": 7, "name": "chair"}, {"id": 8, "name": "cup"}],
         "annotations": [
             {"id": 1, "image_id": 1, "category_id": 7, "bbox": [10, 5, 20, 30], "iscrowd": 0},
             {"id": 2, "image_id": 1, "category_id": 8, "bbox": [50, 40, 30, 30], "iscrowd": 0},  # clipped
             {"id": 3, "image_id": 1, "category_id": 8, "bbox": [0, 0, 2, 2], "iscrowd": 0},  # too small
             {"id": 4, "image_id": 1, "category_id": 7, "bbox": [0, 0, 30, 30], "iscrowd": 1},
-            {"id": 5, "image_id": 1, "category_id": 7, "bbox": [70, 50, 20, 20], "iscrowd": 0},  # outside the image
+            {
+                "id": 5,
+                "image_id": 1,
+                "category_id": 7,
+                "bbox": [70, 50, 20, 20],
+                "iscrowd": 0,
+            },  # outside the image
         ],
     }
     path = tmp_path / "ann.json"
@@ -99,14 +109,26 @@ def test_coco_boxes_become_typed_2d_annotations(tmp_path):
     assert scene.objects == [] and "annotations_2d" not in scene.metadata
     boxes = scene.annotations_2d
     assert [(b.category, b.annotation_id, b.score) for b in boxes] == [("chair", 1, 1.0), ("cup", 2, 1.0)]
-    assert boxes[0].box2d.as_list() == [10.0, 5.0, 30.0, 35.0] and boxes[1].box2d.as_list() == [50.0, 40.0, 64.0, 48.0]
+    assert boxes[0].box2d.as_list() == [10.0, 5.0, 30.0, 35.0] and boxes[1].box2d.as_list() == [
+        50.0,
+        40.0,
+        64.0,
+        48.0,
+    ]
     assert report.metadata["boxes_2d"] == 2
 
 
 def test_hungarian_labels_need_iou_04():
-    gt = [Box2D(x0=0, y0=0, x1=10, y1=10), Box2D(x0=20, y0=0, x1=30, y1=10), Box2D(x0=50, y0=50, x1=60, y1=60)]
-    dets = [(Box2D(x0=21, y0=0, x1=31, y1=10), "lamp"), (Box2D(x0=1, y0=1, x1=11, y1=11), "chair"),
-            (Box2D(x0=55, y0=55, x1=65, y1=65), "cup")]  # the cup overlaps its box at IoU 25/175 < 0.4
+    gt = [
+        Box2D(x0=0, y0=0, x1=10, y1=10),
+        Box2D(x0=20, y0=0, x1=30, y1=10),
+        Box2D(x0=50, y0=50, x1=60, y1=60),
+    ]
+    dets = [
+        (Box2D(x0=21, y0=0, x1=31, y1=10), "lamp"),
+        (Box2D(x0=1, y0=1, x1=11, y1=11), "chair"),
+        (Box2D(x0=55, y0=55, x1=65, y1=65), "cup"),
+    ]  # the cup overlaps its box at IoU 25/175 < 0.4
     assert match_categories(gt, dets) == ["chair", "lamp", None]
     assert match_categories(gt, []) == [None, None, None]
 
@@ -115,11 +137,23 @@ def test_relabel_objects_only_touches_unlabeled_matched_boxes():
     from assets.records import Box3D, Intrinsics, Scene, SceneObject
 
     box3d = Box3D(center_cam=(0, 0, 3), width=1, height=1, length=1, yaw=1.6)
-    boxes = [Box2D(x0=0, y0=0, x1=10, y1=10), Box2D(x0=20, y0=0, x1=30, y1=10), Box2D(x0=40, y0=0, x1=50, y1=10)]
-    objects = [SceneObject(instance_id=i + 1, category=c, box2d=b, box3d=box3d)
-               for i, (c, b) in enumerate(zip(["object", "sofa", "object"], boxes, strict=True))]
-    scene = Scene(scene_id="s", source="ca1m", shard="x", image_file="i.jpg", objects=objects,
-                  intrinsics=Intrinsics(fx=50, fy=50, cx=32, cy=24, width=64, height=48))
+    boxes = [
+        Box2D(x0=0, y0=0, x1=10, y1=10),
+        Box2D(x0=20, y0=0, x1=30, y1=10),
+        Box2D(x0=40, y0=0, x1=50, y1=10),
+    ]
+    objects = [
+        SceneObject(instance_id=i + 1, category=c, box2d=b, box3d=box3d)
+        for i, (c, b) in enumerate(zip(["object", "sofa", "object"], boxes, strict=True))
+    ]
+    scene = Scene(
+        scene_id="s",
+        source="ca1m",
+        shard="x",
+        image_file="i.jpg",
+        objects=objects,
+        intrinsics=Intrinsics(fx=50, fy=50, cx=32, cy=24, width=64, height=48),
+    )
     detections = [(Box2D(x0=1, y0=0, x1=10, y1=10), "chair"), (Box2D(x0=20, y0=0, x1=30, y1=10), "table")]
     relabelled, count = relabel_objects(scene, detections)
     assert count == 1 and [o.category for o in relabelled.objects] == ["chair", "sofa", "object"]

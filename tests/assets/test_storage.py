@@ -57,8 +57,15 @@ def test_legacy_codec_is_read_only_on_request():
     buf = io.BytesIO()
     Image.fromarray(codes).save(buf, format="PNG", pnginfo=info)
     legacy = decode_depth_png(buf.getvalue(), codec="legacy-v0")
-    np.testing.assert_allclose(legacy[0, :3], [0.5, 0.5 ** (1 - 32768 / 65535) * 8.0 ** (32768 / 65535),
-                                               0.5 ** (1 / 65535) * 8.0 ** (65534 / 65535)], rtol=1e-6)
+    np.testing.assert_allclose(
+        legacy[0, :3],
+        [
+            0.5,
+            0.5 ** (1 - 32768 / 65535) * 8.0 ** (32768 / 65535),
+            0.5 ** (1 / 65535) * 8.0 ** (65534 / 65535),
+        ],
+        rtol=1e-6,
+    )
     assert np.isnan(legacy[0, 3])
     official = decode_depth_png(buf.getvalue())  # no marker: the official convention
     assert np.isnan(official[0, 0]) and np.isposinf(official[0, 3])

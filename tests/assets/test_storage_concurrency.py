@@ -71,7 +71,10 @@ def test_second_writer_with_a_timeout_fails_clearly_and_leaves_the_first_alone(t
     final = tmp_path / "qa_shards" / "s1"
     with atomic_dir(final) as tmp:
         (tmp / "qa.parquet").write_bytes(b"first")
-        with pytest.raises(PartitionBusyError, match=r"being written by pid \d+"), atomic_dir(final, timeout_s=0.3):
+        with (
+            pytest.raises(PartitionBusyError, match=r"being written by pid \d+"),
+            atomic_dir(final, timeout_s=0.3),
+        ):
             pytest.fail("entered a directory another writer holds")
         assert (tmp / "qa.parquet").read_bytes() == b"first"
     assert (final / "qa.parquet").read_bytes() == b"first"
@@ -135,7 +138,9 @@ def _run_and_kill(root: Path, point: str) -> None:
         with atomic_dir(stage / "s0") as tmp:
             (tmp / "v").write_text("old")
     proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(_CRASH_SCRIPT), point, str(root)], capture_output=True, text=True
+        [sys.executable, "-c", textwrap.dedent(_CRASH_SCRIPT), point, str(root)],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == -9, proc.stderr
 

@@ -70,7 +70,9 @@ def test_report_and_layout(shard):
     assert meta["categories"] == dict(Counter(o.category for s in scenes for o in s.objects))
     assert meta["digest"] == directory_digest(directory)
     assert (directory / "_manifest.json").exists()
-    assert (directory / "rejected.jsonl").read_text() == ""  # the one rule: always there, empty = none rejected
+    assert (
+        directory / "rejected.jsonl"
+    ).read_text() == ""  # the one rule: always there, empty = none rejected
     for scene in scenes:
         assert scene.has_ground_truth_3d and scene.source == "synthetic"
         assert scene.image_file == f"{STAGE}/{SHARD}/images/{scene.scene_id}.jpg"

@@ -30,10 +30,22 @@ def run(name: str, predictions: dict[str, str | None], config: EvalConfig | None
 def test_cv_bench_official_overall():
     items, results, m, per_cat = run(
         "cv_bench",
-        {"2D-0": "(B)", "2D-1": "The answer is A.", "2D-2": "(A) above", "2D-3": "right", "3D-4": "B", "3D-5": "(B)"},
+        {
+            "2D-0": "(B)",
+            "2D-1": "The answer is A.",
+            "2D-2": "(A) above",
+            "2D-3": "right",
+            "3D-4": "B",
+            "3D-5": "(B)",
+        },
     )
     assert all(it.image_bytes for it in items)  # HF image struct decoded
-    assert {it.category for it in items} == {"2D Count", "2D Relation", "3D Depth", "3D Distance"}  # Count is in
+    assert {it.category for it in items} == {
+        "2D Count",
+        "2D Relation",
+        "3D Depth",
+        "3D Distance",
+    }  # Count is in
     # official (Cambrian): "right" is read as its first letter 'r' -> wrong
     assert m["accuracy"] == pytest.approx(50.0)
     assert m["source/ADE20K"] == 100.0 and m["source/COCO"] == 0.0 and m["source/Omni3D"] == 50.0
@@ -57,8 +69,11 @@ def test_embspatial():
 def test_robospatial_configuration_subset():
     items, results, m, _ = run(
         "robospatial",
-        {"configuration-0": "Yes, the mug is on the left.", "configuration-1": "I don't know",
-         "configuration-2": "No."},
+        {
+            "configuration-0": "Yes, the mug is on the left.",
+            "configuration-1": "I don't know",
+            "configuration-2": "No.",
+        },
     )
     assert len(items) == 3  # the context split is not loaded
     assert m["accuracy"] == pytest.approx(200 / 3) and m["category/configuration"] == pytest.approx(200 / 3)
@@ -68,11 +83,20 @@ def test_robospatial_configuration_subset():
 def test_3dsrbench_four_settings_over_groups():
     preds = {
         # Q1 height_higher: the flipped rotation is wrong
-        "1": "A", "2": "The answer is B", "3": "(A) yes", "4": "A",
+        "1": "A",
+        "2": "The answer is B",
+        "3": "(A) yes",
+        "4": "A",
         # Q2 orientation_on_the_left: the original's rotation is wrong
-        "5": "A", "6": "A", "7": "A", "8": "B",
+        "5": "A",
+        "6": "A",
+        "7": "A",
+        "8": "B",
         # Q3 multi_object_facing: all right
-        "9": "B", "10": "A", "11": "B.", "12": "A",
+        "9": "B",
+        "10": "A",
+        "11": "B.",
+        "12": "A",
     }
     items, results, m, per_cat = run("3dsrbench", preds)
     assert items[1].image_bytes == items[0].image_bytes  # VLMEvalKit image-by-index reference resolved
@@ -132,7 +156,11 @@ def test_mmbench_circular_eval():
     preds = {"0": "A", "1000000": "C", "2000000": "blue", "1": "B", "1000001": "B"}
     items, results, m, per_cat = run("mmbench", preds)
     assert len(items) == 5 and {it.group for it in items} == {"0", "1"}
-    assert [it.options for it in items[:3]] == [["blue", "green", "red"], ["green", "red", "blue"], ["red", "blue", "green"]]
+    assert [it.options for it in items[:3]] == [
+        ["blue", "green", "red"],
+        ["green", "red", "blue"],
+        ["red", "blue", "green"],
+    ]
     assert "Hint: Count carefully." in items[3].prompt
     assert m["accuracy"] == 50.0 and m["row_accuracy"] == 80.0 and m["groups"] == 2
     assert per_cat["counting"]["accuracy"] == 0.0 and m["category/perception"] == 50.0

@@ -11,20 +11,40 @@ from evaluation.__main__ import main
 from evaluation.report import COMPARISON_ROW, REFERENCE
 
 FIXTURES = Path(__file__).parent / "fixtures"
-CV_PREDS = {"2D-0": "(B)", "2D-1": "The answer is A.", "2D-2": "(A) above", "2D-3": "right", "3D-4": "B", "3D-5": "(B)"}
+CV_PREDS = {
+    "2D-0": "(B)",
+    "2D-1": "The answer is A.",
+    "2D-2": "(A) above",
+    "2D-3": "right",
+    "3D-4": "B",
+    "3D-5": "(B)",
+}
 
 
 def test_scored_output_has_the_paper_comparison(tmp_path, capsys):
     preds = tmp_path / "cv.jsonl"
     preds.write_text("".join(json.dumps({"id": k, "prediction": v}) + "\n" for k, v in CV_PREDS.items()))
-    code = main(["score", "--benchmark", "cv_bench", "--predictions", str(preds), "--data",
-                 str(FIXTURES / "cv_bench"), "--root", str(tmp_path)])
+    code = main(
+        [
+            "score",
+            "--benchmark",
+            "cv_bench",
+            "--predictions",
+            str(preds),
+            "--data",
+            str(FIXTURES / "cv_bench"),
+            "--root",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     out = tmp_path / "benchmark_scores" / "cv_bench"
     report = json.loads((out / "report.json").read_text())
 
     table = pd.read_csv(out / "comparison.csv", index_col="model")
-    assert table.loc[COMPARISON_ROW, "cv_bench/cv_bench_3d"] == pytest.approx(report["metrics"]["cv_bench_3d"])
+    assert table.loc[COMPARISON_ROW, "cv_bench/cv_bench_3d"] == pytest.approx(
+        report["metrics"]["cv_bench_3d"]
+    )
     for model, value in REFERENCE["cv_bench"]["cv_bench_3d"].items():
         assert table.loc[f"paper: {model}", "cv_bench/cv_bench_3d"] == value
     assert not any(c.startswith("spatialrgpt/") for c in table.columns)  # only this benchmark's metrics

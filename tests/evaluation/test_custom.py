@@ -34,15 +34,30 @@ def _scene(shard: str, scene_id: str, root: Path) -> Scene:
     (root / image_file).write_bytes(encode_jpeg(np.full((24, 32, 3), 128, np.uint8)))
     (root / depth_file).write_bytes(encode_depth_png(np.full((24, 32), 3.0)))
     objects = [
-        SceneObject(instance_id=1, category="chair", box2d=Box2D(x0=2, y0=2, x1=10, y1=12),
-                    box3d=Box3D(center_cam=(0.0, 0.0, 3.0), width=0.5, height=1.0, length=0.5, yaw=0.0)),
-        SceneObject(instance_id=2, category="table", box2d=Box2D(x0=14, y0=4, x1=30, y1=20),
-                    box3d=Box3D(center_cam=(1.2, 0.0, 4.6), width=1.0, height=0.8, length=0.6, yaw=0.0)),
+        SceneObject(
+            instance_id=1,
+            category="chair",
+            box2d=Box2D(x0=2, y0=2, x1=10, y1=12),
+            box3d=Box3D(center_cam=(0.0, 0.0, 3.0), width=0.5, height=1.0, length=0.5, yaw=0.0),
+        ),
+        SceneObject(
+            instance_id=2,
+            category="table",
+            box2d=Box2D(x0=14, y0=4, x1=30, y1=20),
+            box3d=Box3D(center_cam=(1.2, 0.0, 4.6), width=1.0, height=0.8, length=0.6, yaw=0.0),
+        ),
     ]
-    return Scene(scene_id=scene_id, source="synthetic", shard=shard,
-                 intrinsics=Intrinsics(fx=30, fy=30, cx=16, cy=12, width=32, height=24),
-                 gravity_cam=(0.0, 1.0, 0.0), objects=objects, has_ground_truth_3d=True,
-                 image_file=image_file, depth_file=depth_file)
+    return Scene(
+        scene_id=scene_id,
+        source="synthetic",
+        shard=shard,
+        intrinsics=Intrinsics(fx=30, fy=30, cx=16, cy=12, width=32, height=24),
+        gravity_cam=(0.0, 1.0, 0.0),
+        objects=objects,
+        has_ground_truth_3d=True,
+        image_file=image_file,
+        depth_file=depth_file,
+    )
 
 
 def _qa(qa_id, shard, scene_id, **kw) -> dict:
@@ -58,26 +73,106 @@ def data_root(tmp_path: Path) -> Path:
         write_scenes(tmp_path / "object_references" / shard / "scenes.jsonl", [scene])
         sid = scene.scene_id
         rows = [
-            _qa(f"{shard}-l1", shard, sid, level=Level.L1, task=Task.LOCALIZATION, subtask="distance",
-                format=QAFormat.FREE_FORM, answer="3.00 m", value=3.0, unit="m", object_ids=[1]),
-            _qa(f"{shard}-l1cm", shard, sid, level=Level.L1, task=Task.LOCALIZATION, subtask="distance",
-                format=QAFormat.FREE_FORM, answer="484 cm", value=484.0, unit="cm", object_ids=[2],
-                draw_boxes=[DrawBox(instance_id=2, color="red", box2d=Box2D(x0=14, y0=4, x1=30, y1=20))]),
-            _qa(f"{shard}-l1mc", shard, sid, level=Level.L1, task=Task.LOCALIZATION, subtask="distance",
-                format=QAFormat.MULTIPLE_CHOICE, answer="3.00 m", options=["3.00 m", "5.00 m"], correct_index=0,
-                value=3.0, unit="m", object_ids=[1]),
-            _qa(f"{shard}-size", shard, sid, level=Level.L1, task=Task.SIZE, subtask="height",
-                format=QAFormat.FREE_FORM, answer="1.00 m", value=1.0, unit="m", object_ids=[1]),
-            _qa(f"{shard}-l2", shard, sid, level=Level.L2, task=Task.RELATIVE_DIRECTION, format=QAFormat.FREE_FORM,
-                answer="0.60m 0.00m 0.80m", direction=tuple(direction), object_ids=[1, 2]),
-            _qa(f"{shard}-l2bad", shard, sid, level=Level.L2, task=Task.RELATIVE_DIRECTION,
-                format=QAFormat.FREE_FORM, answer="-0.60m 0.00m -0.80m", direction=tuple(-direction),
-                object_ids=[1, 2]),
-            _qa(f"{shard}-l3mc", shard, sid, level=Level.L3, task=Task.PROBLEM_SOLVING,
-                format=QAFormat.MULTIPLE_CHOICE, answer="B. the table", options=["the chair", "the table"],
-                correct_index=1, object_ids=[1, 2]),
-            _qa(f"{shard}-l3num", shard, sid, level=Level.L3, task=Task.PROBLEM_SOLVING,
-                format=QAFormat.FREE_FORM, answer="About 1.5 m of free space.", value=1.5, unit="m"),
+            _qa(
+                f"{shard}-l1",
+                shard,
+                sid,
+                level=Level.L1,
+                task=Task.LOCALIZATION,
+                subtask="distance",
+                format=QAFormat.FREE_FORM,
+                answer="3.00 m",
+                value=3.0,
+                unit="m",
+                object_ids=[1],
+            ),
+            _qa(
+                f"{shard}-l1cm",
+                shard,
+                sid,
+                level=Level.L1,
+                task=Task.LOCALIZATION,
+                subtask="distance",
+                format=QAFormat.FREE_FORM,
+                answer="484 cm",
+                value=484.0,
+                unit="cm",
+                object_ids=[2],
+                draw_boxes=[DrawBox(instance_id=2, color="red", box2d=Box2D(x0=14, y0=4, x1=30, y1=20))],
+            ),
+            _qa(
+                f"{shard}-l1mc",
+                shard,
+                sid,
+                level=Level.L1,
+                task=Task.LOCALIZATION,
+                subtask="distance",
+                format=QAFormat.MULTIPLE_CHOICE,
+                answer="3.00 m",
+                options=["3.00 m", "5.00 m"],
+                correct_index=0,
+                value=3.0,
+                unit="m",
+                object_ids=[1],
+            ),
+            _qa(
+                f"{shard}-size",
+                shard,
+                sid,
+                level=Level.L1,
+                task=Task.SIZE,
+                subtask="height",
+                format=QAFormat.FREE_FORM,
+                answer="1.00 m",
+                value=1.0,
+                unit="m",
+                object_ids=[1],
+            ),
+            _qa(
+                f"{shard}-l2",
+                shard,
+                sid,
+                level=Level.L2,
+                task=Task.RELATIVE_DIRECTION,
+                format=QAFormat.FREE_FORM,
+                answer="0.60m 0.00m 0.80m",
+                direction=tuple(direction),
+                object_ids=[1, 2],
+            ),
+            _qa(
+                f"{shard}-l2bad",
+                shard,
+                sid,
+                level=Level.L2,
+                task=Task.RELATIVE_DIRECTION,
+                format=QAFormat.FREE_FORM,
+                answer="-0.60m 0.00m -0.80m",
+                direction=tuple(-direction),
+                object_ids=[1, 2],
+            ),
+            _qa(
+                f"{shard}-l3mc",
+                shard,
+                sid,
+                level=Level.L3,
+                task=Task.PROBLEM_SOLVING,
+                format=QAFormat.MULTIPLE_CHOICE,
+                answer="B. the table",
+                options=["the chair", "the table"],
+                correct_index=1,
+                object_ids=[1, 2],
+            ),
+            _qa(
+                f"{shard}-l3num",
+                shard,
+                sid,
+                level=Level.L3,
+                task=Task.PROBLEM_SOLVING,
+                format=QAFormat.FREE_FORM,
+                answer="About 1.5 m of free space.",
+                value=1.5,
+                unit="m",
+            ),
         ]
         out = tmp_path / "qa_shards" / shard
         out.mkdir(parents=True)
@@ -88,8 +183,13 @@ def data_root(tmp_path: Path) -> Path:
 def test_build_selects_levels_and_checks_ground_truth(data_root: Path):
     items, report = build_custom_benchmark(data_root, EvalConfig(heldout_shards=["heldout-000"]))
     by_id = {it.item_id: it for it in items}
-    assert set(by_id) == {"heldout-000-l1", "heldout-000-l1cm", "heldout-000-l2", "heldout-000-l3mc",
-                          "heldout-000-l3num"}
+    assert set(by_id) == {
+        "heldout-000-l1",
+        "heldout-000-l1cm",
+        "heldout-000-l2",
+        "heldout-000-l3mc",
+        "heldout-000-l3num",
+    }
     assert by_id["heldout-000-l1"].category == L1 and by_id["heldout-000-l1"].value == pytest.approx(3.0)
     assert by_id["heldout-000-l1cm"].value == pytest.approx(np.hypot(1.2, 4.6))  # from the scene, in meters
     assert by_id["heldout-000-l1cm"].boxes == [(14.0, 4.0, 30.0, 20.0, "red")]
@@ -111,13 +211,19 @@ def test_needs_heldout_selection(data_root: Path):
 
 def test_score_custom_from_predictions_file(data_root: Path, tmp_path: Path):
     preds = tmp_path / "preds.jsonl"
-    preds.write_text("\n".join(json.dumps(r) for r in [
-        {"id": "heldout-000-l1", "prediction": "About 3.5 meters."},  # 3.5 <= 3.75 -> right
-        {"id": "heldout-000-l1cm", "prediction": "3 m"},  # gt 4.75 m -> wrong
-        {"id": "heldout-000-l2", "prediction": "0.5m 0.1m 0.9m"},  # ~9 degrees -> right
-        {"id": "heldout-000-l3mc", "prediction": "B"},
-        {"id": "heldout-000-l3num", "prediction": "roughly 2 meters"},  # 33% off -> wrong at 25%
-    ]) + "\n")
+    preds.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"id": "heldout-000-l1", "prediction": "About 3.5 meters."},  # 3.5 <= 3.75 -> right
+                {"id": "heldout-000-l1cm", "prediction": "3 m"},  # gt 4.75 m -> wrong
+                {"id": "heldout-000-l2", "prediction": "0.5m 0.1m 0.9m"},  # ~9 degrees -> right
+                {"id": "heldout-000-l3mc", "prediction": "B"},
+                {"id": "heldout-000-l3num", "prediction": "roughly 2 meters"},  # 33% off -> wrong at 25%
+            ]
+        )
+        + "\n"
+    )
     config = EvalConfig(heldout_shards=["heldout-000"], predictions={"custom": preds}, use_judge=False)
     report = score_benchmark(data_root, "custom", None, config)
     assert report.status == "ok" and report.judge_mode == "rule"
@@ -125,7 +231,9 @@ def test_score_custom_from_predictions_file(data_root: Path, tmp_path: Path):
     assert report.metrics["L1"] == 50.0 and report.metrics["L2"] == 100.0 and report.metrics["L3"] == 50.0
     assert report.score == pytest.approx(60.0)
     frame = pd.read_parquet(report.predictions_path)
-    assert len(frame) == 5 and set(frame["item_id"]) == {f"heldout-000-{k}" for k in ("l1", "l1cm", "l2", "l3mc", "l3num")}
+    assert len(frame) == 5 and set(frame["item_id"]) == {
+        f"heldout-000-{k}" for k in ("l1", "l1cm", "l2", "l3mc", "l3num")
+    }
     assert frame.set_index("item_id").loc["heldout-000-l2", "detail_angle_deg"] < 30
 
     # a looser L3 threshold and a tighter angle are configuration, not code
@@ -166,12 +274,20 @@ def test_real_pipeline_shard_scores_its_own_answers_perfectly(tmp_path):
 
     truth = tmp_path / "truth.jsonl"
     truth.write_text("".join(json.dumps({"id": it.item_id, "prediction": it.answer}) + "\n" for it in items))
-    report = score_benchmark(tmp_path, "custom", None, config.model_copy(update={"predictions": {"custom": truth}}))
-    assert report.metrics["L1"] == report.metrics["L2"] == report.metrics["L3"] == 100.0, report.failure_reasons
+    report = score_benchmark(
+        tmp_path, "custom", None, config.model_copy(update={"predictions": {"custom": truth}})
+    )
+    assert report.metrics["L1"] == report.metrics["L2"] == report.metrics["L3"] == 100.0, (
+        report.failure_reasons
+    )
 
     junk = tmp_path / "junk.jsonl"
-    junk.write_text("".join(json.dumps({"id": it.item_id, "prediction": "I am not sure."}) + "\n" for it in items))
-    bad = score_benchmark(tmp_path, "custom", None, config.model_copy(update={"predictions": {"custom": junk}}))
+    junk.write_text(
+        "".join(json.dumps({"id": it.item_id, "prediction": "I am not sure."}) + "\n" for it in items)
+    )
+    bad = score_benchmark(
+        tmp_path, "custom", None, config.model_copy(update={"predictions": {"custom": junk}})
+    )
     assert bad.score == 0.0 and bad.num_items == len(items) and bad.num_unparseable == len(items)
 
 
@@ -195,7 +311,8 @@ def test_per_level_cap_is_a_stable_spread_sample(data_root: Path):
     assert sorted(i.category for i in one) == sorted({i.category for i in items})  # one per level
     assert {i.item_id for i in sample_per_level(list(reversed(items)), 1)} == {i.item_id for i in one}
     assert [i.item_id for i in one] == [i.item_id for i in items if i in one]  # order kept
-    capped, report = build_custom_benchmark(data_root, EvalConfig(heldout_shards=["heldout-000"],
-                                                                  custom_max_per_level=1))
+    capped, report = build_custom_benchmark(
+        data_root, EvalConfig(heldout_shards=["heldout-000"], custom_max_per_level=1)
+    )
     assert [i.item_id for i in capped] == [i.item_id for i in one]
     assert report.metadata["L1 scenes"] == 1

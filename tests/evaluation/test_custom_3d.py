@@ -31,7 +31,9 @@ def roots(tmp_path_factory):
     out = {}
     for name, (folder, _) in FRAMES.items():
         root = tmp_path_factory.mktemp(name)
-        omni3d_shard(root, "test", folder / "omni3d.json", folder, depth=DepthSpec(encoding="uint16", scale=1 / 256))
+        omni3d_shard(
+            root, "test", folder / "omni3d.json", folder, depth=DepthSpec(encoding="uint16", scale=1 / 256)
+        )
         for stage in (filter_shard, point_maps_shard, object_clouds_shard, references_shard):
             report = stage(root, "test")
             assert report.num_out == 1 and not report.rejections, (name, stage.__name__, report.rejections)
@@ -78,7 +80,8 @@ def check_gap_problem(item, named, labels) -> None:
 def test_l1_l2_l3_answers_match_the_native_labels(roots, frame, seed):
     labels = FRAMES[frame][1]()
     items, report = build_custom_3d_benchmark(
-        roots[frame], ["test"], Custom3DConfig(l1_per_scene=10, l2_per_scene=30, l3_per_scene=10, seed=seed))
+        roots[frame], ["test"], Custom3DConfig(l1_per_scene=10, l2_per_scene=30, l3_per_scene=10, seed=seed)
+    )
     counts = report.metadata
     assert counts[L1] >= 5 and counts[L2] == 30 and not report.rejections
     for item in items:
@@ -119,8 +122,12 @@ def test_registered_as_custom_3d_and_scored_end_to_end(roots, tmp_path):
             lines.append({"id": item.item_id, "prediction": " ".join(f"{c:.3f}" for c in item.direction)})
     preds = tmp_path / "preds.jsonl"
     preds.write_text("\n".join(json.dumps(line) for line in lines))
-    config = EvalConfig(data={"custom_3d": str(split)}, predictions={"custom_3d": str(preds)}, use_judge=False,
-                        output_dir=tmp_path / "scores")
+    config = EvalConfig(
+        data={"custom_3d": str(split)},
+        predictions={"custom_3d": str(preds)},
+        use_judge=False,
+        output_dir=tmp_path / "scores",
+    )
     report = score_benchmark(roots["kitti"], "custom_3d", None, config)
     assert report.status == "ok", report
     n1 = sum(i.category == L1 for i in items)

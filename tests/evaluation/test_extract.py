@@ -62,7 +62,9 @@ def test_choice_labels_in_other_styles():
     assert extract_choice("2", ["1", "2", "3"], ["x", "y", "z"]).index == 1
     assert extract_choice("The answer is II", ["I", "II", "III"], ["x", "y", "z"]).index == 1
     # an option nested inside a longer option: the longer one named wins
-    assert extract_choice("to the left of the lamp", ["A", "B"], ["left", "to the left of the lamp"]).index == 1
+    assert (
+        extract_choice("to the left of the lamp", ["A", "B"], ["left", "to the left of the lamp"]).index == 1
+    )
     # two options named: ambiguous
     assert extract_choice("the sofa or the lamp", LABELS, OPTIONS).index is None
 
@@ -152,7 +154,9 @@ def test_vector_needs_three_numbers():
 def test_qspatial_official_reading():
     assert extract_qspatial(r"\scalar{3} \distance_unit{feet}") == pytest.approx(0.9144)
     assert extract_qspatial(r"\scalar{3-4} \distance_unit{meters}") == pytest.approx(3.5)  # range -> mean
-    assert extract_qspatial(r"first \scalar{1} \distance_unit{m}, final \scalar{50} \distance_unit{cm}") == pytest.approx(0.5)
+    assert extract_qspatial(
+        r"first \scalar{1} \distance_unit{m}, final \scalar{50} \distance_unit{cm}"
+    ) == pytest.approx(0.5)
     assert extract_qspatial(r"\scalar{120}") == pytest.approx(1.2)  # no unit: centimeters (official)
     assert extract_qspatial("about 2 meters") == pytest.approx(2.0)  # free text fallback
 

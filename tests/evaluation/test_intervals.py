@@ -20,8 +20,14 @@ from evaluation.intervals import (
 def _items(correct, scenes=None, seed=0) -> pd.DataFrame:
     correct = np.asarray(correct, dtype=float)
     scenes = np.arange(len(correct)) if scenes is None else np.asarray(scenes)
-    return pd.DataFrame({"seed": seed, "scene_id": [f"s{s}" for s in scenes],
-                         "item_id": [f"i{i}" for i in range(len(correct))], "correct": correct})
+    return pd.DataFrame(
+        {
+            "seed": seed,
+            "scene_id": [f"s{s}" for s in scenes],
+            "item_id": [f"i{i}" for i in range(len(correct))],
+            "correct": correct,
+        }
+    )
 
 
 def test_bernoulli_sample_matches_the_normal_interval():
@@ -101,10 +107,12 @@ def test_nan_scores_do_not_count():
 
 
 def test_interval_table_per_group_and_level():
-    frame = pd.concat([
-        _items([1] * 10 + [0] * 10).assign(arm="a", level=["L1"] * 10 + ["L2"] * 10),
-        _items([0] * 20).assign(arm="b", level=["L1"] * 10 + ["L2"] * 10),
-    ])
+    frame = pd.concat(
+        [
+            _items([1] * 10 + [0] * 10).assign(arm="a", level=["L1"] * 10 + ["L2"] * 10),
+            _items([0] * 20).assign(arm="b", level=["L1"] * 10 + ["L2"] * 10),
+        ]
+    )
     table = interval_table(frame, "arm", "level").set_index(["arm", "level"])
     assert table.loc[("a", "L1"), "mean"] == 1.0 and table.loc[("a", "L2"), "mean"] == 0.0
     assert table.loc[("a", "all"), "mean"] == 0.5 and table.loc[("a", "all"), "n_items"] == 20

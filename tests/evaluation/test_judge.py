@@ -14,13 +14,28 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def _item(answer: str, **kw) -> EvalItem:
-    return EvalItem(item_id="j1", benchmark="spatialrgpt", prompt="Is the chair left of the table?",
-                    question="Is the chair left of the table?", kind=AnswerKind.JUDGED, answer=answer, **kw)
+    return EvalItem(
+        item_id="j1",
+        benchmark="spatialrgpt",
+        prompt="Is the chair left of the table?",
+        question="Is the chair left of the table?",
+        kind=AnswerKind.JUDGED,
+        answer=answer,
+        **kw,
+    )
 
 
 def _client(server, tmp_path: Path | None = None, **kw) -> LLMClient:
-    return LLMClient(LLMConfig(base_url=server.base_url, model="judge-model", backoff_s=0, max_retries=1,
-                               cache_dir=tmp_path, **kw))
+    return LLMClient(
+        LLMConfig(
+            base_url=server.base_url,
+            model="judge-model",
+            backoff_s=0,
+            max_retries=1,
+            cache_dir=tmp_path,
+            **kw,
+        )
+    )
 
 
 def test_llm_judge_records_prompt_model_and_raw_verdict(tmp_path):
@@ -49,10 +64,15 @@ def test_judge_failure_stays_in_the_denominator():
     items = [it for it in spec.load(FIXTURES / "spatialrgpt", EvalConfig()) if it.kind == AnswerKind.JUDGED]
     assert len(items) == 2
     with serve([json_reply({"correct": 1}), text_reply("not json"), text_reply("still not json")]) as server:
-        results, metrics, _ = score_items(items, ["Yes", "the chair"], spec, EvalConfig(), LLMJudge(_client(server)))
+        results, metrics, _ = score_items(
+            items, ["Yes", "the chair"], spec, EvalConfig(), LLMJudge(_client(server))
+        )
     assert [r.correct for r in results] == [True, False]
     # no official templates or endpoint here: our judge decides, and the item says it was the rule fallback
-    assert results[1].reason.startswith("rule fallback: judge failed") and results[1].judge_model == "judge-model"
+    assert (
+        results[1].reason.startswith("rule fallback: judge failed")
+        and results[1].judge_model == "judge-model"
+    )
     assert metrics["accuracy"] == 50.0 and metrics["count"] == 2
 
 
@@ -61,7 +81,10 @@ def test_rule_judge_fallback():
     assert judge.judge(_item("Yes, the chair is left."), "yes").correct is True
     assert judge.judge(_item("Yes, the chair is left."), "No.").correct is False
     assert judge.judge(_item("The chair is to the left of the table."), "It is on the left.").correct is True
-    assert judge.judge(_item("The chair is to the left of the table."), "It is not on the left.").correct is False
+    assert (
+        judge.judge(_item("The chair is to the left of the table."), "It is not on the left.").correct
+        is False
+    )
     assert judge.judge(_item("The chair is to the left of the table."), "somewhere").correct is None
     numeric = _item("About 1.5 m.", value=150.0, meta={"unit": "cm"})
     assert judge.judge(numeric, "1.7 meters").correct is True

@@ -25,8 +25,18 @@ from tests.openai_server import RecordedRequest, Reply, error_reply, serve, text
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official"
 # fixture name -> the fixture holds its benchmark's name; *_judge: the same toolkit run with an LLM judge
-BENCHMARKS = ("cv_bench", "qspatial", "robospatial", "embspatial", "3dsrbench", "mmbench", "spatialrgpt",
-              "3dsrbench_judge", "mmbench_judge", "embspatial_judge")
+BENCHMARKS = (
+    "cv_bench",
+    "qspatial",
+    "robospatial",
+    "embspatial",
+    "3dsrbench",
+    "mmbench",
+    "spatialrgpt",
+    "3dsrbench_judge",
+    "mmbench_judge",
+    "embspatial_judge",
+)
 
 
 def fixture(name: str) -> dict:
@@ -53,7 +63,11 @@ def materialize(files: dict[str, list[dict]], root: Path) -> Path:
 def judge_calls(item: dict) -> list[dict]:
     if "judge_calls" in item:
         return item["judge_calls"]
-    return [{"messages": item["judge_messages"], "reply": item["judge_reply"]}] if item.get("judge_messages") else []
+    return (
+        [{"messages": item["judge_messages"], "reply": item["judge_reply"]}]
+        if item.get("judge_messages")
+        else []
+    )
 
 
 @contextmanager
@@ -79,7 +93,10 @@ def recorded_judge(items: list[dict]) -> Iterator[tuple[LLMClient | None, list[s
         return text_reply(queue.pop(0))
 
     with serve(route) as server:
-        yield LLMClient(LLMConfig(base_url=server.base_url, model="gpt-4-turbo", backoff_s=0, max_retries=0)), unknown
+        yield (
+            LLMClient(LLMConfig(base_url=server.base_url, model="gpt-4-turbo", backoff_s=0, max_retries=0)),
+            unknown,
+        )
         assert len(server.requests) == expected, "the same judge calls as the official code"
 
 
@@ -112,11 +129,14 @@ def test_scores_equal_the_official_code(name: str, tmp_path: Path) -> None:
     name = fx["benchmark"]
     spec = REGISTRY[name]
     items = spec.load(root, config)
-    assert sorted(it.item_id for it in items) == sorted(it["id"] for it in fx["items"]), "each item loaded once"
+    assert sorted(it.item_id for it in items) == sorted(it["id"] for it in fx["items"]), (
+        "each item loaded once"
+    )
     predictions = {it["id"]: it["prediction"] for it in fx["items"]}
     with recorded_judge(fx["items"]) as (client, unknown):
-        results, metrics, _ = score_items(items, [predictions[it.item_id] for it in items], spec, config,
-                                          judge_client=client)
+        results, metrics, _ = score_items(
+            items, [predictions[it.item_id] for it in items], spec, config, judge_client=client
+        )
     assert not unknown, f"judge prompts differ from the official ones: {unknown[:1]}"
     ours = {r.item_id: r for r in results}
 
@@ -124,19 +144,26 @@ def test_scores_equal_the_official_code(name: str, tmp_path: Path) -> None:
         groups: dict[str, bool] = {}
         for r in results:
             groups[r.group] = groups.get(r.group, True) and r.correct
-        mismatched = [it["id"] for it in fx["items"] if groups[ours[it["id"]].group] != it["official"]["group_correct"]]
+        mismatched = [
+            it["id"] for it in fx["items"] if groups[ours[it["id"]].group] != it["official"]["group_correct"]
+        ]
     else:
         mismatched = [
             (it["id"], it["prediction"], it["official"]["correct"], ours[it["id"]].reason)
-            for it in fx["items"] if ours[it["id"]].correct != it["official"]["correct"]
+            for it in fx["items"]
+            if ours[it["id"]].correct != it["official"]["correct"]
         ]
     assert not mismatched, f"{name}: verdicts differ from the official code on {mismatched}"
 
     expected = dict(fx["aggregate"])
-    if "num_total" in expected:  # RoboSpatial's counters: the item count is ours, parse counts are not reported
+    if (
+        "num_total" in expected
+    ):  # RoboSpatial's counters: the item count is ours, parse counts are not reported
         assert metrics["count"] == expected.pop("num_total")
         expected.pop("illformed_responses")
-    wrong = {k: (metrics.get(k), v) for k, v in expected.items() if k not in metrics or not same(metrics[k], v)}
+    wrong = {
+        k: (metrics.get(k), v) for k, v in expected.items() if k not in metrics or not same(metrics[k], v)
+    }
     assert not wrong, f"{name}: aggregates differ (ours, official): {wrong}"
     lenient = {k for k in metrics if k.startswith("lenient/")}
     assert lenient, "the lenient metric set is reported beside the official one"

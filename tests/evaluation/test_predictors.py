@@ -40,7 +40,9 @@ def test_model_predictor_scores_custom_benchmark(data_root, tiny_checkpoint):  #
 
 
 def test_model_predictor_uses_ground_truth_point_maps(data_root, tiny_checkpoint):  # noqa: F811
-    config = EvalConfig(heldout_shards=["heldout-000"], batch_size=5, max_new_tokens=3, use_judge=False, limit=3)
+    config = EvalConfig(
+        heldout_shards=["heldout-000"], batch_size=5, max_new_tokens=3, use_judge=False, limit=3
+    )
     report = score_benchmark(data_root, "custom", tiny_checkpoint, config)
     assert report.status == "ok" and report.num_items == 3
     assert report.metrics["point_maps/ground_truth"] == 3.0 and report.metrics["point_maps/missing"] == 0.0
@@ -81,7 +83,9 @@ def test_model_predictor_batches_like_single_items(data_root, tiny_checkpoint): 
 
 def test_predictions_file_reads_ids(tmp_path):
     path = tmp_path / "p.jsonl"
-    path.write_text(json.dumps({"id": 7, "prediction": None}) + "\n\n" + json.dumps({"id": "x", "prediction": "B"}))
+    path.write_text(
+        json.dumps({"id": 7, "prediction": None}) + "\n\n" + json.dumps({"id": "x", "prediction": "B"})
+    )
     pf = PredictionsFile(path)
     assert pf.predictions == {"7": "", "x": "B"}
 
@@ -106,8 +110,11 @@ class ConstantDepthEstimator:
 
 def test_benchmark_without_depth_uses_the_estimator(tiny_checkpoint, tmp_path):
     estimator = ConstantDepthEstimator()
-    config = EvalConfig(data={"cv_bench": str(Path(__file__).parent / "fixtures" / "cv_bench")}, max_new_tokens=2,
-                        output_dir=tmp_path / "scores")
+    config = EvalConfig(
+        data={"cv_bench": str(Path(__file__).parent / "fixtures" / "cv_bench")},
+        max_new_tokens=2,
+        output_dir=tmp_path / "scores",
+    )
     report = score_benchmark(tmp_path, "cv_bench", tiny_checkpoint, config, estimator=estimator)
     assert report.status == "ok" and report.num_items == 6
     assert estimator.calls == 6 and report.metrics["point_maps/estimated"] == 6.0

@@ -51,13 +51,26 @@ def test_angles_and_clock():
 
 
 def _result(group, correct, category="c"):
-    return ItemResult(item_id=f"{group}-{correct}", category=category, subcategory="", group=group, split="",
-                      prediction="", parsed="", correct=correct)
+    return ItemResult(
+        item_id=f"{group}-{correct}",
+        category=category,
+        subcategory="",
+        group=group,
+        split="",
+        prediction="",
+        parsed="",
+        correct=correct,
+    )
 
 
 def test_group_accuracy_counts_a_group_only_if_every_row_is_right():
-    rows = [_result("g1", True, "x"), _result("g1", True, "x"), _result("g2", True, "y"), _result("g2", False, "y"),
-            _result("g3", True, "y")]
+    rows = [
+        _result("g1", True, "x"),
+        _result("g1", True, "x"),
+        _result("g2", True, "y"),
+        _result("g2", False, "y"),
+        _result("g3", True, "y"),
+    ]
     overall, n, per_cat = group_accuracy(rows, lambda r: r.group, lambda r: r.category)
     assert n == 3
     assert overall == pytest.approx(200 / 3)

@@ -209,8 +209,13 @@ def test_omni3d_shard_with_every_image_rejected_fails_with_the_first_reasons(tmp
     ShardInbox(str(root / "inbox")).write("omni-000", spec)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(SOURCE_SHARDS, ["omni-000"])
-        result = dg.materialize([hs_assets.source_images], partition_key="omni-000", instance=instance,
-                                resources=resources(root), raise_on_error=False)
+        result = dg.materialize(
+            [hs_assets.source_images],
+            partition_key="omni-000",
+            instance=instance,
+            resources=resources(root),
+            raise_on_error=False,
+        )
     assert not result.success
     [failure] = result.get_step_failure_events()
     error = failure.step_failure_data.error.to_string()
@@ -254,8 +259,13 @@ def test_web_images_without_estimator_fail_the_partition_with_the_reason(tmp_pat
     stages = [hs_assets.source_images, hs_assets.filtered_images, hs_assets.point_maps]
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(SOURCE_SHARDS, ["web-001"])
-        result = dg.materialize(stages, partition_key="web-001", instance=instance, resources=resources(root),
-                                raise_on_error=False)
+        result = dg.materialize(
+            stages,
+            partition_key="web-001",
+            instance=instance,
+            resources=resources(root),
+            raise_on_error=False,
+        )
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert failure.step_key == "point_maps"
@@ -291,8 +301,13 @@ def test_clip_tag_filter_runs_in_filtered_images_when_configured(tmp_path: Path)
     clip = models.clip_filter()
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(SOURCE_SHARDS, ["web-001"])
-        result = dg.materialize(stages, partition_key="web-001", instance=instance, raise_on_error=False,
-                                resources={**resources(root), "wild_models": models})
+        result = dg.materialize(
+            stages,
+            partition_key="web-001",
+            instance=instance,
+            raise_on_error=False,
+            resources={**resources(root), "wild_models": models},
+        )
         sources = read_scenes(root / "source_images" / "web-001" / "scenes.jsonl")
         assert not any(clip(load_scene_rgb(root, s), s)[0] for s in sources)  # what the filter itself says
         assert not result.success and not (root / "filtered_images" / "web-001").exists()
@@ -300,8 +315,12 @@ def test_clip_tag_filter_runs_in_filtered_images_when_configured(tmp_path: Path)
         assert "DataError: clip filter (2)" in failure.event_specific_data.error.cause.message
 
         smoke = WildModels(clip_filter_model="tiny", device="cpu", clip_filter_min_votes=0)
-        result = dg.materialize([hs_assets.filtered_images], partition_key="web-001", instance=instance,
-                                resources={**resources(root), "wild_models": smoke})
+        result = dg.materialize(
+            [hs_assets.filtered_images],
+            partition_key="web-001",
+            instance=instance,
+            resources={**resources(root), "wild_models": smoke},
+        )
     meta = metadata_of(result, hs_assets.filtered_images)
     assert meta["clip_filter"] is True and (meta["num_in"], meta["num_out"]) == (2, 2)
     assert WildModels(clip_filter_model="").clip_filter() is None  # off unless configured

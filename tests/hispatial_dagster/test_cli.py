@@ -105,7 +105,8 @@ def test_bulk_staleness_agrees_with_dagsters_resolver(data_root: Path) -> None:
 
     # an externally reported materialization (no provenance): judged by time against its dependency
     open_instance(data_root).report_runless_asset_event(
-        dg.AssetMaterialization(asset_key="point_maps", partition="synthetic-002"))
+        dg.AssetMaterialization(asset_key="point_maps", partition="synthetic-002")
+    )
 
     def status(bulk: bool) -> dict[tuple[str, str], str]:
         rows = asset_status(open_instance(data_root), build_defs(), batched_staleness=bulk)

@@ -39,7 +39,9 @@ query { assetOrError(assetKey: {path: ["qa_dataset"]}) { ... on Asset {
 
 def test_inbox_shard_materializes_through_daemon(tmp_path: Path) -> None:
     root = tmp_path / "data"
-    home = prepare_instance(root)  # as `hispatial ui` does: processes started together would race on the schemas
+    home = prepare_instance(
+        root
+    )  # as `hispatial ui` does: processes started together would race on the schemas
     port = free_port()
     env = {
         **os.environ,

@@ -53,7 +53,9 @@ HELM_SCHEMA = json.loads((FIXTURES / "dagster-helm-values.schema.json").read_tex
 K8S_DEFS = json.loads((FIXTURES / "kubernetes-v1.30.0-strict-definitions.json").read_text())
 # The chart's schema $refs this URI (Kubernetes v1.19 definitions); the fixture is v1.30's strict definitions, a
 # superset of those fields that also rejects unknown keys.
-CHART_K8S_DEFS_URI = "https://raw.githubusercontent.com/yannh/kubernetes-json-schema/master/v1.19.0/_definitions.json"
+CHART_K8S_DEFS_URI = (
+    "https://raw.githubusercontent.com/yannh/kubernetes-json-schema/master/v1.19.0/_definitions.json"
+)
 K8S_DEFS_URI = "urn:hispatial:kubernetes-v1.30.0-strict-definitions"
 GPU_ASSETS = sorted(a.key.to_user_string() for a in hs_assets.all_assets if a.op.pool == "gpu")
 
@@ -109,7 +111,9 @@ def helm_values_errors(values: dict[str, Any]) -> list[str]:
         f"{'/'.join(map(str, e.absolute_path)) or '<top>'}: {e.message}"
         for e in Validator(HELM_SCHEMA, registry=REGISTRY).iter_errors(values)
     ]
-    errors += [f"{key}: not a value of the Dagster chart" for key in set(values) - set(HELM_SCHEMA["properties"])]
+    errors += [
+        f"{key}: not a value of the Dagster chart" for key in set(values) - set(HELM_SCHEMA["properties"])
+    ]
     return errors
 
 
@@ -132,7 +136,9 @@ def test_code_location_loads_with_the_k8s_job_executor(monkeypatch) -> None:
     for job in jobs:
         assert job.executor_def.name == dagster_k8s.k8s_job_executor.name == "k8s", job.name
     # The executor's own config schema accepts a per-step override of one of our GPU steps.
-    override = {"per_step_k8s_config": {"checkpoint": {"container_config": {"resources": {"limits": {"cpu": "8"}}}}}}
+    override = {
+        "per_step_k8s_config": {"checkpoint": {"container_config": {"resources": {"limits": {"cpu": "8"}}}}}
+    }
     assert dg.validate_run_config(jobs[0], {"execution": {"config": override}}) is not None
 
 
@@ -153,8 +159,10 @@ def test_gpu_step_config_is_valid_for_dagster_k8s_and_kubernetes(asset_name: str
         kubernetes.client.V1Container,
         k8s_snake_case_dict(kubernetes.client.V1Container, {"name": "step", **config.container_config}),
     )
-    assert container.resources.limits["nvidia.com/gpu"] == hs_assets.K8S_STEP_CONFIG[asset_name][
-        "container_config"]["resources"]["limits"]["nvidia.com/gpu"]
+    assert (
+        container.resources.limits["nvidia.com/gpu"]
+        == hs_assets.K8S_STEP_CONFIG[asset_name]["container_config"]["resources"]["limits"]["nvidia.com/gpu"]
+    )
     k8s_model_from_dict(
         kubernetes.client.V1PodSpec,
         k8s_snake_case_dict(kubernetes.client.V1PodSpec, {"containers": [], **config.pod_spec_config}),
@@ -207,7 +215,9 @@ def test_helm_values_check_can_fail() -> None:
     values["runLauncher"]["config"]["k8sRunLauncher"]["envSecret"] = [{"name": "x"}]  # misspelt key
     assert any("envSecret" in e for e in helm_values_errors(values))
     values = _values()
-    del values["dagster-user-deployments"]["deployments"][0]["port"]  # list items are not merged with defaults
+    del values["dagster-user-deployments"]["deployments"][0][
+        "port"
+    ]  # list items are not merged with defaults
     assert any("'port' is a required property" in e for e in helm_values_errors(values))
     values = _values()
     values["dagsterInstance"] = {"concurrency": {"pools": {"default_limit": 4}}}  # not a chart section

@@ -56,7 +56,10 @@ def test_dataset_checkpoint_benchmark(tmp_path: Path) -> None:
     assert trained["mlflow_run_url"].endswith(trained["mlflow_run_id"])
     assert trained["metric/val/accuracy/all"] == pytest.approx(run.data.metrics["val/accuracy/all"])
     # the checkpoint is also a registered pyfunc model of its run (inference.pyfunc), servable as is
-    assert trained["mlflow_registered_model"] == "models:/hispatial-xyz/1" and "pyfunc_error" not in run.data.tags
+    assert (
+        trained["mlflow_registered_model"] == "models:/hispatial-xyz/1"
+        and "pyfunc_error" not in run.data.tags
+    )
     assert client.get_model_version("hispatial-xyz", "1").run_id == run.info.run_id
 
     scored = metadata_of(scores, hs_assets.benchmark_scores)

@@ -31,10 +31,18 @@ from hispatial_dagster.resources import (
 from hispatial_dagster.sensors import materialized_fingerprints, plan_tick, shard_inbox_sensor
 from hispatial_dagster.shards import SPEC_FINGERPRINT_KEY, InboxEntry, ShardInbox, ShardSpec, fingerprint
 
-SHARDS = {"synthetic-000": ShardSpec(kind="synthetic", seed=0, num_scenes=3),
-          "synthetic-001": ShardSpec(kind="synthetic", seed=1, num_scenes=3)}
-STAGES = [hs_assets.source_images, hs_assets.filtered_images, hs_assets.point_maps, hs_assets.object_clouds,
-          hs_assets.object_references, hs_assets.qa_shards]
+SHARDS = {
+    "synthetic-000": ShardSpec(kind="synthetic", seed=0, num_scenes=3),
+    "synthetic-001": ShardSpec(kind="synthetic", seed=1, num_scenes=3),
+}
+STAGES = [
+    hs_assets.source_images,
+    hs_assets.filtered_images,
+    hs_assets.point_maps,
+    hs_assets.object_clouds,
+    hs_assets.object_references,
+    hs_assets.qa_shards,
+]
 
 
 def resources(root: Path) -> dict:
@@ -54,7 +62,11 @@ def resources(root: Path) -> dict:
 
 def build_shard(root: Path, instance: dg.DagsterInstance, shard: str) -> None:
     result = dg.materialize(
-        hs_assets.all_assets, selection=STAGES, partition_key=shard, instance=instance, resources=resources(root)
+        hs_assets.all_assets,
+        selection=STAGES,
+        partition_key=shard,
+        instance=instance,
+        resources=resources(root),
     )
     assert result.success
 
@@ -138,7 +150,9 @@ def test_expensive_assets_follow_new_data_versions_only(built, monkeypatch: pyte
     assert first.total_requested == 0
 
     assert build_dataset(root, instance) == version  # re-touched, same content, same data version
-    touched = dg.evaluate_automation_conditions(defs=code_location(root), instance=instance, cursor=first.cursor)
+    touched = dg.evaluate_automation_conditions(
+        defs=code_location(root), instance=instance, cursor=first.cursor
+    )
     assert touched.get_num_requested(checkpoint) == 0
 
     # New content: one shard gets more scenes (the spec edit a user makes), its stages and the release re-run.
@@ -150,7 +164,9 @@ def test_expensive_assets_follow_new_data_versions_only(built, monkeypatch: pyte
     )
     assert changed.get_num_requested(checkpoint) == 1
     # Handled once: the next tick without further changes requests nothing again.
-    again = dg.evaluate_automation_conditions(defs=code_location(root), instance=instance, cursor=changed.cursor)
+    again = dg.evaluate_automation_conditions(
+        defs=code_location(root), instance=instance, cursor=changed.cursor
+    )
     assert again.get_num_requested(checkpoint) == 0
 
 

@@ -44,8 +44,11 @@ def test_qa_dataset_exports_reports_and_checks(materialized) -> None:
     assert meta["export_llava_records"] == meta["num_rows"]
     assert "curation_conversations" not in meta  # the model stages are off by default
     results = {e.check_name: e.passed for e in release.get_asset_check_evaluations()}
-    assert results == {"qa_dataset_no_leaks": True, "qa_dataset_answers_balanced": True,
-                       "qa_dataset_no_duplicates_or_ambiguous": True}
+    assert results == {
+        "qa_dataset_no_leaks": True,
+        "qa_dataset_answers_balanced": True,
+        "qa_dataset_no_duplicates_or_ambiguous": True,
+    }
 
 
 def test_optional_curation_stages(materialized, monkeypatch) -> None:

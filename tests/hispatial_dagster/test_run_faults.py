@@ -214,7 +214,10 @@ def test_status_shows_failed_unpartitioned_assets(data_root: Path) -> None:
 
     assert cli.main(["stage", "qa_dataset"]) == 1  # no QA shard to build it from
     assert cli.main(["stage", "checkpoint"]) == 1  # no QA dataset to train on
-    rows = {(r["asset"], r["partition"]): r["status"] for r in asset_status(open_instance(data_root), build_defs())}
+    rows = {
+        (r["asset"], r["partition"]): r["status"]
+        for r in asset_status(open_instance(data_root), build_defs())
+    }
     assert rows[("qa_dataset", "-")] == "failed"
     assert rows[("checkpoint", "-")] == "failed"
 

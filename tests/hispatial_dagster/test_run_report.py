@@ -16,9 +16,16 @@ from training.train import TrainReport
 def _train_report(tmp_path: Path) -> TrainReport:
     (tmp_path / "ckpt").mkdir()
     (tmp_path / "ckpt" / "model.safetensors").write_bytes(b"weights")
-    return TrainReport(checkpoint_dir=tmp_path / "ckpt", run_id="abc", experiment_id="7",
-                       tracking_uri="sqlite:///x.db", metrics={"val/loss/all": 1.5}, num_steps=3, seconds=2.0,
-                       preview=[{"task": "size", "answer": "1 m"}])
+    return TrainReport(
+        checkpoint_dir=tmp_path / "ckpt",
+        run_id="abc",
+        experiment_id="7",
+        tracking_uri="sqlite:///x.db",
+        metrics={"val/loss/all": 1.5},
+        num_steps=3,
+        seconds=2.0,
+        preview=[{"task": "size", "answer": "1 m"}],
+    )
 
 
 def test_both_reports_are_run_reports(tmp_path):
@@ -38,9 +45,15 @@ def test_run_result_from_a_train_report(tmp_path):
 
 
 def test_run_result_from_a_benchmark_report(tmp_path):
-    report = BenchmarkReport(benchmark="cv_bench", status="ok", metrics={"accuracy": 0.5},
-                             per_category={"count": {"accuracy": 0.25}}, output_dir=tmp_path,
-                             predictions_path=tmp_path / "predictions.parquet", mlflow_run_id="r1")
+    report = BenchmarkReport(
+        benchmark="cv_bench",
+        status="ok",
+        metrics={"accuracy": 0.5},
+        per_category={"count": {"accuracy": 0.25}},
+        output_dir=tmp_path,
+        predictions_path=tmp_path / "predictions.parquet",
+        mlflow_run_id="r1",
+    )
     tracking = MLflowTracking(tracking_uri="sqlite:///other.db", ui_url="http://127.0.0.1:5000")
     meta = _run_result(report, tracking).metadata
     assert meta["mlflow_run_id"] == "r1" and meta["mlflow_tracking_uri"] == "sqlite:///other.db"

@@ -87,7 +87,9 @@ def test_sensor_reports_each_bad_spec_once_and_creates_nothing(tmp_path: Path, i
 
 
 def test_spec_errors_name_the_field() -> None:
-    with pytest.raises(ShardSpecError, match=r"^inbox/x.json: num_scenes: Input should be less than or equal"):
+    with pytest.raises(
+        ShardSpecError, match=r"^inbox/x.json: num_scenes: Input should be less than or equal"
+    ):
         parse_spec(json.dumps({"kind": "synthetic", "num_scenes": MAX_SCENES + 1}), origin="inbox/x.json")
     with pytest.raises(ShardSpecError, match=r"kind: Input should be 'synthetic', 'images'"):
         parse_spec('{"kind": "nonsense"}')

@@ -108,15 +108,35 @@ def test_compare_shows_intervals_from_per_item_results(tmp_path: Path) -> None:
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
-    experiment_id = client.create_experiment("hispatial-training", artifact_location=str(tmp_path / "artifacts"))
+    experiment_id = client.create_experiment(
+        "hispatial-training", artifact_location=str(tmp_path / "artifacts")
+    )
     for seed, right in ((0, 30), (1, 50)):  # L2: 30 and 50 of 100 right; L3: all wrong
-        run_id = client.create_run(experiment_id, tags={"variant": "xyz", "levels": "L0+L1+L2+L3"}).info.run_id
+        run_id = client.create_run(
+            experiment_id, tags={"variant": "xyz", "levels": "L0+L1+L2+L3"}
+        ).info.run_id
         client.log_metric(run_id, "val/accuracy/level/L2", right / 100)
         client.log_metric(run_id, "val/accuracy/level/L3", 0.0)
-        records = [{"item_id": f"i{i}", "scene_id": f"s{i // 4}", "level": "L2", "task": "relative_distance",
-                    "correct": float(i < right)} for i in range(100)]
-        records += [{"item_id": f"j{i}", "scene_id": f"t{i}", "level": "L3", "task": "spatial_counting",
-                     "correct": 0.0} for i in range(20)]
+        records = [
+            {
+                "item_id": f"i{i}",
+                "scene_id": f"s{i // 4}",
+                "level": "L2",
+                "task": "relative_distance",
+                "correct": float(i < right),
+            }
+            for i in range(100)
+        ]
+        records += [
+            {
+                "item_id": f"j{i}",
+                "scene_id": f"t{i}",
+                "level": "L3",
+                "task": "spatial_counting",
+                "correct": 0.0,
+            }
+            for i in range(20)
+        ]
         log_val_items(client, run_id, records, seed=seed)
         client.set_terminated(run_id, "FINISHED")
     runs = tracking.runs_frame(uri)

@@ -51,7 +51,11 @@ def test_ui_stops_with_all_its_processes(tmp_path: Path, signum: int) -> None:
     with open(log, "w") as handle:
         proc = subprocess.Popen(
             [str(BIN / "hispatial"), "ui", "--port", str(port)],
-            env=env, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env,
+            cwd=REPO,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     tree: list[psutil.Process] = []
     try:
@@ -80,11 +84,22 @@ def test_ui_over_a_demo_built_instance_launches_no_run(tmp_path: Path) -> None:
     qa_dataset, then a new training run, then benchmark_scores)."""
     import dagster as dg
 
-    env = {**os.environ, "HISPATIAL_DATA_ROOT": str(tmp_path / "data"), "HISPATIAL_SENSOR_INTERVAL_S": "5",
-           "HISPATIAL_AUTOMATION_INTERVAL_S": "5", "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    env = {
+        **os.environ,
+        "HISPATIAL_DATA_ROOT": str(tmp_path / "data"),
+        "HISPATIAL_SENSOR_INTERVAL_S": "5",
+        "HISPATIAL_AUTOMATION_INTERVAL_S": "5",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
+    }
     env.pop("DAGSTER_HOME", None)
-    demo = subprocess.run([str(BIN / "hispatial"), "demo", "--scenes", "4"], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=2400)
+    demo = subprocess.run(
+        [str(BIN / "hispatial"), "demo", "--scenes", "4"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=2400,
+    )
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     home = tmp_path / "data" / ".dagster"
     with dg.DagsterInstance.from_config(str(home)) as instance:
@@ -93,16 +108,29 @@ def test_ui_over_a_demo_built_instance_launches_no_run(tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "ui.log"
     with open(log, "w") as handle:
-        proc = subprocess.Popen([str(BIN / "hispatial"), "ui", "--port", str(port)], env=env, cwd=REPO,
-                                stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(BIN / "hispatial"), "ui", "--port", str(port)],
+            env=env,
+            cwd=REPO,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         wait_until(lambda: graphql(port, "query { version }"), [_Proc(proc, log)], 180, "hispatial ui", 2.0)
         time.sleep(120)
         with dg.DagsterInstance.from_config(str(home)) as instance:
             runs = instance.get_run_records()
-            ticks = instance.get_ticks(
-                next(s.get_id() for s in instance.all_instigator_state() if s.name == "shard_inbox_sensor"), None
-            ) if any(s.name == "shard_inbox_sensor" for s in instance.all_instigator_state()) else []
+            ticks = (
+                instance.get_ticks(
+                    next(
+                        s.get_id() for s in instance.all_instigator_state() if s.name == "shard_inbox_sensor"
+                    ),
+                    None,
+                )
+                if any(s.name == "shard_inbox_sensor" for s in instance.all_instigator_state())
+                else []
+            )
         assert ticks, "the inbox sensor never ticked: the check proves nothing\n" + log.read_text()[-3000:]
         new = [r.dagster_run for r in runs][: len(runs) - before]
         assert not new, [(r.job_name, r.tags.get("dagster/partition")) for r in new]

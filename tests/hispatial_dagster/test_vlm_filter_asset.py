@@ -52,27 +52,39 @@ def test_switched_on_without_endpoint_fails_clearly(tmp_path: Path) -> None:
     [failure] = [e for e in result.all_events if e.is_step_failure]
     message = failure.step_failure_data.error.message
     assert "VLM image filter is switched on" in message and "HISPATIAL_LLM_BASE_URL" in message
-    assert (tmp_path / "source_images" / SHARD).exists() and not (tmp_path / "filtered_images" / SHARD).exists()
+    assert (tmp_path / "source_images" / SHARD).exists() and not (
+        tmp_path / "filtered_images" / SHARD
+    ).exists()
 
 
 def test_vlm_verdicts_reach_the_asset_metadata(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_ASSET_LLM_KEY", SECRET)
     script = [json_reply({"keep": False, "reason": "a rendered graphic"})] + [json_reply({"keep": True})] * 2
     with serve(script) as server:
-        llm = LLMEndpoint(base_url=server.base_url, model="vlm", api_key_env="TEST_ASSET_LLM_KEY", max_calls=10)
+        llm = LLMEndpoint(
+            base_url=server.base_url, model="vlm", api_key_env="TEST_ASSET_LLM_KEY", max_calls=10
+        )
         result = run(tmp_path, llm, vlm_filter=True)
     assert result.success and len(server.requests) == 3
-    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == hs_assets.filtered_images.key]
+    [event] = [
+        e for e in result.get_asset_materialization_events() if e.asset_key == hs_assets.filtered_images.key
+    ]
     meta = {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
     assert (meta["num_in"], meta["num_out"], meta["num_rejected"]) == (3, 2, 1)
-    assert (meta["vlm_filter_checked"], meta["vlm_filter_rejected"], meta["vlm_filter_unchecked"]) == (3, 1, 0)
+    assert (meta["vlm_filter_checked"], meta["vlm_filter_rejected"], meta["vlm_filter_unchecked"]) == (
+        3,
+        1,
+        0,
+    )
     assert [(r["reason"], r["count"]) for r in meta["rejection_reasons"]] == [("DataError: vlm filter", 1)]
     rejected = (tmp_path / "filtered_images" / SHARD / "rejected.jsonl").read_text()
     assert "vlm filter: a rendered graphic" in rejected and SHARD + "-0000" in rejected
     assert meta["llm_requests"] == 3 and SECRET not in str(meta)
     assert len(list((tmp_path / ".llm_cache").rglob("*.json"))) == 3
     manifest = json.loads((tmp_path / "filtered_images" / SHARD / "_manifest.json").read_text())
-    assert manifest["metadata"]["vlm_filter_rejected"] == 1 and SECRET not in json.dumps(manifest)  # travels with the data
+    assert manifest["metadata"]["vlm_filter_rejected"] == 1 and SECRET not in json.dumps(
+        manifest
+    )  # travels with the data
 
 
 def test_off_by_default_and_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

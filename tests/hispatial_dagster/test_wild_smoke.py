@@ -37,8 +37,12 @@ def _photo(seed: int) -> tuple[np.ndarray, list]:
 def _run(root: Path, shard: str) -> dg.ExecuteInProcessResult:
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(SOURCE_SHARDS, [shard])
-        result = dg.materialize(STAGES, partition_key=shard, instance=instance,
-                                resources={**resources(root), "wild_models": WildModels.smoke()})
+        result = dg.materialize(
+            STAGES,
+            partition_key=shard,
+            instance=instance,
+            resources={**resources(root), "wild_models": WildModels.smoke()},
+        )
     assert result.success
     return result
 
@@ -81,7 +85,9 @@ def test_images_shard_reaches_qa_and_contains_its_bad_items(tmp_path: Path, phot
         ("corrupt.jpg", "unreadable image")
     ]
     filtered = {r["item"]: r["reason"] for r in read_jsonl(root / "filtered_images/web-smoke/rejected.jsonl")}
-    assert filtered == {"web-smoke-rule-line": "DataError: image too small: 640x1, shorter side < min_image_side 32"}
+    assert filtered == {
+        "web-smoke-rule-line": "DataError: image too small: 640x1, shorter side < min_image_side 32"
+    }
     _assert_nothing_lost(root, "web-smoke", result)
     assert metadata_of(result, hs_assets.filtered_images)["clip_filter"] is True
 
@@ -92,14 +98,29 @@ def test_coco_shard_reaches_qa_and_contains_its_bad_items(tmp_path: Path, photos
     annotations: list[dict] = []
     for i, (rgb, boxes) in enumerate(photos, 1):
         (folder / f"{i}.jpg").write_bytes(encode_jpeg(rgb))
-        annotations += [{"id": 10 * i + k, "image_id": i, "category_id": 1, "iscrowd": 0,
-                         "bbox": [b.x0, b.y0, b.x1 - b.x0, b.y1 - b.y0]} for k, b in enumerate(boxes)]
-    annotations += [{"id": 98, "image_id": 1, "category_id": 1, "bbox": None},  # malformed: dropped alone
-                    {"id": 99, "category_id": 1, "bbox": [1, 1, 20, 20]}]  # no image_id: belongs to nothing
-    spec = {"images": [{"id": 1, "file_name": "1.jpg", "width": 96, "height": 72},
-                       {"id": 2, "file_name": "2.jpg", "width": 96, "height": 72},
-                       {"id": 3, "file_name": "missing.jpg", "width": 96, "height": 72}],
-            "categories": [{"id": 1, "name": "box"}], "annotations": annotations}
+        annotations += [
+            {
+                "id": 10 * i + k,
+                "image_id": i,
+                "category_id": 1,
+                "iscrowd": 0,
+                "bbox": [b.x0, b.y0, b.x1 - b.x0, b.y1 - b.y0],
+            }
+            for k, b in enumerate(boxes)
+        ]
+    annotations += [
+        {"id": 98, "image_id": 1, "category_id": 1, "bbox": None},  # malformed: dropped alone
+        {"id": 99, "category_id": 1, "bbox": [1, 1, 20, 20]},
+    ]  # no image_id: belongs to nothing
+    spec = {
+        "images": [
+            {"id": 1, "file_name": "1.jpg", "width": 96, "height": 72},
+            {"id": 2, "file_name": "2.jpg", "width": 96, "height": 72},
+            {"id": 3, "file_name": "missing.jpg", "width": 96, "height": 72},
+        ],
+        "categories": [{"id": 1, "name": "box"}],
+        "annotations": annotations,
+    }
     (folder / "ann.json").write_text(json.dumps(spec))
     root = tmp_path / "data"
     ShardInbox(str(root / "inbox")).write(

@@ -19,11 +19,17 @@ from inference.inputs import MAX_IMAGE_SIDE, fill_question
 
 
 def test_boxes_and_points_reach_the_prompt_as_training_writes_them(tiny_asker, room_image):
-    answer = tiny_asker.ask(room_image, "How far is {b1} from {b2}? Compare with {p1}.",
-                            boxes=["20,30,60,80:chair", "100,50,140,100"], points=["10,20"])
+    answer = tiny_asker.ask(
+        room_image,
+        "How far is {b1} from {b2}? Compare with {p1}.",
+        boxes=["20,30,60,80:chair", "100,50,140,100"],
+        points=["10,20"],
+    )
     # pixel (u=10, v=20) of a 160x120 image: YYYY = floor(20 / 120 * 1024) = 170, XXXX = floor(10 / 160 * 1024) = 64
-    assert answer.prompt == ("How far is the chair (highlighted by the red box) from the object (highlighted by the "
-                             "green box)? Compare with <loc0170><loc0064>.")
+    assert answer.prompt == (
+        "How far is the chair (highlighted by the red box) from the object (highlighted by the "
+        "green box)? Compare with <loc0170><loc0064>."
+    )
     assert answer.kind == "length" and answer.unit == "m" and isinstance(answer.answer, str)
     assert answer.value is None or isinstance(answer.value, float)
     assert [b["color"] for b in answer.boxes] == ["red", "green"] and answer.image_size == (160, 120)
@@ -36,7 +42,9 @@ def test_boxes_and_points_reach_the_prompt_as_training_writes_them(tiny_asker, r
 def test_the_model_sees_the_boxes_drawn(plain_asker, room_image):
     from training.data import resize_rgb
 
-    with_box = plain_asker.prepare(AskRequest(image=room_image, question="How tall is {b}?", boxes=["5,5,150,115"]))
+    with_box = plain_asker.prepare(
+        AskRequest(image=room_image, question="How tall is {b}?", boxes=["5,5,150,115"])
+    )
     without = plain_asker.prepare(AskRequest(image=room_image, question="How tall is the thing?"))
     size = plain_asker.loaded.image_size
     assert with_box.example.image.shape == (size, size, 3)
@@ -51,28 +59,40 @@ def test_a_box_on_a_large_photo_stays_visible_to_the_model(plain_asker, tmp_path
     4000x3000 photo is a full-strength red line in the model's 56-px input, not a sub-pixel tint."""
     photo = tmp_path / "photo.jpg"
     Image.new("RGB", (4000, 3000), (128, 128, 128)).save(photo)
-    prepared = plain_asker.prepare(AskRequest(image=photo, question="How tall is {b}?", boxes=["800,600,3200,2400"]))
+    prepared = plain_asker.prepare(
+        AskRequest(image=photo, question="How tall is {b}?", boxes=["800,600,3200,2400"])
+    )
     image = prepared.example.image.astype(int)
-    red = (image[..., 0] > 200) & (image[..., 1] < 60) & (image[..., 2] < 60)  # PIL "red", as training draws it
+    red = (
+        (image[..., 0] > 200) & (image[..., 1] < 60) & (image[..., 2] < 60)
+    )  # PIL "red", as training draws it
     assert red.sum() >= 4 * 20  # four sides of a ~34-px square, 2 px wide, minus corners
 
 
 def test_user_depth_and_intrinsics_give_the_point_map(tiny_asker, room_image, tmp_path):
     depth = np.full((120, 160), 2.5, np.float32)
     np.save(tmp_path / "depth.npy", depth)
-    answer = tiny_asker.ask(room_image, "What are the 3D coordinates of {p}?", points=["30,40"],
-                            depth=str(tmp_path / "depth.npy"), intrinsics="100,100,80,60")
+    answer = tiny_asker.ask(
+        room_image,
+        "What are the 3D coordinates of {p}?",
+        points=["30,40"],
+        depth=str(tmp_path / "depth.npy"),
+        intrinsics="100,100,80,60",
+    )
     assert answer.point_map == "user depth" and answer.kind == "vector"
     # pinhole through the pixel centre (u + 0.5, v + 0.5): x = (30.5 - 80) / 100 * 2.5, y = (40.5 - 60) / 100 * 2.5
     assert answer.points[0]["xyz"] == pytest.approx([-1.2375, -0.4875, 2.5], abs=1e-4)
 
 
 def test_batched_generation_answers_like_one_at_a_time(plain_asker, room_image):
-    requests = [AskRequest(image=room_image, question=q, points=p) for q, p in [
-        ("Is {p1} closer to the camera than {p2}?", ["10,10", "150,100"]),
-        ("How far is the table from the camera?", []),
-        ("What are the 3D coordinates of the point at {p}?", ["80,60"]),
-    ]]
+    requests = [
+        AskRequest(image=room_image, question=q, points=p)
+        for q, p in [
+            ("Is {p1} closer to the camera than {p2}?", ["10,10", "150,100"]),
+            ("How far is the table from the camera?", []),
+            ("What are the 3D coordinates of the point at {p}?", ["80,60"]),
+        ]
+    ]
     together = plain_asker.ask_many(requests, batch_size=3)
     alone = [plain_asker.ask(r) for r in requests]
     assert [a.answer for a in together] == [a.answer for a in alone]
@@ -84,7 +104,10 @@ def test_batched_generation_answers_like_one_at_a_time(plain_asker, room_image):
     [
         ({"question": ""}, "the question is empty"),
         ({"question": "   "}, "the question is empty"),
-        ({"question": "Where is {p1}?", "points": ["160,10"]}, "point 1 (160, 10) lies outside the 160x120 image"),
+        (
+            {"question": "Where is {p1}?", "points": ["160,10"]},
+            "point 1 (160, 10) lies outside the 160x120 image",
+        ),
         ({"question": "Where is {p1}?", "points": ["-1,10"]}, "lies outside"),
         ({"question": "Where is {p2}?", "points": ["1,1"]}, "names {p2} but only 1 point"),
         ({"question": "How big is {b}?", "boxes": ["0,0,200,50"]}, "reaches outside the 160x120 image"),
@@ -97,7 +120,9 @@ def test_batched_generation_answers_like_one_at_a_time(plain_asker, room_image):
     ],
 )
 def test_bad_requests_are_clear_errors(plain_asker, room_image, request_kwargs, message):
-    with pytest.raises(AskInputError, match=message.replace("(", r"\(").replace(")", r"\)").replace("{", r"\{")):
+    with pytest.raises(
+        AskInputError, match=message.replace("(", r"\(").replace(")", r"\)").replace("{", r"\{")
+    ):
         plain_asker.ask(AskRequest(image=room_image, **request_kwargs))
 
 
@@ -118,8 +143,12 @@ def test_bad_images_are_clear_errors(plain_asker, tmp_path):
         with pytest.raises(AskInputError, match=message):
             plain_asker.ask(path, "How far is it?")
     # a bad image in a batch costs its own slot only
-    results = plain_asker.ask_many([AskRequest(image=garbage, question="Is it?"),
-                                   AskRequest(image=np.zeros((32, 32, 3), np.uint8), question="Is it?")])
+    results = plain_asker.ask_many(
+        [
+            AskRequest(image=garbage, question="Is it?"),
+            AskRequest(image=np.zeros((32, 32, 3), np.uint8), question="Is it?"),
+        ]
+    )
     assert isinstance(results[0], AskInputError) and results[1].kind == "yes_no"
 
 
@@ -168,13 +197,16 @@ def test_official_layout_answers_like_our_checkpoint(tiny_checkpoint, tmp_path, 
         SpatialAsker.from_checkpoint(official)
     theirs = SpatialAsker.from_checkpoint(official, processor=str(tiny_checkpoint), max_new_tokens=6)
     ours = SpatialAsker.from_checkpoint(tiny_checkpoint, max_new_tokens=6)
-    request = AskRequest(image=room_image, question="How far is {b1} from {b2}?", boxes=["1,1,40,40", "50,50,90,90"])
+    request = AskRequest(
+        image=room_image, question="How far is {b1} from {b2}?", boxes=["1,1,40,40", "50,50,90,90"]
+    )
     assert theirs.loaded.kind == "official" and theirs.ask(request).answer == ours.ask(request).answer
 
 
 def test_fill_question_appends_points_the_question_does_not_place():
     assert fill_question("Which is closer?", ["<a>", "<b>"], []) == (
-        "Which is closer? Points: the first point at <a>, the second point at <b>.")
+        "Which is closer? Points: the first point at <a>, the second point at <b>."
+    )
     assert fill_question("Depth at {p}?", ["<a>"], []) == "Depth at <a>?"
 
 
@@ -207,8 +239,10 @@ def test_answers_parse_with_the_evaluation_extractors():
 
 
 def test_moge_runs_once_per_batch_and_agrees_with_one_at_a_time(tiny_asker, room_image):
-    requests = [AskRequest(image=room_image, question="What are the 3D coordinates of {p}?", points=[p])
-                for p in ("20,30", "120,90")]
+    requests = [
+        AskRequest(image=room_image, question="What are the 3D coordinates of {p}?", points=[p])
+        for p in ("20,30", "120,90")
+    ]
     together = tiny_asker.ask_many(requests, batch_size=2)
     alone = [tiny_asker.ask(r) for r in requests]
     for a, b in zip(together, alone, strict=True):

@@ -23,7 +23,9 @@ def test_a_distance_is_a_line_between_the_box_centres():
 def test_a_point_carries_its_xyz_and_nothing_is_drawn_outside_marks():
     rgb = np.zeros((120, 160, 3), np.uint8)
     plain = draw_answer(rgb, points=[{"u": 40, "v": 60, "xyz": None}])
-    labelled = draw_answer(rgb, points=[{"u": 40, "v": 60, "xyz": None}], kind="vector", value=[0.5, -0.2, 1.3])
+    labelled = draw_answer(
+        rgb, points=[{"u": 40, "v": 60, "xyz": None}], kind="vector", value=[0.5, -0.2, 1.3]
+    )
     # the xyz tag makes the label wider than the bare "p1" tag
     assert _is(labelled, POINT_COLOR).sum() > _is(plain, POINT_COLOR).sum() + 200
     assert not plain[:, 100:].any()  # nothing far from the point

@@ -40,19 +40,36 @@ def test_pyfunc_predict_answers_rows_and_refuses_bad_ones(tiny_checkpoint, room_
     from inference.pyfunc import OUTPUT_SCHEMA, HiSpatialPyfunc, input_example
 
     model = HiSpatialPyfunc()
-    model.load_context(PythonModelContext(artifacts={"checkpoint": str(tiny_checkpoint)},
-                                          model_config={"point_map_model": "none", "max_new_tokens": 5}))
+    model.load_context(
+        PythonModelContext(
+            artifacts={"checkpoint": str(tiny_checkpoint)},
+            model_config={"point_map_model": "none", "max_new_tokens": 5},
+        )
+    )
     image = base64.b64encode(room_image.read_bytes()).decode()
-    rows = pd.concat([input_example(), pd.DataFrame([
-        {"image": image, "question": "Is {p1} nearer than {p2}?", "points": "[[1, 1], [100, 100]]"},
-        {"image": str(room_image), "question": "How far is it?"},
-        {"image": image, "question": "", "boxes": "not json"},
-    ])], ignore_index=True)
+    rows = pd.concat(
+        [
+            input_example(),
+            pd.DataFrame(
+                [
+                    {
+                        "image": image,
+                        "question": "Is {p1} nearer than {p2}?",
+                        "points": "[[1, 1], [100, 100]]",
+                    },
+                    {"image": str(room_image), "question": "How far is it?"},
+                    {"image": image, "question": "", "boxes": "not json"},
+                ]
+            ),
+        ],
+        ignore_index=True,
+    )
     out = model.predict(None, rows)
     assert list(out.columns) == OUTPUT_SCHEMA.input_names() and len(out) == 4
     assert out.loc[0, "kind"] == "length" and out.loc[0, "error"] == ""
     expected = SpatialAsker.from_checkpoint(tiny_checkpoint, max_new_tokens=5).ask(
-        AskRequest(image=room_image, question="Is {p1} nearer than {p2}?", points=[[1, 1], [100, 100]]))
+        AskRequest(image=room_image, question="Is {p1} nearer than {p2}?", points=[[1, 1], [100, 100]])
+    )
     assert out.loc[1, "answer"] == expected.answer and out.loc[1, "kind"] == "yes_no"
     assert "not base64 image data" in out.loc[2, "error"]
     assert "expected a JSON list" in out.loc[3, "error"]
@@ -77,13 +94,34 @@ def test_served_model_answers_over_rest(tiny_checkpoint, room_image, tmp_path, m
     boxes = [[20, 30, 60, 80], [100, 50, 140, 100]]
     expected = asker.ask(AskRequest(image=room_image, question="How far is {b1} from {b2}?", boxes=boxes))
 
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": uri,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
     log = (tmp_path / "serve.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/hispatial-xyz@champion",
-         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(PORT)],
-        env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            "models:/hispatial-xyz@champion",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(PORT),
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 180
@@ -96,10 +134,15 @@ def test_served_model_answers_over_rest(tiny_checkpoint, room_image, tmp_path, m
                     pytest.fail(f"server did not come up: {(tmp_path / 'serve.log').read_text()[-2000:]}")
                 time.sleep(1)
         image = base64.b64encode(room_image.read_bytes()).decode()
-        reply = _post(f"http://127.0.0.1:{PORT}/invocations", {"dataframe_records": [
-            {"image": image, "question": "How far is {b1} from {b2}?", "boxes": json.dumps(boxes)},
-            {"image": image, "question": "Where is {p1}?", "points": "[[999, 1]]"},
-        ]})["predictions"]
+        reply = _post(
+            f"http://127.0.0.1:{PORT}/invocations",
+            {
+                "dataframe_records": [
+                    {"image": image, "question": "How far is {b1} from {b2}?", "boxes": json.dumps(boxes)},
+                    {"image": image, "question": "Where is {p1}?", "points": "[[999, 1]]"},
+                ]
+            },
+        )["predictions"]
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)

@@ -42,12 +42,18 @@ def test_page_draws_the_answer_on_the_image(tiny_asker, tmp_path):
             page.send("Page.navigate", url=f"http://127.0.0.1:{APP_PORT}/")
             page.wait_for("!!document.querySelector('#upload input[type=file]')")
             page.upload("#upload input[type=file]", str(image_path))
-            page.wait_for("!!document.querySelector('#canvas img') && document.querySelector('#canvas img').complete")
-            page.js("[...document.querySelectorAll('#mode label')].find(l => l.textContent.trim() == 'box').click()")
+            page.wait_for(
+                "!!document.querySelector('#canvas img') && document.querySelector('#canvas img').complete"
+            )
+            page.js(
+                "[...document.querySelectorAll('#mode label')].find(l => l.textContent.trim() == 'box').click()"
+            )
 
             def click_pixel(u: float, v: float) -> None:
-                rect = page.js("(() => { const r = document.querySelector('#canvas img').getBoundingClientRect();"
-                               " return [r.left, r.top, r.width, r.height]; })()")
+                rect = page.js(
+                    "(() => { const r = document.querySelector('#canvas img').getBoundingClientRect();"
+                    " return [r.left, r.top, r.width, r.height]; })()"
+                )
                 left, top, width, height = rect
                 page.click(left + (u + 0.5) * width / 320, top + (v + 0.5) * height / 240)
 
@@ -55,19 +61,25 @@ def test_page_draws_the_answer_on_the_image(tiny_asker, tmp_path):
             for u, v in [(30, 40), (100, 120), (200, 100), (290, 200)]:
                 before = page.js(src)
                 click_pixel(u, v)  # each click redraws the picture (a corner cross, then the box)
-                page.wait_for(f"{src} != {json.dumps(before)} && document.querySelector('#canvas img').complete")
+                page.wait_for(
+                    f"{src} != {json.dumps(before)} && document.querySelector('#canvas img').complete"
+                )
             boxes_text = page.js("document.querySelector('#boxes textarea').value")
             page.type_into("#question textarea", "How far is {b1} from {b2}?")
             before_ask = page.js(src)
             page.js("document.querySelector('#ask').click()")
             shown = page.wait_for("document.querySelector('#answer textarea').value", timeout=90)
             # the new picture is in and Gradio's pending veil (a translucent overlay while the event runs) is gone
-            page.wait_for(f"{src} != {json.dumps(before_ask)} && document.querySelector('#canvas img').complete"
-                          " && [...document.querySelectorAll('[data-testid=status-tracker]')]"
-                          ".every(t => t.classList.contains('hide'))")
+            page.wait_for(
+                f"{src} != {json.dumps(before_ask)} && document.querySelector('#canvas img').complete"
+                " && [...document.querySelectorAll('[data-testid=status-tracker]')]"
+                ".every(t => t.classList.contains('hide'))"
+            )
             time.sleep(1.0)  # CSS opacity transitions
-            rect = page.js("(() => { const r = document.querySelector('#canvas img').getBoundingClientRect();"
-                           " return {x: r.left, y: r.top, width: r.width, height: r.height}; })()")
+            rect = page.js(
+                "(() => { const r = document.querySelector('#canvas img').getBoundingClientRect();"
+                " return {x: r.left, y: r.top, width: r.width, height: r.height}; })()"
+            )
             shot = np.asarray(Image.open(io.BytesIO(page.screenshot(rect))).convert("RGB"))
             Image.fromarray(shot).save(tmp_path / "canvas.png")
     finally:
@@ -77,7 +89,9 @@ def test_page_draws_the_answer_on_the_image(tiny_asker, tmp_path):
     boxes = [b.strip() for b in boxes_text.split(";")]
     assert boxes == ["30,40,101,121", "200,100,291,201"]
     # the page shows what the Python API answers for the same request (greedy decoding is deterministic)
-    expected = tiny_asker.ask(AskRequest(image=image_path, question="How far is {b1} from {b2}?", boxes=boxes))
+    expected = tiny_asker.ask(
+        AskRequest(image=image_path, question="How far is {b1} from {b2}?", boxes=boxes)
+    )
     assert shown == expected.answer and expected.kind == "length"
     # the overlay: red and green box outlines and the magenta distance line, none of which the upload contains
     assert _near(rgb, LINE_COLOR) == 0

@@ -52,21 +52,44 @@ def _pairs_for(scene: Scene, rng: np.random.Generator) -> list[QAPair]:
     colour = str(rng.choice(list(PALETTE)))
     base = {"scene_id": scene.scene_id, "shard": scene.shard}
     return [
-        QAPair(qa_id=f"{scene.scene_id}-size", level=Level.L1, task=Task.SIZE, format=QAFormat.FREE_FORM,
-               question=f"How wide is the block outlined in {colour}?", answer=f"{obj.box3d.width:.2f} m",
-               value=round(obj.box3d.width, 2), unit="m",
-               draw_boxes=[DrawBox(instance_id=1, color=colour, box2d=obj.box2d)], **base),
-        QAPair(qa_id=f"{scene.scene_id}-dir", level=Level.L2, task=Task.RELATIVE_DIRECTION,
-               format=QAFormat.TRUE_FALSE, question="True or false: the block is left of the camera center.",
-               answer="True" if obj.box3d.center_cam[0] < 0 else "False", **base),
-        QAPair(qa_id=f"{scene.scene_id}-count", level=Level.L3, task=Task.SPATIAL_COUNTING,
-               format=QAFormat.MULTIPLE_CHOICE, question="How many blocks are closer than 3 m?",
-               options=["1", "2", "3"], correct_index=1, answer="B. 2", **base),
+        QAPair(
+            qa_id=f"{scene.scene_id}-size",
+            level=Level.L1,
+            task=Task.SIZE,
+            format=QAFormat.FREE_FORM,
+            question=f"How wide is the block outlined in {colour}?",
+            answer=f"{obj.box3d.width:.2f} m",
+            value=round(obj.box3d.width, 2),
+            unit="m",
+            draw_boxes=[DrawBox(instance_id=1, color=colour, box2d=obj.box2d)],
+            **base,
+        ),
+        QAPair(
+            qa_id=f"{scene.scene_id}-dir",
+            level=Level.L2,
+            task=Task.RELATIVE_DIRECTION,
+            format=QAFormat.TRUE_FALSE,
+            question="True or false: the block is left of the camera center.",
+            answer="True" if obj.box3d.center_cam[0] < 0 else "False",
+            **base,
+        ),
+        QAPair(
+            qa_id=f"{scene.scene_id}-count",
+            level=Level.L3,
+            task=Task.SPATIAL_COUNTING,
+            format=QAFormat.MULTIPLE_CHOICE,
+            question="How many blocks are closer than 3 m?",
+            options=["1", "2", "3"],
+            correct_index=1,
+            answer="B. 2",
+            **base,
+        ),
     ]
 
 
-def write_block_root(root: Path, num_scenes: int = 12, size: int = 56, grid: int = 4, seed: int = 0,
-                     shard: str = "blocks-000") -> list[Scene]:
+def write_block_root(
+    root: Path, num_scenes: int = 12, size: int = 56, grid: int = 4, seed: int = 0, shard: str = "blocks-000"
+) -> list[Scene]:
     """Write a data root of block-world scenes with three stored QA pairs each (L1, L2, L3)."""
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -81,10 +104,20 @@ def write_block_root(root: Path, num_scenes: int = 12, size: int = 56, grid: int
         cell = size // grid
         z = float(depth[0, 0])
         box3d = Box3D(center_cam=(-0.3 * z, -0.3 * z, z), width=0.4, height=0.4, length=0.1, yaw=0.0)
-        obj = SceneObject(instance_id=1, category="block", box2d=Box2D(x0=0, y0=0, x1=cell, y1=cell), box3d=box3d)
-        scene = Scene(scene_id=scene_id, source="blocks", shard=shard, intrinsics=intrinsics, objects=[obj],
-                      caption=f"A wall of {grid * grid} coloured blocks.", has_ground_truth_3d=True,
-                      image_file=image_file, depth_file=depth_file)
+        obj = SceneObject(
+            instance_id=1, category="block", box2d=Box2D(x0=0, y0=0, x1=cell, y1=cell), box3d=box3d
+        )
+        scene = Scene(
+            scene_id=scene_id,
+            source="blocks",
+            shard=shard,
+            intrinsics=intrinsics,
+            objects=[obj],
+            caption=f"A wall of {grid * grid} coloured blocks.",
+            has_ground_truth_3d=True,
+            image_file=image_file,
+            depth_file=depth_file,
+        )
         scenes.append(scene)
         pairs.extend(_pairs_for(scene, rng))
     write_scenes(root / "object_references" / shard / "scenes.jsonl", scenes)

@@ -35,13 +35,21 @@ def tiny():
 
 def _logits(model, processor):
     rng = np.random.default_rng(0)
-    enc = processor(text=["<image>How far is the box?"], images=[rng.integers(0, 255, (56, 56, 3), dtype=np.uint8)],
-                    return_tensors="pt")
-    pm = torch.from_numpy(prepare_point_map(rng.uniform(0.5, 6, (20, 20, 3)), np.ones((20, 20), bool), 56))[None]
+    enc = processor(
+        text=["<image>How far is the box?"],
+        images=[rng.integers(0, 255, (56, 56, 3), dtype=np.uint8)],
+        return_tensors="pt",
+    )
+    pm = torch.from_numpy(prepare_point_map(rng.uniform(0.5, 6, (20, 20, 3)), np.ones((20, 20), bool), 56))[
+        None
+    ]
     with torch.no_grad():
-        return model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                     token_type_ids=enc["token_type_ids"],
-                     pixel_values=torch.cat([enc["pixel_values"], pm], 1)).logits
+        return model(
+            input_ids=enc["input_ids"],
+            attention_mask=enc["attention_mask"],
+            token_type_ids=enc["token_type_ids"],
+            pixel_values=torch.cat([enc["pixel_values"], pm], 1),
+        ).logits
 
 
 def test_official_key_names_map_both_ways():
@@ -60,19 +68,21 @@ def test_official_key_names_map_both_ways():
         "language_model.lm_head.weight": t,
     }
     ours = official_to_ours(official)
-    assert sorted(ours) == sorted([
-        "model.vision_tower.embeddings.patch_embedding.weight",
-        "model.vision_tower.encoder.layers.0.self_attn.q_proj.weight",
-        "model.vision_tower.post_layernorm.bias",
-        "model.multi_modal_projector.linear.weight",
-        "model.multi_modal_projector.linear.bias",
-        "model.depth_encoder.conv.weight",
-        "model.depth_encoder.conv.bias",
-        "model.language_model.embed_tokens.weight",
-        "model.language_model.layers.3.mlp.down_proj.weight",
-        "model.language_model.norm.weight",
-        "lm_head.weight",
-    ])
+    assert sorted(ours) == sorted(
+        [
+            "model.vision_tower.embeddings.patch_embedding.weight",
+            "model.vision_tower.encoder.layers.0.self_attn.q_proj.weight",
+            "model.vision_tower.post_layernorm.bias",
+            "model.multi_modal_projector.linear.weight",
+            "model.multi_modal_projector.linear.bias",
+            "model.depth_encoder.conv.weight",
+            "model.depth_encoder.conv.bias",
+            "model.language_model.embed_tokens.weight",
+            "model.language_model.layers.3.mlp.down_proj.weight",
+            "model.language_model.norm.weight",
+            "lm_head.weight",
+        ]
+    )
     assert sorted(ours_to_official(ours)) == sorted(official)
     with pytest.raises(KeyError, match="unexpected key"):
         official_to_ours({"text_encoder.weight": t})

@@ -42,7 +42,9 @@ def test_general_is_one_in_eight_and_tasks_follow_table7():
     assert freq[Task.SIZE.value] == pytest.approx(0.875 * 0.1156 / total)
     draws = mixture.draw(np.random.default_rng(0), 100_000)
     assert draws.count(GENERAL) / 1e5 == pytest.approx(0.125, abs=0.004)
-    assert draws.count(Task.RELATIVE_DIRECTION.value) / 1e5 == pytest.approx(0.875 * 0.2609 / total, abs=0.004)
+    assert draws.count(Task.RELATIVE_DIRECTION.value) / 1e5 == pytest.approx(
+        0.875 * 0.2609 / total, abs=0.004
+    )
 
 
 def test_level_ablation_backfills_with_general_and_keeps_other_tasks_identical():
@@ -58,8 +60,12 @@ def test_level_ablation_backfills_with_general_and_keeps_other_tasks_identical()
             assert y == x
     for task in L2_L3:
         assert b.count(task.value) == a.count(task.value)
-        assert ablated.expected_frequencies()[task.value] == pytest.approx(full.expected_frequencies()[task.value])
-    excluded = sum(r for t, r in TABLE7.items() if TASK_LEVEL[t] in (Level.L0, Level.L1)) / sum(TABLE7.values())
+        assert ablated.expected_frequencies()[task.value] == pytest.approx(
+            full.expected_frequencies()[task.value]
+        )
+    excluded = sum(r for t, r in TABLE7.items() if TASK_LEVEL[t] in (Level.L0, Level.L1)) / sum(
+        TABLE7.values()
+    )
     assert excluded == pytest.approx(0.3658, abs=1e-3)
     assert ablated.expected_frequencies()[GENERAL] == pytest.approx(0.125 + 0.875 * excluded)
     assert b.count(GENERAL) / 50_000 == pytest.approx(0.125 + 0.875 * excluded, abs=0.006)
@@ -149,7 +155,9 @@ def test_a_shard_changed_after_the_release_stops_training(block_root, tmp_path, 
     root = tmp_path / "root"
     shutil.copytree(block_root, root)
     build_qa_dataset(root, ["blocks-000"])
-    assert build_training_data(root, DataConfig(val_fraction=0.25), 56, "xyz", seed=0).stats["num_pairs"] == 36
+    assert (
+        build_training_data(root, DataConfig(val_fraction=0.25), 56, "xyz", seed=0).stats["num_pairs"] == 36
+    )
     path = root / "qa_shards" / "blocks-000" / "qa.parquet"
     if damage == "truncate":
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
@@ -171,7 +179,10 @@ def test_llava_general_items_get_an_all_invalid_point_map(tmp_path):
         '{"from": "human", "value": "Is it bright?"}, {"from": "gpt", "value": "Yes."}]}]'
     )
     items = load_llava_items(tmp_path / "llava.json")
-    assert [(i.question, i.answer) for i in items] == [("What colour is it?", "Gray."), ("Is it bright?", "Yes.")]
+    assert [(i.question, i.answer) for i in items] == [
+        ("What colour is it?", "Gray."),
+        ("Is it bright?", "Yes."),
+    ]
     factory = ExampleFactory(SceneStore(tmp_path, 56), 56, "xyz", general=items)
     example = factory.make(GENERAL, np.random.default_rng(0))
     assert example.image.shape == (56, 56, 3) and example.task == GENERAL
@@ -187,12 +198,18 @@ def test_official_prompt_style_reaches_the_training_stream(block_root):
     point_queries = [e for e in examples if e.task == Task.POINT_QUERY.value]
     assert point_queries
     for example in point_queries:
-        match = re.fullmatch(r"what is the xyz of the pixel in <loc(\d{4})><loc(\d{4})><loc\1><loc\2>", example.prompt)
+        match = re.fullmatch(
+            r"what is the xyz of the pixel in <loc(\d{4})><loc(\d{4})><loc\1><loc\2>", example.prompt
+        )
         assert match, example.prompt
         row, col = (int(g) for g in match.groups())
-        candidates = [(r, c) for r in range(56) for c in range(56)
-                      if round(r / 56 * 1024) == row and round(c / 56 * 1024) == col]
-        (r, c), = candidates
+        candidates = [
+            (r, c)
+            for r in range(56)
+            for c in range(56)
+            if round(r / 56 * 1024) == row and round(c / 56 * 1024) == col
+        ]
+        ((r, c),) = candidates
         xyz = example.point_map[:3, r, c]
         assert example.answer == " ".join(f"{round(float(v), 2):.2f}m" for v in xyz)
     assert not any("True or False" in e.prompt for e in examples)

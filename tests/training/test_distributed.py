@@ -47,9 +47,16 @@ def setup(tmp_path_factory):
 
 
 def _config(root, **overrides) -> TrainConfig:
-    base = tiny_train_config(max_steps=STEPS, log_every_n_steps=1, checkpoint_every_n_steps=3,
-                             mlflow=MLflowConfig(tracking_uri=f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
-                                                 experiment="test-distributed", log_model_artifacts=False))
+    base = tiny_train_config(
+        max_steps=STEPS,
+        log_every_n_steps=1,
+        checkpoint_every_n_steps=3,
+        mlflow=MLflowConfig(
+            tracking_uri=f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
+            experiment="test-distributed",
+            log_model_artifacts=False,
+        ),
+    )
     base.data.max_val_items = 4
     base.eval_max_new_tokens = 2
     return base.model_copy(update=overrides)
@@ -105,7 +112,8 @@ def test_fsdp_two_processes_shard_train_and_gather_into_the_single_process_layou
         assert ours[key].shape == theirs[key].shape and ours[key].dtype == theirs[key].dtype, key
         torch.testing.assert_close(ours[key], theirs[key], atol=WEIGHT_ATOL, rtol=0)
     assert json.loads((tmp_path / "fsdp-official" / "config.json").read_text()) == json.loads(
-        (tmp_path / "single-official" / "config.json").read_text())
+        (tmp_path / "single-official" / "config.json").read_text()
+    )
 
 
 def _split_torchrun(command: list[str]):
@@ -161,13 +169,36 @@ def test_a_sigkilled_fsdp_run_resumes_bit_identically(setup, tmp_path):
     from training.distributed import open_resume_state
 
     root, _ = setup
-    config = _config(root, batch_size=2, strategy="fsdp", accelerator="cpu", checkpoint_name="fsdp-killed",
-                     checkpoint_every_n_steps=2)
+    config = _config(
+        root,
+        batch_size=2,
+        strategy="fsdp",
+        accelerator="cpu",
+        checkpoint_name="fsdp-killed",
+        checkpoint_every_n_steps=2,
+    )
     (tmp_path / "config.json").write_text(config.model_dump_json())
     proc = subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--nnodes=1", "--master-addr=127.0.0.1",
-         "--master-port=3163", "-m", "tests.training.victim", "train", str(root), str(tmp_path / "config.json"), "2"],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node=2",
+            "--nnodes=1",
+            "--master-addr=127.0.0.1",
+            "--master-port=3163",
+            "-m",
+            "tests.training.victim",
+            "train",
+            str(root),
+            str(tmp_path / "config.json"),
+            "2",
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     state, deadline = open_resume_state(root, config), time.time() + 300
     while (last := state.last_checkpoint) is None or torch.load(last, weights_only=True)["global_step"] < 2:
         assert proc.poll() is None and time.time() < deadline, "the FSDP run ended before it was killed"
@@ -180,8 +211,12 @@ def test_a_sigkilled_fsdp_run_resumes_bit_identically(setup, tmp_path):
 
     resumed = run_torchrun(root, config, nproc_per_node=2, master_port=3164)
     assert resumed["resumed_from_step"] == killed_at and resumed["num_steps"] == STEPS
-    straight = run_torchrun(root, config.model_copy(update={"checkpoint_name": "fsdp-straight"}), nproc_per_node=2,
-                            master_port=3165)
+    straight = run_torchrun(
+        root,
+        config.model_copy(update={"checkpoint_name": "fsdp-straight"}),
+        nproc_per_node=2,
+        master_port=3165,
+    )
     a = load_file(f"{straight['checkpoint_dir']}/model.safetensors")
     b = load_file(f"{resumed['checkpoint_dir']}/model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -39,11 +39,14 @@ def two_wall_examples(rng: np.random.Generator, num_scenes: int, per_scene: int 
         depth[:, SIZE // 2 :] = depth[0, -1]
         points = block_points(depth, intrinsics)
         point_map = prepare_point_map(points, np.ones((SIZE, SIZE), bool), SIZE)
-        items = sample_l0(points, PATCH_CENTRES, rng, 8 * per_scene, tasks=[Task.DEPTH_ORDER],
-                          formats=[QAFormat.TRUE_FALSE])
+        items = sample_l0(
+            points, PATCH_CENTRES, rng, 8 * per_scene, tasks=[Task.DEPTH_ORDER], formats=[QAFormat.TRUE_FALSE]
+        )
         kept = [it for it in items if it["subtask"] == "closer" and it["pixels"][0][0] < SIZE // 2]
-        out += [Example(rgb, point_map, it["question"], it["answer"], Task.DEPTH_ORDER.value, "L0")
-                for it in kept[:per_scene]]
+        out += [
+            Example(rgb, point_map, it["question"], it["answer"], Task.DEPTH_ORDER.value, "L0")
+            for it in kept[:per_scene]
+        ]
     return out
 
 
@@ -59,14 +62,28 @@ class FreshScenes(IterableDataset):
 
 def train_and_score(variant: str, steps: int, held_out: list[Example]) -> float:
     L.seed_everything(0, verbose=False)
-    config = tiny_train_config(model=ModelConfig(variant=variant), max_steps=steps, batch_size=16,
-                               learning_rate=2e-3, warmup_steps=50)
+    config = tiny_train_config(
+        model=ModelConfig(variant=variant),
+        max_steps=steps,
+        batch_size=16,
+        learning_rate=2e-3,
+        warmup_steps=50,
+    )
     model, processor = build_model_and_processor(config)
     collator = Collator(processor, config.model.point_map_input)
-    trainer = L.Trainer(max_steps=steps, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0)
-    trainer.fit(HiSpatialModule(model, config),
-                DataLoader(FreshScenes(seed=1), batch_size=16, collate_fn=collator))
+    trainer = L.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        gradient_clip_val=1.0,
+    )
+    trainer.fit(
+        HiSpatialModule(model, config), DataLoader(FreshScenes(seed=1), batch_size=16, collate_fn=collator)
+    )
     metrics, _, _ = evaluate_examples(model, collator, held_out, max_new_tokens=3)
     return metrics["val/accuracy/all"]
 
@@ -83,6 +100,8 @@ def test_point_map_makes_depth_ordering_learnable():
         rgb = train_and_score("rgb", steps=900, held_out=held_out)
     finally:
         torch.set_num_threads(threads)
-    print(f"held-out depth-ordering accuracy: RGB+XYZ {xyz:.3f}, RGB only {rgb:.3f} ({len(held_out)} questions)")
+    print(
+        f"held-out depth-ordering accuracy: RGB+XYZ {xyz:.3f}, RGB only {rgb:.3f} ({len(held_out)} questions)"
+    )
     assert xyz >= 0.8
     assert xyz - rgb >= 0.2

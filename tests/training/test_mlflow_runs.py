@@ -41,7 +41,9 @@ def test_training_run_logs_its_qa_release_as_input_dataset(tmp_path: Path) -> No
     root = tmp_path / "data"
     write_block_root(root, num_scenes=6)
     uri = _uri(tmp_path)
-    config = tiny_train_config(max_steps=2, batch_size=2, mlflow=MLflowConfig(tracking_uri=uri, experiment="t"))
+    config = tiny_train_config(
+        max_steps=2, batch_size=2, mlflow=MLflowConfig(tracking_uri=uri, experiment="t")
+    )
     config.data.max_val_items = 2
     report = train_checkpoint(root, config, mlflow_dir=tmp_path / "mlflow")
 
@@ -59,8 +61,10 @@ def test_training_run_logs_its_qa_release_as_input_dataset(tmp_path: Path) -> No
 
 
 def test_benchmark_run_logs_its_items_as_input_dataset(tmp_path: Path) -> None:
-    items = [EvalItem(item_id=str(i), benchmark="cv_bench", prompt=f"q{i}", kind=AnswerKind.CHOICE, answer="A")
-             for i in range(3)]
+    items = [
+        EvalItem(item_id=str(i), benchmark="cv_bench", prompt=f"q{i}", kind=AnswerKind.CHOICE, answer="A")
+        for i in range(3)
+    ]
     dataset = benchmark_dataset("cv_bench", "nyu-visionx/CV-Bench", items)
     report = BenchmarkReport(benchmark="cv_bench", status="ok", metrics={"accuracy": 0.5})
     uri = _uri(tmp_path)

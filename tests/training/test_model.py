@@ -86,7 +86,10 @@ def _inputs(processor, batch: int = 2, seed: int = 0):
 
 def _point_map(seed: int, batch: int = 2) -> torch.Tensor:
     rng = np.random.default_rng(seed)
-    maps = [prepare_point_map(rng.uniform(-3, 8, (30, 30, 3)), rng.random((30, 30)) > 0.1, 56) for _ in range(batch)]
+    maps = [
+        prepare_point_map(rng.uniform(-3, 8, (30, 30, 3)), rng.random((30, 30)) > 0.1, 56)
+        for _ in range(batch)
+    ]
     return torch.from_numpy(np.stack(maps))
 
 
@@ -96,7 +99,9 @@ def test_untrained_point_map_half_changes_nothing():
     processor = build_processor(56)
     tok = processor.tokenizer
     plain = PaliGemmaForConditionalGeneration(
-        paligemma_config(TINY.model_copy(update={"variant": "rgb"}), len(tok), tok.convert_tokens_to_ids("<image>"))
+        paligemma_config(
+            TINY.model_copy(update={"variant": "rgb"}), len(tok), tok.convert_tokens_to_ids("<image>")
+        )
     ).eval()
     fused = from_paligemma(plain, TINY).eval()
     proj = fused.model.multi_modal_projector.linear.weight
@@ -105,8 +110,11 @@ def test_untrained_point_map_half_changes_nothing():
     assert torch.count_nonzero(proj[:, 32:]) == 0
 
     enc = _inputs(processor)
-    args = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
-            "token_type_ids": enc["token_type_ids"]}
+    args = {
+        "input_ids": enc["input_ids"],
+        "attention_mask": enc["attention_mask"],
+        "token_type_ids": enc["token_type_ids"],
+    }
     with torch.no_grad():
         reference = plain(pixel_values=enc["pixel_values"], **args).logits
         no_map = fused(pixel_values=enc["pixel_values"], **args).logits
@@ -128,8 +136,12 @@ def test_random_model_has_zero_point_half_and_generates_with_a_point_map():
     assert torch.count_nonzero(model.model.multi_modal_projector.linear.weight[:, 32:]) == 0
     enc = _inputs(processor)
     out = model.generate(
-        input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], token_type_ids=enc["token_type_ids"],
-        pixel_values=torch.cat([enc["pixel_values"], _point_map(3)], 1), max_new_tokens=4, do_sample=False,
+        input_ids=enc["input_ids"],
+        attention_mask=enc["attention_mask"],
+        token_type_ids=enc["token_type_ids"],
+        pixel_values=torch.cat([enc["pixel_values"], _point_map(3)], 1),
+        max_new_tokens=4,
+        do_sample=False,
     )
     assert out.shape == (2, enc["input_ids"].shape[1] + 4)
     with pytest.raises(ValueError, match="3 or 7 channels"):

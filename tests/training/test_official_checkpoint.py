@@ -24,7 +24,7 @@ RELEASE = Path(__file__).resolve().parents[1] / "fixtures" / "official_hispatial
 def _ours(key: str) -> str:
     for theirs, ours in _KEY_MAP:
         if key.startswith(theirs):
-            return ours + key[len(theirs):]
+            return ours + key[len(theirs) :]
     raise KeyError(key)
 
 
@@ -90,7 +90,11 @@ def test_import_peak_memory_holds_one_copy(tmp_path):
             print(json.dumps({{"grew_kb": peak - base, "size_kb": size // 1024}}))
     """)
     run = [sys.executable, "-c", script]
-    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+    env = {
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "HF_HUB_OFFLINE": "1",
+        "PATH": "/usr/bin:/bin",
+    }
     subprocess.run([*run, "write"], check=True, env=env, timeout=300)
     out = subprocess.run([*run, "read"], check=True, env=env, capture_output=True, text=True, timeout=300)
     figures = json.loads(out.stdout.strip().splitlines()[-1])

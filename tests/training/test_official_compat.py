@@ -24,7 +24,9 @@ CASES = [((896, 896), 448), ((97, 131), 224), ((48, 64), 112), ((300, 200), 56),
 def structured_rgb(h: int, w: int) -> np.ndarray:
     """The formula the fixture harness used for inputs too large to store."""
     ii, jj = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
-    return np.stack([(ii * 7 + jj * 13) % 256, (ii * jj) % 251, (ii // 3 + jj // 5) % 256], -1).astype(np.uint8)
+    return np.stack([(ii * 7 + jj * 13) % 256, (ii * jj) % 251, (ii // 3 + jj // 5) % 256], -1).astype(
+        np.uint8
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,9 @@ def test_rgb_resize_matches_official_cv2_bilinear_per_pixel(resized, shape, size
     rgb = resized.get(f"rgb_in_{tag}")
     rgb = structured_rgb(*shape) if rgb is None else rgb
     np.testing.assert_array_equal(resize_rgb(rgb, size), resized[f"rgb_out_{tag}"])
-    if shape[0] > size:  # shrinking: PIL's antialiasing gives a different image, so the option is a real choice
+    if (
+        shape[0] > size
+    ):  # shrinking: PIL's antialiasing gives a different image, so the option is a real choice
         assert not np.array_equal(resize_rgb(rgb, size, "pil-antialias"), resized[f"rgb_out_{tag}"])
 
 
@@ -84,4 +88,6 @@ def test_official_preset_behaves_as_the_official_code():
     assert official.data.prompt_style == "official" and official.learning_rate == 2e-5
     assert [lr_multiplier(official)(step) for step in (0, 1, 10_000)] == [1.0, 1.0, 1.0]
     ours = TrainConfig.preset("paper-448")
-    assert ours.lr_schedule == "warmup-constant" and lr_multiplier(ours)(0) == pytest.approx(1 / ours.warmup_steps)
+    assert ours.lr_schedule == "warmup-constant" and lr_multiplier(ours)(0) == pytest.approx(
+        1 / ours.warmup_steps
+    )

@@ -44,8 +44,16 @@ def test_bf16_true_training_feeds_the_encoder_the_exact_fp32_point_map():
     seen: list[torch.Tensor] = []
     encoder = model.model.depth_encoder
     encoder.register_forward_pre_hook(lambda _module, args: seen.append(args[0].detach().clone()))
-    trainer = L.Trainer(max_steps=1, accelerator="cpu", devices=1, precision="bf16-true", logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        max_steps=1,
+        accelerator="cpu",
+        devices=1,
+        precision="bf16-true",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(HiSpatialModule(model, config), DataLoader(examples, batch_size=4, collate_fn=collator))
 
     assert seen, "the point encoder never ran"

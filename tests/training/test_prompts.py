@@ -34,7 +34,10 @@ def pairs(tmp_path_factory):
     import pyarrow.parquet as pq
 
     root = build_export_root(tmp_path_factory.mktemp("prompts"))
-    return {(p.task, p.format): p for p in table_to_pairs(pq.read_table(root / "qa_shards" / SHARD / "qa.parquet"))}
+    return {
+        (p.task, p.format): p
+        for p in table_to_pairs(pq.read_table(root / "qa_shards" / SHARD / "qa.parquet"))
+    }
 
 
 def _official_draws() -> list[dict]:
@@ -46,12 +49,27 @@ def test_official_true_false_and_free_form_match_the_official_loader(pairs):
     tf = pairs[(Task.RELATIONAL_COMPARISON, QAFormat.TRUE_FALSE)]
     size = pairs[(Task.SIZE, QAFormat.FREE_FORM)]
     for pair in (tf, size):
-        prompt, answer = render_training_pair(pair.question, pair.answer, pair.format, "official",
-                                              np.random.default_rng(0), pair.options, pair.correct_index)
+        prompt, answer = render_training_pair(
+            pair.question,
+            pair.answer,
+            pair.format,
+            "official",
+            np.random.default_rng(0),
+            pair.options,
+            pair.correct_index,
+        )
         assert official[prompt] == answer
     # a true/false question without "Yes or No" in it gains the instruction about half the time
-    gained = [render_training_pair("Is the cup left of the plate?", "False", QAFormat.TRUE_FALSE, "official",
-                                   np.random.default_rng(s))[0].endswith(" Answer with Yes or No.") for s in range(400)]
+    gained = [
+        render_training_pair(
+            "Is the cup left of the plate?",
+            "False",
+            QAFormat.TRUE_FALSE,
+            "official",
+            np.random.default_rng(s),
+        )[0].endswith(" Answer with Yes or No.")
+        for s in range(400)
+    ]
     assert 0.4 < np.mean(gained) < 0.6
 
 
@@ -61,12 +79,21 @@ def test_official_multiple_choice_is_relabelled_as_the_official_loader_does(pair
     their_lines = theirs["prompt"].split("\n")
     styles = set()
     for seed in range(60):
-        prompt, answer = render_training_pair(pair.question, pair.answer, pair.format, "official",
-                                              np.random.default_rng(seed), pair.options, pair.correct_index)
+        prompt, answer = render_training_pair(
+            pair.question,
+            pair.answer,
+            pair.format,
+            "official",
+            np.random.default_rng(seed),
+            pair.options,
+            pair.correct_index,
+        )
         lines = prompt.split("\n")
         assert lines[0] == their_lines[0]  # the bare question, as the official loader shows it
         parsed = [_OPTION.match(line).groups() for line in lines[1:]]
-        assert sorted(text for _, _, text in parsed) == sorted(_OPTION.match(x).group(3) for x in their_lines[1:])
+        assert sorted(text for _, _, text in parsed) == sorted(
+            _OPTION.match(x).group(3) for x in their_lines[1:]
+        )
         labels = [label for _, label, _ in parsed]
         assert any(tuple(labels) == alphabet[: len(labels)] for alphabet in OFFICIAL_ALPHABETS)
         paren = parsed[0][0] is not None
@@ -90,13 +117,18 @@ def test_official_point_query_reads_the_model_input_point_map():
     point_map[3, 10, 33] = 1
     prompt, answer, pixel = official_point_query(point_map, np.random.default_rng(0))
     assert pixel == (10, 33)
-    assert prompt == "what is the xyz of the pixel in <loc0183><loc0603><loc0183><loc0603>"  # round(), not floor()
+    assert (
+        prompt == "what is the xyz of the pixel in <loc0183><loc0603><loc0183><loc0603>"
+    )  # round(), not floor()
     assert answer == "0.61m -0.20m 1.18m"
     assert official_loc_tokens(10, 33, 56, 56) in prompt
     assert official_point_query(np.zeros((4, 8, 8), np.float32), np.random.default_rng(0)) is None
     # the fixture's official L0 draw has the same shape of question and answer
-    l0 = next(d for d in json.loads((FIXTURES / "exported_official_draws.json").read_text())["first_draws"]
-              if d["qa_type"] == "pixel_xyz")
+    l0 = next(
+        d
+        for d in json.loads((FIXTURES / "exported_official_draws.json").read_text())["first_draws"]
+        if d["qa_type"] == "pixel_xyz"
+    )
     assert re.fullmatch(r"what is the xyz of the pixel in (<loc\d{4}>){4}", l0["prompt"])
     assert re.fullmatch(r"-?\d+\.\d\dm -?\d+\.\d\dm -?\d+\.\d\dm", l0["answer"])
 
@@ -104,12 +136,15 @@ def test_official_point_query_reads_the_model_input_point_map():
 def test_eval_prompts_per_style():
     options = ["the chair", "the table"]
     assert render_question("Which is closer?", "official", options, "multiple_choice") == (
-        "Which is closer?\nA. the chair\nB. the table")
+        "Which is closer?\nA. the chair\nB. the table"
+    )
     listed = "Which is closer?\n(a) the chair\n(b) the table"
     assert render_question(listed, "official", ["(a) the chair", "(b) the table"], "multiple_choice") == (
-        "Which is closer?\nA. the chair\nB. the table")
+        "Which is closer?\nA. the chair\nB. the table"
+    )
     assert render_question("Which is closer?", "hispatial", options, "multiple_choice") == (
-        "Which is closer?\nA. the chair\nB. the table")
+        "Which is closer?\nA. the chair\nB. the table"
+    )
     assert render_question("True or False: it fits.", "official") == "Yes or No: it fits."
     with pytest.raises(ValueError, match="unknown prompt style"):
         render_question("x", "llava")  # type: ignore[arg-type]
@@ -126,16 +161,29 @@ def test_the_official_release_is_evaluated_in_its_own_style(tmp_path):
 
     processor = build_processor(56)
     tok = processor.tokenizer
-    model = build_random_model(tiny_train_config().model, len(tok), tok.convert_tokens_to_ids("<image>")).eval()
+    model = build_random_model(
+        tiny_train_config().model, len(tok), tok.convert_tokens_to_ids("<image>")
+    ).eval()
     release = export_official(model, tmp_path / "release")
     processor.save_pretrained(release)
     predictor = ModelPredictor(release, batch_size=2, max_new_tokens=2)
     assert predictor.prompt_style == "official"
-    assert predictor.train_config.data.rgb_resize == "cv2-bilinear" and predictor.train_config.model.image_size == 56
-    item = EvalItem(item_id="q1", benchmark="custom", prompt="Which is closer? Answer with the letter.",
-                    kind=AnswerKind.CHOICE, answer="A", options=["the chair", "the table"], labels=["A", "B"],
-                    correct_index=0, question="Which is closer?",
-                    image_bytes=_jpeg())
+    assert (
+        predictor.train_config.data.rgb_resize == "cv2-bilinear"
+        and predictor.train_config.model.image_size == 56
+    )
+    item = EvalItem(
+        item_id="q1",
+        benchmark="custom",
+        prompt="Which is closer? Answer with the letter.",
+        kind=AnswerKind.CHOICE,
+        answer="A",
+        options=["the chair", "the table"],
+        labels=["A", "B"],
+        correct_index=0,
+        question="Which is closer?",
+        image_bytes=_jpeg(),
+    )
     assert predictor.prompt(item) == "Which is closer?\nA. the chair\nB. the table"
     assert len(predictor.predict([item])) == 1
     assert style_for_checkpoint(tiny_train_config(), official_release=False) == "hispatial"

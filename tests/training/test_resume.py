@@ -39,10 +39,18 @@ def setup(tmp_path_factory):
 
 def _config(root: Path, name: str, **overrides) -> TrainConfig:
     """Configs that differ only in checkpoint_name train identically (and have separate resume state)."""
-    base = tiny_train_config(max_steps=STEPS, batch_size=4, log_every_n_steps=2, checkpoint_every_n_steps=2,
-                             checkpoint_name=name,
-                             mlflow=MLflowConfig(tracking_uri=f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
-                                                 experiment="test-resume", log_model_artifacts=False))
+    base = tiny_train_config(
+        max_steps=STEPS,
+        batch_size=4,
+        log_every_n_steps=2,
+        checkpoint_every_n_steps=2,
+        checkpoint_name=name,
+        mlflow=MLflowConfig(
+            tracking_uri=f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
+            experiment="test-resume",
+            log_model_artifacts=False,
+        ),
+    )
     base.data.max_val_items = 4
     base.eval_max_new_tokens = 2
     return base.model_copy(update=overrides)
@@ -50,8 +58,14 @@ def _config(root: Path, name: str, **overrides) -> TrainConfig:
 
 def _spawn(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "tests.training.victim", *args], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.training.victim", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _kill_after_checkpoint(proc: subprocess.Popen, root: Path, config: TrainConfig, min_step: int) -> int:

@@ -22,8 +22,12 @@ def block_root(tmp_path_factory):
 def _config(tmp_path, **overrides) -> TrainConfig:
     uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
     (tmp_path / "mlflow").mkdir(exist_ok=True)
-    base = tiny_train_config(max_steps=12, batch_size=4, log_every_n_steps=2,
-                             mlflow=MLflowConfig(tracking_uri=uri, experiment="test-training"))
+    base = tiny_train_config(
+        max_steps=12,
+        batch_size=4,
+        log_every_n_steps=2,
+        mlflow=MLflowConfig(tracking_uri=uri, experiment="test-training"),
+    )
     base.data.max_val_items = 8
     return base.model_copy(update=overrides)
 
@@ -63,8 +67,13 @@ def test_train_checkpoint_writes_a_checkpoint_linked_to_its_mlflow_run(block_roo
 
 
 def test_lora_rgb_variant_trains_and_saves_a_merged_model(block_root, tmp_path):
-    config = _config(tmp_path, lora=LoraConfig(r=4, alpha=8), max_steps=4, checkpoint_name="lora",
-                     model=tiny_train_config().model.model_copy(update={"variant": "rgb"}))
+    config = _config(
+        tmp_path,
+        lora=LoraConfig(r=4, alpha=8),
+        max_steps=4,
+        checkpoint_name="lora",
+        model=tiny_train_config().model.model_copy(update={"variant": "rgb"}),
+    )
     report = train_checkpoint(block_root, config, mlflow_dir=tmp_path / "mlflow")
     model, _, _ = load_checkpoint(report.checkpoint_dir)
     assert not any("lora" in name for name in model.state_dict())

@@ -30,22 +30,27 @@ class SlowDown(L.Callback):
 def asset_resources(root: str, tracking_uri: str, options: dict) -> dict:
     from hispatial_dagster.resources import DataRoot, MLflowTracking, TrainingSettings
 
-    return {"data_root": DataRoot(path=root), "training": TrainingSettings(preset="tiny", options=options),
-            "mlflow_tracking": MLflowTracking(tracking_uri=tracking_uri)}
+    return {
+        "data_root": DataRoot(path=root),
+        "training": TrainingSettings(preset="tiny", options=options),
+        "mlflow_tracking": MLflowTracking(tracking_uri=tracking_uri),
+    }
 
 
 def materialize_checkpoint(root: str, tracking_uri: str, options: dict) -> dg.ExecuteInProcessResult:
     from hispatial_dagster import assets as hs_assets
 
     with dg.instance_for_test() as instance:
-        return dg.materialize([hs_assets.checkpoint], instance=instance,
-                              resources=asset_resources(root, tracking_uri, options))
+        return dg.materialize(
+            [hs_assets.checkpoint], instance=instance, resources=asset_resources(root, tracking_uri, options)
+        )
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "train":
         root, config_path, after = Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
-        train_checkpoint(root, TrainConfig.model_validate_json(config_path.read_text()),
-                         callbacks=[SlowDown(after)])
+        train_checkpoint(
+            root, TrainConfig.model_validate_json(config_path.read_text()), callbacks=[SlowDown(after)]
+        )
     else:
         materialize_checkpoint(sys.argv[2], sys.argv[3], json.loads(sys.argv[4]))

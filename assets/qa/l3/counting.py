@@ -51,7 +51,6 @@ def count_statement(template: Template, fill: dict[str, str], category: str, n: 
 class SpatialCounting(L3Task):
     """Counting questions of one scene (camera-relative axes, as L2), capped by the config."""
 
-
     def counting_candidates(self) -> list[tuple[SceneObject, int, str]]:
         """(anchor, relation index, category) triples, categories with several instances first. Categories and
         their counts are over every known object (`QAContext.known`), askable or not: the labels' count."""
@@ -138,6 +137,8 @@ class SpatialCounting(L3Task):
                 balance_key="l3.count",
             )
             pairs = emit_deferred(ctx, base, free, choice, judgement)
-            if len(out) + len(pairs) <= cap:  # a dropped question's draws are still made, its pairs never built
+            if (
+                len(out) + len(pairs) <= cap
+            ):  # a dropped question's draws are still made, its pairs never built
                 out += [build() for build in pairs]
         return out

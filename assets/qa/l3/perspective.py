@@ -84,9 +84,11 @@ def observer_intervals(view: Viewpoint) -> tuple[tuple[float, float], tuple[floa
     return view.observer.interval(view.origin, view.right), view.observer.interval(view.origin, view.forward)
 
 
-def perspective_relation(view: Viewpoint, other: Footprint,
-                         own: tuple[tuple[float, float], tuple[float, float]] | None = None,
-                         ) -> dict[str, float | str | None]:
+def perspective_relation(
+    view: Viewpoint,
+    other: Footprint,
+    own: tuple[tuple[float, float], tuple[float, float]] | None = None,
+) -> dict[str, float | str | None]:
     """Where `other` is for the observer: side ('left'/'right'/None if ambiguous), depth ('front'/'behind'/None),
     and the signed center offsets along the observer's right and forward axes (meters). `own` is
     `observer_intervals(view)` when the caller has it already."""
@@ -180,8 +182,9 @@ class PerspectiveTaking(L3Task):
         self._views: dict[tuple[int, int], Viewpoint | None] = {}
         self._relations: dict[tuple[int, int, int], dict[str, float | str | None]] = {}
         self._own: dict[tuple[int, int], tuple[tuple[float, float], tuple[float, float]]] = {}
-        self._subtasks: dict[int, list[str]] = {}  # id(relation) -> its askable subtasks (relations live in _relations)
-
+        self._subtasks: dict[
+            int, list[str]
+        ] = {}  # id(relation) -> its askable subtasks (relations live in _relations)
 
     def viewpoints(self) -> Iterator[tuple[Viewpoint, Footprint]]:
         """(viewpoint, target object) candidates in random order, at most MAX_ATTEMPTS of them. Objects with a
@@ -208,7 +211,10 @@ class PerspectiveTaking(L3Task):
 
     def relation(self, view: Viewpoint, other: Footprint) -> dict[str, float | str | None]:
         """`perspective_relation`, memoised per (observer, facing, other); callers must not mutate the result."""
-        view_key = (view.observer.obj.instance_id, view.target.obj.instance_id if view.target is not None else 0)
+        view_key = (
+            view.observer.obj.instance_id,
+            view.target.obj.instance_id if view.target is not None else 0,
+        )
         key = (*view_key, other.obj.instance_id)
         rel = self._relations.get(key)
         if rel is None:
@@ -230,7 +236,9 @@ class PerspectiveTaking(L3Task):
         ctx, cap = self.ctx, self.ctx.config.cap(Task.PERSPECTIVE_TAKING)
         out: list[QAPair] = []
         seen: set[tuple[int, int, int, str]] = set()
-        asked: Counter[tuple[str, bool, str]] = Counter()  # (subtask, facing own front, answer class) -> questions
+        asked: Counter[tuple[str, bool, str]] = (
+            Counter()
+        )  # (subtask, facing own front, answer class) -> questions
         for view, target in self.viewpoints():
             if len(out) >= cap:
                 break
@@ -259,7 +267,9 @@ class PerspectiveTaking(L3Task):
                 continue
             seen.add(key)
             pairs = self.perspective_question(view, target, rel, subtask)
-            if len(out) + len(pairs) <= cap:  # a dropped question's draws are still made, its pairs never built
+            if (
+                len(out) + len(pairs) <= cap
+            ):  # a dropped question's draws are still made, its pairs never built
                 out += [build() for build in pairs]
                 if answer_key is not None:
                     asked[answer_key] += 1

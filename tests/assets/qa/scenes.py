@@ -21,8 +21,15 @@ def rotation(pitch_deg: float, roll_deg: float) -> np.ndarray:
     return rz @ rx
 
 
-def make_scene(seed: int, n_objects: int = 6, pitch_deg: float | None = None, roll_deg: float | None = None,
-               gravity: bool = True, scene_id: str | None = None, box_fallback_share: float = 0.4) -> Scene:
+def make_scene(
+    seed: int,
+    n_objects: int = 6,
+    pitch_deg: float | None = None,
+    roll_deg: float | None = None,
+    gravity: bool = True,
+    scene_id: str | None = None,
+    box_fallback_share: float = 0.4,
+) -> Scene:
     rng = np.random.default_rng(seed)
     pitch = rng.uniform(-25, 10) if pitch_deg is None else pitch_deg
     roll = rng.uniform(-8, 8) if roll_deg is None else roll_deg
@@ -33,9 +40,13 @@ def make_scene(seed: int, n_objects: int = 6, pitch_deg: float | None = None, ro
         category = CATEGORIES[int(rng.integers(len(CATEGORIES)))]
         center_grav = np.array([rng.uniform(-2.5, 2.5), rng.uniform(1.5, 7.0), rng.uniform(-1.4, 0.6)])
         yaw = float(rng.uniform(-np.pi, np.pi))
-        box = Box3D(center_cam=tuple(float(c) for c in frame.to_cam(center_grav)),
-                    width=float(rng.uniform(0.15, 1.6)), height=float(rng.uniform(0.15, 1.6)),
-                    length=float(rng.uniform(0.15, 1.6)), yaw=yaw)
+        box = Box3D(
+            center_cam=tuple(float(c) for c in frame.to_cam(center_grav)),
+            width=float(rng.uniform(0.15, 1.6)),
+            height=float(rng.uniform(0.15, 1.6)),
+            length=float(rng.uniform(0.15, 1.6)),
+            yaw=yaw,
+        )
         corners = box_corners_cam(box, frame)
         uv = project(corners, INTRINSICS)
         x0, y0 = np.clip(uv.min(axis=0), 0, [639, 479])
@@ -45,13 +56,28 @@ def make_scene(seed: int, n_objects: int = 6, pitch_deg: float | None = None, ro
             reference, kind = None, None
         else:
             reference, kind = f"the {category} number {i + 1}", "category"
-        objects.append(SceneObject(instance_id=i + 1, category=category,
-                                   box2d=Box2D(x0=float(x0), y0=float(y0), x1=float(x1), y1=float(y1)),
-                                   box3d=box, front_grav=front, reference=reference, reference_kind=kind,
-                                   num_pixels=100))
-    return Scene(scene_id=scene_id or f"scene-{seed:04d}", source="handmade", shard="test-000",
-                 intrinsics=INTRINSICS, gravity_cam=tuple(float(g) for g in gravity_cam) if gravity else None,
-                 objects=objects, image_file=f"images/scene-{seed:04d}.jpg", has_ground_truth_3d=True)
+        objects.append(
+            SceneObject(
+                instance_id=i + 1,
+                category=category,
+                box2d=Box2D(x0=float(x0), y0=float(y0), x1=float(x1), y1=float(y1)),
+                box3d=box,
+                front_grav=front,
+                reference=reference,
+                reference_kind=kind,
+                num_pixels=100,
+            )
+        )
+    return Scene(
+        scene_id=scene_id or f"scene-{seed:04d}",
+        source="handmade",
+        shard="test-000",
+        intrinsics=INTRINSICS,
+        gravity_cam=tuple(float(g) for g in gravity_cam) if gravity else None,
+        objects=objects,
+        image_file=f"images/scene-{seed:04d}.jpg",
+        has_ground_truth_3d=True,
+    )
 
 
 def make_point_map(seed: int, invalid_share: float = 0.1) -> tuple[np.ndarray, np.ndarray]:

@@ -40,8 +40,15 @@ def own_extent(obj, rot: np.ndarray, axis: int) -> tuple[float, float]:
     length_dir = np.array([np.cos(b.yaw), np.sin(b.yaw), 0.0])
     width_dir = np.array([-np.sin(b.yaw), np.cos(b.yaw), 0.0])
     vals = [
-        (c + sl * b.length / 2 * length_dir + sw * b.width / 2 * width_dir + sh * b.height / 2 * np.eye(3)[2])[axis]
-        for sl in (-1, 1) for sw in (-1, 1) for sh in (-1, 1)
+        (
+            c
+            + sl * b.length / 2 * length_dir
+            + sw * b.width / 2 * width_dir
+            + sh * b.height / 2 * np.eye(3)[2]
+        )[axis]
+        for sl in (-1, 1)
+        for sw in (-1, 1)
+        for sh in (-1, 1)
     ]
     return min(vals), max(vals)
 
@@ -49,8 +56,14 @@ def own_extent(obj, rot: np.ndarray, axis: int) -> tuple[float, float]:
 def facing_of(front) -> str | None:
     f = np.asarray(front, dtype=float)
     f /= np.linalg.norm(f)
-    names = {"towards the camera": (1, -1), "away from the camera": (1, 1), "to the left": (0, -1),
-             "to the right": (0, 1), "upwards": (2, 1), "downwards": (2, -1)}
+    names = {
+        "towards the camera": (1, -1),
+        "away from the camera": (1, 1),
+        "to the left": (0, -1),
+        "to the right": (0, 1),
+        "upwards": (2, 1),
+        "downwards": (2, -1),
+    }
     for phrase, (i, s) in names.items():
         if s * f[i] >= np.cos(np.deg2rad(30)):
             return phrase
@@ -272,14 +285,21 @@ class Oracle:
 
         def right(text: str) -> bool:
             c, sz, y = parse(text)
-            return bool(np.all(np.abs(c - center) <= 0.0051) and np.all(np.abs(sz - size) <= 0.0051)
-                        and yaw_off(y) <= 0.51 and -90 <= y < 90)
+            return bool(
+                np.all(np.abs(c - center) <= 0.0051)
+                and np.all(np.abs(sz - size) <= 0.0051)
+                and yaw_off(y) <= 0.51
+                and -90 <= y < 90
+            )
 
         def clearly_wrong(text: str) -> bool:
             c, sz, y = parse(text)
-            return (np.linalg.norm(c - center) >= 0.25 * np.linalg.norm(center) - 0.02
-                    or np.any(np.maximum(sz, 0.01) / np.maximum(size, 0.01) >= 1.25)
-                    or np.any(np.maximum(size, 0.01) / np.maximum(sz, 0.01) >= 1.25) or yaw_off(y) >= 30)
+            return (
+                np.linalg.norm(c - center) >= 0.25 * np.linalg.norm(center) - 0.02
+                or np.any(np.maximum(sz, 0.01) / np.maximum(size, 0.01) >= 1.25)
+                or np.any(np.maximum(size, 0.01) / np.maximum(sz, 0.01) >= 1.25)
+                or yaw_off(y) >= 30
+            )
 
         if pair.format == QAFormat.FREE_FORM:
             assert right(pair.answer)
@@ -329,7 +349,8 @@ class Oracle:
         assert ea[1] <= eb[0] or eb[1] <= ea[0], "qualitative relation asked on overlapping extents"
         smaller = self.grav(a)[axis] < self.grav(b)[axis]
         return [("to the left of", "to the right of"), ("in front of", "behind"), ("below", "above")][axis][
-            0 if smaller else 1]
+            0 if smaller else 1
+        ]
 
     def check_relative_direction(self, pair: QAPair) -> None:
         a, b = pair.object_ids
@@ -390,7 +411,8 @@ class Oracle:
         else:
             d = self.grav(a) - self.grav(b)
             meters = {"vertical": abs(d[2]), "horizontal": float(np.hypot(d[0], d[1])), "depth": abs(d[1])}[
-                pair.subtask]
+                pair.subtask
+            ]
         self.check_length(pair, float(meters))
 
     def attribute(self, i: int, attr: str) -> float:
@@ -409,7 +431,9 @@ class Oracle:
             a, b = pair.object_ids
             fa, fb = (np.asarray(self.by_id[i].front_grav)[:2] for i in (a, b))
             angle = np.degrees(np.arccos(np.clip(fa @ fb / np.linalg.norm(fa) / np.linalg.norm(fb), -1, 1)))
-            truth = min(("similar", 0.0), ("orthogonal", 90.0), ("opposite", 180.0), key=lambda t: abs(angle - t[1]))
+            truth = min(
+                ("similar", 0.0), ("orthogonal", 90.0), ("opposite", 180.0), key=lambda t: abs(angle - t[1])
+            )
             assert abs(angle - truth[1]) <= 20.0, f"orientation relation asked at {angle:.1f} deg"
             if pair.format == QAFormat.FREE_FORM:
                 assert pair.answer == truth[0].capitalize() + "."
@@ -417,8 +441,13 @@ class Oracle:
                 assert correct_option(pair) == truth[0]
             else:
                 text = " ".join(statement_fields(pair).get(k, "") for k in ("p", "c", "c2")).lower()
-                stated = ("similar" if re.search(r"same direction|similar|aligned", text) else
-                          "orthogonal" if re.search(r"perpendicular|orthogonal", text) else "opposite")
+                stated = (
+                    "similar"
+                    if re.search(r"same direction|similar|aligned", text)
+                    else "orthogonal"
+                    if re.search(r"perpendicular|orthogonal", text)
+                    else "opposite"
+                )
                 assert truth_flag(pair) == (stated == truth[0])
             return
         values = {i: self.attribute(i, attr) for i in pair.object_ids}
@@ -426,9 +455,13 @@ class Oracle:
         if kind == "pair":
             lo, hi = ranked
             assert values[hi] >= 1.15 * values[lo] - 1e-9
-            words = {"distance": ("closer to the camera", "farther from the camera"), "volume": ("smaller", "larger"),
-                     "height": ("shorter", "taller"), "width": ("narrower", "wider"),
-                     "length": ("shorter in length", "longer")}[attr]
+            words = {
+                "distance": ("closer to the camera", "farther from the camera"),
+                "volume": ("smaller", "larger"),
+                "height": ("shorter", "taller"),
+                "width": ("narrower", "wider"),
+                "length": ("shorter in length", "longer"),
+            }[attr]
             word = words[0] if re.search(re.escape(words[0]) + r"\b", pair.question) else words[1]
             assert word in pair.question
             truth = refs[lo if word == words[0] else hi]
@@ -466,9 +499,21 @@ class Oracle:
             assert truth_flag(pair) == (f["x"].lower() == truth.lower())
 
 
-L0_L2_TASKS = [t for t in Task if t.value in {
-    "point_query", "depth_order", "orientation", "size", "localization", "relative_direction",
-    "relative_distance", "relational_comparison"}]
+L0_L2_TASKS = [
+    t
+    for t in Task
+    if t.value
+    in {
+        "point_query",
+        "depth_order",
+        "orientation",
+        "size",
+        "localization",
+        "relative_direction",
+        "relative_distance",
+        "relational_comparison",
+    }
+]
 
 
 def _handmade_pairs(n_scenes: int) -> list[tuple[Oracle, QAPair]]:
@@ -509,8 +554,11 @@ def test_rendered_scenes_answers_agree():
         rendered = synthetic.render_scene(config, "qa-test", index)
         scene = assign_references(rendered.scene)
         points = rendered.depth[..., None] * _rays(scene)
-        pairs, _ = generate_scene_qa(scene, (points, np.isfinite(points).all(-1)),
-                                     QAConfig(seed=index, l0_eval_samples=6, include_l3=False))
+        pairs, _ = generate_scene_qa(
+            scene,
+            (points, np.isfinite(points).all(-1)),
+            QAConfig(seed=index, l0_eval_samples=6, include_l3=False),
+        )
         oracle = Oracle(scene, points)
         for pair in pairs:
             oracle.check(pair)
@@ -520,5 +568,5 @@ def test_rendered_scenes_answers_agree():
 
 def _rays(scene: Scene) -> np.ndarray:
     k = scene.intrinsics
-    v, u = np.mgrid[0: k.height, 0: k.width]
+    v, u = np.mgrid[0 : k.height, 0 : k.width]
     return np.stack([(u + 0.5 - k.cx) / k.fx, (v + 0.5 - k.cy) / k.fy, np.ones(u.shape)], axis=-1)

@@ -16,9 +16,13 @@ def test_textual_reference_is_used_as_written():
 def test_box_fallback_gets_a_distinct_colour_and_a_box_to_draw():
     scene = make_scene(0, n_objects=8, box_fallback_share=1.0)
     # one object already carries the colour chosen by the references stage
-    scene.objects[2] = scene.objects[2].model_copy(update={
-        "reference": f"the {scene.objects[2].category} (highlighted by the teal box)",
-        "reference_kind": "box_fallback", "attributes": {"box_color": "teal"}})
+    scene.objects[2] = scene.objects[2].model_copy(
+        update={
+            "reference": f"the {scene.objects[2].category} (highlighted by the teal box)",
+            "reference_kind": "box_fallback",
+            "attributes": {"box_color": "teal"},
+        }
+    )
     ctx = QAContext.build(scene)
     colors = []
     for obj in ctx.objects:
@@ -47,7 +51,9 @@ def test_past_the_palette_objects_are_named_by_numbered_marks():
 
 def test_known_but_not_askable_objects_are_counted_not_asked_about():
     scene = make_scene(0, n_objects=6, box_fallback_share=0.0)
-    scene.objects[3] = scene.objects[3].model_copy(update={"askable": False, "attributes": {"not_askable": "x"}})
+    scene.objects[3] = scene.objects[3].model_copy(
+        update={"askable": False, "attributes": {"not_askable": "x"}}
+    )
     ctx = QAContext.build(scene)
     assert [o.instance_id for o in ctx.known] == [1, 2, 3, 4, 5, 6]
     assert [o.instance_id for o in ctx.objects] == [1, 2, 3, 5, 6]
@@ -58,7 +64,11 @@ def test_known_but_not_askable_objects_are_counted_not_asked_about():
     degenerate = scene.objects[1].box3d.model_copy(update={"width": 1e-6})
     scene.objects[1] = scene.objects[1].model_copy(update={"box3d": degenerate})
     ctx = QAContext.build(scene)
-    assert [o.instance_id for o in ctx.known] == [1, 3, 4, 5, 6] and [o.instance_id for o in ctx.objects] == [3, 5, 6]
+    assert [o.instance_id for o in ctx.known] == [1, 3, 4, 5, 6] and [o.instance_id for o in ctx.objects] == [
+        3,
+        5,
+        6,
+    ]
 
 
 def test_degenerate_and_behind_camera_objects_are_dropped():
@@ -66,7 +76,8 @@ def test_degenerate_and_behind_camera_objects_are_dropped():
     box = scene.objects[0].box3d
     scene.objects[0] = scene.objects[0].model_copy(update={"box3d": box.model_copy(update={"width": 1e-4})})
     scene.objects[1] = scene.objects[1].model_copy(
-        update={"box3d": Box3D(center_cam=(0.0, 0.0, -2.0), width=1, height=1, length=1, yaw=0)})
+        update={"box3d": Box3D(center_cam=(0.0, 0.0, -2.0), width=1, height=1, length=1, yaw=0)}
+    )
     ctx = QAContext.build(scene)
     assert [o.instance_id for o in ctx.objects] == [3, 4]
     assert any("degenerate" in s for s in ctx.skips) and any("in front of the camera" in s for s in ctx.skips)
@@ -93,11 +104,19 @@ def test_geometry_cache_matches_the_frame():
 def test_qa_ids_are_stable_and_distinguish_their_inputs():
     a = qa_id("s1", "size", "l1.size.ff.0", [1], "free_form", "width")
     assert a == qa_id("s1", "size", "l1.size.ff.0", [1], "free_form", "width")
-    assert len({a, qa_id("s2", "size", "l1.size.ff.0", [1], "free_form", "width"),
+    assert (
+        len(
+            {
+                a,
+                qa_id("s2", "size", "l1.size.ff.0", [1], "free_form", "width"),
                 qa_id("s1", "size", "l1.size.ff.1", [1], "free_form", "width"),
                 qa_id("s1", "size", "l1.size.ff.0", [2], "free_form", "width"),
                 qa_id("s1", "size", "l1.size.ff.0", [1], "true_false", "width"),
-                qa_id("s1", "size", "l1.size.ff.0", [1], "free_form", "height")}) == 6
+                qa_id("s1", "size", "l1.size.ff.0", [1], "free_form", "height"),
+            }
+        )
+        == 6
+    )
 
 
 def test_default_rng_depends_on_seed_and_scene_only():
@@ -119,7 +138,9 @@ def test_cached_overlap_matches_the_geometry_definition():
                     continue
                 for axis in ("right", "forward", "up"):
                     checked += 1
-                    disagreements += ctx.overlaps(a, b, axis) != extents_overlap(a.box3d, b.box3d, ctx.frame, axis)
+                    disagreements += ctx.overlaps(a, b, axis) != extents_overlap(
+                        a.box3d, b.box3d, ctx.frame, axis
+                    )
     assert checked > 4000 and disagreements == 0
 
 
@@ -127,10 +148,28 @@ def test_construct_pair_equals_a_validated_pair():
     from assets.qa.formats import construct_pair
     from assets.records import Level, QAFormat, QAPair, Task
 
-    fields = dict(qa_id="x", scene_id="s", shard="t", level=Level.L1, task=Task.SIZE, subtask="width",
-                  format=QAFormat.FREE_FORM, question="q", answer="1.00 m", options=[], correct_index=None, value=1.0,
-                  unit="m", direction=None, object_ids=[1], references=["r"], draw_boxes=[], template_id="t",
-                  reasoning="", generator="template")
+    fields = dict(
+        qa_id="x",
+        scene_id="s",
+        shard="t",
+        level=Level.L1,
+        task=Task.SIZE,
+        subtask="width",
+        format=QAFormat.FREE_FORM,
+        question="q",
+        answer="1.00 m",
+        options=[],
+        correct_index=None,
+        value=1.0,
+        unit="m",
+        direction=None,
+        object_ids=[1],
+        references=["r"],
+        draw_boxes=[],
+        template_id="t",
+        reasoning="",
+        generator="template",
+    )
     fast = construct_pair(**fields)
     assert fast.model_dump(mode="json") == QAPair(**fields).model_dump(mode="json")
     import pytest

@@ -13,7 +13,9 @@ from tests.assets.qa.scenes import make_scene
 def _shard(root, shard, seeds):
     path = shard_dir(root, "object_references", shard) / "scenes.jsonl"
     path.parent.mkdir(parents=True)
-    write_scenes(path, [make_scene(s, scene_id=f"{shard}-{s}").model_copy(update={"shard": shard}) for s in seeds])
+    write_scenes(
+        path, [make_scene(s, scene_id=f"{shard}-{s}").model_copy(update={"shard": shard}) for s in seeds]
+    )
     return qa_shard(root, shard, QAConfig(l0_eval_samples=0, include_l3=False))
 
 
@@ -26,7 +28,9 @@ def test_manifest_plot_and_loader(tmp_path):
     assert manifest["num_rows"] == a.metadata["num_pairs"] + b.metadata["num_pairs"]
     assert [r["item"] for r in manifest["rejected"]] == ["missing"] and len(report.rejections) == 1
     assert sum(manifest["counts"]["format"].values()) == manifest["num_rows"]
-    assert manifest["counts"]["task"]["size"] == (a.metadata["count_task_size"] + b.metadata["count_task_size"])
+    assert manifest["counts"]["task"]["size"] == (
+        a.metadata["count_task_size"] + b.metadata["count_task_size"]
+    )
     assert all(len(s["sha256"]) == 64 for s in manifest["shards"])
     png = (tmp_path / "qa_dataset" / "counts.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and report.thumbnail is not None
@@ -38,7 +42,8 @@ def test_manifest_plot_and_loader(tmp_path):
     # a shard re-materialized after the manifest: the loader refuses to mix releases
     _shard(tmp_path / "other", "a", [5])
     (tmp_path / "qa_shards" / "a" / "qa.parquet").write_bytes(
-        (tmp_path / "other" / "qa_shards" / "a" / "qa.parquet").read_bytes())
+        (tmp_path / "other" / "qa_shards" / "a" / "qa.parquet").read_bytes()
+    )
     with pytest.raises(DataError, match="changed since the manifest"):
         load_qa_dataset(tmp_path)
     assert len(load_qa_dataset(tmp_path, verify=False)) > 0

@@ -17,13 +17,22 @@ def _validate(pairs):
 def test_a_normal_scene_gets_every_l0_l2_task_in_every_format():
     counts = Counter()
     for seed in range(6):
-        pairs, _ = generate_scene_qa(make_scene(seed, n_objects=8), make_point_map(seed),
-                                     QAConfig(seed=seed, l0_eval_samples=12))
+        pairs, _ = generate_scene_qa(
+            make_scene(seed, n_objects=8), make_point_map(seed), QAConfig(seed=seed, l0_eval_samples=12)
+        )
         _validate(pairs)
         assert len({p.qa_id for p in pairs}) == len(pairs)
         counts.update((p.task, p.format) for p in pairs)
-    for task in (Task.POINT_QUERY, Task.DEPTH_ORDER, Task.ORIENTATION, Task.SIZE, Task.LOCALIZATION,
-                 Task.RELATIVE_DIRECTION, Task.RELATIVE_DISTANCE, Task.RELATIONAL_COMPARISON):
+    for task in (
+        Task.POINT_QUERY,
+        Task.DEPTH_ORDER,
+        Task.ORIENTATION,
+        Task.SIZE,
+        Task.LOCALIZATION,
+        Task.RELATIVE_DIRECTION,
+        Task.RELATIVE_DISTANCE,
+        Task.RELATIONAL_COMPARISON,
+    ):
         for fmt in QAFormat:
             assert counts[(task, fmt)] > 0, (task, fmt)
 
@@ -31,7 +40,9 @@ def test_a_normal_scene_gets_every_l0_l2_task_in_every_format():
 def test_l3_is_called_when_available():
     pairs, reasons = generate_scene_qa(make_scene(2, n_objects=8), None, QAConfig(l0_eval_samples=0))
     assert any(p.level == Level.L3 for p in pairs)
-    pairs, _ = generate_scene_qa(make_scene(2, n_objects=8), None, QAConfig(l0_eval_samples=0, include_l3=False))
+    pairs, _ = generate_scene_qa(
+        make_scene(2, n_objects=8), None, QAConfig(l0_eval_samples=0, include_l3=False)
+    )
     assert not any(p.level == Level.L3 for p in pairs)
 
 
@@ -66,8 +77,12 @@ def test_scene_without_gravity_asks_only_gravity_free_questions():
     _validate(pairs)
     assert pairs
     for p in pairs:
-        assert p.task in (Task.LOCALIZATION, Task.RELATIVE_DIRECTION, Task.RELATIVE_DISTANCE,
-                          Task.RELATIONAL_COMPARISON), p.task
+        assert p.task in (
+            Task.LOCALIZATION,
+            Task.RELATIVE_DIRECTION,
+            Task.RELATIVE_DISTANCE,
+            Task.RELATIONAL_COMPARISON,
+        ), p.task
         if p.task == Task.RELATIVE_DIRECTION:
             assert p.subtask == "vector"
         if p.task == Task.RELATIVE_DISTANCE:
@@ -80,15 +95,22 @@ def test_scene_without_gravity_asks_only_gravity_free_questions():
 
 def test_degenerate_objects_give_fewer_questions_never_a_crash():
     scene = make_scene(5, n_objects=3)
-    objects = [o.model_copy(update={"box3d": o.box3d.model_copy(update={"height": 1e-6})}) for o in scene.objects]
+    objects = [
+        o.model_copy(update={"box3d": o.box3d.model_copy(update={"height": 1e-6})}) for o in scene.objects
+    ]
     scene = scene.model_copy(update={"objects": objects})
     pairs, reasons = generate_scene_qa(scene, None, QAConfig(l0_eval_samples=0))
     assert pairs == []
     assert sum("degenerate" in r for r in reasons) == 3
     # objects sharing one center: direction vectors and distances between them are not asked
     same = make_scene(6, n_objects=2)
-    twin = same.objects[1].model_copy(update={"box3d": Box3D(
-        center_cam=same.objects[0].box3d.center_cam, width=0.3, height=0.3, length=0.3, yaw=0.0)})
+    twin = same.objects[1].model_copy(
+        update={
+            "box3d": Box3D(
+                center_cam=same.objects[0].box3d.center_cam, width=0.3, height=0.3, length=0.3, yaw=0.0
+            )
+        }
+    )
     same = same.model_copy(update={"objects": [same.objects[0], twin]})
     pairs, _ = generate_scene_qa(same, None, QAConfig(l0_eval_samples=0, include_l3=False))
     _validate(pairs)
@@ -110,8 +132,9 @@ def test_point_map_inputs():
 
 
 def test_formats_subset():
-    pairs, _ = generate_scene_qa(make_scene(9), make_point_map(9),
-                                 QAConfig(formats=[QAFormat.MULTIPLE_CHOICE], include_l3=False))
+    pairs, _ = generate_scene_qa(
+        make_scene(9), make_point_map(9), QAConfig(formats=[QAFormat.MULTIPLE_CHOICE], include_l3=False)
+    )
     assert pairs and {p.format for p in pairs} == {QAFormat.MULTIPLE_CHOICE}
 
 

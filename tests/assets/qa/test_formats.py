@@ -29,8 +29,15 @@ from tests.assets.qa.scenes import make_scene
 
 @pytest.mark.parametrize(
     ("meters", "unit", "text"),
-    [(1.2749, "m", "1.27 m"), (1.275001, "m", "1.28 m"), (1.27, "cm", "127 cm"), (1.0, "ft", "3.28 ft"),
-     (1.0, "in", "39.4 in"), (0.3048, "ft", "1.00 ft"), (0.0, "m", "0.00 m")],
+    [
+        (1.2749, "m", "1.27 m"),
+        (1.275001, "m", "1.28 m"),
+        (1.27, "cm", "127 cm"),
+        (1.0, "ft", "3.28 ft"),
+        (1.0, "in", "39.4 in"),
+        (0.3048, "ft", "1.00 ft"),
+        (0.0, "m", "0.00 m"),
+    ],
 )
 def test_format_length_uses_the_requested_unit(meters, unit, text):
     assert format_length(meters, unit) == text
@@ -109,9 +116,13 @@ def test_emit_builds_each_enabled_format_with_balanced_truth():
     answers = Counter()
     for i in range(200):
         base = QABase(task=Task.SIZE, subtask="width", objects=[obj], references=["the thing"], extra=str(i))
-        pairs = emit(ctx, base, FreeForm("How wide?", "1.00 m", "t.ff", 1.0, "m"),
-                     Choice("How wide?", "1.00 m", ["2.00 m", "0.50 m"], "t.mc"),
-                     Judgement("It is 1.00 m wide.", "It is 2.00 m wide.", "t.tf"))
+        pairs = emit(
+            ctx,
+            base,
+            FreeForm("How wide?", "1.00 m", "t.ff", 1.0, "m"),
+            Choice("How wide?", "1.00 m", ["2.00 m", "0.50 m"], "t.mc"),
+            Judgement("It is 1.00 m wide.", "It is 2.00 m wide.", "t.tf"),
+        )
         assert [p.format for p in pairs] == list(QAFormat)
         for p in pairs:
             QAPair.model_validate(p.model_dump())
@@ -121,23 +132,36 @@ def test_emit_builds_each_enabled_format_with_balanced_truth():
     assert answers["True"] == answers["False"] == 100  # alternating coin: exact balance
 
     only_ff = QAContext.build(scene, QAConfig(formats=[QAFormat.FREE_FORM]))
-    pairs = emit(only_ff, QABase(task=Task.SIZE, subtask="width", objects=[obj]),
-                 FreeForm("Q", "A", "t"), Choice("Q", "A", ["B"], "t"), Judgement("s", "f", "t"))
+    pairs = emit(
+        only_ff,
+        QABase(task=Task.SIZE, subtask="width", objects=[obj]),
+        FreeForm("Q", "A", "t"),
+        Choice("Q", "A", ["B"], "t"),
+        Judgement("s", "f", "t"),
+    )
     assert [p.format for p in pairs] == [QAFormat.FREE_FORM]
 
 
 def test_yes_no_judgement_answers_yes_no():
     ctx = QAContext.build(make_scene(1), QAConfig())
-    pairs = emit(ctx, QABase(task=Task.SIZE, subtask="width", objects=ctx.objects[:1]),
-                 judgement=Judgement("Is it wide?", "Is it narrow?", "t.yn", yes_no=True))
+    pairs = emit(
+        ctx,
+        QABase(task=Task.SIZE, subtask="width", objects=ctx.objects[:1]),
+        judgement=Judgement("Is it wide?", "Is it narrow?", "t.yn", yes_no=True),
+    )
     assert pairs[0].answer in ("Yes", "No")
     assert pairs[0].question == ("Is it wide?" if pairs[0].answer == "Yes" else "Is it narrow?")
 
 
 def test_emitted_pairs_carry_exactly_the_qapair_fields():
     ctx = QAContext.build(make_scene(2), QAConfig())
-    pairs = emit(ctx, QABase(task=Task.SIZE, subtask="width", objects=ctx.objects[:1]),
-                 FreeForm("Q", "1.00 m", "t", 1.0, "m"), Choice("Q", "A", ["B"], "t"), Judgement("s", "f", "t"))
+    pairs = emit(
+        ctx,
+        QABase(task=Task.SIZE, subtask="width", objects=ctx.objects[:1]),
+        FreeForm("Q", "1.00 m", "t", 1.0, "m"),
+        Choice("Q", "A", ["B"], "t"),
+        Judgement("s", "f", "t"),
+    )
     for p in pairs:
         assert set(vars(p)) == set(QAPair.model_fields)
         assert QAPair.model_validate(p.model_dump()) == p

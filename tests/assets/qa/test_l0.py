@@ -29,7 +29,7 @@ def test_point_queries_read_the_point_map_at_valid_pixels():
     items = sample_l0(points, valid, rng, 400, tasks=(Task.POINT_QUERY,), formats=(QAFormat.FREE_FORM,))
     assert len(items) == 400
     for item in items:
-        (col, row), = item["pixels"]
+        ((col, row),) = item["pixels"]
         assert valid[row, col]
         y, x = loc_tokens(col + 0.5, row + 0.5, 640, 480)
         assert loc_text(int(y), int(x)) in item["question"]
@@ -51,7 +51,9 @@ def test_depth_order_pairs_have_a_margin_and_a_balanced_answer():
     rng = np.random.default_rng(2)
     first = second = 0
     for _ in range(50):
-        for item in sample_l0(points, valid, rng, 20, tasks=(Task.DEPTH_ORDER,), formats=(QAFormat.FREE_FORM,)):
+        for item in sample_l0(
+            points, valid, rng, 20, tasks=(Task.DEPTH_ORDER,), formats=(QAFormat.FREE_FORM,)
+        ):
             (c1, r1), (c2, r2) = item["pixels"]
             z1, z2 = points[r1, c1, 2], points[r2, c2, 2]
             assert abs(z1 - z2) >= 0.1 * min(z1, z2)

@@ -524,4 +524,6 @@ def test_counts_include_known_objects_and_skip_categories_with_an_instance_outsi
     assert hidden.instance_id in [m.instance_id for m in members]
     scene.annotations_2d = [Annotation2D(category=hidden.category, box2d=Box2D(x0=0, y0=0, x1=4, y1=4))]
     ctx = QAContext.build(scene)
-    assert all(c != hidden.category for _, _, c in SpatialCounting(ctx, footprints(ctx)).counting_candidates())
+    assert all(
+        c != hidden.category for _, _, c in SpatialCounting(ctx, footprints(ctx)).counting_candidates()
+    )

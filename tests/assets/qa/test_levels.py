@@ -27,14 +27,27 @@ LEVEL = (0.0, 1.0, 0.0)  # gravity along image down: right = x, forward = z, up 
 def obj(i: int, center_grav, size=(0.5, 0.5, 0.5), yaw=0.0, front=None, category="box") -> SceneObject:
     frame = GravityFrame.from_gravity(LEVEL)
     c = frame.to_cam(np.asarray(center_grav, dtype=float))
-    return SceneObject(instance_id=i, category=category, box2d=Box2D(x0=10 * i, y0=10, x1=10 * i + 5, y1=20),
-                       box3d=Box3D(center_cam=tuple(c), width=size[0], height=size[1], length=size[2], yaw=yaw),
-                       front_grav=front, reference=f"the {category} {i}", reference_kind="written")
+    return SceneObject(
+        instance_id=i,
+        category=category,
+        box2d=Box2D(x0=10 * i, y0=10, x1=10 * i + 5, y1=20),
+        box3d=Box3D(center_cam=tuple(c), width=size[0], height=size[1], length=size[2], yaw=yaw),
+        front_grav=front,
+        reference=f"the {category} {i}",
+        reference_kind="written",
+    )
 
 
 def scene_of(*objects: SceneObject) -> Scene:
-    return Scene(scene_id="hand", source="test", shard="t", intrinsics=K, gravity_cam=LEVEL, objects=list(objects),
-                 image_file="x.jpg")
+    return Scene(
+        scene_id="hand",
+        source="test",
+        shard="t",
+        intrinsics=K,
+        gravity_cam=LEVEL,
+        objects=list(objects),
+        image_file="x.jpg",
+    )
 
 
 def test_no_qualitative_relation_on_overlapping_extents():
@@ -103,8 +116,9 @@ def test_comparisons_need_a_clear_margin():
 def _many_pairs(n: int = 30):
     pairs = []
     for seed in range(n):
-        got, _ = generate_scene_qa(make_scene(seed, n_objects=7), None,
-                                   QAConfig(seed=seed, l0_eval_samples=0, include_l3=False))
+        got, _ = generate_scene_qa(
+            make_scene(seed, n_objects=7), None, QAConfig(seed=seed, l0_eval_samples=0, include_l3=False)
+        )
         pairs.extend(got)
     return pairs
 
@@ -124,8 +138,9 @@ def test_true_false_balance_per_axis_and_mc_position_balance():
         assert abs(truth[key] / total[key] - 0.5) <= 0.15, (key, truth[key], total[key])
     overall = sum(truth.values()) / sum(total.values())
     assert abs(overall - 0.5) < 0.05
-    positions = Counter(p.correct_index for p in pairs
-                        if p.format == QAFormat.MULTIPLE_CHOICE and len(p.options) == 4)
+    positions = Counter(
+        p.correct_index for p in pairs if p.format == QAFormat.MULTIPLE_CHOICE and len(p.options) == 4
+    )
     assert sum(positions.values()) > 100
     assert chisquare([positions[i] for i in range(4)]).pvalue > 0.001
 
@@ -146,8 +161,12 @@ def test_questions_vary_units_and_templates():
 def test_every_phrasing_table_has_at_least_three_templates():
     from assets.qa import formats, l0, l1, l2
 
-    tables = [v for m in (formats, l0, l1, l2) for v in vars(m).values()
-              if isinstance(v, tuple) and v and all(isinstance(t, formats.Template) for t in v)]
+    tables = [
+        v
+        for m in (formats, l0, l1, l2)
+        for v in vars(m).values()
+        if isinstance(v, tuple) and v and all(isinstance(t, formats.Template) for t in v)
+    ]
     assert len(tables) >= 30
     for table in tables:
         assert len(table) >= 3, table[0].id

@@ -41,10 +41,16 @@ def _row(task, subtask, references, answer="", fmt="free_form"):
 
 
 def test_leaks_of_the_issue_are_counted():
-    comparison = _row("relational_comparison", "max_volume", ["the cabinet", "the stool", "the largest sofa"],
-                      "The largest sofa.")
+    comparison = _row(
+        "relational_comparison",
+        "max_volume",
+        ["the cabinet", "the stool", "the largest sofa"],
+        "The largest sofa.",
+    )
     wrong = _row("relational_comparison", "max_volume", ["the cabinet", "the largest sofa"], "The cabinet.")
-    ordering = _row("relational_comparison", "order_distance", ["the closest chair to the camera", "the sofa"])
+    ordering = _row(
+        "relational_comparison", "order_distance", ["the closest chair to the camera", "the sofa"]
+    )
     direction = _row("relative_direction", "right", ["the rightmost cabinet", "the leftmost cabinet"])
     counting = _row("spatial_counting", "left", ["the leftmost table"], "0")
     neutral = _row("relative_direction", "right", ["the tallest cabinet", "the sofa"])
@@ -107,28 +113,44 @@ def test_alternative_references_are_unique_and_resolve(rendered):
 def test_no_template_glitches_and_upwards_is_not_always_false(generated):
     glitch = re.compile(r"[,)] (Is|Are|How|What|Where|Would|On|Which|Then|Count)\b")
     assert not [p.question for _, p in generated if glitch.search(p.question)]
-    upwards = Counter(p.answer for _, p in generated
-                      if p.task == "orientation" and p.format == "true_false" and "upwards" in p.question)
+    upwards = Counter(
+        p.answer
+        for _, p in generated
+        if p.task == "orientation" and p.format == "true_false" and "upwards" in p.question
+    )
     assert len(upwards) != 1, upwards  # none at all (no object faces up), or both answers
 
 
 def _scene_two_books(u_first: float, u_second: float) -> Scene:
     """Two books, the first 0.5 m left of the second in 3D; their 2D boxes centred at the given columns."""
     objects = [
-        SceneObject(instance_id=i + 1, category="book", box2d=Box2D(x0=u - 10, y0=100, x1=u + 10, y1=120),
-                    box3d=Box3D(center_cam=(x, 0.3, 2.0), width=0.1, height=0.2, length=0.1, yaw=0.0))
+        SceneObject(
+            instance_id=i + 1,
+            category="book",
+            box2d=Box2D(x0=u - 10, y0=100, x1=u + 10, y1=120),
+            box3d=Box3D(center_cam=(x, 0.3, 2.0), width=0.1, height=0.2, length=0.1, yaw=0.0),
+        )
         for i, (x, u) in enumerate(((-0.25, u_first), (0.25, u_second)))
     ]
-    return Scene(scene_id="s", source="test", shard="t", has_ground_truth_3d=True, image_file="x.jpg",
-                 intrinsics=Intrinsics(fx=500, fy=500, cx=320, cy=240, width=640, height=480),
-                 gravity_cam=(0.0, 1.0, 0.0), objects=objects)
+    return Scene(
+        scene_id="s",
+        source="test",
+        shard="t",
+        has_ground_truth_3d=True,
+        image_file="x.jpg",
+        intrinsics=Intrinsics(fx=500, fy=500, cx=320, cy=240, width=640, height=480),
+        gravity_cam=(0.0, 1.0, 0.0),
+        objects=objects,
+    )
 
 
 def test_left_right_references_only_where_the_image_agrees():
     agreeing = assign_references(_scene_two_books(200, 400))
     assert [o.reference for o in agreeing.objects] == ["the leftmost book", "the rightmost book"]
     contradicting = assign_references(_scene_two_books(400, 200))
-    assert not any("left" in (o.reference or "") or "right" in (o.reference or "") for o in contradicting.objects)
+    assert not any(
+        "left" in (o.reference or "") or "right" in (o.reference or "") for o in contradicting.objects
+    )
     for obj in contradicting.objects:
         assert not any("left" in t or "right" in t for t in alternative_references(obj))
 
@@ -138,9 +160,18 @@ def _class_rows(counts: dict[str, int]) -> list[dict]:
     for cls, n in counts.items():
         for i in range(n):
             for fmt in ("free_form", "true_false"):
-                rows.append({"scene_id": f"{cls}-{i}", "task": "perspective_taking", "subtask": "depth_toward",
-                             "format": fmt, "answer": cls if fmt == "free_form" else "True", "object_ids": [1, 2],
-                             "references": [], "question": "q"})
+                rows.append(
+                    {
+                        "scene_id": f"{cls}-{i}",
+                        "task": "perspective_taking",
+                        "subtask": "depth_toward",
+                        "format": fmt,
+                        "answer": cls if fmt == "free_form" else "True",
+                        "object_ids": [1, 2],
+                        "references": [],
+                        "question": "q",
+                    }
+                )
     return rows
 
 
@@ -156,7 +187,10 @@ def test_balance_drops_whole_questions_of_the_majority_class():
     assert balance_pairs(rows)[0] == kept  # deterministic
     assert out_of_bounds(answer_distribution(rows)) and not out_of_bounds(answer_distribution(kept))
     single, why = balance_pairs(_class_rows({"Behind me": 5}))
-    assert len(single) == 10 and "only one answer class" in why["unbalanceable"]["perspective_taking/depth_toward"]
+    assert (
+        len(single) == 10
+        and "only one answer class" in why["unbalanceable"]["perspective_taking/depth_toward"]
+    )
 
 
 def test_quality_report_and_checks():
@@ -169,23 +203,38 @@ def test_quality_report_and_checks():
     assert report["duplicate_questions"] == 1 and report["leaks"]["direction_both"] == 1
     assert report["ambiguous_items"] == 1
     assert "perspective_taking/depth_toward" in report["unbalanced"] and not report["passed"]
-    assert set(report["failures"]) == {"leaks_total", "duplicate_questions", "unbalanced_classes", "ambiguous_items"}
+    assert set(report["failures"]) == {
+        "leaks_total",
+        "duplicate_questions",
+        "unbalanced_classes",
+        "ambiguous_items",
+    }
     passed, meta = check_report(report, "no_leaks")
     assert not passed and meta["leaks_total"] == 1 and meta["leaks_direction_both"] == 1
     assert not check_report(report, "answers_balanced")[0]
     assert not check_report(report, "no_duplicates_or_ambiguous")[0]
     clean = quality_report(balance_pairs(_class_rows({"In front of me": 30, "Behind me": 10}))[0])
-    assert clean["passed"] and all(check_report(clean, c)[0] for c in
-                                   ("no_leaks", "answers_balanced", "no_duplicates_or_ambiguous"))
+    assert clean["passed"] and all(
+        check_report(clean, c)[0] for c in ("no_leaks", "answers_balanced", "no_duplicates_or_ambiguous")
+    )
 
 
 def test_perspective_answers_are_sampled_balanced_per_scene(generated):
     """Seen from an object facing another, most things are "in front of me": a class is asked again only once
     the opposite class has caught up, so within a scene no class leads by more than one question."""
-    per_scene = Counter((scene.scene_id, p.subtask, p.answer) for scene, p in generated
-                        if p.task == "perspective_taking" and p.format == "free_form"
-                        and p.subtask.split("_")[0] in ("side", "depth"))
-    opposite = {"In front of me": "Behind me", "Behind me": "In front of me", "Left": "Right", "Right": "Left"}
+    per_scene = Counter(
+        (scene.scene_id, p.subtask, p.answer)
+        for scene, p in generated
+        if p.task == "perspective_taking"
+        and p.format == "free_form"
+        and p.subtask.split("_")[0] in ("side", "depth")
+    )
+    opposite = {
+        "In front of me": "Behind me",
+        "Behind me": "In front of me",
+        "Left": "Right",
+        "Right": "Left",
+    }
     assert len(per_scene) > 10
     for (scene_id, subtask, answer), n in per_scene.items():
         assert n <= per_scene[(scene_id, subtask, opposite[answer])] + 1, (scene_id, subtask, answer)
@@ -193,9 +242,12 @@ def test_perspective_answers_are_sampled_balanced_per_scene(generated):
 
 def test_generated_classes_within_bounds_after_balancing(generated):
     kept, summary = balance_pairs([p for _, p in generated])
-    assert not out_of_bounds(answer_distribution(kept))  # families with 20+ answers (fewer cannot be in bounds)
-    assert summary["dropped_questions"] < 0.05 * len({(p.scene_id, p.task, p.subtask, tuple(p.object_ids))
-                                                      for _, p in generated})
+    assert not out_of_bounds(
+        answer_distribution(kept)
+    )  # families with 20+ answers (fewer cannot be in bounds)
+    assert summary["dropped_questions"] < 0.05 * len(
+        {(p.scene_id, p.task, p.subtask, tuple(p.object_ids)) for _, p in generated}
+    )
 
 
 def test_clock_positions_agree_with_spatialrgpt():

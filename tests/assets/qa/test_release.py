@@ -64,14 +64,18 @@ def test_release_writes_both_exports_that_load_back(root, hf_env):
 
     loaded = datasets.load_dataset(str(out / "hf"), cache_dir=hf_env)
     scenes = loaded["train"]
-    assert isinstance(scenes.features["image"], datasets.Image) and isinstance(scenes.features["depth"],
-                                                                               datasets.Image)
+    assert isinstance(scenes.features["image"], datasets.Image) and isinstance(
+        scenes.features["depth"], datasets.Image
+    )
     assert scenes.num_rows == rows["scene_id"].nunique() == 6
     assert sum(len(s["qa"]) for s in scenes) == len(rows)
     one = scenes[0]
     assert isinstance(one["image"], Image.Image) and one["image"].size == (448, 448)
-    source = next(s for s in read_scenes(shard_dir(root, "object_references", one["shard"]) / "scenes.jsonl")
-                  if s.scene_id == one["scene_id"])
+    source = next(
+        s
+        for s in read_scenes(shard_dir(root, "object_references", one["shard"]) / "scenes.jsonl")
+        if s.scene_id == one["scene_id"]
+    )
     assert one["fx"] == source.intrinsics.fx
     # the depth decodes with the card's formula to the stored depth
     codes = np.asarray(one["depth"], dtype=np.float64)
@@ -116,10 +120,14 @@ def test_export_subset_and_cli(root, tmp_path, hf_env):
     from hispatial_dagster.cli import main
 
     out = tmp_path / "subset"
-    summary = export_subset(root, out, tasks=["size", "orientation"], formats=["free_form"], shards=[SHARDS[0]])
+    summary = export_subset(
+        root, out, tasks=["size", "orientation"], formats=["free_form"], shards=[SHARDS[0]]
+    )
     llava = json.loads((out / "llava.json").read_text())
     assert len(llava) == summary.rows["train"] > 0
-    assert {r["task"] for r in llava} <= {"size", "orientation"} and {r["format"] for r in llava} == {"free_form"}
+    assert {r["task"] for r in llava} <= {"size", "orientation"} and {r["format"] for r in llava} == {
+        "free_form"
+    }
     pairs = datasets.load_dataset(str(out / "hf"), "pairs", cache_dir=hf_env)["train"]
     assert set(pairs["shard"]) == {SHARDS[0]}
     with pytest.raises(DataError, match="no released rows with task"):

@@ -51,7 +51,9 @@ def test_qa_shard_writes_validated_rows_and_reasons(tmp_path):
     boxed = next(r for r in rows if r["draw_boxes"] != "[]")
     assert json.loads(boxed["draw_boxes"])[0]["color"]
 
-    skipped = {row["scene_id"]: row for row in map(json.loads, (out / "skipped.jsonl").read_text().splitlines())}
+    skipped = {
+        row["scene_id"]: row for row in map(json.loads, (out / "skipped.jsonl").read_text().splitlines())
+    }
     assert any("unreadable depth" in r for r in skipped["scene-0003"]["reasons"])
     assert any("L2: needs 2+" in r for r in skipped["scene-0004"]["reasons"])
     corrupt_l0 = [p for p in pairs if p.scene_id == "scene-0003" and p.level == "L0"]

@@ -70,7 +70,9 @@ def test_a_cylinder_seen_from_the_front_gets_its_whole_footprint(center, radius)
     assert np.allclose(circle.center, center, atol=0.01 * radius)
     assert circle.radius == pytest.approx(radius, rel=0.01)
     box = box_from_cloud(FRAME.to_cam(grav), GRAVITY)
-    assert box.width == pytest.approx(2 * radius, rel=0.02) and box.length == pytest.approx(2 * radius, rel=0.02)
+    assert box.width == pytest.approx(2 * radius, rel=0.02) and box.length == pytest.approx(
+        2 * radius, rel=0.02
+    )
     # without completion the box is the visible half: the measured failure this fixes
     half = box_from_cloud(FRAME.to_cam(grav), GRAVITY, round_config=None)
     assert min(half.width, half.length) < 1.2 * radius

@@ -36,10 +36,19 @@ class OracleSegmenter:
 
 
 def _scene_with_boxes(scene_3d, category="box", score=1.0):
-    annotations = [Annotation2D(category=category, box2d=box2d_from_mask(scene_3d.instance_ids == i), score=score)
-                   for i in np.unique(scene_3d.instance_ids) if i]
-    return Scene(scene_id="s", source="coco", shard="x", intrinsics=scene_3d.intrinsics, image_file="i.jpg",
-                 annotations_2d=annotations)
+    annotations = [
+        Annotation2D(category=category, box2d=box2d_from_mask(scene_3d.instance_ids == i), score=score)
+        for i in np.unique(scene_3d.instance_ids)
+        if i
+    ]
+    return Scene(
+        scene_id="s",
+        source="coco",
+        shard="x",
+        intrinsics=scene_3d.intrinsics,
+        image_file="i.jpg",
+        annotations_2d=annotations,
+    )
 
 
 def test_extractor_with_dataset_boxes_recovers_the_boxes():
@@ -51,7 +60,9 @@ def test_extractor_with_dataset_boxes_recovers_the_boxes():
     assert isinstance(extractor, ObjectExtractor)
     result = extractor.extract(rgb, points, valid, _scene_with_boxes(truth, category="crate", score=0.8))
     assert result.objects and all(o.category == "crate" for o in result.objects)
-    assert all(o.attributes["detector_score"] == "0.800" for o in result.objects)  # the annotation's own score
+    assert all(
+        o.attributes["detector_score"] == "0.800" for o in result.objects
+    )  # the annotation's own score
     assert np.degrees(np.arccos(np.clip(np.dot(result.gravity_cam, truth.gravity_cam), -1, 1))) < 1.0
     assert result.instance_mask.dtype == np.uint8 and result.instance_mask.shape == (180, 240)
     checked = 0
@@ -90,15 +101,18 @@ def test_orientation_is_read_against_each_object_s_viewing_ray():
     rgb = np.zeros((180, 240, 3), dtype=np.uint8)
     off_axis = []
     for azimuth, expected_turn in ((0.0, 0.0), (90.0, -90.0)):
-        extractor = WildObjectExtractor(segmenter=OracleSegmenter(truth.instance_ids),
-                                        orientation_model=FixedAzimuth(azimuth))
+        extractor = WildObjectExtractor(
+            segmenter=OracleSegmenter(truth.instance_ids), orientation_model=FixedAzimuth(azimuth)
+        )
         result = extractor.extract(rgb, points, valid, _scene_with_boxes(truth))
         frame = GravityFrame.from_gravity(result.gravity_cam)
         for obj in result.objects:
             to_camera = -frame.to_grav(np.asarray(obj.box3d.center_cam))[:2]
             to_camera /= np.linalg.norm(to_camera)
             front = np.asarray(obj.front_grav)[:2]
-            turn = np.degrees(np.arctan2(to_camera[0] * front[1] - to_camera[1] * front[0], to_camera @ front))
+            turn = np.degrees(
+                np.arctan2(to_camera[0] * front[1] - to_camera[1] * front[0], to_camera @ front)
+            )
             assert turn == pytest.approx(expected_turn, abs=0.5)
             # the box's length axis is the footprint axis nearest the front, signed like it (docs/CONVENTIONS.md)
             assert np.cos(obj.box3d.yaw - np.arctan2(front[1], front[0])) >= np.cos(np.radians(45)) - 1e-9
@@ -109,8 +123,9 @@ def test_orientation_is_read_against_each_object_s_viewing_ray():
         def view_azimuth_deg(self, rgb, box):
             return None
 
-    result = WildObjectExtractor(segmenter=OracleSegmenter(truth.instance_ids), orientation_model=NoFront()).extract(
-        rgb, points, valid, _scene_with_boxes(truth))
+    result = WildObjectExtractor(
+        segmenter=OracleSegmenter(truth.instance_ids), orientation_model=NoFront()
+    ).extract(rgb, points, valid, _scene_with_boxes(truth))
     assert all(o.front_grav is None for o in result.objects)
 
 
@@ -128,11 +143,13 @@ def test_extractor_bad_inputs_are_data_errors():
 
     blind = GroundingDinoDetector.tiny(["chair"], box_threshold=1.01)
     with pytest.raises(DataError, match="no objects: nothing detected"):
-        WildObjectExtractor(segmenter=OracleSegmenter(truth.instance_ids), detector=blind,
-                            categories=["chair"]).extract(rgb, points, valid, plain)
+        WildObjectExtractor(
+            segmenter=OracleSegmenter(truth.instance_ids), detector=blind, categories=["chair"]
+        ).extract(rgb, points, valid, plain)
     with pytest.raises(DataError, match="no categories"):
         WildObjectExtractor(segmenter=OracleSegmenter(truth.instance_ids), detector=blind).extract(
-            rgb, points, valid, plain)
+            rgb, points, valid, plain
+        )
 
     class NoMasks:  # a segmenter that returns nothing
         def segment(self, rgb, boxes):
@@ -144,7 +161,8 @@ def test_extractor_bad_inputs_are_data_errors():
     wall = depth_to_points(np.full((90, 120), 3.0), truth.intrinsics)
     with pytest.raises(DataError, match="no gravity"):
         WildObjectExtractor(segmenter=OracleSegmenter(truth.instance_ids)).extract(
-            rgb, wall, np.ones((90, 120), dtype=bool), _scene_with_boxes(truth))
+            rgb, wall, np.ones((90, 120), dtype=bool), _scene_with_boxes(truth)
+        )
 
 
 @pytest.fixture(scope="module")
@@ -162,9 +180,16 @@ def test_tagger_detector_segmenter_chain_with_tiny_models(sam):
     points = depth_to_points(truth.depth, truth.intrinsics)
     valid = np.isfinite(points).all(axis=-1)
     rgb = np.random.default_rng(1).integers(0, 255, (72, 96, 3), dtype=np.uint8)
-    tagger = ClipTagger(ClipScorer.tiny([f"a photo of a {v}" for v in OBJECT_VOCABULARY]), top_k=3, min_margin=1.0)
-    extractor = WildObjectExtractor(segmenter=sam, detector=GroundingDinoDetector.tiny(OBJECT_VOCABULARY),
-                                    tagger=tagger, min_score=0.0, min_mask_pixels=20)
+    tagger = ClipTagger(
+        ClipScorer.tiny([f"a photo of a {v}" for v in OBJECT_VOCABULARY]), top_k=3, min_margin=1.0
+    )
+    extractor = WildObjectExtractor(
+        segmenter=sam,
+        detector=GroundingDinoDetector.tiny(OBJECT_VOCABULARY),
+        tagger=tagger,
+        min_score=0.0,
+        min_mask_pixels=20,
+    )
     scene = Scene(scene_id="s", source="web", shard="x", intrinsics=truth.intrinsics, image_file="i.jpg")
     try:
         result = extractor.extract(rgb, points, valid, scene)
@@ -190,11 +215,23 @@ def test_shard_through_the_real_stages_with_tiny_models(tmp_path, sam):
     (images / "1.jpg").write_bytes(encode_jpeg(rgb))
     (images / "2.jpg").write_bytes(b"corrupt")
     boxes = [box2d_from_mask(truth.instance_ids == i) for i in np.unique(truth.instance_ids) if i]
-    ann = {"images": [{"id": 1, "file_name": "1.jpg", "width": 96, "height": 72},
-                      {"id": 2, "file_name": "2.jpg", "width": 96, "height": 72}],
-           "categories": [{"id": 1, "name": "box"}],
-           "annotations": [{"id": k, "image_id": 1, "category_id": 1, "iscrowd": 0,
-                            "bbox": [b.x0, b.y0, b.x1 - b.x0, b.y1 - b.y0]} for k, b in enumerate(boxes)]}
+    ann = {
+        "images": [
+            {"id": 1, "file_name": "1.jpg", "width": 96, "height": 72},
+            {"id": 2, "file_name": "2.jpg", "width": 96, "height": 72},
+        ],
+        "categories": [{"id": 1, "name": "box"}],
+        "annotations": [
+            {
+                "id": k,
+                "image_id": 1,
+                "category_id": 1,
+                "iscrowd": 0,
+                "bbox": [b.x0, b.y0, b.x1 - b.x0, b.y1 - b.y0],
+            }
+            for k, b in enumerate(boxes)
+        ],
+    }
     (tmp_path / "ann.json").write_text(json.dumps(ann))
     root = tmp_path / "data"
     shard = "o365-000"
@@ -217,7 +254,9 @@ def test_shard_through_the_real_stages_with_tiny_models(tmp_path, sam):
     assert kept and kept[0].gravity_cam == (0.0, 1.0, 0.0)
     for scene in kept:
         assert scene.objects and scene.gravity_cam is not None
-        assert len(scene.annotations_2d) == len(boxes)  # kept as the source's record next to the lifted objects
+        assert len(scene.annotations_2d) == len(
+            boxes
+        )  # kept as the source's record next to the lifted objects
         assert all(isinstance(o.box2d, Box2D) and o.box3d.height > 0 for o in scene.objects)
     for rejection in objects.rejections:
         assert rejection.reason  # random weights: "no gravity", "no objects: ...", each with its reason

@@ -174,8 +174,13 @@ def test_rendered_scene_is_self_consistent(scenes):
     scene = scenes[3]
     points = depth_to_points(scene.depth, scene.intrinsics)
     for index, spec in enumerate(scene.boxes):
-        box = Box3D(center_cam=tuple(scene.center_cam(index)), width=spec.extent_b, height=spec.height,
-                    length=spec.extent_a, yaw=spec.yaw)
+        box = Box3D(
+            center_cam=tuple(scene.center_cam(index)),
+            width=spec.extent_b,
+            height=spec.height,
+            length=spec.extent_a,
+            yaw=spec.yaw,
+        )
         pixels = points[scene.instance_ids == index + 1]
         assert len(pixels) > 0 and points_in_box(pixels, box, scene.frame, tol=1e-6).all()
         assert not points_in_box(points[scene.instance_ids == 0], box, scene.frame, tol=-1e-3).any()
@@ -183,8 +188,12 @@ def test_rendered_scene_is_self_consistent(scenes):
     on_floor = np.isclose(background[:, 2], -scene.camera_height, atol=1e-6)
     on_wall = np.isclose(background[:, 1], 9.0, atol=1e-6)
     assert (on_floor | on_wall).all() and on_floor.mean() > 0.1
-    degraded, _ = degrade_depth(scene.depth, scene.intrinsics, NoiseConfig(relative_noise=0, distortion=0,
-                                                                           flying_pixels=False), seed=1)
+    degraded, _ = degrade_depth(
+        scene.depth,
+        scene.intrinsics,
+        NoiseConfig(relative_noise=0, distortion=0, flying_pixels=False),
+        seed=1,
+    )
     assert np.allclose(degraded / scene.depth, degraded.flat[0] / scene.depth.flat[0])
     assert abs(degraded.flat[0] / scene.depth.flat[0] - 1) == pytest.approx(0.03)
 
@@ -200,8 +209,18 @@ def _synthetic_scene_errors(noise: NoiseConfig | None) -> tuple[list, list]:
     for index in range(12):
         rendered = render_scene(config, "synthetic-000", index)
         truth = [KnownBox(o.instance_id, o.box3d, o.visible_fraction) for o in rendered.scene.objects]
-        results.append(measure_objects(rendered.depth, rendered.scene.intrinsics, rendered.instance_mask,
-                                       rendered.scene.gravity_cam, truth, index, noise, min_visible=0.9))
+        results.append(
+            measure_objects(
+                rendered.depth,
+                rendered.scene.intrinsics,
+                rendered.instance_mask,
+                rendered.scene.gravity_cam,
+                truth,
+                index,
+                noise,
+                min_visible=0.9,
+            )
+        )
     return results, [o for r in results for o in r.objects]
 
 

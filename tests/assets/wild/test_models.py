@@ -67,14 +67,19 @@ def clip():
 
 
 def test_clip_filter_votes(clip):
-    scene = Scene(scene_id="s", source="web", shard="x", intrinsics=placeholder_intrinsics(80, 60), image_file="i")
+    scene = Scene(
+        scene_id="s", source="web", shard="x", intrinsics=placeholder_intrinsics(80, 60), image_file="i"
+    )
     sims = clip.similarities([IMAGE, IMAGE[::-1]], ["a chart", "a photo of a kitchen"])
     assert sims.shape == (2, 2) and np.all(np.abs(sims) <= 1.0 + 1e-5)
     keep, reason = ClipTagFilter(clip, top_k=5)(IMAGE, scene)
     votes, top = ClipTagFilter(clip, top_k=5).votes(IMAGE)
     assert keep == (votes * 2 > 5) and len(top) == 5 and f"{votes}/5" in reason
     # with only exclude tags in reach every vote is against; with only include tags every vote is for
-    assert ClipTagFilter(clip, include=["a photo of a kitchen"], exclude=EXCLUDE_TAGS, top_k=3).votes(IMAGE)[0] <= 1
+    assert (
+        ClipTagFilter(clip, include=["a photo of a kitchen"], exclude=EXCLUDE_TAGS, top_k=3).votes(IMAGE)[0]
+        <= 1
+    )
     assert ClipTagFilter(clip, include=INCLUDE_TAGS, exclude=[], top_k=3)(IMAGE, scene)[0]
     assert not ClipTagFilter(clip, include=[], exclude=EXCLUDE_TAGS, top_k=3)(IMAGE, scene)[0]
     with pytest.raises(ValueError):
@@ -107,11 +112,14 @@ def test_detection_filters_and_nms():
     def det(x0, y0, x1, y1, score, cat="chair"):
         return Detection(Box2D(x0=x0, y0=y0, x1=x1, y1=y1), cat, score)
 
-    dets = [det(10, 10, 50, 50, 0.9), det(11, 11, 51, 51, 0.8, "sofa"),  # duplicate under another phrase
-            det(60, 10, 70, 20, 0.2),  # low confidence
-            det(0, 0, 1, 1, 0.9),  # speck
-            det(0, 0, 100, 100, 0.9),  # the whole image
-            det(60, 30, 90, 60, 0.5)]
+    dets = [
+        det(10, 10, 50, 50, 0.9),
+        det(11, 11, 51, 51, 0.8, "sofa"),  # duplicate under another phrase
+        det(60, 10, 70, 20, 0.2),  # low confidence
+        det(0, 0, 1, 1, 0.9),  # speck
+        det(0, 0, 100, 100, 0.9),  # the whole image
+        det(60, 30, 90, 60, 0.5),
+    ]
     kept = filter_detections(dets, image_area=100 * 100)
     assert [(d.category, d.score) for d in kept] == [("chair", 0.9), ("chair", 0.5)]
     assert filter_detections([], 100.0) == []
@@ -150,4 +158,6 @@ def test_moge_estimates_for_a_known_camera(moge):
     rgb = (np.random.default_rng(0).random((60, 80, 3)) * 255).astype(np.uint8)
     assert isinstance(moge, CalibratedPointMapEstimator)
     estimate = moge.estimate(rgb, known=known)
-    assert estimate.intrinsics.fx == pytest.approx(130.0, rel=1e-4)  # the constructor's 60 deg FOV is overridden
+    assert estimate.intrinsics.fx == pytest.approx(
+        130.0, rel=1e-4
+    )  # the constructor's 60 deg FOV is overridden

@@ -60,8 +60,15 @@ def verdicts(green_reply=None):
 
 
 def make_filter(server, tmp_path=None, **overrides):
-    config = {"base_url": server.base_url, "model": "vlm", "api_key_env": KEY_ENV, "backoff_s": 0.0,
-              "max_retries": 0, "timeout_s": 5.0, "cache_dir": tmp_path / "cache" if tmp_path else None}
+    config = {
+        "base_url": server.base_url,
+        "model": "vlm",
+        "api_key_env": KEY_ENV,
+        "backoff_s": 0.0,
+        "max_retries": 0,
+        "timeout_s": 5.0,
+        "cache_dir": tmp_path / "cache" if tmp_path else None,
+    }
     return VlmImageFilter(LLMClient(LLMConfig(**{**config, **overrides})))
 
 
@@ -87,8 +94,10 @@ def test_keep_reject_with_reason_and_unparseable_reply_kept_unchecked(tmp_path, 
     assert report.metadata["vlm_filter"] is True
     assert dict(vlm.stats) == {"checked": 3, "kept": 2, "rejected": 1, "unchecked": 1, "llm_failed": 1}
     meta = vlm.metadata()
-    assert {k: meta[k] for k in ("vlm_filter_checked", "vlm_filter_unchecked", "llm_requests", "llm_invalid_replies")} \
-        == {"vlm_filter_checked": 3, "vlm_filter_unchecked": 1, "llm_requests": 4, "llm_invalid_replies": 1}
+    assert {
+        k: meta[k]
+        for k in ("vlm_filter_checked", "vlm_filter_unchecked", "llm_requests", "llm_invalid_replies")
+    } == {"vlm_filter_checked": 3, "vlm_filter_unchecked": 1, "llm_requests": 4, "llm_invalid_replies": 1}
     # what was sent: the prompt, the schema instruction and one image; the key only in the auth header
     request = server.requests[0]
     assert FILTER_PROMPT in request.text and '"keep"' in request.text and len(request.image_urls) == 1
@@ -99,7 +108,9 @@ def test_keep_reject_with_reason_and_unparseable_reply_kept_unchecked(tmp_path, 
 
 def test_server_errors_and_spent_budget_keep_the_images(tmp_path):
     build_shard(tmp_path, ["blue", "blue", "blue"])
-    with serve([error_reply(500), error_reply(503)] + [json_reply({"keep": False, "reason": "chart"})] * 3) as server:
+    with serve(
+        [error_reply(500), error_reply(503)] + [json_reply({"keep": False, "reason": "chart"})] * 3
+    ) as server:
         # one retry: the first image sees 500 then 503 (no verdict), the second is rejected, the budget of
         # three calls is then spent and the third image is never sent
         vlm = make_filter(server, max_retries=1, max_calls=3)
@@ -107,7 +118,13 @@ def test_server_errors_and_spent_budget_keep_the_images(tmp_path):
     assert len(server.requests) == 3
     assert kept(tmp_path) == ["blue-0", "blue-2"]
     assert reasons(tmp_path) == {"blue-1": "DataError: vlm filter: chart"}
-    assert dict(vlm.stats) == {"unchecked": 2, "llm_failed": 1, "budget_exceeded": 1, "checked": 1, "rejected": 1}
+    assert dict(vlm.stats) == {
+        "unchecked": 2,
+        "llm_failed": 1,
+        "budget_exceeded": 1,
+        "checked": 1,
+        "rejected": 1,
+    }
     assert report.num_out == 2 and vlm.metadata()["llm_retries"] == 1
 
 
@@ -128,8 +145,10 @@ def test_rerun_asks_only_for_images_without_a_cached_verdict(tmp_path):
     assert [patch_colour(r) for r in server.requests] == ["green"]
     assert second.client.stats.cache_hits == 2 and second.client.stats.requests == 1
     assert kept(tmp_path) == ["red-0"]
-    assert reasons(tmp_path) == {"blue-1": "DataError: vlm filter: screenshot of a web page",
-                                 "green-2": "DataError: vlm filter: collage of four photos"}
+    assert reasons(tmp_path) == {
+        "blue-1": "DataError: vlm filter: screenshot of a web page",
+        "green-2": "DataError: vlm filter: collage of four photos",
+    }
     assert dict(second.stats) == {"checked": 3, "kept": 1, "rejected": 2}
 
 

@@ -36,13 +36,24 @@ def _scene(tmp_path):
     (tmp_path / "masks").mkdir(exist_ok=True)
     (tmp_path / "masks" / "s.png").write_bytes(encode_mask_png(mask))
     objects = [
-        SceneObject(instance_id=i, category=CATEGORY[i], box2d=Box2D(x0=b[0], y0=b[1], x1=b[2], y1=b[3]),
-                    box3d=Box3D(center_cam=(i - 2.0, 0.5, 3.0), width=0.5, height=0.8, length=0.5, yaw=1.6))
+        SceneObject(
+            instance_id=i,
+            category=CATEGORY[i],
+            box2d=Box2D(x0=b[0], y0=b[1], x1=b[2], y1=b[3]),
+            box3d=Box3D(center_cam=(i - 2.0, 0.5, 3.0), width=0.5, height=0.8, length=0.5, yaw=1.6),
+        )
         for i, b in BOXES.items()
     ]
-    return Scene(scene_id="s", source="web", shard="x", image_file="i.jpg", mask_file="masks/s.png",
-                 intrinsics=Intrinsics(fx=60, fy=60, cx=40, cy=30, width=80, height=60), objects=objects,
-                 gravity_cam=(0.0, 1.0, 0.0))
+    return Scene(
+        scene_id="s",
+        source="web",
+        shard="x",
+        image_file="i.jpg",
+        mask_file="masks/s.png",
+        intrinsics=Intrinsics(fx=60, fy=60, cx=40, cy=30, width=80, height=60),
+        objects=objects,
+        gravity_cam=(0.0, 1.0, 0.0),
+    )
 
 
 def _route(request):
@@ -50,7 +61,9 @@ def _route(request):
     if "Write four references" in text:
         box = [int(v) for v in re.search(r"= \[([^\]]+)\]", text).group(1).split(",")]
         instance_id = next(i for i, b in BOXES.items() if list(b) == box)
-        return json_reply(dict(zip(("category", "attribute", "relation", "detailed"), REFS[instance_id], strict=True)))
+        return json_reply(
+            dict(zip(("category", "attribute", "relation", "detailed"), REFS[instance_id], strict=True))
+        )
     reference = re.search(r'description: "([^"]+)"', text).group(1)
     return json_reply({"boxes": GROUNDINGS.get(reference, [])})
 
@@ -62,7 +75,7 @@ class BoxFillSegmenter:
         masks = []
         for b in boxes:
             m = np.zeros(rgb.shape[:2], dtype=bool)
-            m[int(b.y0):int(b.y1), int(b.x0):int(b.x1)] = True
+            m[int(b.y0) : int(b.y1), int(b.x0) : int(b.x1)] = True
             masks.append(m)
         return masks, [1.0] * len(masks)
 
@@ -83,7 +96,9 @@ def test_simplest_verified_reference_wins_and_the_rest_fall_back(tmp_path):
         assert written == {1: "the red chair", 3: "the table"}
         assert writer.stats["verified_attribute"] == 1 and writer.stats["verified_category"] == 1
         assert writer.stats["unverified"] == 1
-        assert writer.stats["ambiguous"] == 2 and writer.stats["low_iou"] == 2 and writer.stats["not_found"] >= 1
+        assert (
+            writer.stats["ambiguous"] == 2 and writer.stats["low_iou"] == 2 and writer.stats["not_found"] >= 1
+        )
     # composed with the reference stage: written texts kept, the unverified chair gets a geometric/fallback one
     referenced = assign_references(scene, written=written)
     by_id = {o.instance_id: o for o in referenced.objects}
@@ -99,7 +114,9 @@ def test_budget_and_endpoint_failures_leave_objects_to_the_fallback(tmp_path):
         writer = VlmReferenceWriter(_client(server, max_calls=3))
         written = writer.write(scene, rgb)
     # three calls: chair 1 written and verified at its second level, then the budget stops the run
-    assert written == {1: "the red chair"} and writer.stats["budget_exceeded"] == 1 and len(server.requests) == 3
+    assert (
+        written == {1: "the red chair"} and writer.stats["budget_exceeded"] == 1 and len(server.requests) == 3
+    )
     with serve([], default=error_reply(500)) as server:
         writer = VlmReferenceWriter(_client(server))
         assert writer.write(scene, rgb) == {}
