@@ -19,41 +19,26 @@ from hispatial_dagster.partitions import SOURCE_SHARDS
 from hispatial_dagster.resources import (
     DataRoot,
     EvalSettings,
-    FilterSettings,
-    LLMEndpoint,
     MLflowTracking,
-    QASettings,
     SourceInbox,
-    SyntheticSource,
     TrainingSettings,
-    WildModels,
 )
 from hispatial_dagster.sensors import materialized_fingerprints, plan_tick, shard_inbox_sensor
 from hispatial_dagster.shards import SPEC_FINGERPRINT_KEY, InboxEntry, ShardInbox, ShardSpec, fingerprint
+
+from .test_assets import STAGES
+from .test_assets import resources as shard_resources
 
 SHARDS = {
     "synthetic-000": ShardSpec(kind="synthetic", seed=0, num_scenes=3),
     "synthetic-001": ShardSpec(kind="synthetic", seed=1, num_scenes=3),
 }
-STAGES = [
-    hs_assets.source_images,
-    hs_assets.filtered_images,
-    hs_assets.point_maps,
-    hs_assets.object_clouds,
-    hs_assets.object_references,
-    hs_assets.qa_shards,
-]
 
 
 def resources(root: Path) -> dict:
+    """The shard stages' test resources, plus what the whole-dataset assets need (their conditions are evaluated)."""
     return {
-        "data_root": DataRoot(path=str(root)),
-        "source_inbox": SourceInbox(url=""),
-        "synthetic": SyntheticSource(),
-        "filters": FilterSettings(),
-        "qa": QASettings(),
-        "llm": LLMEndpoint(base_url=""),
-        "wild_models": WildModels(point_map_model="", segmenter_model=""),
+        **shard_resources(root),
         "training": TrainingSettings(),
         "evaluation_settings": EvalSettings(),
         "mlflow_tracking": MLflowTracking(tracking_uri=f"sqlite:///{root}/mlflow.db"),
