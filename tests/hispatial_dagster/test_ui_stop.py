@@ -121,15 +121,9 @@ def test_ui_over_a_demo_built_instance_launches_no_run(tmp_path: Path) -> None:
         time.sleep(120)
         with dg.DagsterInstance.from_config(str(home)) as instance:
             runs = instance.get_run_records()
+            states = [s for s in instance.all_instigator_state() if s.name == "shard_inbox_sensor"]
             ticks = (
-                instance.get_ticks(
-                    next(
-                        s.get_id() for s in instance.all_instigator_state() if s.name == "shard_inbox_sensor"
-                    ),
-                    None,
-                )
-                if any(s.name == "shard_inbox_sensor" for s in instance.all_instigator_state())
-                else []
+                instance.get_ticks(states[0].instigator_origin_id, states[0].selector_id) if states else []
             )
         assert ticks, "the inbox sensor never ticked: the check proves nothing\n" + log.read_text()[-3000:]
         new = [r.dagster_run for r in runs][: len(runs) - before]
