@@ -79,6 +79,30 @@ class ItemResult:
     lenient_correct: bool | None = None
     lenient_parsed: str = ""
 
+    @classmethod
+    def of(
+        cls,
+        item: EvalItem,
+        prediction: str | None,
+        parsed: str,
+        correct: bool,
+        reason: str = "",
+        **fields: object,
+    ) -> ItemResult:
+        """The result for `item`, carrying its ids and grouping (every scorer, ours and the official ones)."""
+        return cls(
+            item_id=item.item_id,
+            category=item.category,
+            subcategory=item.subcategory,
+            group=item.group or item.item_id,
+            split=item.split,
+            prediction=prediction,
+            parsed=parsed,
+            correct=bool(correct),
+            reason=reason,
+            **fields,
+        )
+
     def as_row(self) -> dict[str, object]:
         row = {k: v for k, v in self.__dict__.items() if k != "score_detail"}
         for key, value in self.score_detail.items():

@@ -41,18 +41,7 @@ from evaluation.items import EvalItem, ItemResult
 def official_result(
     item: EvalItem, prediction: str | None, parsed: str, correct: bool, reason: str = "", **detail: float
 ) -> ItemResult:
-    return ItemResult(
-        item_id=item.item_id,
-        category=item.category,
-        subcategory=item.subcategory,
-        group=item.group or item.item_id,
-        split=item.split,
-        prediction=prediction,
-        parsed=parsed,
-        correct=bool(correct),
-        reason=reason,
-        score_detail=dict(detail),
-    )
+    return ItemResult.of(item, prediction, parsed, correct, reason, score_detail=dict(detail))
 
 
 OfficialScorer = Callable[[EvalItem, str | None], ItemResult]

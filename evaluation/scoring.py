@@ -127,18 +127,7 @@ class ScoringRules:
 def _result(
     item: EvalItem, prediction: str | None, parsed: str, correct: bool, reason: str = "", **kw
 ) -> ItemResult:
-    return ItemResult(
-        item_id=item.item_id,
-        category=item.category,
-        subcategory=item.subcategory,
-        group=item.group or item.item_id,
-        split=item.split,
-        prediction=prediction,
-        parsed=parsed,
-        correct=bool(correct),
-        reason=reason,
-        **kw,
-    )
+    return ItemResult.of(item, prediction, parsed, correct, reason, **kw)
 
 
 def score_item(
