@@ -180,7 +180,7 @@ def _load_ours(directory: Path, spec: str, device: str) -> LoadedCheckpoint:
 def _load_official(directory: Path, spec: str, device: str, processor_name: str | None) -> LoadedCheckpoint:
     from transformers import AutoProcessor
 
-    from training.checkpoints import import_official
+    from training.checkpoints import import_official, official_train_config
 
     try:
         model, processor = import_official(directory)
@@ -195,19 +195,12 @@ def _load_official(directory: Path, spec: str, device: str, processor_name: str 
                 "(--processor google/paligemma2-3b-pt-448 or a local copy)"
             )
         processor = AutoProcessor.from_pretrained(processor_name)
-    # The release is asked in its own formats, with its own preprocessing (training.checkpoints.load_for_inference
-    # makes the same choice for evaluation): the `official` preset at the release's image size.
-    from training.config import TrainConfig
-
-    size = int(model.config.vision_config.image_size)
-    train_config = TrainConfig.preset("official")
-    train_config.model = train_config.model.model_copy(
-        update={"image_size": size, "name": f"official-{size}"}
-    )
+    # The release is asked in its own formats, with its own preprocessing, as evaluation asks it.
+    train_config = official_train_config(model)
     return LoadedCheckpoint(
         model=model.to(device).eval(),
         processor=processor,
-        image_size=size,
+        image_size=train_config.model.image_size,
         point_map_input=model.point_map_input,
         source=str(directory),
         kind="official",

@@ -248,12 +248,17 @@ def load_for_inference(
             f"{path}: the official release needs its processor files (tokenizer_config.json, "
             "preprocessor_config.json) beside weights.pt"
         )
+    return model.to(device).eval(), processor, official_train_config(model), True
+
+
+def official_train_config(model: HiSpatialForConditionalGeneration) -> TrainConfig:
+    """How an official release is fed and asked: the `official` preset at the release's own image size."""
     train_config = TrainConfig.preset("official")
     size = int(model.config.vision_config.image_size)
     train_config.model = train_config.model.model_copy(
         update={"image_size": size, "name": f"official-{size}"}
     )
-    return model.to(device).eval(), processor, train_config, True
+    return train_config
 
 
 # ------------------------------------------------------------------------------------------ digest and gather
